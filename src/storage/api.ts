@@ -1,0 +1,105 @@
+/**
+ * @module storage/api
+ * The contract between the storage engine and everything that uses it (signals, tasks, headers,
+ * the CSV persister, the server). The engine implements it in `store.ts` / `transaction.ts`.
+ *
+ * Tables are named by their Model class or by table name. Inside a transaction every call is
+ * synchronous (the tables are local shared memory).
+ */
+import type { ModelClass, Row, CreateInput, Schema } from './schema.js';
+
+/** A plain record: field values plus `pk`; `toDict()`/`_to_dict()` give a JSON-ready copy. */
+export type RecordOf<T> = T & {
+  /** A plain JSON-serializable object of the record's fields and pk (the seed's `_to_dict()`). */
+  toDict(): T;
+  _to_dict(): T;
+};
+
+/** Untyped record (tables named by string). */
+export type AnyRecord = RecordOf<{ pk: string } & Record<string, unknown>>;
+
+/**
+ * Filters, as the original: `field: value` is equality; `field__op: value` with op one of
+ * `eq ne gt lt ge le in nin f (substring) re (regex) max min`; `ref__field[__op]: value` filters
+ * through the referenced table; `_sort: 'field' | '-field'` and `_limit: n` (applied after the
+ * filters, unlike the original). A function filter `(row) => boolean` may be given as `_where`.
+ */
+export type Filters = Record<string, unknown> & {
+  _sort?: string | string[];
+  _limit?: number;
+  _where?: (row: Record<string, unknown>) => boolean;
+};
+
+type TableRef<M> = M | string;
+type RowFor<M> = M extends ModelClass ? Row<M> : { pk: string } & Record<string, unknown>;
+type InputFor<M> = M extends ModelClass ? CreateInput<M> : Record<string, unknown>;
+
+/** Rows to act on: a record, a pk, an array of either, or filters. */
+export type Target = string | { pk: string } | ReadonlyArray<string | { pk: string }> | Filters;
+
+/** The database handle passed to signals, tasks and headers as `db`. */
+export interface Db {
+  /** Creates a row and returns the record. Missing fields get their defaults; pk may be given. */
+  create<M extends ModelClass | string>(table: TableRef<M>, values?: InputFor<M>): RecordOf<RowFor<M>>;
+  /** Exactly one row by pk or by filters; null when none; MULTIPLE error when several match. */
+  get<M extends ModelClass | string>(table: TableRef<M>, pkOrFilters: string | Filters): RecordOf<RowFor<M>> | null;
+  /** Rows matching the filters (all rows when omitted). */
+  query<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): RecordOf<RowFor<M>>[];
+  /** Alias of {@link query}. */
+  filter<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): RecordOf<RowFor<M>>[];
+  /** Updates the target rows with the given field values; returns the updated records. */
+  update<M extends ModelClass | string>(table: TableRef<M>, target: Target, values: InputFor<M>): RecordOf<RowFor<M>>[];
+  /**
+   * Deletes the target rows; returns how many were deleted. `cascade` lists reference fields of
+   * other tables (`'ChatMessage.author'`) whose rows pointing at a deleted row are deleted too,
+   * recursively.
+   */
+  drop<M extends ModelClass | string>(table: TableRef<M>, target: Target, options?: { cascade?: string[] }): number;
+  /** Alias of {@link drop}. */
+  delete<M extends ModelClass | string>(table: TableRef<M>, target: Target, options?: { cascade?: string[] }): number;
+  count<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): number;
+  /** Returns `[record, created]`: the one row matching `filters`, or a new one from filters + defaults. */
+  getOrCreate<M extends ModelClass | string>(table: TableRef<M>, filters: Filters, defaults?: InputFor<M>): [RecordOf<RowFor<M>>, boolean];
+  /** A copy of the record with reference fields replaced by the referenced records (depth levels). */
+  hydrate(table: ModelClass | string, record: { pk: string }, depth?: number): Record<string, unknown>;
+  /** The compiled schema. */
+  readonly schema: Schema;
+}
+
+/** Outcome of a commit attempt. */
+export type CommitResult =
+  | { ok: true; commitId: number; changes: ChangeSet }
+  | { ok: false; reason: 'conflict' | 'unique'; message: string };
+
+/**
+ * What a committed transaction changed, in a form a write-ahead log can append as one record:
+ * per table, the full new values of inserted/updated rows and the pks of deleted rows.
+ */
+export interface ChangeSet {
+  commitId: number;
+  tables: { [table: string]: { upserts: Array<Record<string, unknown>>; deletes: string[] } };
+}
+
+/** A transaction. `db` is valid until commit/abort. */
+export interface Txn {
+  readonly db: Db;
+  /** Snapshot (commit id) the transaction reads at. */
+  readonly snapshot: number;
+  /** Marks the current write buffer; {@link rollbackTo} drops writes made after it. */
+  savepoint(): number;
+  rollbackTo(savepoint: number): void;
+  /** Validates (serializability, unique constraints) and publishes the writes atomically. */
+  commit(): CommitResult;
+  abort(): void;
+}
+
+/** Options for {@link SharedStore.run}. */
+export interface RunOptions {
+  /** Optimistic attempts before falling back to running under the exclusive lock. Default 3. */
+  optimisticAttempts?: number;
+}
+
+export interface StoreStats {
+  commitId: number;
+  tables: { [table: string]: { rows: number; versions: number; bytes: number } };
+}
