@@ -1,0 +1,22 @@
+/**
+ * @module lexicons
+ * The public API: everything an application imports. Hand-picked; nothing else is public.
+ */
+export { Server } from './server.js';
+export type { ServerOptions, ServerLimits, RunningServer, RunOverrides, LogStatus, HookContext } from './server.js';
+export {
+  Signal,
+  Header,
+  Channel,
+  Task,
+  ModelManager,
+  SignalManager,
+  HeaderManager,
+  ChannelManager,
+  TaskManager,
+} from './components.js';
+export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json } from './components.js';
+export { Model, field } from './storage/schema.js';
+export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
+export type { Db, Db as Database, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
+export { LexiconsError, ErrorCode, isLexiconsError } from './errors.js';

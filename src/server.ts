@@ -1,0 +1,268 @@
+/**
+ * @module server
+ * `Server`: the definition of an application (components + options), validated at construction,
+ * and the entry to run it. The same module is imported by the main thread (which runs it) and by
+ * every worker thread (which only reads the definitions), so constructing a Server never starts
+ * anything: `run()` does, and only on the main thread.
+ *
+ * @example
+ * export const server = new Server({ protocol: 'ws', host: 'localhost', port: 5000, models, tasks,
+ *   signals, headers, channels, data: 'data/', trust: [] });
+ * server.runIfMain(import.meta.url); // the seed's `if __name__ == "__main__": server.run()`
+ */
+import { isMainThread } from 'node:worker_threads';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, LexiconsError } from './errors.js';
+import type { Connection, ExecutionContext, TaskClass } from './components.js';
+import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
+import type { ModelClass } from './storage/schema.js';
+
+export interface ServerLimits {
+  /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Seconds without traffic before a connection is closed (pings keep it alive). Default 120. */
+  idleTimeoutSeconds?: number;
+  /** Bytes buffered for a slow client before it is dropped. Default 4 MiB. */
+  maxBackpressureBytes?: number;
+  /** Inbound frames per second allowed per connection (token bucket); excess frames get an error. Default 1000. */
+  messagesPerSecond?: number;
+  /** Calls per frame (a list frame). Default 100. */
+  maxCallsPerFrame?: number;
+  /** A Signal/Task/Header running longer than this is aborted. Default 10000 ms. */
+  executionTimeoutMs?: number;
+}
+
+export type LogStatus =
+  | 'START'
+  | 'LISTEN'
+  | 'SHUTDOWN'
+  | 'CONNECT'
+  | 'DISCONNECT'
+  | 'SIGNAL'
+  | 'SIGNAL-ERROR'
+  | 'BROADCAST'
+  | 'HEADER-CHECK-FAILED'
+  | 'UNTRUSTED-SOURCE-DENIED'
+  | 'ORIGIN-DENIED'
+  | 'CHANNEL-NOT-FOUND'
+  | 'TASK'
+  | 'TASK-ERROR'
+  | 'WORKER-ERROR'
+  | 'PROTOCOL-ERROR'
+  | 'LIMIT'
+  | 'ERROR';
+
+export interface HookContext extends ExecutionContext {
+  ws: Connection;
+}
+
+export interface ServerOptions {
+  /** Only `ws` (plain WebSocket) is supported; TLS belongs in a reverse proxy. */
+  protocol?: 'ws';
+  /** Default env HOST or `localhost`. */
+  host?: string;
+  /** Default env PORT or 5000; 0 picks a free port. */
+  port?: number;
+  models?: ModelManager | Iterable<ModelClass>;
+  signals?: SignalManager | Iterable<typeof Signal>;
+  headers?: HeaderManager | Iterable<typeof Header>;
+  channels?: ChannelManager | Iterable<typeof Channel>;
+  tasks?: TaskManager | Iterable<TaskClass>;
+  /** Data folder for the CSV files (and the write-ahead log). Default env DATA or `data/`. */
+  data?: string;
+  /**
+   * Client addresses allowed to connect; `*` for any. Default env TRUST (comma-separated) or `['*']`.
+   * An empty list means any address (the seed's own example passes `trust=[]` and expects clients).
+   */
+  trust?: string[];
+  /** Allowed `Origin` header values for browser clients (`*` for any, the default). */
+  origins?: string[];
+  /** Combines the results of the Headers that ran; default: all true. */
+  gate?: (results: boolean[]) => boolean;
+  /**
+   * What happens to a connection that carries no header data for any declared Header.
+   * `reject` (default when Headers are declared) or `allow` (admitted unauthenticated).
+   */
+  anonymous?: 'reject' | 'allow';
+  /** Worker threads for Signals, Headers and Tasks. Default 1 (`lexicons start --workers N`). */
+  workers?: number;
+  /** Include error details in the log. Default true, as the original. */
+  debug?: boolean;
+  limits?: ServerLimits;
+  /** Runs in a worker after the gate admits a connection. */
+  onConnect?: (context: HookContext) => unknown;
+  /** Runs in a worker after a connection closed (it has already left every channel). */
+  onDisconnect?: (context: HookContext) => unknown;
+  /** Runs in a worker after startup tasks, before listening. */
+  onStart?: (context: ExecutionContext) => unknown;
+  /** Runs in a worker after shutdown tasks, before the tables are written. */
+  onShutdown?: (context: ExecutionContext) => unknown;
+  /** Runs on the main thread for every log event; default prints one JSON line to stderr. */
+  onLog?: (status: LogStatus, data: Record<string, unknown>) => void;
+}
+
+/** Options resolved against environment defaults, as the runtime consumes them. */
+export interface ResolvedServerOptions {
+  host: string;
+  port: number;
+  data: string;
+  trust: string[];
+  origins: string[];
+  workers: number;
+  debug: boolean;
+  anonymous: 'reject' | 'allow';
+  limits: Required<ServerLimits>;
+}
+
+export interface Components {
+  models: ModelClass[];
+  signals: Map<string, typeof Signal>;
+  headers: Map<string, typeof Header>;
+  channels: string[];
+  tasks: TaskClass[];
+}
+
+/** Overrides accepted by `run()` and the CLI. */
+export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & {
+  /** Module path that exports this server; required for the worker threads to load it. */
+  appPath?: string;
+  /** Install SIGINT/SIGTERM handlers (default true). */
+  handleSignals?: boolean;
+};
+
+/** A running server, returned by `run()`. */
+export interface RunningServer {
+  readonly host: string;
+  readonly port: number;
+  /** Graceful, idempotent stop: stop accepting, finish in-flight work, shutdown tasks, save. */
+  stop(): Promise<void>;
+  /** Resolves when the server has stopped. */
+  readonly closed: Promise<void>;
+}
+
+export const DEFAULT_LIMITS: Required<ServerLimits> = {
+  maxMessageBytes: 1 << 20,
+  idleTimeoutSeconds: 120,
+  maxBackpressureBytes: 4 << 20,
+  messagesPerSecond: 1000,
+  maxCallsPerFrame: 100,
+  executionTimeoutMs: 10_000,
+};
+
+function optionError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.OPTION, message);
+}
+
+export function validatePort(value: unknown, name = 'port'): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw optionError(`${name} must be an integer from 0 to 65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function validateWorkers(value: unknown): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 256) {
+    throw optionError(`workers must be an integer from 1 to 256, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function positive(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw optionError(`limits.${name} must be a positive number, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function uniqueByName<C extends Function>(kind: string, items: Iterable<C> | undefined, base: Function): Map<string, C> {
+  const out = new Map<string, C>();
+  for (const item of items ?? []) {
+    if (typeof item !== 'function' || !(item.prototype instanceof base || item === base)) {
+      throw optionError(`${kind}: ${String((item as { name?: string })?.name ?? item)} is not a ${base.name} class`);
+    }
+    const name = componentName(item);
+    if (out.has(name)) throw optionError(`${kind}: two components are named ${name}`);
+    out.set(name, item);
+  }
+  return out;
+}
+
+export class Server {
+  readonly options: Readonly<ServerOptions>;
+  readonly components: Components;
+
+  constructor(options: ServerOptions = {}) {
+    if (options.protocol !== undefined && options.protocol !== 'ws') {
+      throw optionError(`protocol must be 'ws', got ${JSON.stringify(options.protocol)}`);
+    }
+    if (options.gate !== undefined && typeof options.gate !== 'function') throw optionError('gate must be a function (results: boolean[]) => boolean');
+    if (options.anonymous !== undefined && options.anonymous !== 'reject' && options.anonymous !== 'allow') {
+      throw optionError(`anonymous must be 'reject' or 'allow', got ${JSON.stringify(options.anonymous)}`);
+    }
+    for (const hook of ['onConnect', 'onDisconnect', 'onStart', 'onShutdown', 'onLog'] as const) {
+      if (options[hook] !== undefined && typeof options[hook] !== 'function') throw optionError(`${hook} must be a function`);
+    }
+    if (options.port !== undefined) validatePort(options.port);
+    if (options.workers !== undefined) validateWorkers(options.workers);
+    for (const [key, value] of Object.entries(options.limits ?? {})) {
+      if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+      positive(key, value);
+    }
+    this.options = Object.freeze({ ...options });
+    const tasks = [...(options.tasks ?? [])];
+    for (const task of tasks) {
+      if (typeof task !== 'function' || !['startup', 'shutdown', 'interval'].includes((task as TaskClass).kind)) {
+        throw optionError(`tasks: ${String((task as { name?: string })?.name ?? task)} is not a Task.Startup, Task.Interval or Task.Shutdown class`);
+      }
+    }
+    this.components = {
+      models: [...(options.models ?? [])],
+      signals: uniqueByName('signals', options.signals, Signal),
+      headers: uniqueByName('headers', options.headers, Header),
+      channels: [...uniqueByName('channels', options.channels, Channel).keys()],
+      tasks,
+    };
+  }
+
+  /** Options merged with environment defaults (HOST, PORT, DATA, TRUST) and overrides. */
+  resolve(overrides: RunOverrides = {}, env: NodeJS.ProcessEnv = process.env): ResolvedServerOptions {
+    const o = this.options;
+    const trust = overrides.trust ?? o.trust ?? (env.TRUST ? env.TRUST.split(',').map((s) => s.trim()).filter(Boolean) : ['*']);
+    return {
+      host: overrides.host ?? o.host ?? env.HOST ?? 'localhost',
+      port: validatePort(overrides.port ?? o.port ?? env.PORT ?? 5000),
+      data: resolve(overrides.data ?? o.data ?? env.DATA ?? 'data/'),
+      trust: trust.length === 0 ? ['*'] : trust,
+      origins: o.origins && o.origins.length > 0 ? [...o.origins] : ['*'],
+      workers: validateWorkers(overrides.workers ?? o.workers ?? 1),
+      debug: o.debug ?? (env.DEBUG === undefined ? true : !['0', 'false', 'False'].includes(env.DEBUG)),
+      anonymous: o.anonymous ?? (this.components.headers.size > 0 ? 'reject' : 'allow'),
+      limits: { ...DEFAULT_LIMITS, ...o.limits },
+    };
+  }
+
+  /** Starts the server on the main thread. `appPath` is the module exporting this server. */
+  async run(overrides: RunOverrides = {}): Promise<RunningServer> {
+    if (!isMainThread) throw new LexiconsError(ErrorCode.RUNTIME, 'Server.run() must be called on the main thread');
+    const { startServer } = await import('./main/runtime.js');
+    return startServer(this, overrides);
+  }
+
+  /**
+   * Runs the server when `moduleUrl` (pass `import.meta.url`) is the entry script of the process:
+   * the seed's `python main.py run` habit. A no-op in worker threads and when imported.
+   */
+  runIfMain(moduleUrl: string, overrides: RunOverrides = {}): Promise<RunningServer> | undefined {
+    if (!isMainThread || !process.argv[1]) return undefined;
+    const self = fileURLToPath(moduleUrl);
+    if (resolve(process.argv[1]) !== self && resolve(process.argv[1]) + '.js' !== self) return undefined;
+    return this.run({ appPath: self, ...overrides }).catch((err: unknown) => {
+      console.error(err instanceof Error ? err.message : String(err));
+      process.exitCode = 1;
+      return undefined as never;
+    });
+  }
+}
