@@ -1,0 +1,350 @@
+/**
+ * @module storage/persist
+ * The data folder: one `<Table>.csv` per table, loaded into the store at start and written from
+ * it at shutdown. Loading also reads the original Python lexicons' files (pandas CSV, and the
+ * snake_case names of its early versions such as `chat_message.csv`). Every write is atomic
+ * (see atomic-file.ts). A file that fails to load is never overwritten: the failure is
+ * remembered per store and folder, and a later save to that folder refuses to run.
+ *
+ * @example
+ * const report = await loadDataFolder(store, 'data/', { unknownColumns: 'error' });
+ * // ... serve ...
+ * await saveDataFolder(store, 'data/');
+ */
+import { access, mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import type { Schema, TableSchema } from './schema.js';
+import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
+import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvRecords, type Cell, type HeaderPlan } from './csv.js';
+
+/** What persistence needs from the store (SharedStore satisfies it). */
+export interface PersistableStore {
+  readonly schema: Schema;
+  bulkLoad(table: string, rows: Iterable<Record<string, unknown>>): number;
+  scan(table: string, snapshot?: number): IterableIterator<{ pk: string } & Record<string, unknown>>;
+  snapshot(): number;
+}
+
+export interface LoadOptions {
+  /**
+   * A column the Model no longer has: `'error'` (default) refuses to start, naming column and
+   * file; `'keep'` loads the rest and preserves those columns (pk + values) in
+   * `<Table>.extra.csv`, written atomically before anything is loaded.
+   */
+  unknownColumns?: 'error' | 'keep';
+  /** Rows per `bulkLoad` call. Default 50,000. */
+  batchSize?: number;
+}
+
+export interface TableLoadReport {
+  readonly table: string;
+  /** The file read (absolute), or null when the table had no file (it starts empty). */
+  readonly file: string | null;
+  /** Whether `file` is a legacy snake_case name. */
+  readonly legacyName: boolean;
+  readonly rows: number;
+  /** Model fields absent from the file; they got their defaults. */
+  readonly addedFields: readonly string[];
+  /** Columns the Model no longer has (only with `unknownColumns: 'keep'`). */
+  readonly extraColumns: readonly string[];
+  /** The side file holding the extra columns, when written. */
+  readonly extraFile: string | null;
+}
+
+export interface LoadReport {
+  readonly dir: string;
+  readonly tables: readonly TableLoadReport[];
+  /** Stale temp files of interrupted writes that were removed. */
+  readonly removedTempFiles: readonly string[];
+}
+
+export interface SaveProgress {
+  readonly table: string;
+  readonly rows: number;
+}
+
+export interface SaveOptions {
+  /**
+   * Called every `progressEvery` rows while a table is written (and once at its end). A returned
+   * promise is awaited before writing goes on.
+   */
+  onProgress?: (progress: SaveProgress) => void | Promise<void>;
+  /** Default 100,000. */
+  progressEvery?: number;
+  /** Rows formatted per csv-stringify call. Default 1,000. */
+  chunkRows?: number;
+}
+
+export interface TableSaveReport {
+  readonly table: string;
+  readonly file: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
+export interface SaveReport {
+  readonly dir: string;
+  /** The commit id the files were written at (one snapshot for all tables). */
+  readonly snapshot: number;
+  readonly tables: readonly TableSaveReport[];
+}
+
+/** Per store, per resolved folder: tables that must not be overwritten, with the reason. */
+const blocked = new WeakMap<PersistableStore, Map<string, Map<string, string>>>();
+
+function optionError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.OPTION, message);
+}
+
+function positiveInt(name: string, value: unknown, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw optionError(`options.${name} must be a positive integer`);
+  return value;
+}
+
+function checkDir(dir: unknown): string {
+  if (typeof dir !== 'string' || dir === '') throw optionError('dir must be a non-empty string');
+  return resolve(dir);
+}
+
+/** `ChatMessage` → `chat_message` (and the naive `h_t_t_p_request` form for acronyms). */
+export function legacyNames(table: string): string[] {
+  const smart = table.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2').toLowerCase();
+  const naive = table.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
+  return [...new Set([smart, naive])].filter((n) => n !== table).map((n) => `${n}.csv`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Referenced tables first, so references point at loaded rows (cycles keep schema order). */
+function loadOrder(schema: Schema): TableSchema[] {
+  const out: TableSchema[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (t: TableSchema): void => {
+    if (state.has(t.name)) return;
+    state.set(t.name, 'visiting');
+    for (const f of t.fields) {
+      const target = f.ref === undefined ? undefined : schema.byName.get(f.ref);
+      if (target && target !== t) visit(target);
+    }
+    state.set(t.name, 'done');
+    out.push(t);
+  };
+  schema.tables.forEach(visit);
+  return out;
+}
+
+/**
+ * Loads every table of the store's schema from `dir`. A table without a file starts empty.
+ * Stops at the first problem with a CSV LexiconsError naming file, line and column; the files
+ * are only read, and the failed table and those not yet loaded are remembered so that
+ * {@link saveDataFolder} refuses to overwrite them.
+ */
+export async function loadDataFolder(store: PersistableStore, dir: string, options: LoadOptions = {}): Promise<LoadReport> {
+  const root = checkDir(dir);
+  if (options === null || typeof options !== 'object') throw optionError('options must be an object');
+  const unknownColumns = options.unknownColumns ?? 'error';
+  if (unknownColumns !== 'error' && unknownColumns !== 'keep') throw optionError(`options.unknownColumns must be 'error' or 'keep'`);
+  const batchSize = positiveInt('batchSize', options.batchSize, 50_000);
+
+  const removedTempFiles = await cleanupStaleTempFiles(root);
+  const order = loadOrder(store.schema);
+  const reports: TableLoadReport[] = [];
+  let current = 0;
+  try {
+    for (; current < order.length; current++) {
+      reports.push(await loadTable(store, root, order[current]!, unknownColumns, batchSize));
+    }
+  } catch (err) {
+    const failures = new Map<string, string>();
+    const reason = err instanceof Error ? err.message : String(err);
+    order.slice(current).forEach((t, i) => failures.set(t.name, i === 0 ? reason : `not loaded (the load stopped at ${order[current]!.name})`));
+    let perDir = blocked.get(store);
+    if (!perDir) blocked.set(store, (perDir = new Map()));
+    perDir.set(root, failures);
+    throw err;
+  }
+  blocked.get(store)?.delete(root);
+  return { dir: root, tables: reports, removedTempFiles };
+}
+
+async function findFile(root: string, table: string): Promise<{ file: string; legacy: boolean } | null> {
+  const main = join(root, `${table}.csv`);
+  if (await exists(main)) return { file: main, legacy: false };
+  for (const name of legacyNames(table)) {
+    const file = join(root, name);
+    if (await exists(file)) return { file, legacy: true };
+  }
+  return null;
+}
+
+async function loadTable(store: PersistableStore, root: string, table: TableSchema, unknownColumns: 'error' | 'keep', batchSize: number): Promise<TableLoadReport> {
+  const found = await findFile(root, table.name);
+  if (!found) return { table: table.name, file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null };
+  const { file } = found;
+
+  const plan = await readPlan(file, table);
+  let extraFile: string | null = null;
+  if (plan.extra.length > 0) {
+    const names = plan.extra.map((c) => c.name).join(', ');
+    if (unknownColumns === 'error') {
+      throw new LexiconsError(
+        ErrorCode.CSV,
+        `${file}: column${plan.extra.length > 1 ? 's' : ''} ${names} not in Model ${table.name}; refusing to start so no data is dropped ` +
+          `(add the field${plan.extra.length > 1 ? 's' : ''} back, or load with unknownColumns: 'keep' to move ${plan.extra.length > 1 ? 'them' : 'it'} to ${table.name}.extra.csv)`,
+      );
+    }
+    extraFile = await writeExtraFile(root, table.name, plan);
+  }
+
+  let rows = 0;
+  let batch: Record<string, unknown>[] = [];
+  let batchLine = 2;
+  const flush = (endLine: number): void => {
+    if (batch.length === 0) return;
+    try {
+      rows += store.bulkLoad(table.name, batch);
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      throw new LexiconsError(ErrorCode.CSV, `${file}, lines ${batchLine}–${endLine}: ${msg}`, { cause: err });
+    }
+    batch = [];
+  };
+  let first = true;
+  let lastLine = 1;
+  for await (const { cells, line } of readCsvRecords(file, (i) => plan.header[i])) {
+    if (first) {
+      first = false;
+      continue;
+    }
+    if (batch.length === 0) batchLine = line;
+    batch.push(decodeRecord(plan, cells, line));
+    lastLine = line;
+    if (batch.length >= batchSize) flush(line);
+  }
+  flush(lastLine);
+  return {
+    table: table.name,
+    file,
+    legacyName: found.legacy,
+    rows,
+    addedFields: plan.missing.map((f) => f.name),
+    extraColumns: plan.extra.map((c) => c.name),
+    extraFile,
+  };
+}
+
+async function readPlan(file: string, table: TableSchema): Promise<HeaderPlan> {
+  for await (const { cells } of readCsvRecords(file)) return planHeader(file, table, cells);
+  throw new LexiconsError(ErrorCode.CSV, `${file}, line 1: empty file (no header row)`);
+}
+
+/**
+ * Writes `<Table>.extra.csv` (pk + the extra columns, cells kept as text). An existing side file
+ * with different content is never replaced: the new one gets the first free `.extra.<n>.csv`.
+ */
+async function writeExtraFile(root: string, table: string, plan: HeaderPlan): Promise<string> {
+  const header: Cell[] = ['pk', ...plan.extra.map((c) => c.name)];
+  async function* chunks(): AsyncGenerator<string> {
+    yield formatRecords([header]);
+    let rows: Cell[][] = [];
+    let first = true;
+    for await (const { cells } of readCsvRecords(plan.file, (i) => plan.header[i])) {
+      if (first) {
+        first = false;
+        continue;
+      }
+      rows.push([cells[plan.pkIndex] ?? null, ...plan.extra.map((c) => cells[c.index] ?? null)]);
+      if (rows.length >= 1000) {
+        yield formatRecords(rows);
+        rows = [];
+      }
+    }
+    if (rows.length) yield formatRecords(rows);
+  }
+  const hash = createHash('sha256');
+  const hashed = async function* (): AsyncGenerator<string> {
+    for await (const c of chunks()) {
+      hash.update(c);
+      yield c;
+    }
+  };
+  // Compute the content first (streamed to a hash), then pick a name that loses nothing.
+  for await (const _ of hashed()) void _;
+  const digest = hash.digest('hex');
+  for (let n = 0; ; n++) {
+    const path = join(root, n === 0 ? `${table}.extra.csv` : `${table}.extra.${n}.csv`);
+    if (!(await exists(path))) {
+      await writeFileAtomic(path, chunks());
+      return path;
+    }
+    if ((await hashFile(path)) === digest) return path; // already preserved
+  }
+}
+
+async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Writes every table of the store to `dir` as `<Table>.csv` (atomically, one snapshot for all
+ * tables). Refuses with a CSV error, writing nothing, when a load from the same folder failed.
+ */
+export async function saveDataFolder(store: PersistableStore, dir: string, options: SaveOptions = {}): Promise<SaveReport> {
+  const root = checkDir(dir);
+  if (options === null || typeof options !== 'object') throw optionError('options must be an object');
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw optionError('options.onProgress must be a function');
+  const progressEvery = positiveInt('progressEvery', options.progressEvery, 100_000);
+  const chunkRows = positiveInt('chunkRows', options.chunkRows, 1_000);
+
+  const failures = blocked.get(store)?.get(root);
+  if (failures && failures.size > 0) {
+    const list = [...failures].map(([t, why]) => `${t}: ${why}`).join('; ');
+    throw new LexiconsError(ErrorCode.CSV, `refusing to save to ${root}: tables failed to load from it and their files would be overwritten (${list})`);
+  }
+  try {
+    await mkdir(root, { recursive: true });
+  } catch (err) {
+    throw new LexiconsError(ErrorCode.IO, `cannot create data folder ${root}: ${(err as Error).message}`, { cause: err });
+  }
+  const snapshot = store.snapshot();
+  const tables: TableSaveReport[] = [];
+  for (const table of store.schema.tables) {
+    const file = join(root, `${table.name}.csv`);
+    let rows = 0;
+    async function* chunks(): AsyncGenerator<string> {
+      yield formatRecords([headerOf(table)]);
+      let records: Cell[][] = [];
+      let nextProgress = progressEvery;
+      for (const row of store.scan(table.name, snapshot)) {
+        records.push(encodeRow(table, row));
+        rows++;
+        if (records.length >= chunkRows) {
+          yield formatRecords(records);
+          records = [];
+        }
+        if (rows >= nextProgress) {
+          nextProgress += progressEvery;
+          await options.onProgress?.({ table: table.name, rows });
+        }
+      }
+      if (records.length) yield formatRecords(records);
+      await options.onProgress?.({ table: table.name, rows });
+    }
+    const { bytes } = await writeFileAtomic(file, chunks());
+    tables.push({ table: table.name, file, rows, bytes });
+  }
+  return { dir: root, snapshot, tables };
+}
