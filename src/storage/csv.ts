@@ -413,20 +413,30 @@ export interface CsvRecord {
  * the line the bad record starts on, and the column when known (`columnName` maps an index).
  */
 export async function* readCsvRecords(file: string, columnName: (index: number) => string | undefined = () => undefined): AsyncGenerator<CsvRecord> {
+  // Lines are counted inside the parser (on_record runs in file order, before any buffering),
+  // so an error reports the line its record starts on even when earlier records were still
+  // buffered. csv-parse's own count treats a CRLF inside a quoted cell as two lines.
+  let line = 1;
   const input = createReadStream(file, { highWaterMark: 1 << 20 });
   const utf8 = new Utf8Decode();
-  const parser = createParser({ bom: true, cast: castCell, relax_column_count: false, relax_quotes: false, skip_empty_lines: false });
+  const parser = createParser({
+    bom: true,
+    cast: castCell,
+    relax_column_count: false,
+    relax_quotes: false,
+    skip_empty_lines: false,
+    on_record: (raw: string[]) => {
+      const cells = raw as Cell[]; // castCell turned empty unquoted cells into null
+      const record: CsvRecord = { cells, line };
+      line += 1 + countNewlines(cells);
+      return record as unknown as string[];
+    },
+  });
   input.on('error', (err) => utf8.destroy(err));
   utf8.on('error', (err) => parser.destroy(err));
   input.pipe(utf8).pipe(parser);
-  // csv-parse counts a CRLF inside a quoted cell as two lines; count line breaks ourselves.
-  let line = 1;
   try {
-    for await (const cells of parser as AsyncIterable<Cell[]>) {
-      const start = line;
-      line += 1 + countNewlines(cells);
-      yield { cells, line: start };
-    }
+    yield* parser as AsyncIterable<CsvRecord>;
   } catch (err) {
     throw wrapParseError(file, line, err, columnName);
   } finally {
