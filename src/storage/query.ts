@@ -1,0 +1,284 @@
+/**
+ * @module storage/query
+ * Filters (`field`, `field__op`, `ref__field[__op]`, `_sort`, `_limit`, `_where`) compiled into
+ * predicates, and the read path that evaluates them over a table at a snapshot plus a
+ * transaction's own writes.
+ *
+ * Candidate rows come from the pk index (`pk` equality), a field hash index (equality or `in` on an
+ * indexed field), or a scan of the version slots. A scan decodes only the columns a predicate needs
+ * and materializes a row object only once every column predicate has passed.
+ */
+import { ErrorCode, LexiconsError } from '../errors.js';
+import type { Filters } from './api.js';
+import type { TableSchema } from './schema.js';
+import type { SharedTable } from './table.js';
+import type { TableIndex } from './indexes.js';
+
+export type Row = { pk: string } & Record<string, unknown>;
+
+const OPS = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'in', 'nin', 'f', 're', 'max', 'min']);
+
+/** A predicate on one column (k = field index, -1 = pk). */
+export interface Cond {
+  readonly k: number;
+  readonly name: string;
+  readonly op: string;
+  readonly value: unknown;
+  readonly test: (v: unknown) => boolean;
+}
+
+export interface Parsed {
+  readonly conds: Cond[];
+  /** Through-reference filters, grouped per reference field: `author__name` -> {name: ...}. */
+  readonly refs: Array<{ k: number; name: string; target: string; sub: Filters }>;
+  readonly extremes: Array<{ k: number; name: string; op: 'max' | 'min' }>;
+  readonly sort: Array<{ name: string; desc: boolean }>;
+  readonly limit: number | undefined;
+  readonly where: ((row: Record<string, unknown>) => boolean) | undefined;
+}
+
+function normalize(value: unknown): unknown {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as { pk?: unknown }).pk === 'string') {
+    return (value as { pk: string }).pk;
+  }
+  return value;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    return a.every((x, i) => x === b[i]);
+  }
+  return a === b;
+}
+
+function members(table: string, key: string, value: unknown): Set<unknown> {
+  if (value instanceof Set) return new Set([...value].map(normalize));
+  if (Array.isArray(value)) return new Set(value.map(normalize));
+  throw new LexiconsError(ErrorCode.TYPE, `${table}.${key}: expected an array or Set, got ${typeof value}`);
+}
+
+function makeTest(table: string, key: string, op: string, raw: unknown): (v: unknown) => boolean {
+  const value = normalize(raw);
+  switch (op) {
+    case 'eq':
+      return (v) => sameValue(v, value);
+    case 'ne':
+      return (v) => !sameValue(v, value);
+    case 'gt':
+      return (v) => v !== null && (v as number) > (value as number);
+    case 'lt':
+      return (v) => v !== null && (v as number) < (value as number);
+    case 'ge':
+      return (v) => v !== null && (v as number) >= (value as number);
+    case 'le':
+      return (v) => v !== null && (v as number) <= (value as number);
+    case 'in': {
+      const set = members(table, key, raw);
+      return (v) => set.has(v);
+    }
+    case 'nin': {
+      const set = members(table, key, raw);
+      return (v) => !set.has(v);
+    }
+    case 'f':
+      return (v) => (typeof v === 'string' ? v.includes(String(value)) : Array.isArray(v) ? v.includes(value) : false);
+    case 're': {
+      const re = raw instanceof RegExp ? new RegExp(raw.source, raw.flags.replace(/[gy]/g, '')) : new RegExp(String(raw));
+      return (v) => v !== null && re.test(Array.isArray(v) ? v.join(',') : String(v));
+    }
+    default:
+      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table}: unknown filter operator ${op} in ${key}`);
+  }
+}
+
+/** Compiles filters for a table; unknown fields/operators raise NOT_FOUND naming them. */
+export function parseFilters(table: TableSchema, filters: Filters | undefined): Parsed {
+  const parsed = { conds: [] as Cond[], refs: [] as Parsed['refs'], extremes: [] as Parsed['extremes'], sort: [] as Parsed['sort'], limit: undefined as number | undefined, where: undefined as Parsed['where'] };
+  if (!filters) return parsed;
+  const fieldIndex = (name: string): number => {
+    if (name === 'pk') return -1;
+    const k = table.fields.findIndex((f) => f.name === name);
+    if (k < 0) throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown field ${name}`);
+    return k;
+  };
+  for (const [key, value] of Object.entries(filters)) {
+    if (value === undefined) continue;
+    if (key === '_sort') {
+      for (const s of Array.isArray(value) ? value : [value]) {
+        const desc = String(s).startsWith('-');
+        const name = desc ? String(s).slice(1) : String(s);
+        fieldIndex(name);
+        parsed.sort.push({ name, desc });
+      }
+      continue;
+    }
+    if (key === '_limit') {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+        throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _limit must be a non-negative integer`);
+      }
+      parsed.limit = value;
+      continue;
+    }
+    if (key === '_where') {
+      if (typeof value !== 'function') throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _where must be a function`);
+      parsed.where = value as Parsed['where'];
+      continue;
+    }
+    const parts = key.split('__');
+    const name = parts[0]!;
+    const k = fieldIndex(name);
+    const f = k >= 0 ? table.fields[k]! : undefined;
+    if (parts.length === 1 || (parts.length === 2 && OPS.has(parts[1]!))) {
+      const op = parts[1] ?? 'eq';
+      if (op === 'max' || op === 'min') {
+        if (value) parsed.extremes.push({ k, name, op });
+        continue;
+      }
+      parsed.conds.push({ k, name, op, value: normalize(value), test: makeTest(table.name, key, op, value) });
+    } else if (f?.kind === 'ref') {
+      let ref = parsed.refs.find((r) => r.k === k);
+      if (!ref) parsed.refs.push((ref = { k, name, target: f.ref!, sub: {} }));
+      ref.sub[parts.slice(1).join('__')] = value;
+    } else {
+      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown filter operator ${parts.slice(1).join('__')} in ${key}`);
+    }
+  }
+  return parsed;
+}
+
+/** What the read path needs from a transaction for one table. */
+export interface ReadContext {
+  readonly table: SharedTable;
+  readonly index: TableIndex;
+  readonly snapshot: number;
+  /** Committed version slots replaced or deleted by the transaction's own writes. */
+  readonly shadowed: ReadonlySet<number>;
+  /** Rows the transaction wrote (upserts, not deletions), newest values. */
+  readonly pending: Iterable<Row>;
+  /** pks of rows of `target` matching `sub` (through-reference filters). */
+  resolveRef(target: string, sub: Filters): Set<string>;
+}
+
+function copyRow(row: Row): Row {
+  const out: Row = { pk: row.pk };
+  for (const key of Object.keys(row)) {
+    const value = row[key];
+    out[key] = Array.isArray(value) ? [...value] : value;
+  }
+  return out;
+}
+
+function readCol(t: SharedTable, k: number, v: number): unknown {
+  return k < 0 ? t.readPk(v) : t.columns[k]!.read(v);
+}
+
+/** Candidate committed slots: from an index when an equality/`in` predicate allows, else null (scan). */
+function candidates(ctx: ReadContext, conds: Cond[]): number[] | null {
+  const { index, snapshot } = ctx;
+  for (const c of conds) {
+    if (c.k === -1 && c.op === 'eq') {
+      const v = typeof c.value === 'string' ? index.lookupPk(c.value, snapshot) : -1;
+      return v >= 0 ? [v] : [];
+    }
+  }
+  for (const c of conds) {
+    if (c.k >= 0 && index.hasIndex(c.k)) {
+      if (c.op === 'eq') return c.value === null ? null : index.lookupField(c.k, c.value, snapshot);
+      if (c.op === 'in' && (Array.isArray(c.value) || c.value instanceof Set)) {
+        const out: number[] = [];
+        for (const item of new Set(c.value as Iterable<unknown>)) if (item !== null) out.push(...index.lookupField(c.k, normalize(item), snapshot));
+        return out;
+      }
+    }
+  }
+  return null;
+}
+
+function compareValues(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return 1; // nulls last
+  if (b === null || b === undefined) return -1;
+  return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+}
+
+/**
+ * Rows matching the parsed filters at the context's snapshot, including the transaction's own
+ * writes. With `countOnly` and no row-level options, returns only the count (no materialization).
+ */
+export function select(ctx: ReadContext, q: Parsed): Row[] {
+  const t = ctx.table;
+  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+  const out: Row[] = [];
+  const accept = (row: Row): void => {
+    if (q.where === undefined || q.where(row)) out.push(row);
+  };
+  const scanSlot = (v: number): void => {
+    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
+    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
+    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
+    accept(t.readRow(v));
+  };
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) for (const v of cands) scanSlot(v);
+  else {
+    const rows = t.rowCount();
+    for (let v = 0; v < rows; v++) scanSlot(v);
+  }
+  const names = t.schema.fields.map((f) => f.name);
+  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
+  pending: for (const row of ctx.pending) {
+    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
+    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
+    accept(copyRow(row));
+  }
+  let rows = out;
+  for (const e of q.extremes) {
+    let best: unknown = null;
+    for (const row of rows) {
+      const v = row[e.name];
+      if (v === null || v === undefined) continue;
+      if (best === null || (e.op === 'max' ? compareValues(v, best) > 0 : compareValues(v, best) < 0)) best = v;
+    }
+    rows = best === null ? [] : rows.filter((row) => row[e.name] === best);
+  }
+  if (q.sort.length > 0) {
+    rows.sort((a, b) => {
+      for (const s of q.sort) {
+        const c = compareValues(a[s.name], b[s.name]);
+        if (c !== 0) return s.desc ? (a[s.name] == null || b[s.name] == null ? c : -c) : c;
+      }
+      return 0;
+    });
+  }
+  if (q.limit !== undefined && rows.length > q.limit) rows.length = q.limit;
+  return rows;
+}
+
+/** Number of matching rows without materializing them (filters without _where/_sort/extremes). */
+export function countMatching(ctx: ReadContext, q: Parsed): number {
+  if (q.where !== undefined || q.extremes.length > 0) return Math.min(select(ctx, q).length, q.limit ?? Infinity);
+  const t = ctx.table;
+  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+  let n = 0;
+  const check = (v: number): void => {
+    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
+    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
+    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
+    n++;
+  };
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) for (const v of cands) check(v);
+  else {
+    const rows = t.rowCount();
+    for (let v = 0; v < rows; v++) check(v);
+  }
+  const names = t.schema.fields.map((f) => f.name);
+  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
+  pending: for (const row of ctx.pending) {
+    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
+    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
+    n++;
+  }
+  return Math.min(n, q.limit ?? Infinity);
+}

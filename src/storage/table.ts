@@ -1,0 +1,108 @@
+/**
+ * @module storage/table
+ * One table in shared memory: append-only row versions.
+ *
+ * Every slot is an immutable row version. Hidden per-slot columns (excluded from Arrow views):
+ * - `begin` (Float64): commit id that created the version; written before the slot is published.
+ * - `next`  (Int32): slot of the version that superseded it (or of its tombstone), -1 while live;
+ *   the only word ever modified after publication, always with Atomics.
+ * - `flags` (Uint8): 1 = tombstone (a deletion marker carrying only the pk).
+ * Then the pk (Utf8) and one {@link Column} per field, in declaration order.
+ */
+import type { TableSchema } from './schema.js';
+import { Column, GrowBuf, Utf8Values, type Allocator } from './columns.js';
+import { ControlBlock, i32DictCount } from './layout.js';
+
+export const TOMBSTONE = 1;
+
+export class SharedTable {
+  readonly schema: TableSchema;
+  readonly id: number;
+  readonly control: ControlBlock;
+  readonly buffers: GrowBuf[] = [];
+  readonly beginBuf: GrowBuf;
+  readonly nextBuf: GrowBuf;
+  readonly flagsBuf: GrowBuf;
+  readonly begin: Float64Array;
+  readonly next: Int32Array;
+  readonly flags: Uint8Array;
+  readonly pk: Utf8Values;
+  readonly columns: Column[];
+  readonly byName: Map<string, Column>;
+
+  /**
+   * @param dictBase index of this table's first dictionary column among all dictionary columns
+   *   of the schema (dictionary entry counts live in the control block).
+   */
+  constructor(schema: TableSchema, id: number, control: ControlBlock, alloc: Allocator, rows: number, dictBase: number) {
+    this.schema = schema;
+    this.id = id;
+    this.control = control;
+    const track: Allocator = (label, bytes) => {
+      const buf = alloc(label, bytes);
+      this.buffers.push(buf);
+      return buf;
+    };
+    const t = schema.name;
+    this.beginBuf = track(`${t}.(begin)`, rows * 8);
+    this.nextBuf = track(`${t}.(next)`, rows * 4);
+    this.flagsBuf = track(`${t}.(flags)`, rows);
+    this.begin = new Float64Array(this.beginBuf.buffer);
+    this.next = new Int32Array(this.nextBuf.buffer);
+    this.flags = new Uint8Array(this.flagsBuf.buffer);
+    this.pk = new Utf8Values(track(`${t}.pk offsets`, (rows + 1) * 4), track(`${t}.pk bytes`, rows * 36));
+    let dict = dictBase;
+    this.columns = schema.fields.map((f) => {
+      const dictionary = f.dictionary ? { control: control.i32, countSlot: i32DictCount(control.tableCount, dict), id: dict++ } : undefined;
+      return new Column({ kind: f.kind, element: f.element, dictionary }, track, `${t}.${f.name}`, rows);
+    });
+    this.byName = new Map(schema.fields.map((f, k) => [f.name, this.columns[k]!]));
+  }
+
+  /** Published version slots (Atomics.load; read the commit id first). */
+  rowCount(): number {
+    return this.control.rowCount(this.id);
+  }
+
+  /** Whether version v is the live version of its row at snapshot s. */
+  isVisible(v: number, s: number): boolean {
+    if (this.begin[v]! > s) return false;
+    const n = Atomics.load(this.next, v);
+    if (n !== -1 && this.begin[n]! <= s) return false;
+    return this.flags[v] === 0;
+  }
+
+  readPk(v: number): string {
+    return this.pk.read(v);
+  }
+
+  /** A plain object of the version's pk and fields (pk first, then declaration order). */
+  readRow(v: number): { pk: string } & Record<string, unknown> {
+    const row: { pk: string } & Record<string, unknown> = { pk: this.pk.read(v) };
+    const fields = this.schema.fields;
+    for (let k = 0; k < fields.length; k++) row[fields[k]!.name] = this.columns[k]!.read(v);
+    return row;
+  }
+
+  /**
+   * Writes an unpublished version at `slot` (data, next = -1, flags; not `begin`). Grows buffers as
+   * needed; a CAPACITY error leaves nothing published.
+   */
+  writeVersion(slot: number, pk: string, values: Record<string, unknown> | null): void {
+    this.beginBuf.ensure((slot + 1) * 8);
+    this.nextBuf.ensure((slot + 1) * 4);
+    this.flagsBuf.ensure(slot + 1);
+    this.pk.write(slot, pk);
+    const fields = this.schema.fields;
+    for (let k = 0; k < fields.length; k++) this.columns[k]!.write(slot, values === null ? null : values[fields[k]!.name]);
+    this.flags[slot] = values === null ? TOMBSTONE : 0;
+    Atomics.store(this.next, slot, -1);
+  }
+
+  /** Total bytes of the shared buffers (allocated, not only used). */
+  bytes(): number {
+    let total = 0;
+    for (const b of this.buffers) total += b.byteLength;
+    return total;
+  }
+}
