@@ -10,12 +10,13 @@
  * - list/set is a JSON array (`["a","b"]`); Python reprs (`['a', 'b']`, `{'a'}`, `set()`) written
  *   by the original pandas lexicons load too, through a small literal parser (never eval).
  *
- * Errors carry no location here; {@link decodeRecord} and {@link readCsvRecords} add file, line
+ * Errors carry no location here; {@link decodeRecord} and {@link readCsvFile} add file, line
  * and column.
  */
 import { createReadStream } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { parse as createParser, type CsvError } from 'csv-parse';
+import { Parser, type CsvError } from 'csv-parse';
+import { isUtf8 } from 'node:buffer';
 import { stringify } from 'csv-stringify/sync';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { FieldSchema, ScalarKind, TableSchema } from './schema.js';
@@ -360,36 +361,70 @@ export function formatRecords(records: readonly (readonly Cell[])[]): string {
 }
 
 /**
- * Strict UTF-8 decoding ahead of csv-parse: invalid bytes stop the load instead of becoming
- * U+FFFD (which a later save would write back, altering the data). A BOM at the very start is
- * dropped (TextDecoder does that once, at the start of the stream).
+ * Strict UTF-8 check ahead of csv-parse (which would turn invalid bytes into U+FFFD, and a later
+ * save would write that back, altering the data). Bytes pass through unchanged; a character split
+ * across two chunks is carried over to the next one.
  */
-class Utf8Decode extends Transform {
-  #decoder = new TextDecoder('utf-8', { fatal: true });
-  #bytes = 0;
-  constructor() {
-    super({ readableObjectMode: false, decodeStrings: true, encoding: 'utf8' });
-  }
+class Utf8Check extends Transform {
+  #carry: Buffer = Buffer.alloc(0);
+  #offset = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    try {
-      const text = this.#decoder.decode(chunk, { stream: true });
-      this.#bytes += chunk.length;
-      done(null, text);
-    } catch {
-      done(csvError(`not valid UTF-8 (within bytes ${this.#bytes}–${this.#bytes + chunk.length})`));
+    const buf = this.#carry.length > 0 ? Buffer.concat([this.#carry, chunk]) : chunk;
+    let end = buf.length;
+    let i = end - 1;
+    while (i >= 0 && end - i < 4 && (buf[i]! & 0xc0) === 0x80) i--; // continuation bytes
+    if (i >= 0) {
+      const lead = buf[i]!;
+      const need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+      if (end - i < need) end = i; // incomplete last character: keep it for the next chunk
     }
+    const body = buf.subarray(0, end);
+    if (!isUtf8(body)) {
+      done(csvError(`not valid UTF-8 (within bytes ${this.#offset}–${this.#offset + body.length})`));
+      return;
+    }
+    this.#offset += body.length;
+    this.#carry = Buffer.from(buf.subarray(end));
+    done(null, body);
   }
   override _flush(done: TransformCallback): void {
-    try {
-      done(null, this.#decoder.decode());
-    } catch {
-      done(csvError(`not valid UTF-8 (truncated character at the end of the file)`));
-    }
+    done(this.#carry.length > 0 ? csvError(`not valid UTF-8 (truncated character at byte ${this.#offset})`) : null);
   }
 }
 
-function castCell(value: string, ctx: { quoting: boolean }): Cell {
-  return value === '' && !ctx.quoting ? null : value;
+/**
+ * Which empty cells of a record were quoted (`""`, the empty string) rather than empty (null).
+ * csv-parse reports quoting per field only through its `cast` context, which costs ~20 µs per
+ * field; instead the record's raw text is scanned, and only for records that have an empty cell
+ * and a quote character at all.
+ */
+function nullifyEmpty(cells: Cell[], raw: string): void {
+  let hasEmpty = false;
+  for (const c of cells) if (c === '') hasEmpty = true;
+  if (!hasEmpty) return;
+  if (!raw.includes('"')) {
+    for (let k = 0; k < cells.length; k++) if (cells[k] === '') cells[k] = null;
+    return;
+  }
+  let pos = 0;
+  for (let k = 0; k < cells.length; k++) {
+    if (raw.charCodeAt(pos) === 34 /* " */) {
+      // Quoted: skip to the closing quote ("" inside is an escaped quote).
+      pos++;
+      for (;;) {
+        const q = raw.indexOf('"', pos);
+        if (q < 0) return; // cannot happen for a record csv-parse accepted
+        if (raw.charCodeAt(q + 1) === 34) pos = q + 2;
+        else {
+          pos = q + 1;
+          break;
+        }
+      }
+    } else if (cells[k] === '') cells[k] = null;
+    const comma = raw.indexOf(',', pos);
+    if (comma < 0) break;
+    pos = comma + 1;
+  }
 }
 
 function countNewlines(cells: readonly Cell[]): number {
@@ -401,48 +436,70 @@ function countNewlines(cells: readonly Cell[]): number {
   return n;
 }
 
-/** A parsed record with the line it starts on (1-based; the header is line 1). */
-export interface CsvRecord {
-  readonly cells: Cell[];
-  readonly line: number;
-}
+/**
+ * Receives each record of a file in order: its cells (null for an empty unquoted cell) and the
+ * line it starts on (1-based; the header is line 1). Called synchronously; return `false` to
+ * stop reading; a throw stops reading and rejects {@link readCsvFile} with that error.
+ */
+export type RecordHandler = (cells: Cell[], line: number) => void | boolean;
 
 /**
- * Streams a CSV file's records (header first) with csv-parse. Strict: the same number of cells
- * on every line, no stray quotes, valid UTF-8. Errors are CSV LexiconsErrors naming the file,
- * the line the bad record starts on, and the column when known (`columnName` maps an index).
+ * Streams a CSV file through csv-parse (1 MiB reads) and hands every record to `onRecord`.
+ * Strict: the same number of cells on every line, no stray quotes, valid UTF-8; a BOM at the
+ * very start is dropped. Parse and read errors reject with a CSV LexiconsError naming the file,
+ * the line the bad record starts on and, when known, the column (`columnName` maps an index).
+ *
+ * Records are handled in csv-parse's `data` events, synchronously as they are parsed, so the line
+ * count is exact when an error comes and nothing is buffered between parser and handler.
  */
-export async function* readCsvRecords(file: string, columnName: (index: number) => string | undefined = () => undefined): AsyncGenerator<CsvRecord> {
-  // Lines are counted inside the parser (on_record runs in file order, before any buffering),
-  // so an error reports the line its record starts on even when earlier records were still
-  // buffered. csv-parse's own count treats a CRLF inside a quoted cell as two lines.
-  let line = 1;
-  const input = createReadStream(file, { highWaterMark: 1 << 20 });
-  const utf8 = new Utf8Decode();
-  const parser = createParser({
-    bom: true,
-    cast: castCell,
-    relax_column_count: false,
-    relax_quotes: false,
-    skip_empty_lines: false,
-    on_record: (raw: string[]) => {
-      const cells = raw as Cell[]; // castCell turned empty unquoted cells into null
-      const record: CsvRecord = { cells, line };
+export function readCsvFile(file: string, onRecord: RecordHandler, columnName: (index: number) => string | undefined = () => undefined): Promise<void> {
+  return new Promise<void>((resolvePromise, reject) => {
+    const input = createReadStream(file, { highWaterMark: 1 << 20 });
+    const utf8 = new Utf8Check();
+    const parser = new Parser({ bom: true, raw: true, relax_column_count: false, relax_quotes: false, skip_empty_lines: false });
+    // csv-parse's own count treats a CRLF inside a quoted cell as two lines; count here.
+    let line = 1;
+    let settled = false;
+    const stop = (): void => {
+      settled = true;
+      input.destroy();
+      utf8.destroy();
+      parser.destroy();
+    };
+    const fail = (err: unknown): void => {
+      if (settled) return;
+      stop();
+      reject(wrapParseError(file, line, err, columnName));
+    };
+    parser.on('data', (rec: { record: Cell[]; raw: string }) => {
+      if (settled) return;
+      const cells = rec.record;
+      nullifyEmpty(cells, rec.raw);
+      const start = line;
       line += 1 + countNewlines(cells);
-      return record as unknown as string[];
-    },
+      let more: void | boolean;
+      try {
+        more = onRecord(cells, start);
+      } catch (err) {
+        stop();
+        reject(err);
+        return;
+      }
+      if (more === false) {
+        stop();
+        resolvePromise();
+      }
+    });
+    parser.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolvePromise();
+    });
+    parser.on('error', fail);
+    utf8.on('error', fail);
+    input.on('error', fail);
+    input.pipe(utf8).pipe(parser);
   });
-  input.on('error', (err) => utf8.destroy(err));
-  utf8.on('error', (err) => parser.destroy(err));
-  input.pipe(utf8).pipe(parser);
-  try {
-    yield* parser as AsyncIterable<CsvRecord>;
-  } catch (err) {
-    throw wrapParseError(file, line, err, columnName);
-  } finally {
-    input.destroy();
-    parser.destroy();
-  }
 }
 
 function wrapParseError(file: string, line: number, err: unknown, columnName: (index: number) => string | undefined): LexiconsError {

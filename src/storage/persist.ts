@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { Schema, TableSchema } from './schema.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
-import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvRecords, type Cell, type HeaderPlan } from './csv.js';
+import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvFile, type Cell, type HeaderPlan } from './csv.js';
 
 /** What persistence needs from the store (SharedStore satisfies it). */
 export interface PersistableStore {
@@ -220,18 +220,22 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
     }
     batch = [];
   };
-  let first = true;
+  let header = true;
   let lastLine = 1;
-  for await (const { cells, line } of readCsvRecords(file, (i) => plan.header[i])) {
-    if (first) {
-      first = false;
-      continue;
-    }
-    if (batch.length === 0) batchLine = line;
-    batch.push(decodeRecord(plan, cells, line));
-    lastLine = line;
-    if (batch.length >= batchSize) flush(line);
-  }
+  await readCsvFile(
+    file,
+    (cells, line) => {
+      if (header) {
+        header = false;
+        return;
+      }
+      if (batch.length === 0) batchLine = line;
+      batch.push(decodeRecord(plan, cells, line));
+      lastLine = line;
+      if (batch.length >= batchSize) flush(line);
+    },
+    (i) => plan.header[i],
+  );
   flush(lastLine);
   return {
     table: table.name,
@@ -245,47 +249,48 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
 }
 
 async function readPlan(file: string, table: TableSchema): Promise<HeaderPlan> {
-  for await (const { cells } of readCsvRecords(file)) return planHeader(file, table, cells);
-  throw new LexiconsError(ErrorCode.CSV, `${file}, line 1: empty file (no header row)`);
+  let plan: HeaderPlan | undefined;
+  await readCsvFile(file, (cells) => {
+    plan = planHeader(file, table, cells);
+    return false;
+  });
+  if (!plan) throw new LexiconsError(ErrorCode.CSV, `${file}, line 1: empty file (no header row)`);
+  return plan;
 }
 
 /**
- * Writes `<Table>.extra.csv` (pk + the extra columns, cells kept as text). An existing side file
- * with different content is never replaced: the new one gets the first free `.extra.<n>.csv`.
+ * Writes `<Table>.extra.csv` (pk + the extra columns, cells kept as text). The side file's
+ * content is gathered in memory (only those columns) before the atomic write. An existing side
+ * file with different content is never replaced: the new one gets the first free
+ * `.extra.<n>.csv`; identical content already there is not written again.
  */
 async function writeExtraFile(root: string, table: string, plan: HeaderPlan): Promise<string> {
-  const header: Cell[] = ['pk', ...plan.extra.map((c) => c.name)];
-  async function* chunks(): AsyncGenerator<string> {
-    yield formatRecords([header]);
-    let rows: Cell[][] = [];
-    let first = true;
-    for await (const { cells } of readCsvRecords(plan.file, (i) => plan.header[i])) {
-      if (first) {
-        first = false;
-        continue;
+  const chunks: string[] = [formatRecords([['pk', ...plan.extra.map((c) => c.name)]])];
+  let rows: Cell[][] = [];
+  let header = true;
+  await readCsvFile(
+    plan.file,
+    (cells) => {
+      if (header) {
+        header = false;
+        return;
       }
       rows.push([cells[plan.pkIndex] ?? null, ...plan.extra.map((c) => cells[c.index] ?? null)]);
       if (rows.length >= 1000) {
-        yield formatRecords(rows);
+        chunks.push(formatRecords(rows));
         rows = [];
       }
-    }
-    if (rows.length) yield formatRecords(rows);
-  }
+    },
+    (i) => plan.header[i],
+  );
+  if (rows.length) chunks.push(formatRecords(rows));
   const hash = createHash('sha256');
-  const hashed = async function* (): AsyncGenerator<string> {
-    for await (const c of chunks()) {
-      hash.update(c);
-      yield c;
-    }
-  };
-  // Compute the content first (streamed to a hash), then pick a name that loses nothing.
-  for await (const _ of hashed()) void _;
+  for (const c of chunks) hash.update(c);
   const digest = hash.digest('hex');
   for (let n = 0; ; n++) {
     const path = join(root, n === 0 ? `${table}.extra.csv` : `${table}.extra.${n}.csv`);
     if (!(await exists(path))) {
-      await writeFileAtomic(path, chunks());
+      await writeFileAtomic(path, chunks);
       return path;
     }
     if ((await hashFile(path)) === digest) return path; // already preserved

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLexiconsError } from '../../src/errors.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from '../../src/storage/atomic-file.js';
-import { formatRecords, readCsvRecords } from '../../src/storage/csv.js';
+import { formatRecords, readCsvFile } from '../../src/storage/csv.js';
 
 const CRASH_WRITER = fileURLToPath(new URL('../fixtures/csv/crash-writer.js', import.meta.url));
 
@@ -27,7 +27,9 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 async function countRecords(file: string): Promise<number> {
   let n = 0;
-  for await (const _ of readCsvRecords(file)) n++;
+  await readCsvFile(file, () => {
+    n++;
+  });
   return n;
 }
 

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { isLexiconsError } from '../../src/errors.js';
 import {
   decodeCell, decodeCollection, decodeRecord, encodeCell, encodeRow, formatFloat, formatRecords, headerOf, parseLiteral, planHeader,
-  readCsvRecords, type Cell,
+  readCsvFile, type Cell,
 } from '../../src/storage/csv.js';
 import type { FieldSchema } from '../../src/storage/schema.js';
 import { tableOf } from '../fixtures/csv/models.js';
@@ -30,7 +30,9 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 async function readAll(file: string): Promise<Cell[][]> {
   const out: Cell[][] = [];
-  for await (const r of readCsvRecords(file)) out.push(r.cells);
+  await readCsvFile(file, (cells) => {
+    out.push(cells);
+  });
   return out;
 }
 
@@ -235,12 +237,27 @@ describe('csv streaming read', () => {
     });
   });
 
+  test('empty unquoted cells are null and quoted empty cells are "", wherever they sit in the record', async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, 'empties.csv');
+      await writeFile(file, 'a,b,c,d\n"",,"x,""y"",",\n,"",,""\n"""",,"a\nb",""\n');
+      assert.deepEqual(await readAll(file), [
+        ['a', 'b', 'c', 'd'],
+        ['', null, 'x,"y",', null],
+        [null, '', null, ''],
+        ['"', null, 'a\nb', ''],
+      ]);
+    });
+  });
+
   test('line numbers count line breaks inside quoted cells (LF and CRLF)', async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, 'lines.csv');
       await writeFile(file, 'pk,v\r\na,"x\r\ny\r\nz"\r\nb,w\r\n');
       const lines: number[] = [];
-      for await (const r of readCsvRecords(file)) lines.push(r.line);
+      await readCsvFile(file, (_cells, line) => {
+        lines.push(line);
+      });
       assert.deepEqual(lines, [1, 2, 5]);
     });
   });
@@ -256,13 +273,9 @@ describe('csv streaming read', () => {
       for (const [name, content, re] of cases) {
         const file = join(dir, name);
         await writeFile(file, content);
-        await assert.rejects(async () => {
-          for await (const _ of readCsvRecords(file, (i) => ['pk', 'v'][i])) void _;
-        }, (e) => isLexiconsError(e, 'CSV') && re.test(e.message), name);
+        await assert.rejects(readCsvFile(file, () => undefined, (i) => ['pk', 'v'][i]), (e) => isLexiconsError(e, 'CSV') && re.test(e.message), name);
       }
-      await assert.rejects(async () => {
-        for await (const _ of readCsvRecords(dir)) void _;
-      }, (e) => isLexiconsError(e, 'CSV') && /cannot read: EISDIR/.test(e.message));
+      await assert.rejects(readCsvFile(dir, () => undefined), (e) => isLexiconsError(e, 'CSV') && /cannot read: EISDIR/.test(e.message));
     });
   });
 });
