@@ -60,6 +60,7 @@ export class Histogram {
   /** Value (us) at quantile q in [0, 1]: the midpoint of the bucket holding it, clamped to [min, max]. */
   quantile(q: number): number {
     if (this.count === 0) return 0;
+    if (q >= 1) return this.max;
     const rank = Math.max(1, Math.ceil(q * this.count));
     let seen = 0;
     for (let i = 0; i < SIZE; i++) {
