@@ -209,19 +209,18 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
 
   let rows = 0;
   let batch: Record<string, unknown>[] = [];
-  let batchLine = 2;
-  const flush = (endLine: number): void => {
+  let lines: number[] = [];
+  const flush = (): void => {
     if (batch.length === 0) return;
     try {
       rows += store.bulkLoad(table.name, batch);
     } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      throw new LexiconsError(ErrorCode.CSV, `${file}, lines ${batchLine}–${endLine}: ${msg}`, { cause: err });
+      throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     batch = [];
+    lines = [];
   };
   let header = true;
-  let lastLine = 1;
   await readCsvFile(
     file,
     (cells, line) => {
@@ -229,14 +228,13 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
         header = false;
         return;
       }
-      if (batch.length === 0) batchLine = line;
       batch.push(decodeRecord(plan, cells, line));
-      lastLine = line;
-      if (batch.length >= batchSize) flush(line);
+      lines.push(line);
+      if (batch.length >= batchSize) flush();
     },
     (i) => plan.header[i],
   );
-  flush(lastLine);
+  flush();
   return {
     table: table.name,
     file,
@@ -246,6 +244,30 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
     extraColumns: plan.extra.map((c) => c.name),
     extraFile,
   };
+}
+
+/**
+ * Where a store error in a batch comes from: the row holding the duplicate pk or unique value
+ * the store names (the last such row of the batch, the later occurrence), else the batch's lines.
+ */
+function whereInBatch(err: unknown, batch: readonly Record<string, unknown>[], lines: readonly number[]): string {
+  const msg = err instanceof Error ? err.message : '';
+  let field: string | undefined;
+  let value: unknown;
+  const dupPk = /a row with pk (.+) already exists/.exec(msg);
+  const dupValue = /\.(\w+): value (.+) already exists/.exec(msg);
+  if (dupPk) [field, value] = ['pk', dupPk[1]];
+  else if (dupValue) {
+    try {
+      [field, value] = [dupValue[1], JSON.parse(dupValue[2]!)];
+    } catch {
+      field = undefined;
+    }
+  }
+  if (field !== undefined) {
+    for (let i = batch.length - 1; i >= 0; i--) if (batch[i]![field] === value) return `line ${lines[i]}, column ${field}`;
+  }
+  return `lines ${lines[0]}–${lines[lines.length - 1]}`;
 }
 
 async function readPlan(file: string, table: TableSchema): Promise<HeaderPlan> {
