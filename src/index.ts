@@ -20,3 +20,4 @@ export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
 export type { Db, Db as Database, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
 export { LexiconsError, ErrorCode, isLexiconsError } from './errors.js';
+export { utils } from './utils.js';

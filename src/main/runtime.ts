@@ -1,7 +1,224 @@
-/** Placeholder: the runtime (uWS main thread + worker pool) is being written. */
-import type { RunOverrides, RunningServer, Server } from '../server.js';
+/**
+ * @module main/runtime
+ * `startServer`: brings a Server definition up on the main thread, in order:
+ *
+ * 1. resolve options; load the native uWS binary (or refuse to start);
+ * 2. create the shared store and load the data folder (CSV);
+ * 3. start the worker pool (each worker imports the app module and attaches to the store) and
+ *    check one worker loaded the app;
+ * 4. startup tasks (priority order, awaited), then the onStart hook;
+ * 5. listen (the LISTEN log line carries the bound port), start the interval tasks;
+ * 6. SIGINT/SIGTERM → graceful shutdown (main/shutdown.ts).
+ */
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { us_listen_socket } from 'uWebSockets.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
+import type { RunOverrides, RunningServer, Server } from '../server.js';
+import { compileSchema } from '../storage/schema.js';
+import { loadDataFolder, saveDataFolder } from '../storage/persist.js';
+import { SharedStore } from '../storage/store.js';
+import { isTypeScript } from '../workers/app-loader.js';
+import type { BatchResult, TaskResult } from '../workers/jobs.js';
+import { createApp } from './app.js';
+import { ChannelRegistry } from './channels.js';
+import type { Conn } from './connection.js';
+import { ControlPlane } from './control.js';
+import { Dispatcher } from './dispatch.js';
+import { applyEffects, type Hub } from './effects.js';
+import { createLogger } from './log.js';
+import { Metrics } from './metrics.js';
+import { JobFailure, WorkerPool } from './pool.js';
+import { Shutdown } from './shutdown.js';
+import { describeTasks, TaskScheduler } from './tasks.js';
+import { loadUws, type Uws } from './uws.js';
 
-export async function startServer(_server: Server, _overrides: RunOverrides): Promise<RunningServer> {
-  throw new LexiconsError(ErrorCode.RUNTIME, 'runtime not implemented yet');
+function listen(uws: Uws, app: ReturnType<Uws['App']>, host: string, port: number): Promise<us_listen_socket> {
+  return new Promise((resolvePromise, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket) resolvePromise(socket);
+      else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${host}:${port} (address in use, or host not available)`));
+    });
+  });
+}
+
+export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
+  const options = server.resolve(overrides);
+  if (!overrides.appPath) {
+    throw new LexiconsError(
+      ErrorCode.OPTION,
+      'the worker threads need the module that exports this server: run it with `lexicons start <app>`, or server.runIfMain(import.meta.url), or server.run({ appPath })',
+    );
+  }
+  const appPath = resolve(overrides.appPath);
+  const log = createLogger(server.options.onLog);
+  const uws = loadUws();
+  const startedAt = Date.now();
+
+  const store = SharedStore.create(compileSchema(server.components.models));
+  await mkdir(options.data, { recursive: true });
+  const loaded = await loadDataFolder(store, options.data);
+  log('START', {
+    app: appPath,
+    data: options.data,
+    workers: options.workers,
+    tables: Object.fromEntries(loaded.tables.map((t) => [t.table, t.rows])),
+  });
+
+  const metrics = new Metrics();
+  const conns = new Map<string, Conn>();
+  const channels = new ChannelRegistry(server.components.channels, log);
+  const hub: Hub = { conns, channels, log, metrics, limits: options.limits };
+  const openCount = () => {
+    let n = 0;
+    for (const c of conns.values()) if (c.open) n++;
+    return n;
+  };
+  const control = new ControlPlane({
+    info: () => ({ connections: openCount(), channels: channels.sizes() }),
+    channels: () => ({ version: channels.version, names: channels.runtimeNames() }),
+    log: (status, data) => log(status, data),
+  });
+  const pool = new WorkerPool({
+    workers: options.workers,
+    init: {
+      appPath,
+      exportName: 'server',
+      handles: store.handles,
+      maxCallsPerFrame: options.limits.maxCallsPerFrame,
+      debug: options.debug,
+      typescript: isTypeScript(appPath),
+    },
+    executionTimeoutMs: options.limits.executionTimeoutMs,
+    log,
+    onThreadExit: (threadId) => {
+      control.detach(threadId);
+      if (store.releaseIfHeldBy(threadId)) log('WORKER-ERROR', { message: `released the store lock held by exited thread ${threadId}`, threadId });
+    },
+    onControlPort: (port, threadId) => control.attach(port, threadId),
+  });
+  const applyResult = (result: BatchResult | TaskResult) => {
+    applyEffects(hub, result.effects);
+    for (const entry of result.logs) log(entry.status, entry.data);
+  };
+  const runHook = async (hook: 'onStart' | 'onShutdown' | 'ready') => {
+    try {
+      applyResult(await pool.run<TaskResult>({ kind: 'hook', hook }));
+    } catch (err) {
+      if (hook === 'ready') throw err;
+      log('ERROR', { hook, message: (err as Error)?.message ?? String(err) });
+    }
+  };
+
+  const dispatcher = new Dispatcher(hub, pool, options.workers);
+  const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), applyResult, log);
+  let accepting = false;
+  let listenSocket: us_listen_socket | null = null;
+
+  try {
+    await runHook('ready');
+    await scheduler.runPhase('startup');
+    await runHook('onStart');
+  } catch (err) {
+    await pool.destroy();
+    control.close();
+    const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : (err as Error)?.message;
+    throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${appPath}: ${cause ?? String(err)}`, { cause: err });
+  }
+
+  const app = createApp({
+    uws,
+    hub,
+    dispatcher,
+    options,
+    components: server.components,
+    hooks: { onConnect: server.options.onConnect, onDisconnect: server.options.onDisconnect },
+    accepting: () => accepting,
+    health: () => ({
+      ok: accepting,
+      body: { status: accepting ? 'ok' : 'stopping', connections: openCount(), workers: pool.threads, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
+    }),
+    metrics: () =>
+      metrics.render({
+        connections: openCount(),
+        channels: channels.count,
+        workers: pool.threads,
+        queuedUnits: dispatcher.queued,
+        inFlightJobs: dispatcher.inFlight,
+        poolQueue: pool.queueSize,
+        store: store.stats(),
+        uptimeSeconds: (Date.now() - startedAt) / 1000,
+      }),
+  });
+  channels.attach(app);
+  try {
+    listenSocket = await listen(uws, app, options.host, options.port);
+  } catch (err) {
+    await pool.destroy();
+    control.close();
+    throw err;
+  }
+  const port = uws.us_socket_local_port(listenSocket as never);
+  accepting = true;
+  log('LISTEN', { host: options.host, port, url: `ws://${options.host}:${port}`, workers: options.workers });
+
+  const shutdown = new Shutdown({
+    uws,
+    hub,
+    dispatcher,
+    scheduler,
+    listenSocket: () => {
+      const s = listenSocket;
+      listenSocket = null;
+      return s;
+    },
+    stopAccepting: () => {
+      accepting = false;
+    },
+    runShutdownHook: () => runHook('onShutdown'),
+    closePool: async () => {
+      await pool.close();
+      control.close();
+    },
+    save: async () => {
+      const report = await saveDataFolder(store, options.data);
+      return { saved: Object.fromEntries(report.tables.map((t) => [t.table, t.rows])) };
+    },
+  });
+
+  let resolveClosed!: () => void;
+  let rejectClosed!: (err: unknown) => void;
+  const closed = new Promise<void>((res, rej) => {
+    resolveClosed = res;
+    rejectClosed = rej;
+  });
+  closed.catch(() => undefined); // the failure is logged; callers awaiting `closed` still see it
+  const onSignal = (signal: NodeJS.Signals) => {
+    void stop(signal);
+  };
+  const handleSignals = overrides.handleSignals !== false;
+  const stop = (reason = 'stop()'): Promise<void> => {
+    const running = shutdown.run(reason);
+    running.then(
+      () => {
+        if (handleSignals) {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+        resolveClosed();
+      },
+      (err: unknown) => {
+        log('ERROR', { message: `shutdown failed: ${(err as Error)?.message ?? String(err)}` });
+        rejectClosed(err);
+      },
+    );
+    return running;
+  };
+  if (handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+
+  await scheduler.startIntervals();
+  return { host: options.host, port, stop: () => stop(), closed };
 }

@@ -1,0 +1,36 @@
+/**
+ * The chat example's Headers: `Login: {"email": ..., "password": ...}` and
+ * `Register: {"email": ..., "password": ...}` sent on connect (HTTP header or query parameter).
+ */
+import { Header, field, utils, type HeaderContext } from '../../src/index.js';
+import { User } from './models.js';
+
+type Credentials = { email: string; password: string };
+
+export class Login extends Header {
+  static override args = { email: field.str(), password: field.str() };
+
+  execute({ email, password, db, ws }: HeaderContext<Credentials>): boolean {
+    const user = db.get(User, { email });
+    if (!user || !utils.verify(password, user.password)) return false;
+    // Users imported from the original lexicons carry PBKDF2 hashes: upgrade them on login.
+    if (utils.needsRehash(user.password)) db.update(User, user, { password: utils.encrypt(password) });
+    ws.auth = user.pk;
+    ws.send([{ Login: { pk: user.pk, email: user.email } }]);
+    return true;
+  }
+}
+
+export class Register extends Header {
+  static override args = { email: field.str(), password: field.str() };
+
+  execute({ email, password, db, ws }: HeaderContext<Credentials>): boolean {
+    if (!email.includes('@')) throw new Error('email must be an address');
+    if (password.length < 8) throw new Error('password must have at least 8 characters');
+    if (db.get(User, { email })) throw new Error(`${email} is already registered`);
+    const user = db.create(User, { email, password });
+    ws.auth = user.pk;
+    ws.send([{ Register: { success: true, pk: user.pk, email } }]);
+    return true;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The chat example server: the seed's "Installing components to server", in TypeScript.
+ * Run it with `npm start` (or `node dist/examples/chat/main.js`, or
+ * `lexicons start dist/examples/chat/main.js --workers 4`).
+ */
+import { ChannelManager, HeaderManager, ModelManager, Server, SignalManager, TaskManager } from '../../src/index.js';
+import { Public } from './channels.js';
+import { Login, Register } from './headers.js';
+import { ChatMessage, User } from './models.js';
+import { CreateChatMessage, GetChatList, Subscribe } from './signals.js';
+import { OnShutdown } from './tasks.js';
+
+const headers = new HeaderManager(Login, Register);
+const models = new ModelManager(User, ChatMessage);
+const signals = new SignalManager(Subscribe, CreateChatMessage, GetChatList);
+const tasks = new TaskManager(OnShutdown);
+const channels = new ChannelManager(Public);
+
+export const server = new Server({ protocol: 'ws', host: 'localhost', port: 5000, models, tasks, signals, headers, channels, data: 'data/', trust: [] });
+
+server.runIfMain(import.meta.url);

@@ -1,0 +1,32 @@
+/** The chat example's Signals: subscribe to a channel, post to it, read its history. */
+import { Signal, field, type SignalContext } from '../../src/index.js';
+import { ChatMessage } from './models.js';
+
+export class Subscribe extends Signal {
+  static override args = { channel: field.str() };
+
+  execute({ channel, ws }: SignalContext<{ channel: string }>) {
+    ws.subscribe(channel);
+    ws.send([{ Subscribe: { channel } }]);
+  }
+}
+
+export class CreateChatMessage extends Signal {
+  static override args = { channel: field.str(), content: field.str() };
+
+  execute({ channel, content, db, ws }: SignalContext<{ channel: string; content: string }>) {
+    if (!ws.channels.includes(channel)) throw new Error(`Subscribe to ${channel} before posting to it`);
+    if (content.trim() === '') throw new Error('content must not be empty');
+    const message = db.create(ChatMessage, { channel, content, author: ws.auth as string, timestamp: Date.now() / 1000 });
+    return this.response(message.toDict(), [channel]);
+  }
+}
+
+export class GetChatList extends Signal {
+  static override args = { channel: field.str(), limit: field.int({ default: 100 }) };
+
+  execute({ channel, limit, db, ws }: SignalContext<{ channel: string; limit: number }>) {
+    const latest = db.query(ChatMessage, { channel, _sort: '-timestamp', _limit: Math.min(Math.max(limit, 1), 1000) });
+    ws.send([{ GetChatList: { channel, messages: latest.reverse().map((m) => m.toDict()) } }]);
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * @module main/app
+ * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
+ * routes `/health` and `/metrics` on the same port.
+ *
+ * Upgrade: untrusted addresses and disallowed origins get an HTTP 403 before any upgrade. When
+ * the app declares Headers (or an onConnect hook), the upgrade completes asynchronously after the
+ * Headers ran in the pool (res.onAborted; res.cork(() => res.upgrade(...)) in the effects), so
+ * an admitted client's `open` means authenticated. A refused client is still upgraded (browsers
+ * cannot read the status of a failed upgrade): it gets `[{"Errors": ["Authentication failed:
+ * <reason>"]}]` and close 1008.
+ *
+ * Inbound frames: binary frames and frames over the rate limit get an Errors reply without
+ * reaching the pool; text frames are copied out of uWS's buffer (valid only during the callback)
+ * and queued for the dispatcher. JSON parsing happens in the workers.
+ */
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
+import { CloseCode, errorFrame } from '../protocol.js';
+import { Conn, type UserData } from './connection.js';
+import type { Dispatcher } from './dispatch.js';
+import { admitConnection, type Hub } from './effects.js';
+import type { Uws } from './uws.js';
+import { collectHeaderData, isOriginAllowed, isTrusted, remoteAddress } from './upgrade.js';
+
+/** Frames waiting on the main thread for one connection before further frames are refused. */
+export const MAX_QUEUED_FRAMES = 1024;
+
+export interface AppDeps {
+  uws: Uws;
+  hub: Hub;
+  dispatcher: Dispatcher;
+  options: ResolvedServerOptions;
+  components: Components;
+  hooks: Pick<ServerOptions, 'onConnect' | 'onDisconnect'>;
+  /** False once shutdown began: upgrades get 503, frames an error. */
+  accepting: () => boolean;
+  health: () => { ok: boolean; body: Record<string, unknown> };
+  metrics: () => string;
+}
+
+export function createApp(deps: AppDeps): TemplatedApp {
+  const { uws, hub, dispatcher, options, components, hooks } = deps;
+  const { limits } = options;
+  const headerNames = [...components.headers.keys()];
+  const needsPool = headerNames.length > 0 || hooks.onConnect !== undefined;
+  const app = uws.App();
+
+  app.ws<UserData>('/*', {
+    compression: uws.DISABLED,
+    // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
+    // a clean 1009 from the message handler below.
+    maxPayloadLength: limits.maxMessageBytes + Math.max(limits.maxMessageBytes, 64 * 1024),
+    idleTimeout: limits.idleTimeoutSeconds,
+    maxBackpressure: limits.maxBackpressureBytes,
+    closeOnBackpressureLimit: 1,
+    sendPingsAutomatically: true,
+
+    upgrade: (res, req, context) => {
+      const address = remoteAddress(res);
+      if (!deps.accepting()) {
+        res.writeStatus('503 Service Unavailable').end('server is shutting down');
+        return;
+      }
+      if (!isTrusted(address, options.trust)) {
+        hub.metrics.untrustedDenied++;
+        hub.log('UNTRUSTED-SOURCE-DENIED', { address });
+        res.writeStatus('403 Forbidden').end('untrusted source');
+        return;
+      }
+      const origin = req.getHeader('origin');
+      if (!isOriginAllowed(origin, options.origins)) {
+        hub.log('ORIGIN-DENIED', { address, origin });
+        res.writeStatus('403 Forbidden').end('origin not allowed');
+        return;
+      }
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const data = collectHeaderData(req, headerNames);
+      const conn = new Conn(address, limits.messagesPerSecond);
+      const hasData = Object.keys(data).length > 0;
+      if (headerNames.length > 0 && !hasData && options.anonymous === 'reject') {
+        conn.rejection = `Authentication failed: no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`;
+        hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
+        hub.metrics.connectionsRejected++;
+      } else if (needsPool && (hasData || hooks.onConnect)) {
+        const pending = { res, key, protocol, extensions, context, aborted: false };
+        res.onAborted(() => {
+          pending.aborted = true;
+        });
+        conn.upgrade = pending;
+        conn.viaPool = true;
+        hub.conns.set(conn.id, conn);
+        dispatcher.enqueue(conn, { k: 'connect', data });
+        return;
+      }
+      res.upgrade({ conn }, key, protocol, extensions, context);
+    },
+
+    open: (ws: WebSocket<UserData>) => {
+      const { conn } = ws.getUserData();
+      conn.ws = ws;
+      conn.state = 'open';
+      hub.conns.set(conn.id, conn);
+      if (conn.rejection !== null) {
+        const reason = conn.rejection;
+        conn.send(errorFrame([reason]));
+        conn.end(CloseCode.POLICY, reason.length > 120 ? reason.slice(0, 120) : reason);
+        return;
+      }
+      if (!conn.viaPool) admitConnection(hub, conn);
+    },
+
+    message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
+      const { conn } = ws.getUserData();
+      if (!conn.admitted) return;
+      if (isBinary) {
+        hub.metrics.errorsTotal++;
+        conn.send(errorFrame(['Binary frames are not supported: send JSON text frames']));
+        return;
+      }
+      if (message.byteLength > limits.maxMessageBytes) {
+        conn.end(CloseCode.TOO_BIG, `message too big (limit ${limits.maxMessageBytes} bytes)`);
+        return;
+      }
+      if (!deps.accepting()) {
+        conn.send(errorFrame(['Server is shutting down']));
+        return;
+      }
+      const verdict = conn.limiter.take();
+      if (verdict !== 'ok') {
+        hub.metrics.rateLimited++;
+        if (verdict === 'abuse') {
+          hub.log('LIMIT', { connection: conn.id, address: conn.address, message: 'rate limit abuse: connection closed' });
+          conn.end(CloseCode.POLICY, 'rate limit exceeded');
+        } else {
+          conn.send(errorFrame([`Rate limit exceeded (${limits.messagesPerSecond} messages per second)`]));
+        }
+        return;
+      }
+      if (conn.queue.length >= MAX_QUEUED_FRAMES) {
+        hub.metrics.rateLimited++;
+        conn.send(errorFrame([`Too many pending messages (${MAX_QUEUED_FRAMES}); wait for replies`]));
+        return;
+      }
+      // The ArrayBuffer is only valid during this callback: decoding copies it.
+      const text = Buffer.from(message).toString('utf8');
+      hub.metrics.framesTotal++;
+      dispatcher.enqueue(conn, { k: 'frame', text });
+    },
+
+    close: (ws: WebSocket<UserData>, code: number) => {
+      const { conn } = ws.getUserData();
+      conn.state = 'closed';
+      conn.ws = null;
+      hub.channels.leaveAll(conn);
+      if (conn.admitted) {
+        hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
+        if (hooks.onDisconnect) {
+          dispatcher.enqueue(conn, { k: 'disconnect' });
+          return;
+        }
+      }
+      if (!conn.busy && conn.queue.length === 0) hub.conns.delete(conn.id);
+    },
+  });
+
+  app.get('/health', (res) => {
+    const { ok, body } = deps.health();
+    res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+  });
+  app.get('/metrics', (res) => {
+    res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(deps.metrics());
+  });
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics');
+  });
+  return app;
+}

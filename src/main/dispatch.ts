@@ -1,0 +1,205 @@
+/**
+ * @module main/dispatch
+ * Batching of inbound work into pool jobs.
+ *
+ * Why batch: a piscina task costs ~30 µs of overhead, so one task per message would cap the
+ * server at a small fraction of what uWS carries. Inbound units (frames, connection attempts,
+ * disconnections) are queued per connection; a flush (setImmediate) packs the units of many
+ * connections into one job, keeping at most `2 × workers` jobs in flight. Under light load a
+ * job carries one frame (lowest latency); under load jobs fill up while others run.
+ *
+ * Ordering: a connection has at most one job in flight (`conn.busy`); its further units wait
+ * for the next job. Units of different connections run in parallel on different workers.
+ *
+ * Failures: when a job's worker is aborted (time limit) or dies, the unit that was running gets
+ * the error and the job's other units are put back at the front of their connections' queues
+ * (nothing of that job was committed).
+ */
+import { errorFrame } from '../protocol.js';
+import type { BatchJob, BatchResult, ConnSnapshot, Unit } from '../workers/jobs.js';
+import type { Conn, QueuedUnit } from './connection.js';
+import { applyEffects, rejectConnection, completeUpgrade, type Hub } from './effects.js';
+import { JobFailure, type WorkerPool } from './pool.js';
+
+/** Units per job, frames taken from one connection per job, bytes of frame text per job. */
+export const MAX_UNITS_PER_JOB = 256;
+export const MAX_UNITS_PER_CONN = 32;
+export const MAX_BYTES_PER_JOB = 4 << 20;
+
+interface Batch {
+  conns: Conn[];
+  units: QueuedUnit[];
+  /** Connection index per unit. */
+  owners: number[];
+}
+
+export class Dispatcher {
+  readonly #hub: Hub;
+  readonly #pool: WorkerPool;
+  readonly #maxInFlight: number;
+  readonly #ready = new Set<Conn>();
+  #inFlight = 0;
+  #scheduled = false;
+  #idle: Array<() => void> = [];
+
+  constructor(hub: Hub, pool: WorkerPool, workers: number) {
+    this.#hub = hub;
+    this.#pool = pool;
+    this.#maxInFlight = Math.max(2, 2 * workers);
+  }
+
+  /** Jobs in flight. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Units waiting on the main thread. */
+  get queued(): number {
+    let n = 0;
+    for (const conn of this.#ready) n += conn.queue.length;
+    return n;
+  }
+
+  enqueue(conn: Conn, unit: QueuedUnit): void {
+    conn.queue.push(unit);
+    if (!conn.busy) this.#ready.add(conn);
+    this.#schedule();
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  whenIdle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    return this.#inFlight === 0 && this.#ready.size === 0;
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    while (this.#inFlight < this.#maxInFlight && this.#ready.size > 0) {
+      this.#dispatch(this.#build());
+    }
+    this.#checkIdle();
+  }
+
+  #build(): Batch {
+    const batch: Batch = { conns: [], units: [], owners: [] };
+    let bytes = 0;
+    for (const conn of this.#ready) {
+      if (batch.units.length >= MAX_UNITS_PER_JOB || bytes >= MAX_BYTES_PER_JOB) break;
+      this.#ready.delete(conn);
+      conn.busy = true;
+      const index = batch.conns.push(conn) - 1;
+      const take = Math.min(conn.queue.length, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB - batch.units.length);
+      let taken = 0;
+      while (taken < take) {
+        const unit = conn.queue[taken]!;
+        if (unit.k === 'frame') {
+          if (taken > 0 && bytes + unit.text.length > MAX_BYTES_PER_JOB) break;
+          bytes += unit.text.length;
+        }
+        batch.units.push(unit);
+        batch.owners.push(index);
+        taken++;
+      }
+      conn.queue.splice(0, taken);
+    }
+    return batch;
+  }
+
+  #dispatch(batch: Batch): void {
+    const conns: ConnSnapshot[] = batch.conns.map((c) => c.snapshot());
+    const units: Unit[] = batch.units.map((u, i) => ({ ...u, c: batch.owners[i]! }));
+    const job: Omit<BatchJob, 'slot'> = { kind: 'batch', conns, units, channelsVersion: this.#hub.channels.version };
+    this.#inFlight++;
+    const { metrics } = this.#hub;
+    metrics.batchesTotal++;
+    metrics.batchUnitsTotal += units.length;
+    this.#pool.run<BatchResult>(job).then(
+      (result) => {
+        this.#inFlight--;
+        try {
+          applyEffects(this.#hub, result.effects);
+          for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
+          metrics.recordSignals(result.stats.calls, result.stats.errors);
+          metrics.txnAttemptsTotal += result.stats.attempts;
+        } finally {
+          this.#release(batch.conns);
+        }
+      },
+      (err: unknown) => {
+        this.#inFlight--;
+        try {
+          this.#fail(batch, err);
+        } finally {
+          this.#release(batch.conns);
+        }
+      },
+    );
+  }
+
+  #release(conns: readonly Conn[]): void {
+    for (const conn of conns) {
+      conn.busy = false;
+      if (conn.queue.length > 0) this.#ready.add(conn);
+      else if (conn.state === 'closed') this.#hub.conns.delete(conn.id);
+    }
+    this.#schedule();
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (!this.#isIdle() || this.#idle.length === 0) return;
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  #fail(batch: Batch, err: unknown): void {
+    const failure = err instanceof JobFailure ? err : new JobFailure('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`, -1, err);
+    const { metrics, log } = this.#hub;
+    if (failure.code === 'TIMEOUT') metrics.timeouts++;
+    else metrics.workerFailures++;
+    const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
+    log(failure.code === 'TIMEOUT' ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
+      code: failure.code,
+      message: failure.message,
+      units: batch.units.length,
+      guiltyUnit: guilty,
+      connection: guilty >= 0 ? batch.conns[batch.owners[guilty]!]!.id : undefined,
+    });
+    // Put the innocent units back, in order, at the front of their connections' queues. With no
+    // known culprit (the worker died before running user code) every unit fails instead, so a
+    // deterministic failure cannot loop.
+    const back = new Map<Conn, QueuedUnit[]>();
+    batch.units.forEach((unit, i) => {
+      const conn = batch.conns[batch.owners[i]!]!;
+      if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure.message);
+      else {
+        let list = back.get(conn);
+        if (!list) back.set(conn, (list = []));
+        list.push(unit);
+      }
+    });
+    for (const [conn, list] of back) conn.queue.unshift(...list);
+  }
+
+  #failUnit(conn: Conn, unit: QueuedUnit, message: string): void {
+    this.#hub.metrics.errorsTotal++;
+    if (unit.k === 'frame') conn.send(errorFrame([message]));
+    else if (unit.k === 'connect') {
+      completeUpgrade(conn);
+      rejectConnection(this.#hub, conn, message);
+    }
+  }
+}

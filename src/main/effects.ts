@@ -1,0 +1,108 @@
+/**
+ * @module main/effects
+ * Applies, in order, the effects a pool job returned after its commit succeeded: upgrades of
+ * pending connections, admissions/rejections, direct sends, channel publishes, subscription
+ * and `auth` changes, closes, run-time channel changes. Effects for a connection that has closed
+ * meanwhile are dropped (uWS: never touch a socket after close).
+ */
+import type { ServerLimits } from '../server.js';
+import { CloseCode, closeReason, errorFrame } from '../protocol.js';
+import type { Effect } from '../workers/jobs.js';
+import type { ChannelRegistry } from './channels.js';
+import type { Conn } from './connection.js';
+import type { LogFn } from './log.js';
+import type { Metrics } from './metrics.js';
+
+/** Main-thread state shared by the dispatcher, the effects and the socket handlers. */
+export interface Hub {
+  readonly conns: Map<string, Conn>;
+  readonly channels: ChannelRegistry;
+  readonly log: LogFn;
+  readonly metrics: Metrics;
+  readonly limits: Required<ServerLimits>;
+}
+
+/** Completes a pending upgrade; uWS runs the `open` handler synchronously inside. */
+export function completeUpgrade(conn: Conn): boolean {
+  const pending = conn.upgrade;
+  conn.upgrade = null;
+  if (conn.state !== 'upgrading' || !pending) return conn.open;
+  if (pending.aborted) {
+    conn.state = 'closed';
+    return false;
+  }
+  pending.res.cork(() => {
+    pending.res.upgrade({ conn }, pending.key, pending.protocol, pending.extensions, pending.context);
+  });
+  return conn.open;
+}
+
+/** Refuses a connection: the Errors frame, then close 1008 with the reason. */
+export function rejectConnection(hub: Hub, conn: Conn, reason: string): void {
+  const text = `Authentication failed: ${reason}`;
+  hub.metrics.connectionsRejected++;
+  if (conn.open) {
+    conn.send(errorFrame([text]));
+    conn.end(CloseCode.POLICY, closeReason(text));
+  } else {
+    conn.rejection = text;
+  }
+}
+
+export function admitConnection(hub: Hub, conn: Conn): void {
+  conn.admitted = true;
+  hub.metrics.connectionsTotal++;
+  hub.log('CONNECT', { connection: conn.id, address: conn.address });
+}
+
+export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
+  const { conns, channels } = hub;
+  for (const e of effects) {
+    switch (e.t) {
+      case 'pub':
+        channels.publish(e.ch, e.text);
+        break;
+      case 'send':
+        conns.get(e.c)?.send(e.text);
+        break;
+      case 'sub': {
+        const conn = conns.get(e.c);
+        if (conn?.open) channels.subscribe(conn, e.ch);
+        break;
+      }
+      case 'unsub': {
+        const conn = conns.get(e.c);
+        if (conn) channels.unsubscribe(conn, e.ch);
+        break;
+      }
+      case 'auth': {
+        const conn = conns.get(e.c);
+        if (conn) conn.auth = e.v;
+        break;
+      }
+      case 'close':
+        conns.get(e.c)?.end(e.code, closeReason(e.reason));
+        break;
+      case 'open': {
+        const conn = conns.get(e.c);
+        if (conn) completeUpgrade(conn);
+        break;
+      }
+      case 'admit': {
+        const conn = conns.get(e.c);
+        if (!conn) break;
+        if (e.ok) {
+          if (conn.open) admitConnection(hub, conn);
+        }
+        else rejectConnection(hub, conn, e.reason);
+        break;
+      }
+      case 'mkch':
+        channels.create(e.ch);
+        break;
+      case 'rmch':
+        channels.drop(e.ch);
+        break;
+    }
+  }
+}

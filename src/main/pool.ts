@@ -1,0 +1,166 @@
+/**
+ * @module main/pool
+ * The worker pool: piscina with minThreads = maxThreads = N, running {@link Job}s.
+ *
+ * - Every job gets a progress slot (workers/progress.ts). A watchdog reads the slots (never
+ *   blocking) and aborts a job whose user code has run longer than `executionTimeoutMs`:
+ *   piscina terminates that worker and starts a fresh one.
+ * - A worker that exits (terminated, crashed) may have died holding the store's commit lock:
+ *   its threadId (learned from piscina's `workerCreate` event) is passed to `onThreadExit`
+ *   once the thread has really exited, so the runtime can call `store.releaseIfHeldBy`.
+ * - A failed job rejects with a {@link JobFailure} naming the unit that was running.
+ */
+import { fileURLToPath } from 'node:url';
+import { extname } from 'node:path';
+import type { MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import { isControlHandOver } from '../workers/control.js';
+import type { Job, JobResult, WorkerInit } from '../workers/jobs.js';
+import { createProgressBuffer, ProgressReader } from '../workers/progress.js';
+import type { LogFn } from './log.js';
+
+/** Why a job did not produce a result, and which unit was running (-1: none had started). */
+export class JobFailure extends LexiconsError {
+  readonly unit: number;
+  constructor(code: typeof ErrorCode.TIMEOUT | typeof ErrorCode.INTERNAL, message: string, unit: number, cause?: unknown) {
+    super(code, message, { cause });
+    this.unit = unit;
+  }
+}
+
+export interface PoolOptions {
+  workers: number;
+  init: Omit<WorkerInit, 'progress'>;
+  executionTimeoutMs: number;
+  log: LogFn;
+  onThreadExit: (threadId: number) => void;
+  onControlPort: (port: MessagePort, threadId: number) => void;
+}
+
+type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
+
+const SLOTS = 1024;
+
+function workerFile(): { filename: string; execArgv: string[] | undefined } {
+  const ext = extname(fileURLToPath(import.meta.url));
+  const filename = fileURLToPath(new URL(`../workers/worker${ext}`, import.meta.url));
+  return { filename, execArgv: ext === '.ts' ? [...process.execArgv, '--import', 'tsx'] : undefined };
+}
+
+export class WorkerPool {
+  readonly #piscina: Piscina;
+  readonly #progress: ProgressReader;
+  readonly #free: number[] = [];
+  readonly #active = new Map<number, AbortController>();
+  readonly #timeoutMs: number;
+  readonly #log: LogFn;
+  #watchdog: NodeJS.Timeout | null = null;
+  #closing = false;
+  /** Jobs completed, failed by timeout, failed by a crash. */
+  readonly counters = { completed: 0, timeouts: 0, crashes: 0 };
+
+  constructor(options: PoolOptions) {
+    const progress = createProgressBuffer(SLOTS);
+    this.#progress = new ProgressReader(progress);
+    for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
+    this.#timeoutMs = options.executionTimeoutMs;
+    this.#log = options.log;
+    const { filename, execArgv } = workerFile();
+    this.#piscina = new Piscina({
+      filename,
+      minThreads: options.workers,
+      maxThreads: options.workers,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      concurrentTasksPerWorker: 1,
+      workerData: { ...options.init, progress } satisfies WorkerInit,
+      ...(execArgv ? { execArgv } : {}),
+    });
+    this.#piscina.on('workerCreate', (w: { id: number }) => {
+      const threadId = w.id;
+      const worker = this.#piscina.threads.find((t) => t.threadId === threadId);
+      worker?.once('exit', (code: number) => {
+        options.onThreadExit(threadId);
+        if (!this.#closing) this.#log('WORKER-ERROR', { message: `worker thread ${threadId} exited (code ${code}); a new one replaces it`, threadId });
+      });
+    });
+    this.#piscina.on('message', (message: unknown) => {
+      if (isControlHandOver(message)) options.onControlPort(message.port, message.threadId);
+    });
+    this.#piscina.on('error', (err: unknown) => {
+      this.#log('WORKER-ERROR', { message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack });
+    });
+  }
+
+  get threads(): number {
+    return this.#piscina.threads.length;
+  }
+
+  /** Jobs waiting in piscina's queue (not yet on a worker). */
+  get queueSize(): number {
+    return this.#piscina.queueSize;
+  }
+
+  get running(): number {
+    return this.#active.size;
+  }
+
+  async run<R extends JobResult>(input: JobInput): Promise<R> {
+    const slot = this.#free.pop();
+    if (slot === undefined) throw new LexiconsError(ErrorCode.LIMIT, `more than ${SLOTS} pool jobs at once`);
+    this.#progress.reset(slot);
+    const controller = new AbortController();
+    this.#active.set(slot, controller);
+    this.#startWatchdog();
+    try {
+      const result = (await this.#piscina.run({ ...input, slot } as Job, { signal: controller.signal })) as R;
+      this.counters.completed++;
+      return result;
+    } catch (err) {
+      const unit = this.#progress.unit(slot);
+      if (controller.signal.aborted) {
+        this.counters.timeouts++;
+        throw new JobFailure(ErrorCode.TIMEOUT, `Execution timed out after ${this.#timeoutMs} ms (limits.executionTimeoutMs)`, unit, err);
+      }
+      this.counters.crashes++;
+      throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${(err as Error)?.message ?? String(err)})`, unit, err);
+    } finally {
+      this.#active.delete(slot);
+      this.#free.push(slot);
+      if (this.#active.size === 0) this.#stopWatchdog();
+    }
+  }
+
+  #startWatchdog(): void {
+    if (this.#watchdog) return;
+    const period = Math.max(10, Math.min(500, Math.floor(this.#timeoutMs / 10)));
+    this.#watchdog = setInterval(() => this.#check(), period);
+    this.#watchdog.unref();
+  }
+
+  #stopWatchdog(): void {
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = null;
+  }
+
+  #check(): void {
+    const now = Date.now();
+    for (const [slot, controller] of this.#active) {
+      if (!controller.signal.aborted && this.#progress.runningFor(slot, now) > this.#timeoutMs) {
+        controller.abort(new LexiconsError(ErrorCode.TIMEOUT, 'execution time limit'));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#stopWatchdog();
+    await this.#piscina.close();
+  }
+
+  async destroy(): Promise<void> {
+    this.#closing = true;
+    this.#stopWatchdog();
+    await this.#piscina.destroy();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * @module main/shutdown
+ * Graceful shutdown in a fixed order, idempotent (a second SIGINT/SIGTERM during shutdown only
+ * logs; the data files are written once, atomically):
+ *
+ * 1. stop accepting (close the listen socket; upgrades get 503, frames an error);
+ * 2. stop interval tasks, wait for running ones;
+ * 3. finish queued and in-flight units;
+ * 4. close every connection (1001) and run the onDisconnect hooks;
+ * 5. shutdown tasks (priority order), then the onShutdown hook;
+ * 6. close the worker pool;
+ * 7. write the tables to CSV (atomic per file).
+ */
+import type { us_listen_socket } from 'uWebSockets.js';
+import { CloseCode } from '../protocol.js';
+import type { Dispatcher } from './dispatch.js';
+import type { Hub } from './effects.js';
+import type { TaskScheduler } from './tasks.js';
+import type { Uws } from './uws.js';
+
+export interface ShutdownSteps {
+  uws: Uws;
+  hub: Hub;
+  dispatcher: Dispatcher;
+  scheduler: TaskScheduler;
+  listenSocket: () => us_listen_socket | null;
+  stopAccepting: () => void;
+  runShutdownHook: () => Promise<void>;
+  closePool: () => Promise<void>;
+  save: () => Promise<Record<string, unknown>>;
+}
+
+export class Shutdown {
+  readonly #steps: ShutdownSteps;
+  #running: Promise<void> | null = null;
+
+  constructor(steps: ShutdownSteps) {
+    this.#steps = steps;
+  }
+
+  get started(): boolean {
+    return this.#running !== null;
+  }
+
+  run(reason: string): Promise<void> {
+    if (this.#running) {
+      this.#steps.hub.log('SHUTDOWN', { phase: 'already-running', reason, message: 'shutdown already in progress; waiting for it to finish' });
+      return this.#running;
+    }
+    this.#running = this.#sequence(reason);
+    return this.#running;
+  }
+
+  async #sequence(reason: string): Promise<void> {
+    const s = this.#steps;
+    const { hub } = s;
+    const started = Date.now();
+    hub.log('SHUTDOWN', { phase: 'begin', reason });
+    s.stopAccepting();
+    const listenSocket = s.listenSocket();
+    if (listenSocket) s.uws.us_listen_socket_close(listenSocket);
+    await s.scheduler.stop();
+    await s.dispatcher.whenIdle();
+    for (const conn of [...hub.conns.values()]) {
+      if (conn.open) conn.end(CloseCode.GOING_AWAY, 'server shutting down');
+      else if (conn.upgrade && !conn.upgrade.aborted) {
+        const { res } = conn.upgrade;
+        conn.upgrade = null;
+        conn.state = 'closed';
+        res.cork(() => res.writeStatus('503 Service Unavailable').end('server is shutting down'));
+      }
+    }
+    await s.dispatcher.whenIdle();
+    await s.scheduler.runPhase('shutdown');
+    await s.runShutdownHook();
+    await s.closePool();
+    const saved = await s.save();
+    hub.log('SHUTDOWN', { phase: 'done', reason, ms: Date.now() - started, ...saved });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * @module main/tasks
+ * Scheduling of Tasks on the main thread; execution happens in the pool (workers/tasks.ts).
+ *
+ * - Startup tasks run before the server accepts connections, shutdown tasks during shutdown:
+ *   one at a time, ascending `priority` (0 is a real priority), declaration order on ties,
+ *   async ones awaited.
+ * - Interval tasks: wait the interval, run, re-read the interval (`set()` / `timer()`), repeat.
+ *   A run never overlaps the previous one. A task that throws (or times out) is logged and keeps
+ *   its schedule; the server and the other tasks go on.
+ */
+import type { TaskClass, TaskKind } from '../components.js';
+import { componentName } from '../components.js';
+import type { TaskResult } from '../workers/jobs.js';
+import type { LogFn } from './log.js';
+import type { WorkerPool } from './pool.js';
+
+const DEFAULT_INTERVAL_SECONDS = 60;
+
+export interface TaskInfo {
+  readonly name: string;
+  readonly kind: TaskKind;
+  readonly priority: number;
+}
+
+/** Reads kinds and priorities (constructing each task once on the main thread). */
+export function describeTasks(classes: readonly TaskClass[]): TaskInfo[] {
+  return classes.map((cls) => {
+    const instance = new (cls as unknown as new () => { priority?: unknown })();
+    const priority = typeof instance.priority === 'number' && Number.isFinite(instance.priority) ? instance.priority : 0;
+    return { name: componentName(cls), kind: cls.kind, priority };
+  });
+}
+
+export class TaskScheduler {
+  readonly #pool: WorkerPool;
+  readonly #tasks: readonly TaskInfo[];
+  readonly #onResult: (result: TaskResult) => void;
+  readonly #log: LogFn;
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #running = new Set<Promise<void>>();
+  #stopped = false;
+
+  constructor(pool: WorkerPool, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
+    this.#pool = pool;
+    this.#tasks = tasks;
+    this.#onResult = onResult;
+    this.#log = log;
+  }
+
+  ordered(kind: 'startup' | 'shutdown'): TaskInfo[] {
+    return this.#tasks
+      .map((t, i) => ({ t, i }))
+      .filter(({ t }) => t.kind === kind)
+      .sort((a, b) => a.t.priority - b.t.priority || a.i - b.i)
+      .map(({ t }) => t);
+  }
+
+  /** Runs one task in the pool; resolves to its result, or undefined when the job failed. */
+  async #run(name: string, run: boolean): Promise<TaskResult | undefined> {
+    try {
+      const result = await this.#pool.run<TaskResult>({ kind: 'task', name, run });
+      this.#onResult(result);
+      return result;
+    } catch (err) {
+      this.#log('TASK-ERROR', { task: name, message: (err as Error)?.message ?? String(err) });
+      return undefined;
+    }
+  }
+
+  /** Runs the startup or shutdown tasks in order; never throws. */
+  async runPhase(kind: 'startup' | 'shutdown'): Promise<void> {
+    for (const task of this.ordered(kind)) await this.#run(task.name, true);
+  }
+
+  /** Starts every interval task's schedule (first interval read through `set()` in a worker). */
+  async startIntervals(): Promise<void> {
+    for (const task of this.#tasks.filter((t) => t.kind === 'interval')) {
+      const first = await this.#run(task.name, false);
+      this.#schedule(task.name, first?.next ?? DEFAULT_INTERVAL_SECONDS);
+    }
+  }
+
+  #schedule(name: string, seconds: number): void {
+    if (this.#stopped) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(name);
+      const done = this.#run(name, true).then((result) => {
+        this.#running.delete(done);
+        this.#schedule(name, result?.next ?? seconds);
+      });
+      this.#running.add(done);
+    }, Math.max(1, Math.round(seconds * 1000)));
+    timer.unref();
+    this.#timers.set(name, timer);
+  }
+
+  /** Cancels future interval runs and waits for running ones. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    while (this.#running.size > 0) await Promise.all([...this.#running]);
+  }
+}

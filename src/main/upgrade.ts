@@ -1,0 +1,101 @@
+/**
+ * @module main/upgrade
+ * What the main thread decides about an upgrade request before any worker is involved: the
+ * client address (normalized), the trust list, the Origin policy, and the header data for the
+ * app's Headers. Header data arrives as HTTP headers `Name: JSON` (the original) or as URL query
+ * parameters `?Name=<url-encoded JSON>` (browsers cannot set WebSocket headers); names match
+ * case-insensitively; an HTTP header wins over a query parameter of the same name.
+ */
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+
+/** `0000:…:ffff:7f00:0001` and `::ffff:127.0.0.1` → `127.0.0.1`; IPv6 compressed lower-case. */
+export function normalizeAddress(text: string): string {
+  const t = text.toLowerCase();
+  if (!t.includes(':')) return t;
+  const mapped = /^(?:0{1,4}:){5}ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(t);
+  if (mapped) {
+    const hi = parseInt(mapped[1]!, 16);
+    const lo = parseInt(mapped[2]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  if (t.startsWith('::ffff:') && t.slice(7).includes('.')) return t.slice(7);
+  const groups = expandIPv6(t);
+  if (!groups) return t;
+  return compressIPv6(groups);
+}
+
+function expandIPv6(t: string): number[] | undefined {
+  const [head, tail, extra] = t.split('::');
+  if (extra !== undefined) return undefined;
+  const h = head ? head.split(':') : [];
+  const tl = tail !== undefined ? (tail ? tail.split(':') : []) : [];
+  const fill = tail !== undefined ? 8 - h.length - tl.length : 0;
+  const parts = [...h, ...Array<string>(Math.max(0, fill)).fill('0'), ...tl];
+  if (parts.length !== 8 || parts.some((p) => !/^[0-9a-f]{1,4}$/.test(p))) return undefined;
+  return parts.map((p) => parseInt(p, 16));
+}
+
+function compressIPv6(groups: number[]): string {
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i > 1) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart === -1) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+export function remoteAddress(res: HttpResponse): string {
+  return normalizeAddress(Buffer.from(res.getRemoteAddressAsText()).toString());
+}
+
+/** `localhost` in a trust list stands for both loopback addresses. */
+export function isTrusted(address: string, trust: readonly string[]): boolean {
+  if (trust.length === 0 || trust.includes('*')) return true;
+  for (const entry of trust) {
+    const e = entry.trim().toLowerCase();
+    if (e === 'localhost' && (address === '127.0.0.1' || address === '::1')) return true;
+    if (normalizeAddress(e) === address) return true;
+  }
+  return false;
+}
+
+export function isOriginAllowed(origin: string, origins: readonly string[]): boolean {
+  if (origin === '' || origins.includes('*')) return true;
+  return origins.some((o) => o.toLowerCase() === origin.toLowerCase());
+}
+
+/** Header data for the declared Header names present in the request, keyed by canonical name. */
+export function collectHeaderData(req: HttpRequest, names: readonly string[]): Record<string, string> {
+  const data: Record<string, string> = {};
+  if (names.length === 0) return data;
+  let query: Map<string, string> | undefined;
+  for (const name of names) {
+    const fromHeader = req.getHeader(name.toLowerCase());
+    if (fromHeader !== '') {
+      data[name] = fromHeader;
+      continue;
+    }
+    if (query === undefined) {
+      query = new Map();
+      for (const [key, value] of new URLSearchParams(req.getQuery() ?? '')) {
+        const k = key.toLowerCase();
+        if (!query.has(k)) query.set(k, value);
+      }
+    }
+    const fromQuery = query.get(name.toLowerCase());
+    if (fromQuery !== undefined && fromQuery !== '') data[name] = fromQuery;
+  }
+  return data;
+}

@@ -1,0 +1,164 @@
+/**
+ * @module protocol
+ * The wire protocol, shared by the main thread and the workers (see docs/protocol.md).
+ *
+ * A client sends text frames holding JSON: one call `{"SignalName": {...args}}` or a list of
+ * calls `[{"A": {...}}, {"B": {...}}]`. A call may carry a correlation id `"$id"` (string or
+ * number) that comes back with the errors of that call. Responses are JSON lists of
+ * `{"SignalName": payload}` items; errors go to the caller only as `[{"Errors": [...]}]`.
+ *
+ * Parsing happens in the worker threads (it is CPU work); the main thread only checks size,
+ * opcode and rate. Every inbound value is checked with small `assert*` functions before dispatch.
+ */
+import { ErrorCode, LexiconsError } from './errors.js';
+
+/** WebSocket close codes used by the server. */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  /** Authentication failed, rate limit abuse. */
+  POLICY: 1008,
+  /** Frame larger than `limits.maxMessageBytes` (sent by uWS itself). */
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+} as const;
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Key of the error item in a response list. */
+export const ERRORS_KEY = 'Errors';
+/** Key of the optional correlation id in a call object. */
+export const CALL_ID_KEY = '$id';
+
+export type CallId = string | number;
+
+/** One parsed call. */
+export interface Call {
+  readonly name: string;
+  readonly args: Record<string, unknown>;
+  readonly id: CallId | undefined;
+}
+
+/** Reserved argument names: `execute` receives these from the server, never from the client. */
+export const RESERVED_ARGS: ReadonlySet<string> = new Set(['db', 'ws', 'sv']);
+
+function protocolError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.PROTOCOL, message);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Asserts a decoded frame is a call object or a non-empty list of them. */
+export function assertFrameShape(value: unknown, maxCalls: number): asserts value is Record<string, unknown> | Record<string, unknown>[] {
+  if (Array.isArray(value)) {
+    if (value.length === 0) throw protocolError('Empty call list: send {"SignalName": {...}} or a list of them');
+    if (value.length > maxCalls) throw protocolError(`Too many calls in one frame: ${value.length} (limit ${maxCalls})`);
+    return;
+  }
+  if (!isPlainObject(value)) {
+    throw protocolError('Frame must be a JSON object {"SignalName": {...}} or a list of them');
+  }
+}
+
+/** Asserts one call item is `{"Name": {...args}}` (plus an optional `$id`) and returns it parsed. */
+export function parseCall(item: unknown, index: number | undefined): Call {
+  const where = index === undefined ? 'Call' : `Call ${index + 1}`;
+  if (!isPlainObject(item)) throw protocolError(`${where} must be an object {"SignalName": {...}}`);
+  let name: string | undefined;
+  for (const key in item) {
+    if (key !== CALL_ID_KEY) {
+      name = key;
+      break;
+    }
+  }
+  const rawId = item[CALL_ID_KEY];
+  const id = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId)) ? rawId : undefined;
+  if (rawId !== undefined && id === undefined) throw protocolError(`${where}: ${CALL_ID_KEY} must be a string or a number`);
+  if (name === undefined) throw withId(protocolError(`${where} names no signal`), id);
+  const args = item[name];
+  if (args === null || args === undefined) return { name, args: {}, id };
+  if (!isPlainObject(args)) throw withId(protocolError(`Arguments of [${name}] must be an object`), id);
+  for (const key of RESERVED_ARGS) {
+    if (Object.prototype.hasOwnProperty.call(args, key)) throw withId(protocolError(`Argument name ${key} is reserved (db, ws and sv are given by the server)`), id);
+  }
+  return { name, args, id };
+}
+
+/** A protocol error that knows the correlation id of its call. */
+export interface CallError extends LexiconsError {
+  callId?: CallId;
+}
+
+function withId(err: LexiconsError, id: CallId | undefined): LexiconsError {
+  if (id !== undefined) (err as CallError).callId = id;
+  return err;
+}
+
+/**
+ * Parses one text frame into its calls. Frame-level problems (malformed JSON, wrong shape) throw
+ * a PROTOCOL error; a malformed item inside a list is returned as an Error in its slot so the
+ * other calls of the list still run.
+ */
+export function parseFrame(text: string, maxCalls: number): Array<Call | LexiconsError> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw protocolError(`Malformed JSON: ${(err as Error).message}`);
+  }
+  assertFrameShape(value, maxCalls);
+  if (!Array.isArray(value)) return [safeParseCall(value, undefined)];
+  return value.map((item, i) => safeParseCall(item, i));
+}
+
+function safeParseCall(item: unknown, index: number | undefined): Call | LexiconsError {
+  try {
+    return parseCall(item, index);
+  } catch (err) {
+    return err as LexiconsError;
+  }
+}
+
+/** The text of one response item `{"Name": payload}`. Throws when the payload is not JSON-serializable. */
+export function itemText(name: string, payload: unknown): string {
+  const body = JSON.stringify(payload === undefined ? null : payload);
+  return `{${JSON.stringify(name)}:${body}}`;
+}
+
+/** The text of one error item `{"Errors": [...]}`, with the call's correlation id when it had one. */
+export function errorItemText(messages: readonly string[], id?: CallId): string {
+  const item: Record<string, unknown> = { [ERRORS_KEY]: messages };
+  if (id !== undefined) item[CALL_ID_KEY] = id;
+  return JSON.stringify(item);
+}
+
+/** A whole error frame `[{"Errors": [...]}]`. */
+export function errorFrame(messages: readonly string[], id?: CallId): string {
+  return `[${errorItemText(messages, id)}]`;
+}
+
+/** Close reasons must fit in a control frame (123 bytes of UTF-8). */
+export function closeReason(reason: string): string {
+  let out = reason;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
+}
+
+/**
+ * Decodes header data (an HTTP header value or a query parameter) as the original did: JSON;
+ * if that fails, single quotes replaced by double quotes; if still not JSON, `{header: raw}`.
+ * A JSON value that is not an object is also passed as `{header: value}`.
+ */
+export function decodeHeaderValue(raw: string): Record<string, unknown> {
+  for (const candidate of [raw, raw.replace(/'/g, '"')]) {
+    try {
+      const value: unknown = JSON.parse(candidate);
+      if (isPlainObject(value)) return value;
+      return { header: value };
+    } catch {
+      // try the next form; the last resort is the raw string below
+    }
+  }
+  return { header: raw };
+}

@@ -1,0 +1,73 @@
+/**
+ * @module workers/control
+ * The control plane between a pool worker and the main thread, carried by comlink.
+ *
+ * Transport: piscina owns the worker's task port, so each worker makes its own MessageChannel at
+ * start-up and hands one end to the main thread through `parentPort` (piscina forwards such
+ * messages as its documented pool `'message'` event). The message is tagged with the worker's
+ * threadId. Both ends are point-to-point MessagePorts: no broadcast, no reply routing.
+ */
+import { MessageChannel, parentPort, threadId, type MessagePort } from 'node:worker_threads';
+import { wrap, type Endpoint, type Remote } from 'comlink';
+import type { LogStatus } from '../server.js';
+import type { ServerInfo } from './context.js';
+
+/** What the main thread exposes to workers. */
+export interface ControlApi {
+  /** Live connection count and channel sizes (`sv.info()`). */
+  info(): ServerInfo;
+  /** The run-time channel registry (names created with `sv.createChannel`) and its version. */
+  channels(): { version: number; names: string[] };
+  /** Forwards a log event to the server's `onLog`. */
+  log(status: LogStatus, data: Record<string, unknown>): void;
+}
+
+/** Tag of the hand-over message sent through `parentPort`. */
+export const CONTROL_TAG = 'lexicons:control';
+
+export interface ControlHandOver {
+  [CONTROL_TAG]: true;
+  threadId: number;
+  port: MessagePort;
+}
+
+export function isControlHandOver(message: unknown): message is ControlHandOver {
+  return typeof message === 'object' && message !== null && (message as Record<string, unknown>)[CONTROL_TAG] === true;
+}
+
+/** Adapts a worker_threads MessagePort (an EventEmitter) to comlink's Endpoint. */
+type Listener = Parameters<Endpoint['addEventListener']>[1];
+type ListenerFn = (event: { data: unknown }) => void;
+
+export function portEndpoint(port: MessagePort): Endpoint {
+  const listeners = new WeakMap<object, (data: unknown) => void>();
+  return {
+    postMessage: (message: unknown, transfer?: unknown[]) => port.postMessage(message, transfer as never),
+    addEventListener: (_type: string, handler: Listener) => {
+      const l = (data: unknown) => {
+        const event = { data };
+        if (typeof handler === 'function') (handler as unknown as ListenerFn)(event);
+        else (handler as unknown as { handleEvent: ListenerFn }).handleEvent(event);
+      };
+      port.on('message', l);
+      listeners.set(handler, l);
+    },
+    removeEventListener: (_type: string, handler: Listener) => {
+      const l = listeners.get(handler);
+      if (l) port.off('message', l);
+      listeners.delete(handler);
+    },
+    start: () => port.start(),
+  };
+}
+
+/** Worker side: creates the channel, hands one end to the main thread, returns the proxy. */
+export function connectControl(): Remote<ControlApi> {
+  if (!parentPort) throw new Error('connectControl() must run in a worker thread');
+  const { port1, port2 } = new MessageChannel();
+  const handOver: ControlHandOver = { [CONTROL_TAG]: true, threadId, port: port2 };
+  parentPort.postMessage(handOver, [port2]);
+  // The port must not keep an idle worker alive on its own (piscina decides worker lifetime).
+  port1.unref();
+  return wrap<ControlApi>(portEndpoint(port1));
+}

@@ -1,0 +1,111 @@
+/**
+ * @module workers/tasks
+ * Runs Tasks (startup, interval, shutdown) and the server hooks onStart/onShutdown in a worker,
+ * each in its own transaction (retried on conflict). A task that throws is rolled back and
+ * logged; it never stops the server or the other tasks. For interval tasks the result carries
+ * the next interval, re-read through `set()` (or its later name `timer()`) after every run.
+ */
+import { Task, type TaskClass } from '../components.js';
+import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
+import { Recorder, WorkerServer } from './context.js';
+import type { WorkerApp } from './execute.js';
+import { publicMessage } from './execute.js';
+import type { HookJob, TaskJob, TaskResult } from './jobs.js';
+import { ProgressWriter } from './progress.js';
+import { IsolatedStepper } from './txn.js';
+
+type TaskInstance = InstanceType<TaskClass> & { set?: () => unknown; timer?: () => unknown; interval?: number };
+
+const instances = new Map<string, TaskInstance>();
+
+function instanceOf(name: string, cls: TaskClass): TaskInstance {
+  let instance = instances.get(name);
+  if (!instance) {
+    instance = new (cls as unknown as new () => TaskInstance)();
+    instances.set(name, instance);
+  }
+  return instance;
+}
+
+/** `set()` unless the class overrides the later name `timer()`. */
+function nextInterval(cls: TaskClass, instance: TaskInstance): number {
+  const proto = Task.Interval.prototype as unknown as TaskInstance;
+  const own = (cls.prototype as TaskInstance).timer !== proto.timer ? instance.timer : instance.set;
+  const value = own?.call(instance);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new LexiconsError(ErrorCode.EXECUTION, `interval must be a positive number of seconds, got ${JSON.stringify(value) ?? String(value)}`);
+  }
+  return value;
+}
+
+function failure(app: WorkerApp, rec: Recorder, data: Record<string, unknown>, err: unknown): void {
+  const e = toLexiconsError(err);
+  const entry: Record<string, unknown> = { ...data, code: e.code, message: publicMessage(err) };
+  if (app.debug) entry.stack = (e.cause instanceof Error ? e.cause : e).stack;
+  rec.log('TASK-ERROR', entry);
+}
+
+export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
+  const cls = tasks.get(job.name);
+  if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
+  const progress = new ProgressWriter(app.progress, job.slot);
+  const rec = new Recorder(app.view);
+  app.view.resetJob();
+  const stepper = new IsolatedStepper(app.store, rec, progress);
+  const sv = new WorkerServer(rec, () => app.info());
+  let ok = true;
+  let instance: TaskInstance | undefined;
+  try {
+    instance = instanceOf(job.name, cls);
+  } catch (err) {
+    ok = false;
+    failure(app, rec, { task: job.name, phase: 'construct' }, err);
+  }
+  if (instance && job.run) {
+    const task = instance;
+    try {
+      await stepper.step(undefined, async (db) => {
+        progress.enter(0);
+        await task.execute({ db, sv });
+      });
+      if (cls.kind !== 'interval') rec.log('TASK', { task: job.name, kind: cls.kind });
+    } catch (err) {
+      ok = false;
+      failure(app, rec, { task: job.name, kind: cls.kind }, err);
+    }
+  }
+  let next: number | undefined;
+  if (instance && cls.kind === 'interval') {
+    try {
+      progress.enter(0);
+      next = nextInterval(cls, instance);
+    } catch (err) {
+      failure(app, rec, { task: job.name, kind: cls.kind, phase: 'set' }, err);
+    } finally {
+      progress.leave();
+    }
+  }
+  return { ok, next, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+}
+
+export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult> {
+  const hook = job.hook === 'ready' ? undefined : app.server.options[job.hook];
+  const progress = new ProgressWriter(app.progress, job.slot);
+  const rec = new Recorder(app.view);
+  app.view.resetJob();
+  const stepper = new IsolatedStepper(app.store, rec, progress);
+  const sv = new WorkerServer(rec, () => app.info());
+  let ok = true;
+  if (hook) {
+    try {
+      await stepper.step(undefined, async (db) => {
+        progress.enter(0);
+        await hook({ db, sv });
+      });
+    } catch (err) {
+      ok = false;
+      failure(app, rec, { hook: job.hook }, err);
+    }
+  }
+  return { ok, next: undefined, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+}

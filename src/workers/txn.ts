@@ -1,0 +1,88 @@
+/**
+ * @module workers/txn
+ * How user code runs inside storage transactions in a worker.
+ *
+ * A batch runs as ONE transaction with a savepoint per call ({@link BatchStepper}): a call that
+ * throws is rolled back to its savepoint (writes, recorded effects, connection state) and
+ * becomes an error for its caller; the batch commits once (group commit). When the commit fails
+ * on a unique constraint, the batch is re-run with one transaction per call
+ * ({@link IsolatedStepper}) so that only the offending call fails. Tasks and hooks always run
+ * isolated. Conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the transaction runs
+ * exclusively.
+ */
+import type { Db, Txn } from '../storage/api.js';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import type { Recorder, WorkerConnection } from './context.js';
+import type { ProgressWriter } from './progress.js';
+
+/** What the executor needs from the store (SharedStore satisfies it). */
+export interface TxnSource {
+  begin(options?: { exclusive?: boolean }): Txn;
+}
+
+export const OPTIMISTIC_ATTEMPTS = 3;
+/** Safety net: an exclusive transaction cannot conflict, so this is never reached in practice. */
+export const MAX_ATTEMPTS = 10;
+
+/** Runs one call atomically with respect to failures. */
+export interface Stepper {
+  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T>;
+}
+
+export class BatchStepper implements Stepper {
+  readonly #txn: Txn;
+  readonly #rec: Recorder;
+
+  constructor(txn: Txn, rec: Recorder) {
+    this.#txn = txn;
+    this.#rec = rec;
+  }
+
+  async step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
+    const savepoint = this.#txn.savepoint();
+    const mark = this.#rec.mark(conn);
+    try {
+      return await fn(this.#txn.db);
+    } catch (err) {
+      this.#txn.rollbackTo(savepoint);
+      this.#rec.restore(mark);
+      throw err;
+    }
+  }
+}
+
+export class IsolatedStepper implements Stepper {
+  readonly #store: TxnSource;
+  readonly #rec: Recorder;
+  readonly #progress: ProgressWriter;
+  attempts = 0;
+
+  constructor(store: TxnSource, rec: Recorder, progress: ProgressWriter) {
+    this.#store = store;
+    this.#rec = rec;
+    this.#progress = progress;
+  }
+
+  async step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      this.attempts++;
+      const txn = this.#store.begin({ exclusive: attempt >= OPTIMISTIC_ATTEMPTS });
+      const mark = this.#rec.mark(conn);
+      let value: T;
+      try {
+        value = await fn(txn.db);
+      } catch (err) {
+        this.#progress.leave();
+        txn.abort();
+        this.#rec.restore(mark);
+        throw err;
+      }
+      this.#progress.leave();
+      const result = txn.commit();
+      if (result.ok) return value;
+      this.#rec.restore(mark);
+      if (result.reason === 'unique') throw new LexiconsError(ErrorCode.UNIQUE, result.message);
+    }
+    throw new LexiconsError(ErrorCode.CONFLICT, `transaction kept conflicting after ${MAX_ATTEMPTS} attempts`);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * @module workers/worker
+ * The piscina entry: one module instance per pool thread. At load it imports the app module
+ * (`workerData.appPath`), compiles its schema, attaches to the shared store, and opens the
+ * control plane; then every pool task is a {@link Job} (a batch of units, a task, or a hook).
+ */
+import { workerData } from 'node:worker_threads';
+import type { Header, Signal, TaskClass } from '../components.js';
+import { componentName } from '../components.js';
+import { compileSchema } from '../storage/schema.js';
+import { SharedStore, type StoreHandles } from '../storage/store.js';
+import { compileArgs } from './args.js';
+import { loadApp, registerTypeScript } from './app-loader.js';
+import { ChannelView } from './context.js';
+import { connectControl } from './control.js';
+import { runBatch, type ComponentEntry, type WorkerApp } from './execute.js';
+import type { Job, JobResult, WorkerInit } from './jobs.js';
+import { runHook, runTask } from './tasks.js';
+
+const init = workerData as WorkerInit;
+if (init.typescript) await registerTypeScript();
+const { server } = await loadApp(init.appPath, init.exportName);
+const store = SharedStore.attach(compileSchema(server.components.models), init.handles as StoreHandles);
+const control = connectControl();
+
+function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, ComponentEntry<C>> {
+  const out = new Map<string, ComponentEntry<C>>();
+  for (const [name, cls] of classes) {
+    const args = compileArgs(name, (cls as { args?: Record<string, never> }).args);
+    out.set(name, { name, instance: new (cls as new () => C)(), args });
+  }
+  return out;
+}
+
+const signals = entries<Signal>(server.components.signals);
+const headers = entries<Header>(server.components.headers);
+const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
+const view = new ChannelView(server.components.channels);
+
+const app: WorkerApp = {
+  server,
+  store,
+  signals,
+  headers,
+  view,
+  progress: init.progress,
+  maxCallsPerFrame: init.maxCallsPerFrame,
+  debug: init.debug,
+  info: () => control.info(),
+  async refreshChannels() {
+    const { version, names } = await control.channels();
+    view.runtime = new Set(names);
+    view.runtimeVersion = version;
+  },
+};
+
+export default async function handle(job: Job): Promise<JobResult> {
+  switch (job.kind) {
+    case 'batch':
+      return runBatch(app, job);
+    case 'task':
+      return runTask(app, tasks, job);
+    case 'hook':
+      return runHook(app, job);
+  }
+}
