@@ -18,6 +18,8 @@ export const USER_EMAIL_TEMPLATE = 'u{k:7z}@bench.test';
 export const channelName = (k: number): string => `c${String(k).padStart(6, '0')}`;
 export const CHANNEL_TEMPLATE = 'c{k:6z}';
 export const PASSWORD = 'pw';
+/** User k of those the benchmark registers and logs in with (distinct from the seeded users). */
+export const loginUser = (k: number): { email: string; password: string } => ({ email: `login${k}@bench.test`, password: PASSWORD });
 
 /**
  * Password hashing of Register/Login, the same in every system: `scrypt` (Node defaults,

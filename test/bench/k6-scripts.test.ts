@@ -1,0 +1,40 @@
+/**
+ * k6 cannot run here: check that every bench/k6 script at least parses as an ES module
+ * (copied to a temp .mjs, then `node --check`) and declares options with thresholds.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const K6_DIR = fileURLToPath(new URL('../../../bench/k6/', import.meta.url)); // dist/test/bench -> repo
+const scripts = readdirSync(K6_DIR).filter((f) => f.endsWith('.js'));
+const tmp = mkdtempSync(join(tmpdir(), 'k6-check-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('bench/k6 scripts', () => {
+  it('exist for echo, chat and connect', () => {
+    assert.deepEqual(scripts.sort(), ['chat.js', 'connect.js', 'echo.js']);
+  });
+
+  for (const script of scripts) {
+    it(`${script} parses as an ES module`, () => {
+      const copy = join(tmp, script.replace(/\.js$/, '.mjs'));
+      copyFileSync(join(K6_DIR, script), copy);
+      execFileSync(process.execPath, ['--check', copy], { stdio: 'pipe' });
+    });
+
+    it(`${script} uses k6/ws, thresholds and env-driven options`, () => {
+      const text = readFileSync(join(K6_DIR, script), 'utf8');
+      assert.match(text, /from 'k6\/ws'/);
+      assert.match(text, /export const options/);
+      assert.match(text, /thresholds:/);
+      assert.match(text, /p\(99\)</);
+      assert.match(text, /__ENV\.PORT/);
+      assert.match(text, /export default function/);
+    });
+  }
+});
