@@ -21,7 +21,7 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChangeSet, Db, RunOptions, StoreStats, Txn } from './api.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { GrowBuf, type Allocator } from './columns.js';
-import { ControlBlock, i32DeadVersions, i32RowCount, i64LastWrite, kDirty, kLockWaiters, kLockWord, kPendingCommit, kRepairEpoch } from './layout.js';
+import { ControlBlock, i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kLockWaiters, kLockWord, kPendingCommit, kRepairEpoch } from './layout.js';
 import { SharedTable } from './table.js';
 import { TableIndex } from './indexes.js';
 import { insertRow, Transaction, type Engine } from './transaction.js';
@@ -43,6 +43,12 @@ export interface StoreOptions {
   initialRows?: number;
   /** Largest size any single buffer may grow to. Default 1 GiB. */
   maxBytesPerBuffer?: number;
+  /**
+   * Commit id the store starts at (its first commit gets this + 1). Default 0. A store recovered
+   * from a data folder starts after the last logged commit so that commit ids stay monotonic across
+   * restarts (see recovery.ts).
+   */
+  initialCommitId?: number;
 }
 
 const HANDLES_VERSION = 1;
@@ -148,7 +154,10 @@ export class SharedStore {
     if (!Number.isInteger(rows) || rows < 1) throw new LexiconsError(ErrorCode.OPTION, 'options.initialRows must be a positive integer');
     const max = options.maxBytesPerBuffer ?? DEFAULT_MAX_BYTES;
     if (!Number.isInteger(max) || max < 1024) throw new LexiconsError(ErrorCode.OPTION, 'options.maxBytesPerBuffer must be an integer >= 1024');
+    const initial = options.initialCommitId ?? 0;
+    if (!Number.isSafeInteger(initial) || initial < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.initialCommitId must be a non-negative safe integer');
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
+    Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
     const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, control: control.sab, tables: buffers };
     return new SharedStore(schema, handles, (id) => (label, bytes) => {
