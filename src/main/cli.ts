@@ -1,0 +1,130 @@
+/**
+ * @module main/cli
+ * The `lexicons` command line. The only module that prints usage or calls process.exit.
+ *
+ *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
+ *   lexicons --help | --version
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { isLexiconsError } from '../errors.js';
+import { validatePort, validateWorkers, type RunOverrides } from '../server.js';
+import { loadApp, resolveAppPath } from '../workers/app-loader.js';
+
+export const USAGE = `lexicons: a realtime WebSocket application server with an embedded database
+
+Usage:
+  lexicons start [app] [options]   run the server exported by the app module (default ./main)
+  lexicons --help                  show this help
+  lexicons --version               show the version
+
+Options for start:
+  -w, --workers <n>    worker threads for Signals, Headers and Tasks (default 1)
+  -H, --host <host>    interface to listen on (default env HOST or localhost)
+  -p, --port <port>    port, 0 for any free port (default env PORT or 5000)
+  -d, --data <dir>     data folder for the CSV files (default env DATA or data/)
+  -t, --trust <list>   comma-separated client addresses allowed to connect, * for any
+                       (default env TRUST or *)
+
+The app module exports the Server: export const server = new Server({ ... }).
+TypeScript app modules (.ts) are loaded with tsx. SIGINT/SIGTERM stop the server gracefully
+(in-flight calls finish, shutdown tasks run, tables are written to CSV).
+`;
+
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export interface StartCommand {
+  app: string;
+  overrides: RunOverrides;
+}
+
+/** Parses argv (without node and script); throws UsageError with an exact message. */
+export function parseCommand(argv: readonly string[]): 'help' | 'version' | StartCommand {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        workers: { type: 'string', short: 'w' },
+        host: { type: 'string', short: 'H' },
+        port: { type: 'string', short: 'p' },
+        data: { type: 'string', short: 'd' },
+        trust: { type: 'string', short: 't' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  const [command, app, ...rest] = positionals;
+  if (command === undefined) throw new UsageError('missing command (try: lexicons start ./main)');
+  if (command !== 'start' && command !== 'run') throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start)`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  const overrides: RunOverrides = {};
+  try {
+    if (values.workers !== undefined) overrides.workers = validateWorkers(values.workers);
+    if (values.port !== undefined) overrides.port = validatePort(values.port);
+  } catch (err) {
+    throw new UsageError(`--${(err as Error).message}`);
+  }
+  if (values.host !== undefined) {
+    if (values.host.trim() === '') throw new UsageError('--host must not be empty');
+    overrides.host = values.host;
+  }
+  if (values.data !== undefined) {
+    if (values.data.trim() === '') throw new UsageError('--data must not be empty');
+    overrides.data = values.data;
+  }
+  if (values.trust !== undefined) {
+    const trust = values.trust.split(',').map((s) => s.trim()).filter(Boolean);
+    if (trust.length === 0) throw new UsageError('--trust must list at least one address (or *)');
+    overrides.trust = trust;
+  }
+  return { app: app ?? './main', overrides };
+}
+
+async function start(command: StartCommand): Promise<number> {
+  const appPath = resolveAppPath(command.app);
+  const { server } = await loadApp(appPath);
+  const running = await server.run({ ...command.overrides, appPath });
+  await running.closed;
+  return 0;
+}
+
+/** Runs the CLI and exits the process with its status. */
+export async function run(argv: readonly string[]): Promise<never> {
+  let code: number;
+  try {
+    const command = parseCommand(argv);
+    if (command === 'help') {
+      process.stdout.write(USAGE);
+      code = 0;
+    } else if (command === 'version') {
+      process.stdout.write(`${version()}\n`);
+      code = 0;
+    } else {
+      code = await start(command);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`lexicons: ${err.message}\nRun \`lexicons --help\` for usage.\n`);
+      code = 2;
+    } else {
+      const message = isLexiconsError(err) ? `${err.code}: ${err.message}` : ((err as Error)?.stack ?? String(err));
+      process.stderr.write(`lexicons: ${message}\n`);
+      code = 1;
+    }
+  }
+  process.exit(code);
+}

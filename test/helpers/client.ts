@@ -1,0 +1,126 @@
+/**
+ * A WebSocket test client (the `ws` package) with `next()`-style awaiting of frames: every
+ * wait is event-driven and bounded in time.
+ */
+import WebSocket from 'ws';
+
+export interface ConnectOptions {
+  /** HTTP headers of the upgrade request (e.g. `{ Login: JSON.stringify({...}) }`). */
+  headers?: Record<string, string>;
+  /** Query parameters (values are JSON-encoded unless strings). */
+  query?: Record<string, unknown>;
+  timeoutMs?: number;
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+export class TestClient {
+  readonly ws: WebSocket;
+  readonly #frames: unknown[] = [];
+  readonly #waiters: Array<(frame: unknown) => void> = [];
+  readonly closed: Promise<Closed>;
+  /** Every frame received, in order (parsed JSON, or the raw string when not JSON). */
+  readonly received: unknown[] = [];
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data, isBinary) => {
+      const text = data.toString();
+      let frame: unknown = text;
+      if (!isBinary) {
+        try {
+          frame = JSON.parse(text);
+        } catch {
+          frame = text;
+        }
+      }
+      this.received.push(frame);
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(frame);
+      else this.#frames.push(frame);
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  static url(base: string, query?: Record<string, unknown>): string {
+    if (!query) return base;
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) params.set(k, typeof v === 'string' ? v : JSON.stringify(v));
+    return `${base}${base.includes('?') ? '&' : '?'}${params.toString()}`;
+  }
+
+  /** Opens a connection; rejects with `HTTP <status>` when the upgrade is refused. */
+  static connect(base: string, options: ConnectOptions = {}): Promise<TestClient> {
+    const ws = new WebSocket(TestClient.url(base, options.query), { headers: options.headers });
+    const client = new TestClient(ws);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error(`connect timed out after ${options.timeoutMs ?? 5000} ms`));
+      }, options.timeoutMs ?? 5000);
+      ws.once('open', () => {
+        clearTimeout(timer);
+        resolve(client);
+      });
+      ws.once('unexpected-response', (_req, res) => {
+        clearTimeout(timer);
+        reject(new Error(`HTTP ${res.statusCode}`));
+        ws.terminate();
+      });
+      ws.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  /** Sends a value as JSON (a string is sent as is). */
+  send(value: unknown): void {
+    this.ws.send(typeof value === 'string' ? value : JSON.stringify(value));
+  }
+
+  /** The next frame. */
+  next(timeoutMs = 5000): Promise<unknown> {
+    const frame = this.#frames.shift();
+    if (frame !== undefined) return Promise.resolve(frame);
+    return new Promise((resolve, reject) => {
+      const waiter = (f: unknown) => {
+        clearTimeout(timer);
+        resolve(f);
+      };
+      const timer = setTimeout(() => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        reject(new Error(`no frame within ${timeoutMs} ms (received so far: ${JSON.stringify(this.received).slice(0, 500)})`));
+      }, timeoutMs);
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Sends a call and returns the next frame. */
+  async call(value: unknown, timeoutMs = 5000): Promise<unknown> {
+    this.send(value);
+    return this.next(timeoutMs);
+  }
+
+  /** Frames not yet consumed by next(). */
+  get pending(): readonly unknown[] {
+    return this.#frames;
+  }
+
+  close(code = 1000): Promise<Closed> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
+    return this.closed;
+  }
+
+  /** Resolves when closed (by either side), bounded in time. */
+  waitClosed(timeoutMs = 5000): Promise<Closed> {
+    return Promise.race([
+      this.closed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs).unref()),
+    ]);
+  }
+}
