@@ -1,22 +1,97 @@
 /**
  * @module storage/indexes
- * Per-thread indexes derived from the shared, append-only version slots.
+ * Per-thread hash indexes derived from the shared, append-only version slots.
  *
- * Nothing here is shared: each thread keeps, per table,
- * - `pk`: pk -> newest version slot it has seen (including tombstones),
- * - `prev`: a thread-local Int32 array, prev[slot] = the previous version slot of the same pk (-1
- *   for the first). The newest slot may be too new for an older snapshot; walking `prev` finds the
- *   version visible at any snapshot in O(versions newer than the snapshot), usually 0 or 1 steps.
- * - for every indexed/unique field: value -> version slots holding that value. Entries of
- *   superseded versions stay until they are invisible to every open transaction of this thread
- *   (the "horizon"), then they are pruned when the list doubles.
- * They are caught up incrementally by scanning slots [seen, rowCount) when a transaction first
- * touches the table (and at commit, under the lock). A dead-writer repair bumps the repair epoch;
- * a thread that sees a new epoch (or a row count below what it has seen) rebuilds from scratch,
- * because the slots it indexed past the repaired row count will be reused by other rows.
+ * Nothing here is shared, and nothing here holds a copy of a value: each index is a chained hash
+ * table made of two thread-local Int32Arrays, `heads` (bucket -> newest slot in it) and `chain`
+ * (slot -> next older slot in the same bucket), about 12 bytes per version per index. A bucket
+ * lists the versions whose value hashes there, newest first; lookups re-read each candidate's value
+ * from the shared columns to compare it, then check visibility at the transaction's snapshot.
+ *
+ * - The pk index (every version, tombstones included) finds the version of a pk visible at any
+ *   snapshot: the first version of that pk in its bucket with begin <= S decides (it is the live
+ *   one, or a tombstone / superseded one, meaning "absent at S").
+ * - One index per indexed/unique field (non-null values only).
+ *
+ * Indexes catch up incrementally by scanning slots [seen, rowCount) when a transaction first
+ * touches the table (and at commit, under the lock). Entries invisible to every open transaction of
+ * this thread (superseded, or tombstones, at or before the "horizon" snapshot) are unlinked when a
+ * lookup walks a long bucket, so hot rows updated thousands of times keep short buckets.
+ * A dead-writer repair bumps the repair epoch; a thread that sees a new epoch (or a row count
+ * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
+ * reused by other rows.
  */
 import type { SharedTable } from './table.js';
 import { TOMBSTONE } from './table.js';
+
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+
+/** FNV-1a over UTF-16 code units for strings; bit mixing for numbers and booleans. */
+export function hashValue(value: unknown): number {
+  if (typeof value === 'string') {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < value.length; i++) h = Math.imul(h ^ value.charCodeAt(i), 0x01000193);
+    return h >>> 0;
+  }
+  if (typeof value === 'number') {
+    f64[0] = value === 0 ? 0 : value; // -0 and 0 are equal
+    let h = Math.imul(u32[0]! ^ 0x9e3779b9, 0x85ebca6b) ^ u32[1]!;
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+  return value === true ? 1 : 2;
+}
+
+/** A chained hash table of slots in Int32Arrays. */
+class ChainTable {
+  heads = new Int32Array(64).fill(-1);
+  chain = new Int32Array(1024);
+  entries = 0;
+
+  insert(slot: number, hash: number): void {
+    if (this.chain.length <= slot) {
+      const grown = new Int32Array(Math.max(slot + 1, this.chain.length * 2));
+      grown.set(this.chain);
+      this.chain = grown;
+    }
+    const b = hash & (this.heads.length - 1);
+    this.chain[slot] = this.heads[b]!;
+    this.heads[b] = slot;
+    this.entries++;
+  }
+
+  /** Doubles the bucket array when entries outnumber buckets; `hashOf` re-derives each slot's hash. */
+  maybeGrow(hashOf: (slot: number) => number): void {
+    if (this.entries <= this.heads.length) return;
+    const slots: number[] = [];
+    for (let b = 0; b < this.heads.length; b++) for (let v = this.heads[b]!; v !== -1; v = this.chain[v]!) slots.push(v);
+    slots.sort((x, y) => x - y); // re-insert oldest first so buckets stay newest-first
+    let size = this.heads.length;
+    while (size < slots.length * 2) size *= 2;
+    this.heads = new Int32Array(size).fill(-1);
+    this.entries = 0;
+    for (const v of slots) this.insert(v, hashOf(v));
+  }
+
+  /** Unlinks the slots of bucket `hash` for which `dead(slot)` holds. */
+  prune(hash: number, dead: (slot: number) => boolean): void {
+    const b = hash & (this.heads.length - 1);
+    let prev = -1;
+    for (let v = this.heads[b]!; v !== -1; ) {
+      const next = this.chain[v]!;
+      if (dead(v)) {
+        if (prev === -1) this.heads[b] = next;
+        else this.chain[prev] = next;
+        this.entries--;
+      } else prev = v;
+      v = next;
+    }
+  }
+}
+
+/** Walks longer than this trigger a prune of the bucket. */
+const PRUNE_WALK = 16;
 
 export class TableIndex {
   readonly table: SharedTable;
@@ -24,9 +99,8 @@ export class TableIndex {
   readonly #horizon: () => number;
   #seen = 0;
   #epoch = -1;
-  #pk = new Map<string, number>();
-  #prev = new Int32Array(1024);
-  #fields = new Map<number, Map<unknown, number[]>>();
+  #pk = new ChainTable();
+  #fields = new Map<number, ChainTable>();
 
   constructor(table: SharedTable, horizon: () => number) {
     this.table = table;
@@ -36,74 +110,62 @@ export class TableIndex {
 
   #reset(): void {
     this.#seen = 0;
-    this.#pk = new Map();
+    this.#pk = new ChainTable();
     this.#fields = new Map();
     this.table.schema.fields.forEach((f, k) => {
-      if (f.indexed) this.#fields.set(k, new Map());
+      if (f.indexed) this.#fields.set(k, new ChainTable());
     });
   }
 
   /** Catches up with the published slots. Call after reading the snapshot's commit id. */
   sync(): void {
-    const epoch = this.table.control.repairEpoch();
-    const rows = this.table.rowCount();
+    const t = this.table;
+    const epoch = t.control.repairEpoch();
+    const rows = t.rowCount();
     if (epoch !== this.#epoch || rows < this.#seen) {
       this.#reset();
       this.#epoch = epoch;
     }
     if (rows === this.#seen) return;
-    if (this.#prev.length < rows) {
-      const grown = new Int32Array(Math.max(rows, this.#prev.length * 2));
-      grown.set(this.#prev);
-      this.#prev = grown;
-    }
-    const t = this.table;
     for (let v = this.#seen; v < rows; v++) {
-      const pk = t.readPk(v);
-      this.#prev[v] = this.#pk.get(pk) ?? -1;
-      this.#pk.set(pk, v);
+      this.#pk.insert(v, hashValue(t.readPk(v)));
       if (t.flags[v] === TOMBSTONE) continue;
-      for (const [k, map] of this.#fields) {
+      for (const [k, index] of this.#fields) {
         const value = t.columns[k]!.read(v);
-        if (value === null) continue;
-        const list = map.get(value);
-        if (list === undefined) map.set(value, [v]);
-        else {
-          list.push(v);
-          if (list.length >= 8 && (list.length & (list.length - 1)) === 0) this.#prune(list);
-        }
+        if (value !== null) index.insert(v, hashValue(value));
       }
     }
     this.#seen = rows;
+    this.#pk.maybeGrow((v) => hashValue(t.readPk(v)));
+    for (const [k, index] of this.#fields) index.maybeGrow((v) => hashValue(t.columns[k]!.read(v)));
   }
 
-  /** Drops versions superseded at or before the horizon (invisible to every open transaction). */
-  #prune(list: number[]): void {
-    const horizon = this.#horizon();
+  /** Invisible to every open transaction of this thread: superseded or deleted at/before the horizon. */
+  #deadAt(horizon: number): (v: number) => boolean {
     const t = this.table;
-    let w = 0;
-    for (let r = 0; r < list.length; r++) {
-      const v = list[r]!;
+    return (v) => {
       const n = Atomics.load(t.next, v);
-      if (n !== -1 && t.begin[n]! <= horizon) continue;
-      list[w++] = v;
-    }
-    list.length = w;
+      if (n !== -1) return t.begin[n]! <= horizon;
+      return t.flags[v] === TOMBSTONE && t.begin[v]! <= horizon;
+    };
   }
 
   /** Slot of the version of `pk` visible at snapshot s, or -1 (absent or deleted). */
   lookupPk(pk: string, s: number): number {
-    let v = this.#pk.get(pk);
-    if (v === undefined) return -1;
-    const begin = this.table.begin;
-    while (v !== -1 && begin[v]! > s) v = this.#prev[v]!;
-    if (v === -1 || this.table.flags[v] === TOMBSTONE) return -1;
-    return v;
-  }
-
-  /** Newest version slot of `pk` (any state), or -1. */
-  newestSlot(pk: string): number {
-    return this.#pk.get(pk) ?? -1;
+    const t = this.table;
+    const table = this.#pk;
+    const hash = hashValue(pk);
+    let walked = 0;
+    let found = -1;
+    for (let v = table.heads[hash & (table.heads.length - 1)]!; v !== -1; v = table.chain[v]!) {
+      walked++;
+      if (t.begin[v]! > s || t.readPk(v) !== pk) continue;
+      // The newest version of pk with begin <= s decides: live, or absent at s.
+      found = t.isVisible(v, s) ? v : -1;
+      break;
+    }
+    if (walked > PRUNE_WALK) table.prune(hash, this.#deadAt(this.#horizon()));
+    return found;
   }
 
   /** Whether field k has a hash index. */
@@ -111,12 +173,25 @@ export class TableIndex {
     return this.#fields.has(k);
   }
 
-  /** Version slots visible at s whose field k equals value (field k must be indexed). */
+  /** Version slots visible at s whose field k equals value (field k must be indexed), ascending. */
   lookupField(k: number, value: unknown, s: number): number[] {
-    const list = this.#fields.get(k)?.get(value);
-    if (list === undefined) return [];
+    const table = this.#fields.get(k);
+    if (table === undefined || value === null) return [];
+    const t = this.table;
+    const column = t.columns[k]!;
+    const hash = hashValue(value);
     const out: number[] = [];
-    for (const v of list) if (this.table.isVisible(v, s)) out.push(v);
-    return out;
+    let walked = 0;
+    let dead = 0;
+    for (let v = table.heads[hash & (table.heads.length - 1)]!; v !== -1; v = table.chain[v]!) {
+      walked++;
+      if (!t.isVisible(v, s)) {
+        dead++;
+        continue;
+      }
+      if (column.read(v) === value) out.push(v);
+    }
+    if (walked > PRUNE_WALK && dead * 4 > walked) table.prune(hash, this.#deadAt(this.#horizon()));
+    return out.reverse();
   }
 }

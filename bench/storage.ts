@@ -1,0 +1,226 @@
+/**
+ * @module bench/storage
+ * Storage engine throughput and memory, side by side in one run:
+ * - create / get-by-pk / get-by-unique-field / filter-scan, one transaction per operation, with 1
+ *   and 2 worker threads on one shared store (ratio 2t/1t = scaling);
+ * - memory per row of 1,000,000 ChatMessage rows in the shared store vs the same rows as plain JS
+ *   objects in a Map, each measured in its own child process with forced GC (ratio store/map).
+ * Writes bench/results/storage.json.
+ *
+ * Usage: node dist/bench/storage.js [--quick]
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker, isMainThread } from 'node:worker_threads';
+import { Model, compileSchema, field } from '../src/storage/schema.js';
+import { SharedStore } from '../src/storage/store.js';
+
+export class BenchUser extends Model {
+  static override table = 'User';
+  static email = field.str({ unique: true });
+  static age = field.int();
+}
+
+export class BenchMessage extends Model {
+  static override table = 'ChatMessage';
+  static author = field.ref(() => BenchUser);
+  static channel = field.str({ dictionary: true, index: true });
+  static content = field.str();
+  static timestamp = field.float();
+}
+
+export const benchSchema = () => compileSchema([BenchUser, BenchMessage]);
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WORKER = new URL('./storage-worker.js', import.meta.url);
+
+interface Sizes {
+  users: number;
+  messages: number;
+  creates: number;
+  gets: number;
+  scans: number;
+  memoryRows: number;
+}
+
+const FULL: Sizes = { users: 100_000, messages: 100_000, creates: 20_000, gets: 200_000, scans: 40, memoryRows: 1_000_000 };
+const QUICK: Sizes = { users: 10_000, messages: 10_000, creates: 2_000, gets: 20_000, scans: 10, memoryRows: 100_000 };
+
+/** A flat copy of a string (slices and concatenations keep extra objects alive and skew the Map figure). */
+function flat(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
+}
+
+/** ~40 characters. */
+function content(k: number): string {
+  return flat(`message ${k} lorem ipsum dolor sit amet, consec`.slice(0, 40));
+}
+
+function message(k: number, authors: readonly string[], channels: readonly string[]): Record<string, unknown> {
+  return { pk: flat(randomUUID()), author: authors[k % authors.length]!, channel: channels[k % channels.length]!, content: content(k), timestamp: 1.7e12 + k };
+}
+
+function* chunks<T>(total: number, size: number, make: (k: number) => T): Generator<T[]> {
+  for (let k = 0; k < total; k += size) yield Array.from({ length: Math.min(size, total - k) }, (_, j) => make(k + j));
+}
+
+function seededStore(sizes: Sizes, messages: number): SharedStore {
+  const store = SharedStore.create(benchSchema());
+  for (const chunk of chunks(sizes.users, 10_000, (k) => ({ email: `user${k}@example.com`, age: k % 90 }))) store.bulkLoad(BenchUser, chunk);
+  const authors = [...store.scan(BenchUser)].slice(0, 1000).map((u) => u.pk);
+  const channels = Array.from({ length: 16 }, (_, i) => `channel-${i}`);
+  for (const chunk of chunks(messages, 10_000, (k) => message(k, authors, channels))) store.bulkLoad(BenchMessage, chunk);
+  return store;
+}
+
+async function runThreads(store: SharedStore, op: string, total: number, threads: number, users: number): Promise<{ opsPerSec: number; warmMs: number }> {
+  const gate = new SharedArrayBuffer(8);
+  const g = new Int32Array(gate);
+  const per = Math.floor(total / threads);
+  const results = Array.from({ length: threads }, (_, t) => {
+    const worker = new Worker(WORKER, { workerData: { handles: store.handles, gate, op, n: per, offset: t * per, users } });
+    return new Promise<{ elapsed: number; warmMs: number }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => code !== 0 && reject(new Error(`bench worker exited with ${code}`)));
+    });
+  });
+  for (;;) {
+    const seen = Atomics.load(g, 0);
+    if (seen >= threads) break;
+    const w = (Atomics as unknown as { waitAsync(a: Int32Array, i: number, v: number): { async: boolean; value: Promise<string> | string } }).waitAsync(g, 0, seen);
+    if (w.async) await w.value;
+  }
+  Atomics.store(g, 1, 1);
+  Atomics.notify(g, 1);
+  const done = await Promise.all(results);
+  const elapsed = Math.max(...done.map((d) => d.elapsed));
+  return { opsPerSec: Math.round((per * threads) / (elapsed / 1000)), warmMs: Math.round(Math.max(...done.map((d) => d.warmMs))) };
+}
+
+/** Child-process mode: build `rows` messages one way, report memory deltas after forced GC. */
+function measureMemory(kind: 'store' | 'map', rows: number): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('run with --expose-gc');
+  const authors = Array.from({ length: 1000 }, () => flat(randomUUID()));
+  const channels = Array.from({ length: 16 }, (_, i) => `channel-${i}`);
+  gc();
+  gc();
+  const before = process.memoryUsage();
+  let keep: unknown;
+  let shared = 0;
+  if (kind === 'store') {
+    const store = SharedStore.create(benchSchema());
+    for (const chunk of chunks(rows, 10_000, (k) => message(k, authors, channels))) store.bulkLoad(BenchMessage, chunk);
+    shared = store.stats().tables.ChatMessage!.bytes;
+    keep = store;
+  } else {
+    const map = new Map<string, Record<string, unknown>>();
+    for (let k = 0; k < rows; k++) {
+      const row = message(k, authors, channels);
+      map.set(row.pk as string, row);
+    }
+    keep = map;
+  }
+  gc();
+  gc();
+  const after = process.memoryUsage();
+  process.stdout.write(
+    JSON.stringify({
+      kind,
+      rows,
+      rssPerRow: (after.rss - before.rss) / rows,
+      heapPerRow: (after.heapUsed - before.heapUsed) / rows,
+      sharedPerRow: shared / rows,
+      alive: keep !== undefined,
+    }),
+  );
+}
+
+function childMemory(kind: 'store' | 'map', rows: number): Record<string, number> {
+  const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--memory', kind, '--rows', String(rows)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out) as Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const memIdx = args.indexOf('--memory');
+  if (memIdx >= 0) {
+    measureMemory(args[memIdx + 1] as 'store' | 'map', Number(args[args.indexOf('--rows') + 1]));
+    return;
+  }
+  const quick = args.includes('--quick');
+  const sizes = quick ? QUICK : FULL;
+  const figures: Record<string, Record<string, number>> = {};
+  const ratios: Record<string, number> = {};
+
+  const readStore = seededStore(sizes, sizes.messages);
+  for (const threads of [1, 2]) {
+    const createStore = seededStore(sizes, 0);
+    const ops = {
+      create: await runThreads(createStore, 'create', sizes.creates, threads, sizes.users),
+      getPk: await runThreads(readStore, 'getPk', sizes.gets, threads, sizes.users),
+      getUnique: await runThreads(readStore, 'getUnique', sizes.gets, threads, sizes.users),
+      scan: await runThreads(readStore, 'scan', sizes.scans, threads, sizes.users),
+    };
+    for (const [op, r] of Object.entries(ops)) {
+      figures[op] ??= {};
+      figures[op]![`threads${threads}OpsPerSec`] = r.opsPerSec;
+      if (op === 'scan') figures[op]![`threads${threads}RowsPerSec`] = r.opsPerSec * sizes.messages;
+      figures[op]![`threads${threads}WarmMs`] = r.warmMs;
+    }
+  }
+  for (const op of Object.keys(figures)) ratios[`${op}2tOver1t`] = round(figures[op]!.threads2OpsPerSec! / figures[op]!.threads1OpsPerSec!);
+
+  const store = childMemory('store', sizes.memoryRows);
+  const map = childMemory('map', sizes.memoryRows);
+  // Comparable figure: bytes the data costs after GC. Store: shared buffers (allocated, incl.
+  // growth slack) + this thread's derived indexes on the heap; Map: the JS heap. RSS deltas are
+  // reported too but include allocator slack from loading.
+  const storeBytes = store.sharedPerRow! + store.heapPerRow!;
+  figures.memory = {
+    rows: sizes.memoryRows,
+    storeBytesPerRow: round(storeBytes),
+    storeSharedBytesPerRow: round(store.sharedPerRow!),
+    storeIndexHeapBytesPerRowPerThread: round(store.heapPerRow!),
+    storeRssBytesPerRow: round(store.rssPerRow!),
+    mapBytesPerRow: round(map.heapPerRow!),
+    mapRssBytesPerRow: round(map.rssPerRow!),
+  };
+  ratios.memoryStoreOverMap = round(storeBytes / map.heapPerRow!);
+  // Three threads reading the same rows: one shared copy + three indexes, vs three Maps.
+  ratios.memoryStoreOverMap3Threads = round((store.sharedPerRow! + 3 * store.heapPerRow!) / (3 * map.heapPerRow!));
+
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    // not a git checkout: keep 'unknown'
+  }
+  const result = {
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', totalMemBytes: totalmem(), node: process.version, platform: `${process.platform}-${process.arch}` },
+    date: new Date().toISOString(),
+    commit,
+    quick,
+    sizes,
+    figures,
+    ratios,
+  };
+  mkdirSync(new URL('bench/results/', pathToFileURL(ROOT)), { recursive: true });
+  writeFileSync(new URL('bench/results/storage.json', pathToFileURL(ROOT)), JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(JSON.stringify({ figures, ratios }, null, 2) + '\n');
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+if (isMainThread && process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
