@@ -13,6 +13,9 @@ import type { LogStatus, RunningServer } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { setTestLogHook } from '../fixtures/apps/log-sink.js';
 
+// Apps without their own onLog print only errors in tests (LEXICONS_TEST_VERBOSE=1: everything).
+process.env.LEXICONS_LOG ??= process.env.LEXICONS_TEST_VERBOSE ? 'all' : 'errors';
+
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'lexicons.js');
 export const CHAT_APP = fileURLToPath(new URL('../../examples/chat/main.js', import.meta.url));
@@ -143,7 +146,7 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
 
 /** Spawns `lexicons start <args>` and resolves once its LISTEN line reports the port. */
 export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, [BIN, 'start', ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env } });
+  const child = spawn(process.execPath, [BIN, 'start', ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env } });
   let out = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
