@@ -6,7 +6,7 @@
  *
  * Usage: node dist/bench/run.js [--quick|--full] [--workloads echo,chat,read,connect]
  *   [--systems uws-raw,socketio,lexicons-w1,lexicons-w2] [--procs N] [--duration S] [--warmup S]
- *   [--hash scrypt|sha256|none] [--no-ceiling] [--out DIR] [--no-readme]
+ *   [--hash scrypt|sha256|none] [--no-ceiling] [--quiet-wait S] [--out DIR] [--no-readme]
  */
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,7 @@ export async function main(argv: string[]): Promise<void> {
       warmup: { type: 'string' },
       hash: { type: 'string' },
       'no-ceiling': { type: 'boolean', default: false },
+      'quiet-wait': { type: 'string' },
       out: { type: 'string' },
       'no-readme': { type: 'boolean', default: false },
     },
@@ -60,6 +61,7 @@ export async function main(argv: string[]): Promise<void> {
   if (procs !== undefined && !Number.isInteger(procs)) throw new Error('--procs must be a positive integer');
   const duration = positiveNumber(values.duration, 'duration');
   const warmup = positiveNumber(values.warmup, 'warmup');
+  const quietWait = values['quiet-wait'] === '0' ? 0 : positiveNumber(values['quiet-wait'], 'quiet-wait');
   const custom = procs !== undefined || duration !== undefined || warmup !== undefined || values.hash !== undefined;
   const config: BenchConfig = {
     ...preset,
@@ -70,6 +72,7 @@ export async function main(argv: string[]): Promise<void> {
     durationMs: duration !== undefined ? duration * 1000 : preset.durationMs,
     warmupMs: warmup !== undefined ? warmup * 1000 : preset.warmupMs,
     ceiling: preset.ceiling && !values['no-ceiling'],
+    quietWaitMs: quietWait !== undefined ? quietWait * 1000 : preset.quietWaitMs,
     log: (line) => console.log(line),
   };
   const outDir = values.out ?? `${ROOT}bench/results`;

@@ -1,6 +1,7 @@
-// k6 chat workload for lexicons (or bench/peers/uws-raw.js): every VU logs in (the Login header
-// subscribes it to channel Public); the first SENDERS VUs each send RATE CreateChatMessage calls
-// per second; every VU times each delivered copy from the timestamp inside its content.
+// k6 chat workload for lexicons (or bench/peers/uws-raw.js): every VU logs in (Login header) and
+// subscribes to channel Public; once subscribed, the first SENDERS VUs each send RATE
+// CreateChatMessage calls per second; every VU times each delivered copy from the timestamp
+// inside its content.
 //
 //   k6 run -e PORT=5000 -e VUS=200 -e SENDERS=20 -e RATE=50 -e DURATION=30s bench/k6/chat.js
 import ws from 'k6/ws';
@@ -35,7 +36,7 @@ export const options = {
   },
 };
 
-const user = (k) => ({ email: `login${k}@bench.test`, password: 'pw' });
+const user = (k) => ({ email: `login${k}@bench.test`, password: 'bench-password' });
 const MARK = /~t(\d+)~c(\d+)~/;
 
 export function setup() {
@@ -50,16 +51,15 @@ export function setup() {
 export default function () {
   const params = { headers: { Login: JSON.stringify(user((__VU - 1) % USERS)) } };
   const res = ws.connect(URL, params, (socket) => {
-    socket.on('open', () => {
-      if (__VU > SENDERS) return;
-      socket.setInterval(() => {
-        socket.send(JSON.stringify({ CreateChatMessage: { channel: CHANNEL, content: `~t${Date.now()}~c${__VU}~` } }));
-        sent.add(1);
-      }, 1000 / RATE);
-    });
+    socket.on('open', () => socket.send(JSON.stringify({ Subscribe: { channel: CHANNEL } })));
     socket.on('message', (data) => {
       for (const item of JSON.parse(data)) {
-        if (item.CreateChatMessage !== undefined) {
+        if (item.Subscribe !== undefined && __VU <= SENDERS) {
+          socket.setInterval(() => {
+            socket.send(JSON.stringify({ CreateChatMessage: { channel: CHANNEL, content: `~t${Date.now()}~c${__VU}~` } }));
+            sent.add(1);
+          }, 1000 / RATE);
+        } else if (item.CreateChatMessage !== undefined) {
           const m = MARK.exec(item.CreateChatMessage.content || '');
           if (m) {
             delivery.add(Date.now() - Number(m[1]));

@@ -32,7 +32,7 @@ export const options = {
   },
 };
 
-const user = (k) => ({ email: `login${k}@bench.test`, password: 'pw' });
+const user = (k) => ({ email: `login${k}@bench.test`, password: 'bench-password' });
 
 export function setup() {
   for (let k = 0; k < USERS; k++) {

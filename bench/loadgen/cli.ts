@@ -6,6 +6,9 @@
  * node dist/bench/loadgen/cli.js --system uws-wrap --mode echo --conns 64 --window 32 --procs 1
  * node dist/bench/loadgen/cli.js --port 5000 --pid 1234 --mode chat --conns 200 --senders 20
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PASSWORD, userEmail, type HashKind } from './dataset.js';
 import { runLoad } from './driver.js';
@@ -41,10 +44,12 @@ let system: RunningSystem | null = null;
 let port = Number(values.port ?? 0);
 let pid = values.pid === undefined ? undefined : Number(values.pid);
 let protocol = values.protocol as ProtocolName;
+let dataDir: string | undefined;
 if (values.system !== undefined) {
   const name = values.system as SystemName;
   if (!(name in SYSTEMS)) throw new Error(`--system must be one of ${Object.keys(SYSTEMS).join(', ')}`);
-  system = await startSystem(name, { rows: 0, channels: 1, users: 0, hash: values.hash as HashKind, startTimeoutMs: 30_000 });
+  dataDir = name.startsWith('lexicons') ? await mkdtemp(join(tmpdir(), 'lexicons-cli-')) : undefined;
+  system = await startSystem(name, { rows: 0, channels: 1, users: 0, hash: values.hash as HashKind, dataDir, startTimeoutMs: 60_000 });
   port = system.port;
   pid = system.pid;
   protocol = system.spec.protocol;
@@ -76,4 +81,5 @@ try {
   console.log(JSON.stringify(result, null, 2));
 } finally {
   await system?.stop();
+  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
 }

@@ -17,20 +17,22 @@ export const USER_EMAIL_TEMPLATE = 'u{k:7z}@bench.test';
 /** `c000042`: channel k of the seeded chat rows. */
 export const channelName = (k: number): string => `c${String(k).padStart(6, '0')}`;
 export const CHANNEL_TEMPLATE = 'c{k:6z}';
-export const PASSWORD = 'pw';
+/** The examples/chat Register header wants at least 8 characters. */
+export const PASSWORD = 'bench-password';
 /** User k of those the benchmark registers and logs in with (distinct from the seeded users). */
 export const loginUser = (k: number): { email: string; password: string } => ({ email: `login${k}@bench.test`, password: PASSWORD });
 
 /**
- * Password hashing of Register/Login, the same in every system: `scrypt` (Node defaults,
- * N=16384, r=8, p=1, 64-byte key; what lexicons stores new passwords with), `sha256`, or `none`.
+ * Password hashing of Register/Login in the peers: `scrypt` with the parameters lexicons'
+ * `utils.encrypt` uses (N=16384, r=8, p=1, 32-byte key, so the peers pay what lexicons pays),
+ * or the cheaper `sha256` / `none` for quick checks (lexicons always uses scrypt).
  */
 export type HashKind = 'scrypt' | 'sha256' | 'none';
 
 export async function hashPassword(kind: HashKind, password: string, salt: string): Promise<string> {
   if (kind === 'none') return password;
   if (kind === 'sha256') return createHash('sha256').update(salt).update(password).digest('hex');
-  const key = await new Promise<Buffer>((resolve, reject) => scrypt(password, salt, 64, (err, k) => (err ? reject(err) : resolve(k))));
+  const key = await new Promise<Buffer>((resolve, reject) => scrypt(password, salt, 32, { N: 16384, r: 8, p: 1 }, (err, k) => (err ? reject(err) : resolve(k))));
   return key.toString('hex');
 }
 
@@ -60,9 +62,15 @@ export function seedChatRow(k: number, channels: number, author: string): ChatRo
   return { pk: `m${k}`, author, channel: channelName(k % channels), content: `seeded message ${k}`, timestamp: 1_700_000_000 + k / 1000 };
 }
 
+/**
+ * A stored password nobody logs in with, shaped as an original-lexicons hash (64 hex chars) so
+ * the User model's `encryptIfPlain` transform keeps it as is when the CSV loads.
+ */
+export const SEEDED_PASSWORD = '0'.repeat(64);
+
 /** Seeded user k: email {@link userEmail}(k), a password hash nobody logs in with. */
 export function seedUserRow(k: number): UserRow {
-  return { pk: `s${k}`, email: userEmail(k), password: 'seeded', salt: '' };
+  return { pk: `s${k}`, email: userEmail(k), password: SEEDED_PASSWORD, salt: '' };
 }
 
 /** What `Register` / `Login` header data looks like. */
@@ -120,8 +128,11 @@ export class MemoryChat {
     return row;
   }
 
-  chatList(channel: unknown): ChatRow[] {
-    return typeof channel === 'string' ? (this.byChannel.get(channel) ?? []) : [];
+  /** GetChatList as examples/chat answers it: the channel's latest `limit` messages, oldest first. */
+  chatList(channel: unknown, limit: unknown): { channel: string; messages: ChatRow[] } | string {
+    if (typeof channel !== 'string') return 'GetChatList needs {channel: string}';
+    const n = typeof limit === 'number' && Number.isInteger(limit) ? Math.min(Math.max(limit, 1), 1000) : 100;
+    return { channel, messages: (this.byChannel.get(channel) ?? []).slice(-n) };
   }
 
   /** Get-by-unique-field: the user with this email, without its secrets, or null. */

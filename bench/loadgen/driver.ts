@@ -25,6 +25,11 @@ export interface LoadOptions extends Omit<Job, 'procIndex' | 'procs' | 'register
   serverPid?: number;
   /** Time allowed for setup (registering and connecting everything). */
   setupTimeoutMs?: number;
+  /**
+   * Before the load starts, wait up to this long for the machine to be quiet (other programs
+   * using under 0.25 cores over 250 ms), so a shared machine disturbs the figures less. 0: no wait.
+   */
+  quietWaitMs?: number;
 }
 
 export type LatencySummary = ReturnType<Histogram['summaryMs']>;
@@ -43,6 +48,8 @@ export interface LoadResult {
   callsPerSec: number;
   /** Chat: copies delivered per second over all subscribers. */
   deliveredPerSec: number;
+  /** How long the run waited for other programs to calm down before starting. */
+  quietWaitedMs: number;
   /** Round trip (echo, request, chat sender) or handshake (connect) latency. */
   latencyMs: LatencySummary;
   /** Chat: sender-to-subscriber delivery latency of every copy. */
@@ -131,8 +138,21 @@ function phase(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Sample machine-wide CPU in 250 ms slices until under 0.25 busy cores or `maxMs` passed; returns the time waited. */
+async function awaitQuiet(maxMs: number): Promise<number> {
+  const start = performance.now();
+  while (performance.now() - start < maxMs) {
+    const b0 = machineBusySeconds();
+    const t0 = performance.now();
+    await phase(250);
+    const busy = (machineBusySeconds() - b0) / ((performance.now() - t0) / 1000);
+    if (busy < 0.25) break;
+  }
+  return Math.round(performance.now() - start);
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { procs, warmupMs, durationMs, serverPid, setupTimeoutMs = 120_000, ...base } = options;
+  const { procs, warmupMs, durationMs, serverPid, setupTimeoutMs = 120_000, quietWaitMs = 0, ...base } = options;
   if (!Number.isInteger(procs) || procs < 1) throw new RangeError('procs must be a positive integer');
   const children = Array.from({ length: procs }, () => new Child());
   const drainMs = base.timeoutMs + 5000;
@@ -152,6 +172,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       c.send({ type: 'setup', job });
     });
     await Promise.all(children.map((c) => c.next('ready', setupTimeoutMs)));
+    const quietWaitedMs = await awaitQuiet(quietWaitMs);
     for (const c of children) c.send({ type: 'go' });
     await phase(warmupMs);
     const cpu0 = serverPid === undefined ? 0 : cpuSeconds(serverPid);
@@ -168,7 +189,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     for (const c of children) c.send({ type: 'collect', expectedPerConn: sentTotal });
     const finals = await Promise.all(children.map((c) => c.next('final', drainMs)));
     const peak = serverPid === undefined ? 0 : peakRssMiB(serverPid);
-    return merge(options, stopped.map((s) => s.window), finals.map((f) => f.totals), serverPid === undefined ? null : { cpu: cpu1 - cpu0, seconds: wallSeconds, peak }, (busy1 - busy0) / wallSeconds);
+    const server = serverPid === undefined ? null : { cpu: cpu1 - cpu0, seconds: wallSeconds, peak };
+    const result = merge(options, stopped.map((s) => s.window), finals.map((f) => f.totals), server, (busy1 - busy0) / wallSeconds);
+    result.quietWaitedMs = quietWaitedMs;
+    return result;
   } finally {
     await Promise.all(children.map((c) => c.end()));
   }
@@ -226,6 +250,7 @@ function merge(
     seconds: round(seconds, 3),
     callsPerSec: round(completed / seconds),
     deliveredPerSec: round(delivered / seconds),
+    quietWaitedMs: 0,
     latencyMs: latency.summaryMs(),
     deliveryMs: delivery.summaryMs(),
     errorsPerSec: round(errors / seconds),

@@ -11,9 +11,9 @@
 import { Histogram } from './histogram.js';
 import type { Job, TotalFigures, WindowFigures } from './job.js';
 import { FRAME, protocolByName, scanEnd, scanNumber, startsWith, type Protocol } from './protocols.js';
-import { runStorm, openClient, registerUsers } from './storm.js';
+import { callAndWait, openClient, registerUsers, runStorm } from './storm.js';
 import { nowUs, type RawWsConnection } from './ws-client.js';
-import { FrameTemplate } from './ws-frame.js';
+import { FrameTemplate, encodeFrame } from './ws-frame.js';
 
 const T_NUMBER = Buffer.from('"t":');
 const T_STRING = Buffer.from('~t');
@@ -87,12 +87,16 @@ export class LoadProcess {
     const job = this.job;
     const registered = await registerUsers(job, this.protocol);
     if (job.mode === 'connect') return { connected: 0, registered };
+    const subscribe = encodeFrame(this.protocol.call('Subscribe', JSON.stringify({ channel: job.channel })));
+    const subscribed = this.protocol.responsePrefix('Subscribe');
     let next = 0;
     const opener = async () => {
       while (next < job.conns) {
         const k = next++;
         const id = job.procIndex * ID_STRIDE + k;
         const conn = await openClient(job, this.protocol, id, undefined);
+        // Chat: join the channel first (examples/chat refuses posts from non-subscribers).
+        if (job.mode === 'chat') await callAndWait(conn, this.protocol, subscribe, subscribed, job.timeoutMs);
         this.#attach(conn, id, k < job.senders);
       }
     };

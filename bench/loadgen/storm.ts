@@ -79,6 +79,7 @@ export async function runStorm(lp: LoadProcess): Promise<void> {
   const job = lp.job;
   const storm = job.storm!;
   const probe = new FrameTemplate(lp.protocol.call('Echo', '{"t":{t:15}}'));
+  const probeFrame = Buffer.from(probe.frame);
   const echoPrefix = lp.protocol.responsePrefix('Echo');
   let attempts = 0;
   const loop = async (lane: number) => {
@@ -90,7 +91,7 @@ export async function runStorm(lp: LoadProcess): Promise<void> {
       lp.recordAttempt();
       try {
         const conn = await openClient(job, lp.protocol, id, source);
-        if (storm.probe) await roundTrip(conn, lp.protocol, probe, echoPrefix, job.timeoutMs);
+        if (storm.probe) await callAndWait(conn, lp.protocol, probeFrame, echoPrefix, job.timeoutMs);
         lp.recordHandshake(nowUs() - t0);
         conn.onClose = () => {};
         conn.close();
@@ -102,12 +103,14 @@ export async function runStorm(lp: LoadProcess): Promise<void> {
   await Promise.all(Array.from({ length: storm.concurrency }, (_, lane) => loop(lane)));
 }
 
-function roundTrip(conn: RawWsConnection, protocol: Protocol, probe: FrameTemplate, prefix: Buffer, timeoutMs: number): Promise<void> {
+/** Send one ready-made call and wait for the frame starting with `prefix` (an error frame rejects). */
+export function callAndWait(conn: RawWsConnection, protocol: Protocol, frame: Buffer, prefix: Buffer, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no Echo reply within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new Error(`no ${prefix.toString()} reply within ${timeoutMs} ms`)), timeoutMs);
     const done = (error: Error | null) => {
       clearTimeout(timer);
       conn.onMessage = () => {};
+      conn.onClose = () => {};
       if (error) {
         conn.destroy();
         reject(error);
@@ -116,12 +119,10 @@ function roundTrip(conn: RawWsConnection, protocol: Protocol, probe: FrameTempla
     conn.onMessage = (buf, start, end) => {
       const kind = protocol.classify(conn, buf, start, end);
       if (kind === FRAME.APP && startsWith(buf, start, end, prefix)) done(null);
-      else if (kind === FRAME.ERROR) done(new Error(`probe failed: ${buf.toString('utf8', start, Math.min(end, start + 200))}`));
+      else if (kind === FRAME.ERROR) done(new Error(`call failed: ${buf.toString('utf8', start, Math.min(end, start + 200))}`));
     };
-    conn.onClose = () => done(new Error(`connection closed before the probe reply (code ${conn.closeCode})`));
-    const [buf, at] = conn.reserve(probe.length);
-    probe.write(buf, at);
-    probe.set(buf, at, 0, nowUs());
+    conn.onClose = () => done(new Error(`connection closed before the ${prefix.toString()} reply (code ${conn.closeCode})`));
+    conn.sendRaw(frame);
     conn.flush();
   });
 }

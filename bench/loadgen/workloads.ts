@@ -35,6 +35,8 @@ export interface BenchConfig {
   /** Also measure the generator's ceiling (raw uWS echo without JSON) in the echo workload. */
   ceiling: boolean;
   startTimeoutMs: number;
+  /** Wait up to this long before each phase for other programs to go quiet (shared machines). */
+  quietWaitMs: number;
   log: (line: string) => void;
 }
 
@@ -52,6 +54,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     connect: { concurrency: 8, max: 20_000, probe: true },
     ceiling: true,
     startTimeoutMs: 60_000,
+    quietWaitMs: 0,
   },
   full: {
     mode: 'full',
@@ -66,6 +69,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     connect: { concurrency: 32, max: 1_000_000, probe: true },
     ceiling: true,
     startTimeoutMs: 300_000,
+    quietWaitMs: 30_000,
   },
 };
 
@@ -99,6 +103,7 @@ function baseLoad(config: BenchConfig, system: RunningSystem, register: boolean)
     warmupMs: config.warmupMs,
     durationMs: config.durationMs,
     serverPid: system.pid,
+    quietWaitMs: config.quietWaitMs,
   };
 }
 

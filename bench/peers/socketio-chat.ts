@@ -80,8 +80,9 @@ io.use((socket, next) => {
 
 io.on('connection', (socket) => {
   const session = socket.data;
-  if (session.user !== null) void socket.join('Public');
-  if (session.registered) socket.emit('Register', { success: true });
+  const user = session.user;
+  if (user !== null && session.registered) socket.emit('Register', { success: true, pk: user.pk, email: user.email });
+  else if (user !== null) socket.emit('Login', { pk: user.pk, email: user.email });
   const fail = (message: string) => socket.emit('Errors', [message]);
 
   socket.on('Echo', (args: unknown) => {
@@ -89,6 +90,7 @@ io.on('connection', (socket) => {
   });
   socket.on('CreateChatMessage', (args: { channel?: unknown; content?: unknown } | null) => {
     if (session.user === null) return fail('Authentication required');
+    if (typeof args?.channel !== 'string' || !socket.rooms.has(args.channel)) return fail(`Subscribe to ${String(args?.channel)} before posting to it`);
     const row = store.createMessage(session.user.pk, args?.channel, args?.content);
     if (typeof row === 'string') return fail(row);
     io.to(row.channel).emit('CreateChatMessage', row);
@@ -98,8 +100,10 @@ io.on('connection', (socket) => {
     void socket.join(args.channel);
     socket.emit('Subscribe', { channel: args.channel });
   });
-  socket.on('GetChatList', (args: { channel?: unknown } | null) => {
-    socket.emit('GetChatList', store.chatList(args?.channel));
+  socket.on('GetChatList', (args: { channel?: unknown; limit?: unknown } | null) => {
+    const list = store.chatList(args?.channel, args?.limit);
+    if (typeof list === 'string') return fail(list);
+    socket.emit('GetChatList', list);
   });
   socket.on('GetUser', (args: { email?: unknown } | null) => {
     socket.emit('GetUser', store.getUser(args?.email));

@@ -59,6 +59,7 @@ function dispatch(ws: uWS.WebSocket<Session>, call: unknown): void {
     case 'CreateChatMessage': {
       const user = ws.getUserData().user;
       if (user === null) return error(ws, 'Authentication required');
+      if (typeof a.channel !== 'string' || !ws.isSubscribed(a.channel)) return error(ws, `Subscribe to ${String(a.channel)} before posting to it`);
       const row = store.createMessage(user.pk, a.channel, a.content);
       if (typeof row === 'string') return error(ws, row);
       app.publish(row.channel, JSON.stringify([{ CreateChatMessage: row }]));
@@ -69,9 +70,12 @@ function dispatch(ws: uWS.WebSocket<Session>, call: unknown): void {
       ws.subscribe(a.channel);
       ws.send(JSON.stringify([{ Subscribe: { channel: a.channel } }]));
       return;
-    case 'GetChatList':
-      ws.send(JSON.stringify([{ GetChatList: store.chatList(a.channel) }]));
+    case 'GetChatList': {
+      const list = store.chatList(a.channel, a.limit);
+      if (typeof list === 'string') return error(ws, list);
+      ws.send(JSON.stringify([{ GetChatList: list }]));
       return;
+    }
     case 'GetUser':
       ws.send(JSON.stringify([{ GetUser: store.getUser(a.email) }]));
       return;
@@ -124,8 +128,10 @@ const app = uWS.App()
     open: (ws) => {
       sockets.add(ws);
       const session = ws.getUserData();
-      if (session.user !== null) ws.subscribe('Public');
-      if (session.registered) ws.send(JSON.stringify([{ Register: { success: true } }]));
+      const user = session.user;
+      if (user === null) return;
+      if (session.registered) ws.send(JSON.stringify([{ Register: { success: true, pk: user.pk, email: user.email } }]));
+      else ws.send(JSON.stringify([{ Login: { pk: user.pk, email: user.email } }]));
     },
     message: (ws, message) => {
       if (values.wrap && message.byteLength + 2 <= scratch.length && Buffer.from(message, 0, ECHO_PREFIX.length).equals(ECHO_PREFIX)) {

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CHANNEL_TEMPLATE, USER_EMAIL_TEMPLATE, loginUser } from '../../bench/loadgen/dataset.js';
+import { CHANNEL_TEMPLATE, USER_EMAIL_TEMPLATE, loginUser, seedDataFolder } from '../../bench/loadgen/dataset.js';
 import { runLoad, type LoadOptions, type LoadResult } from '../../bench/loadgen/driver.js';
 import { END, START, updateReadme } from '../../bench/loadgen/report.js';
 import { lexiconsMissing, startSystem, type RunningSystem, type SystemName } from '../../bench/loadgen/servers.js';
@@ -59,7 +59,10 @@ function suite(name: SystemName, register: boolean): void {
     let system: RunningSystem;
     let dataDir: string | undefined;
     before(async () => {
-      if (name.startsWith('lexicons')) dataDir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+      if (name.startsWith('lexicons')) {
+        dataDir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+        await seedDataFolder(dataDir, 1000, 10, 1000);
+      }
       system = await startSystem(name, { rows: 1000, channels: 10, users: 1000, hash: 'sha256', dataDir, startTimeoutMs: 30_000 });
     });
     after(async () => {

@@ -1,0 +1,50 @@
+/**
+ * @module bench/app/main
+ * The lexicons app the benchmarks run (`lexicons start dist/bench/app/main.js --workers N`): the
+ * chat example (examples/chat) as is, plus two signals the workloads need, and per-connection
+ * limits raised so that the server is measured, not its rate limiter.
+ * - `Echo` ({...any}): sends its arguments back to the caller, `[{"Echo": args}]`.
+ * - `GetUser` ({email}): get-by-unique-field, `[{"GetUser": {pk, email} | null}]`.
+ */
+import { ChannelManager, HeaderManager, ModelManager, Server, Signal, SignalManager, TaskManager, field, type SignalContext } from '../../src/index.js';
+import { Public } from '../../examples/chat/channels.js';
+import { Login, Register } from '../../examples/chat/headers.js';
+import { ChatMessage, User } from '../../examples/chat/models.js';
+import { CreateChatMessage, GetChatList, Subscribe } from '../../examples/chat/signals.js';
+import { OnShutdown } from '../../examples/chat/tasks.js';
+
+export class Echo extends Signal {
+  execute({ db: _db, ws, sv: _sv, ...args }: SignalContext) {
+    ws.send([{ Echo: args as Record<string, never> }]);
+  }
+}
+
+export class GetUser extends Signal {
+  static override args = { email: field.str() };
+
+  execute({ email, db, ws }: SignalContext<{ email: string }>) {
+    const user = db.get(User, { email });
+    ws.send([{ GetUser: user ? { pk: user.pk, email: user.email } : null }]);
+  }
+}
+
+export const server = new Server({
+  protocol: 'ws',
+  host: '127.0.0.1',
+  port: 5000,
+  models: new ModelManager(User, ChatMessage),
+  signals: new SignalManager(Subscribe, CreateChatMessage, GetChatList, Echo, GetUser),
+  headers: new HeaderManager(Login, Register),
+  channels: new ChannelManager(Public),
+  tasks: new TaskManager(OnShutdown),
+  trust: [],
+  debug: false,
+  // Benchmarks send thousands of calls per second per connection and keep deep windows in flight.
+  limits: { messagesPerSecond: 1e9, maxBackpressureBytes: 64 << 20, maxMessageBytes: 16 << 20 },
+  // Per-call log lines would cost more than the calls: keep only errors (stderr, read by the harness on failure).
+  onLog: (status, data) => {
+    if (status.endsWith('ERROR') || status === 'START' || status === 'LISTEN') process.stderr.write(`${JSON.stringify({ status, ...data })}\n`);
+  },
+});
+
+server.runIfMain(import.meta.url);
