@@ -33,7 +33,7 @@ export function tableToArrow(t: SharedTable, control: ControlBlock, maxBytes: nu
   const rows = t.rowCount();
   const dead = control.deadVersions(t.id);
   let length = rows;
-  while (length > 0 && t.begin[length - 1]! > snapshot) length--; // commits newer than the snapshot
+  while (length > 0 && t.beginOf(length - 1) > snapshot) length--; // commits newer than the snapshot
   if (dead === 0) return viewOf(t, length);
 
   const live: number[] = [];

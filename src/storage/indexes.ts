@@ -22,7 +22,6 @@
  * reused by other rows.
  */
 import type { SharedTable } from './table.js';
-import { TOMBSTONE } from './table.js';
 
 const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
@@ -129,7 +128,7 @@ export class TableIndex {
     if (rows === this.#seen) return;
     for (let v = this.#seen; v < rows; v++) {
       this.#pk.insert(v, hashValue(t.readPk(v)));
-      if (t.flags[v] === TOMBSTONE) continue;
+      if (t.isTombstone(v)) continue;
       for (const [k, index] of this.#fields) {
         const value = t.columns[k]!.read(v);
         if (value !== null) index.insert(v, hashValue(value));
@@ -144,9 +143,9 @@ export class TableIndex {
   #deadAt(horizon: number): (v: number) => boolean {
     const t = this.table;
     return (v) => {
-      const n = Atomics.load(t.next, v);
-      if (n !== -1) return t.begin[n]! <= horizon;
-      return t.flags[v] === TOMBSTONE && t.begin[v]! <= horizon;
+      const n = t.nextOf(v);
+      if (n !== -1) return t.beginOf(n) <= horizon;
+      return t.isTombstone(v) && t.beginOf(v) <= horizon;
     };
   }
 
@@ -159,7 +158,7 @@ export class TableIndex {
     let found = -1;
     for (let v = table.heads[hash & (table.heads.length - 1)]!; v !== -1; v = table.chain[v]!) {
       walked++;
-      if (t.begin[v]! > s || t.readPk(v) !== pk) continue;
+      if (t.beginOf(v) > s || t.readPk(v) !== pk) continue;
       // The newest version of pk with begin <= s decides: live, or absent at s.
       found = t.isVisible(v, s) ? v : -1;
       break;

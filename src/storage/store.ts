@@ -264,14 +264,14 @@ export class SharedStore {
       for (const t of this.#tables) {
         const rows = t.rowCount();
         let keep = rows;
-        while (keep > 0 && t.begin[keep - 1] === pending) keep--;
+        while (keep > 0 && t.beginOf(keep - 1) === pending) keep--;
         if (keep !== rows) Atomics.store(c.i32, i32RowCount(t.id), keep);
         let dead = 0;
         for (let v = 0; v < keep; v++) {
-          const n = Atomics.load(t.next, v);
-          if (n >= keep) Atomics.store(t.next, v, -1);
+          const n = t.nextOf(v);
+          if (n >= keep) t.setNext(v, -1);
           else if (n !== -1) dead++;
-          if (t.flags[v] !== 0) dead++;
+          if (t.isTombstone(v)) dead++;
         }
         Atomics.store(c.i32, i32DeadVersions(t.id), dead);
         if (c.lastWrite(t.id) > latest) Atomics.store(c.i64, i64LastWrite(t.id), BigInt(latest));

@@ -23,9 +23,6 @@ export class SharedTable {
   readonly beginBuf: GrowBuf;
   readonly nextBuf: GrowBuf;
   readonly flagsBuf: GrowBuf;
-  readonly begin: Float64Array;
-  readonly next: Int32Array;
-  readonly flags: Uint8Array;
   readonly pk: Utf8Values;
   readonly columns: Column[];
   readonly byName: Map<string, Column>;
@@ -47,9 +44,6 @@ export class SharedTable {
     this.beginBuf = track(`${t}.(begin)`, rows * 8);
     this.nextBuf = track(`${t}.(next)`, rows * 4);
     this.flagsBuf = track(`${t}.(flags)`, rows);
-    this.begin = new Float64Array(this.beginBuf.buffer);
-    this.next = new Int32Array(this.nextBuf.buffer);
-    this.flags = new Uint8Array(this.flagsBuf.buffer);
     this.pk = new Utf8Values(track(`${t}.pk offsets`, (rows + 1) * 4), track(`${t}.pk bytes`, rows * 36));
     let dict = dictBase;
     this.columns = schema.fields.map((f) => {
@@ -64,12 +58,36 @@ export class SharedTable {
     return this.control.rowCount(this.id);
   }
 
+  /** Commit id that created version v. */
+  beginOf(v: number): number {
+    return this.beginBuf.f64(v)[v]!;
+  }
+
+  /** Slot superseding version v, or -1 (Atomics: the one word mutated after publication). */
+  nextOf(v: number): number {
+    return Atomics.load(this.nextBuf.i32(v), v);
+  }
+
+  setNext(v: number, n: number): void {
+    Atomics.store(this.nextBuf.i32(v), v, n);
+  }
+
+  isTombstone(v: number): boolean {
+    return this.flagsBuf.u8(v)[v] === TOMBSTONE;
+  }
+
+  /** Writes `begin` of the unpublished slots [from, to). */
+  setBegin(from: number, to: number, commitId: number): void {
+    this.beginBuf.f64(to - 1).fill(commitId, from, to);
+  }
+
   /** Whether version v is the live version of its row at snapshot s. */
   isVisible(v: number, s: number): boolean {
-    if (this.begin[v]! > s) return false;
-    const n = Atomics.load(this.next, v);
-    if (n !== -1 && this.begin[n]! <= s) return false;
-    return this.flags[v] === 0;
+    const begin = this.beginBuf.f64(v);
+    if (begin[v]! > s) return false;
+    const n = Atomics.load(this.nextBuf.i32(v), v);
+    if (n !== -1 && this.beginOf(n) <= s) return false;
+    return this.flagsBuf.u8(v)[v] === 0;
   }
 
   readPk(v: number): string {
@@ -95,8 +113,8 @@ export class SharedTable {
     this.pk.write(slot, pk);
     const fields = this.schema.fields;
     for (let k = 0; k < fields.length; k++) this.columns[k]!.write(slot, values === null ? null : values[fields[k]!.name]);
-    this.flags[slot] = values === null ? TOMBSTONE : 0;
-    Atomics.store(this.next, slot, -1);
+    this.flagsBuf.u8(slot)[slot] = values === null ? TOMBSTONE : 0;
+    this.setNext(slot, -1);
   }
 
   /** Total bytes of the shared buffers (allocated, not only used). */

@@ -18,7 +18,7 @@
  * Publish order. Under the commit lock, a committer with new commit id C = latest + 1:
  *   1. sets pending = C and dirty = 1 (so a successor can undo it if this thread dies),
  *   2. writes the new versions' data into slots >= the row count (growing buffers first: growth
- *      never moves published bytes and other threads' length-tracking views follow it),
+ *      never moves published bytes; every thread sees the new byte length),
  *   3. writes `begin` of each new slot,
  *   4. Atomics.store of each table's row count,
  *   5. Atomics.store of `next` of each superseded version,
@@ -379,7 +379,7 @@ export class Transaction implements Txn {
           if (++written === Math.ceil(total / 2)) testHooks.afterHalfSlots?.();
         }
       }
-      plan.forEach(({ id, entries }, j) => engine.tables[id]!.begin.fill(commitId, starts[j]!, starts[j]! + entries.length));
+      plan.forEach(({ id, entries }, j) => engine.tables[id]!.setBegin(starts[j]!, starts[j]! + entries.length, commitId));
     } catch (err) {
       // Nothing is published yet (no row count moved): clearing the dirty flag is enough.
       Atomics.store(control.i32, kDirty, 0);
@@ -392,7 +392,7 @@ export class Transaction implements Txn {
       entries.forEach(([, p], i) => {
         if (p.row === null) dead++; // the tombstone itself
         if (p.base >= 0) {
-          Atomics.store(t.next, p.base, starts[j]! + i);
+          t.setNext(p.base, starts[j]! + i);
           dead++;
         }
       });
