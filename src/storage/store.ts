@@ -283,8 +283,14 @@ export class SharedStore {
   /**
    * Frees the commit lock if thread `threadId` holds it (call on worker exit). Never blocks. The
    * next lock holder repairs any half-written commit.
+   * @example
+   * const id = worker.threadId; // worker.threadId is -1 once the worker has exited
+   * worker.on('exit', () => store.releaseIfHeldBy(id));
    */
   releaseIfHeldBy(threadId: number): boolean {
+    if (!Number.isInteger(threadId) || threadId < 0) {
+      throw new LexiconsError(ErrorCode.OPTION, `releaseIfHeldBy: threadId must be a non-negative integer, got ${threadId} (read worker.threadId while the worker runs: it is -1 in its 'exit' handler)`);
+    }
     const i32 = this.#control.i32;
     if (Atomics.compareExchange(i32, kLockWord, threadId + 1, 0) !== threadId + 1) return false;
     Atomics.notify(i32, kLockWord, 1);

@@ -44,6 +44,7 @@ describe('dead writer', () => {
     const deadThread = stall.worker.threadId;
     assertConsistent(store, ACCOUNTS);
     assert.equal(store.releaseIfHeldBy(deadThread + 1000), false, 'only the holder is released');
+    assert.throws(() => store.releaseIfHeldBy(-1), /threadId must be a non-negative integer/);
 
     // Another writer starts while the lock is held by the stalled thread: it waits for the lock.
     const writer = spawnTask<number>(WORKER, { handles: store.handles, gate: gate.sab, task: 'write', params: { marker: 777 } });
