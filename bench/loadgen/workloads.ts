@@ -48,7 +48,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     durationMs: 2000,
     warmupMs: 500,
     users: 20,
-    echo: { conns: 32, window: 16 },
+    echo: { conns: 16, window: 32 },
     chat: { conns: 50, senders: 5, window: 4, padding: 0 },
     read: { rows: 20_000, channels: 200, seededUsers: 20_000, conns: 16, window: 4 },
     connect: { concurrency: 8, max: 20_000, probe: true },
@@ -63,7 +63,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     durationMs: 10_000,
     warmupMs: 2000,
     users: 100,
-    echo: { conns: 64, window: 32 },
+    echo: { conns: 32, window: 64 },
     chat: { conns: 200, senders: 20, window: 8, padding: 0 },
     read: { rows: 1_000_000, channels: 10_000, seededUsers: 1_000_000, conns: 32, window: 8 },
     connect: { concurrency: 32, max: 1_000_000, probe: true },
@@ -167,7 +167,9 @@ export async function runEcho(config: BenchConfig): Promise<WorkloadOutcome> {
     await withSystem(name, config, { rows: 0, channels: 1, users: 0 }, async (system) => {
       const r = await runLoad({ ...baseLoad(config, system, true), mode: 'echo', conns: config.echo.conns, senders: config.echo.conns, window: config.echo.window });
       line(config, name, `${fmt(r.callsPerSec)} calls/s  p50 ${r.latencyMs.p50} ms  p99 ${r.latencyMs.p99} ms  (server ${r.server?.cpuCores} cores, generator ${r.loadgenCpuCores}, other ${r.otherCpuCores})`);
-      return { figures: { calls_per_s: r.callsPerSec, p50_ms: r.latencyMs.p50, p99_ms: r.latencyMs.p99, ...common(r) }, details: { echo: r } };
+      // The generator's own cost: calls it completes per CPU second of its own (its ceiling per core).
+      const perCore = r.loadgenCpuCores > 0 ? Math.round(r.callsPerSec / r.loadgenCpuCores) : 0;
+      return { figures: { calls_per_s: r.callsPerSec, p50_ms: r.latencyMs.p50, p99_ms: r.latencyMs.p99, ...common(r), loadgen_calls_per_cpu_s: perCore }, details: { echo: r } };
     }, outcome);
   }
   return outcome;
