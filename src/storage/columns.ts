@@ -30,6 +30,9 @@ interface Growable {
 const GrowableSAB = SharedArrayBuffer as unknown as new (bytes: number, options: { maxByteLength: number }) => SharedArrayBuffer;
 const ResizableAB = ArrayBuffer as unknown as new (bytes: number, options: { maxByteLength: number }) => ArrayBuffer;
 
+/** Buffer's fast UTF-8 decoder (what `toString('utf8', s, e)` calls after argument checks). */
+type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
+
 /** Largest byte offset an Arrow Utf8 (Int32 offsets) column can address. */
 export const MAX_UTF8_BYTES = 0x7fffffff;
 
@@ -230,7 +233,7 @@ export class Utf8Values implements Values {
     const off = this.offsets.i32(i + 1);
     const start = off[i]!;
     const end = off[i + 1]!;
-    return start === end ? '' : this.data.bytes(end).toString('utf8', start, end);
+    return start === end ? '' : (this.data.bytes(end) as Utf8Sliceable).utf8Slice(start, end);
   }
   write(i: number, value: unknown): void {
     const str = value as string;

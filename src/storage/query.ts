@@ -160,7 +160,8 @@ export interface ReadContext {
   resolveRef(target: string, sub: Filters): Set<string>;
 }
 
-function copyRow(row: Row): Row {
+/** A copy of a row with arrays copied (rows of a write buffer must not be shared). */
+export function copyRow(row: Row): Row {
   const out: Row = { pk: row.pk };
   for (const key of Object.keys(row)) {
     const value = row[key];

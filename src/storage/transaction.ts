@@ -57,7 +57,7 @@ import type { ControlBlock } from './layout.js';
 import { i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kPendingCommit } from './layout.js';
 import type { SharedTable } from './table.js';
 import type { TableIndex } from './indexes.js';
-import { countMatching, parseFilters, select, type ReadContext, type Row } from './query.js';
+import { copyRow, countMatching, parseFilters, select, type ReadContext, type Row } from './query.js';
 import { makeRecord, recordFrom } from './record.js';
 
 /** What a transaction needs from the store (implemented in store.ts). */
@@ -201,9 +201,13 @@ export class Transaction implements Txn {
     return v < 0 ? null : this.#engine.tables[id]!.readRow(v);
   }
 
+  /** Current row of `pk` as a fresh object the caller may keep; records a read. */
   readRow(id: number, pk: string): Row | null {
     this.#readSet.add(id);
-    return this.currentRow(id, pk);
+    const p = this.#writes.get(id)?.rows.get(pk);
+    if (p) return p.row === null ? null : copyRow(p.row);
+    const v = this.#index(id).lookupPk(pk, this.snapshot);
+    return v < 0 ? null : this.#engine.tables[id]!.readRow(v);
   }
 
   /** Throws UNIQUE if another row (at this snapshot, incl. own writes) holds `value` in field k. */
@@ -468,7 +472,7 @@ class TxnDb implements Db {
     const id = txn.tableId(table);
     if (typeof pkOrFilters === 'string') {
       const row = txn.readRow(id, pkOrFilters);
-      return row === null ? null : recordFrom(row);
+      return row === null ? null : makeRecord(row);
     }
     const rows = select(txn.context(id), parseFilters(txn.tableSchema(id), pkOrFilters));
     if (rows.length > 1) throw new LexiconsError(ErrorCode.MULTIPLE, `${rows.length} ${txn.tableSchema(id).name} models found.`);
