@@ -59,19 +59,19 @@ export function createApp(deps: AppDeps): TemplatedApp {
     upgrade: (res, req, context) => {
       const address = remoteAddress(res);
       if (!deps.accepting()) {
-        res.writeStatus('503 Service Unavailable').end('server is shutting down');
+        res.writeStatus('503 Service Unavailable').end('server is shutting down', true);
         return;
       }
       if (!isTrusted(address, options.trust)) {
         hub.metrics.untrustedDenied++;
         hub.log('UNTRUSTED-SOURCE-DENIED', { address });
-        res.writeStatus('403 Forbidden').end('untrusted source');
+        res.writeStatus('403 Forbidden').end('untrusted source', true);
         return;
       }
       const origin = req.getHeader('origin');
       if (!isOriginAllowed(origin, options.origins)) {
         hub.log('ORIGIN-DENIED', { address, origin });
-        res.writeStatus('403 Forbidden').end('origin not allowed');
+        res.writeStatus('403 Forbidden').end('origin not allowed', true);
         return;
       }
       const key = req.getHeader('sec-websocket-key');
@@ -166,15 +166,17 @@ export function createApp(deps: AppDeps): TemplatedApp {
     },
   });
 
+  // HTTP responses close their connection: a kept-alive scrape connection would otherwise
+  // outlive the listen socket at shutdown.
   app.get('/health', (res) => {
     const { ok, body } = deps.health();
-    res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body));
+    res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body), true);
   });
   app.get('/metrics', (res) => {
-    res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(deps.metrics());
+    res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(deps.metrics(), true);
   });
   app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics');
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics', true);
   });
   return app;
 }

@@ -67,7 +67,7 @@ export class Shutdown {
         const { res } = conn.upgrade;
         conn.upgrade = null;
         conn.state = 'closed';
-        res.cork(() => res.writeStatus('503 Service Unavailable').end('server is shutting down'));
+        res.cork(() => res.writeStatus('503 Service Unavailable').end('server is shutting down', true));
       }
     }
     await s.dispatcher.whenIdle();
