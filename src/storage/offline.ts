@@ -1,0 +1,133 @@
+/**
+ * @module storage/offline
+ * `lexicons check` and `lexicons compact`: a data folder examined or compacted while no server
+ * uses it.
+ *
+ * - {@link checkDataFolder} never writes. Without a schema it validates the manifest and the log's
+ *   framing and checksums; with the app's schema it also loads the CSV files and replays the log
+ *   into a scratch store, so everything a start would refuse is found.
+ * - {@link compactDataFolder} recovers the folder (as a start would), writes a snapshot and deletes
+ *   the log.
+ *
+ * @example
+ * const report = await checkDataFolder('data/', schema);
+ * for (const line of report.problems) console.error(line);
+ * process.exitCode = report.ok ? 0 : 1; // (in cli.ts)
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import { loadDataFolder, type LoadOptions } from './persist.js';
+import type { Schema } from './schema.js';
+import { SharedStore } from './store.js';
+import { listSegments, openDataFolder, planLog, replayLog, type LogPlan, type RecoveryReport } from './recovery.js';
+import { MANIFEST_FILE, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest, type SnapshotReport } from './snapshot.js';
+import type { SegmentScan } from './wal-format.js';
+
+export interface CheckReport {
+  readonly dir: string;
+  /** True when a start would succeed (possibly after the repairs listed). */
+  readonly ok: boolean;
+  /** What would stop a start (malformed manifest or log, CSV errors, records the Models reject). */
+  readonly problems: readonly string[];
+  /** What a start would repair on its own (a torn log tail cut, an interrupted snapshot completed...). */
+  readonly repairs: readonly string[];
+  readonly manifest: Manifest | null;
+  /** Every segment read (covered ones excluded), in order. */
+  readonly segments: readonly SegmentScan[];
+  /** Records a start would replay (null when not computed: no schema, or a problem first). */
+  readonly replayable: number | null;
+  /** Rows per table after recovery (with a schema and no problem). */
+  readonly tables: Readonly<Record<string, number>> | null;
+  /** A process holding the folder's lock file (a running server), or null. */
+  readonly lockedBy: number | null;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Checks the data folder `dir` without writing anything. With `schema`, the CSV files are loaded
+ * and the log replayed into a scratch store (memory: the size of the data).
+ */
+export async function checkDataFolder(dir: string, schema?: Schema, options: { load?: LoadOptions } = {}): Promise<CheckReport> {
+  if (typeof dir !== 'string' || dir === '') throw new LexiconsError(ErrorCode.OPTION, 'dir must be a non-empty string');
+  const root = resolve(dir);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    throw new LexiconsError(ErrorCode.IO, `cannot read data folder ${root}: ${message(err)}`, { cause: err });
+  }
+  const problems: string[] = [];
+  const repairs: string[] = [];
+  const lockText = names.includes('lexicons.lock') ? await readFile(join(root, 'lexicons.lock'), 'utf8').catch(() => '') : '';
+  const lockedBy = lockText ? Number(lockText.trim()) || null : null;
+
+  let manifest: Manifest | null = null;
+  try {
+    manifest = await readManifest(root);
+  } catch (err) {
+    problems.push(message(err));
+  }
+  if (manifest === null && problems.length === 0 && names.some((n) => n.endsWith('.csv'))) repairs.push(`no ${MANIFEST_FILE}: the CSV files are taken as the state before the whole log`);
+  if (manifest?.install) repairs.push(`a snapshot of commit ${manifest.install.commitId} was interrupted after its files were written: it will be completed`);
+  else for (const n of names.filter((x) => x.endsWith('.csv.next'))) repairs.push(`${n}: left by an interrupted snapshot, will be removed`);
+
+  const segments = await listSegments(root);
+  for (const s of segments) if (manifest && s.n < manifest.segment) repairs.push(`${s.file}: covered by the snapshot, will be deleted`);
+  let plan: LogPlan | null = null;
+  if (problems.length === 0) {
+    try {
+      plan = await planLog(root, manifest?.segment ?? 0);
+    } catch (err) {
+      problems.push(message(err));
+    }
+  }
+  if (plan?.cut) {
+    repairs.push(`${plan.cut.file}: ${plan.cut.reason}; ${plan.cut.fileBytes - plan.cut.validBytes} bytes will be cut off (never applied)`);
+    for (const f of plan.after) repairs.push(`${f}: after the cut, will be set aside as ${f}.discarded (never applied)`);
+  }
+
+  let replayable: number | null = null;
+  let tables: Record<string, number> | null = null;
+  if (schema && plan && problems.length === 0) {
+    if (manifest?.install) {
+      repairs.push('the CSV files and log were not replayed: the interrupted snapshot is completed at the next start (or by compact)');
+    } else {
+      try {
+        const store = SharedStore.create(schema, { initialCommitId: Math.max(manifest?.commitId ?? 0, plan.lastCommitId) });
+        await loadDataFolder(store, root, options.load);
+        replayable = (await replayLog(store, plan, manifest?.commitId ?? 0)).replayed;
+        tables = Object.fromEntries(Object.entries(store.stats().tables).map(([t, s]) => [t, s.rows]));
+      } catch (err) {
+        problems.push(message(err));
+      }
+    }
+  }
+  return { dir: root, ok: problems.length === 0, problems, repairs, manifest, segments: plan?.segments ?? [], replayable, tables, lockedBy };
+}
+
+export interface CompactReport {
+  readonly recovery: RecoveryReport;
+  readonly snapshot: SnapshotReport;
+  /** Log segments deleted after the snapshot. */
+  readonly removedSegments: readonly string[];
+}
+
+/**
+ * Recovers `dir` (as a start would: torn tail cut, interrupted snapshot completed), writes a
+ * snapshot of every table and deletes the log. Takes the folder's lock: refuses while a server
+ * uses the folder.
+ */
+export async function compactDataFolder(dir: string, schema: Schema, options: { load?: LoadOptions } = {}): Promise<CompactReport> {
+  const { store, wal, report } = await openDataFolder(schema, dir, { fsync: 'no', load: options.load });
+  try {
+    const snapshot = await snapshotDataFolder(store, wal, report.dir);
+    const removed = await removeSegmentsBelow(report.dir, Number.MAX_SAFE_INTEGER); // no commit since: the log is empty
+    return { recovery: report, snapshot, removedSegments: [...snapshot.removedSegments, ...removed] };
+  } finally {
+    await wal.close();
+  }
+}
