@@ -42,10 +42,15 @@ type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) 
 
 const SLOTS = 1024;
 
-function workerFile(): { filename: string; execArgv: string[] | undefined } {
-  const ext = extname(fileURLToPath(import.meta.url));
-  const filename = fileURLToPath(new URL(`../workers/worker${ext}`, import.meta.url));
-  return { filename, execArgv: ext === '.ts' ? [...process.execArgv, '--import', 'tsx'] : undefined };
+/**
+ * The piscina entry: the sibling `workers/worker.js` in the compiled package. Running from
+ * TypeScript sources (an app importing lexicons' src through tsx), a worker thread cannot load a
+ * .ts entry before tsx is registered in it (`--import` in a worker's execArgv is ignored), so a
+ * small JS bootstrap registers tsx and loads `worker.ts`.
+ */
+function workerFile(): string {
+  const ts = extname(fileURLToPath(import.meta.url)) === '.ts';
+  return fileURLToPath(new URL(ts ? '../workers/ts-bootstrap.mjs' : '../workers/worker.js', import.meta.url));
 }
 
 export class WorkerPool {
@@ -66,7 +71,7 @@ export class WorkerPool {
     for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
     this.#timeoutMs = options.executionTimeoutMs;
     this.#log = options.log;
-    const { filename, execArgv } = workerFile();
+    const filename = workerFile();
     this.#piscina = new Piscina({
       filename,
       minThreads: options.workers,
@@ -74,7 +79,6 @@ export class WorkerPool {
       idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
       workerData: { ...options.init, progress } satisfies WorkerInit,
-      ...(execArgv ? { execArgv } : {}),
     });
     this.#piscina.on('workerCreate', (w: { id: number }) => {
       const threadId = w.id;

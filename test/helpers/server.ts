@@ -145,8 +145,19 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeo
 }
 
 /** Spawns `lexicons start <args>` and resolves once its LISTEN line reports the port. */
-export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, [BIN, 'start', ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env } });
+export function spawnCli(args: string[], options: SpawnOptions = {}): Promise<CliServer> {
+  return spawnServer([BIN, 'start', ...args], options);
+}
+
+export interface SpawnOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  cwd?: string;
+}
+
+/** Spawns `node <argv>` (a CLI start or an app running itself) and waits for its LISTEN line. */
+export function spawnServer(argv: string[], options: SpawnOptions = {}): Promise<CliServer> {
+  const child = spawn(process.execPath, argv, { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env } });
   let out = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
@@ -154,10 +165,12 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; tim
       child.kill('SIGKILL');
       reject(new Error(`no LISTEN line within ${options.timeoutMs ?? 20000} ms:\n${out}`));
     }, options.timeoutMs ?? 20000);
+    let listening = false;
     const onData = (d: Buffer) => {
       out += d.toString();
-      const match = /"status":"LISTEN".*?"port":(\d+)/.exec(out);
+      const match = listening ? null : /"status":"LISTEN".*?"port":(\d+)/.exec(out);
       if (!match) return;
+      listening = true;
       clearTimeout(timer);
       const port = Number(match[1]);
       resolve({
@@ -184,7 +197,7 @@ export function spawnCli(args: string[], options: { env?: NodeJS.ProcessEnv; tim
     child.stderr.on('data', onData);
     void exited.then(({ code }) => {
       clearTimeout(timer);
-      reject(new Error(`lexicons exited (code ${code}) before listening:\n${out}`));
+      if (!listening) reject(new Error(`exited (code ${code}) before listening:\n${out}`));
     });
   });
 }

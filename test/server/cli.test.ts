@@ -1,0 +1,113 @@
+/**
+ * The command line, as a user runs it: `node bin/lexicons.js start <app> --workers N --port 0`,
+ * stopped with SIGTERM. Data survives a stop and a restart; a second signal during shutdown
+ * does not corrupt it; bad options give exact messages; the app can run itself; a TypeScript
+ * app runs through tsx; the slow uWS fallback is refused.
+ */
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+import { CHAT_APP, fixture, fixtureSource, runCli, spawnCli, spawnServer, tempDir } from '../helpers/server.js';
+
+const creds = (email: string, password: string) => JSON.stringify({ email, password });
+
+describe('lexicons CLI', { timeout: 90_000 }, () => {
+  it('prints help', async () => {
+    const r = await runCli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^Usage:$/m);
+    assert.match(r.stdout, /lexicons start \[app\] \[options\]/);
+  });
+
+  const bad: Array<[string[], number, RegExp]> = [
+    [['start', 'x', '--workers', '0'], 2, /^lexicons: --workers must be an integer from 1 to 256, got "0"$/m],
+    [['start', 'x', '--workers', 'many'], 2, /^lexicons: --workers must be an integer from 1 to 256, got "many"$/m],
+    [['start', 'x', '--port', '70000'], 2, /^lexicons: --port must be an integer from 0 to 65535, got "70000"$/m],
+    [['start', 'x', '--bogus'], 2, /^lexicons: Unknown option '--bogus'/m],
+    [['frobnicate'], 2, /^lexicons: unknown command "frobnicate" \(known: start\)$/m],
+    [[], 2, /^lexicons: missing command/m],
+    [['start', 'no/such/app'], 1, /^lexicons: OPTION: app module not found: no\/such\/app/m],
+  ];
+  for (const [args, code, pattern] of bad) {
+    it(`refuses: lexicons ${args.join(' ')}`, async () => {
+      const r = await runCli(args);
+      assert.equal(r.code, code, r.stderr);
+      assert.match(r.stderr, pattern);
+    });
+  }
+
+  it('refuses to run on the slow uWS JS fallback', async () => {
+    const r = await runCli(['start', fixture('cli-app'), '--port', '0'], { env: { UWS_USE_FALLBACK: '1' } });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lexicons: RUNTIME: UWS_USE_FALLBACK=1 asks uWebSockets\.js for its slow pure-JS fallback/m);
+  });
+
+  it('keeps the data of the chat example across a stop and a restart (--workers 2)', async () => {
+    const data = await tempDir();
+    const args = [CHAT_APP, '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data];
+    const first = await spawnCli(args);
+    const ann = await TestClient.connect(first.url, { headers: { Register: creds('ann@example.com', 'correct horse') } });
+    await ann.next();
+    await ann.call({ Subscribe: { channel: 'Public' } });
+    ann.send({ CreateChatMessage: { channel: 'Public', content: 'survives restarts' } });
+    await ann.next();
+    assert.deepEqual(await first.stop('SIGTERM'), { code: 0, signal: null });
+    assert.match(first.output(), /"status":"SHUTDOWN","phase":"done"/);
+    assert.match(await readFile(join(data, 'ChatMessage.csv'), 'utf8'), /survives restarts/);
+
+    const second = await spawnCli(args);
+    const again = await TestClient.connect(second.url, { headers: { Login: creds('ann@example.com', 'correct horse') } });
+    await again.next();
+    const [list] = (await again.call({ GetChatList: { channel: 'Public' } })) as [{ GetChatList: { messages: Array<{ content: string }> } }];
+    assert.deepEqual(list.GetChatList.messages.map((m) => m.content), ['survives restarts']);
+    assert.deepEqual(await second.stop('SIGINT'), { code: 0, signal: null });
+  });
+
+  it('ignores a second signal during shutdown and writes the data once, intact', async () => {
+    const data = await tempDir();
+    const srv = await spawnCli([fixture('cli-app'), '--workers', '4', '--port', '0', '--host', '127.0.0.1', '--data', data], { env: { SLOW_SHUTDOWN_MS: '400' } });
+    const c = await TestClient.connect(srv.url);
+    for (let i = 0; i < 20; i++) c.send({ AddNote: { text: `note ${i}`, tags: ['a', `n${i}`] } });
+    for (let i = 0; i < 20; i++) await c.next();
+    srv.child.kill('SIGTERM');
+    await waitFor(() => /"phase":"begin"/.test(srv.output()));
+    srv.child.kill('SIGTERM');
+    srv.child.kill('SIGINT');
+    assert.deepEqual(await srv.exited, { code: 0, signal: null });
+    assert.match(srv.output(), /shutdown already in progress/);
+    const restarted = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
+    const d = await TestClient.connect(restarted.url);
+    const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string; tags: string[] }> }];
+    assert.equal(list.ListNotes.length, 21);
+    assert.deepEqual(list.ListNotes[3], { text: 'note 3', tags: ['a', 'n3'] });
+    assert.ok(list.ListNotes.some((n) => n.text === 'written by the shutdown task'));
+    assert.equal((await restarted.stop()).code, 0);
+  });
+
+  it('runs an app module that starts itself (node app.js), configured by HOST/PORT/DATA', async () => {
+    const data = await tempDir();
+    const srv = await spawnServer([fixture('cli-app')], { env: { HOST: '127.0.0.1', PORT: '0', DATA: data } });
+    const c = await TestClient.connect(srv.url);
+    assert.equal(((await c.call({ AddNote: { text: 'self' } })) as [{ AddNote: { text: string } }])[0].AddNote.text, 'self');
+    assert.equal((await srv.stop()).code, 0);
+    assert.match(await readFile(join(data, 'Note.csv'), 'utf8'), /self/);
+  });
+
+  it('runs a TypeScript app module through tsx (--workers 2)', async () => {
+    const data = await tempDir();
+    const srv = await spawnCli([fixtureSource('cli-app'), '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data], { timeoutMs: 40_000 });
+    const c = await TestClient.connect(srv.url);
+    assert.deepEqual(await c.call({ ListNotes: {} }), [{ ListNotes: [] }]);
+    assert.equal((await srv.stop()).code, 0);
+  });
+});
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
