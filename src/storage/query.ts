@@ -182,6 +182,15 @@ function candidates(ctx: ReadContext, conds: Cond[]): number[] | null {
       const v = typeof c.value === 'string' ? index.lookupPk(c.value, snapshot) : -1;
       return v >= 0 ? [v] : [];
     }
+    if (c.k === -1 && c.op === 'in' && (Array.isArray(c.value) || c.value instanceof Set)) {
+      const out: number[] = [];
+      for (const item of new Set(c.value as Iterable<unknown>)) {
+        const pk = normalize(item);
+        const v = typeof pk === 'string' ? index.lookupPk(pk, snapshot) : -1;
+        if (v >= 0) out.push(v);
+      }
+      return out.sort((a, b) => a - b);
+    }
   }
   for (const c of conds) {
     if (c.k >= 0 && index.hasIndex(c.k)) {

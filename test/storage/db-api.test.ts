@@ -109,7 +109,7 @@ describe('get and query', () => {
 
   it('supports every operator', () => {
     const store = fresh();
-    seed(store);
+    const { ann, cid } = seed(store);
     const nicks = (filters: Record<string, unknown>): string[] => read(store, (db) => db.query(User, { ...filters, _sort: 'nick' }).map((u) => u.nick));
     assert.deepEqual(nicks({ age: 30 }), ['ann']);
     assert.deepEqual(nicks({ age__eq: 20 }), ['bob']);
@@ -128,6 +128,9 @@ describe('get and query', () => {
     assert.deepEqual(nicks({ age: null }), ['cid']);
     assert.deepEqual(nicks({ tags__f: 'a' }), ['ann']);
     assert.deepEqual(nicks({ admin: true }), ['bob']);
+    assert.deepEqual(nicks({ pk__in: [cid, 'missing', ann] }), ['ann', 'cid']);
+    assert.deepEqual(nicks({ pk: ann }), ['ann']);
+    assert.deepEqual(nicks({ pk__ne: ann }), ['bob', 'cid']);
   });
 
   it('filters through references, sorts (asc, desc, multi-key) and limits after filtering', () => {
