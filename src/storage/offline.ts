@@ -123,11 +123,14 @@ export interface CompactReport {
  */
 export async function compactDataFolder(dir: string, schema: Schema, options: { load?: LoadOptions } = {}): Promise<CompactReport> {
   const { store, wal, report } = await openDataFolder(schema, dir, { fsync: 'no', load: options.load });
+  let ok = false;
   try {
     const snapshot = await snapshotDataFolder(store, wal, report.dir);
-    const removed = await removeSegmentsBelow(report.dir, Number.MAX_SAFE_INTEGER); // no commit since: the log is empty
+    // Nothing was committed since the snapshot (it is fsynced): the log left holds no record.
+    const removed = await removeSegmentsBelow(report.dir, Number.MAX_SAFE_INTEGER);
+    ok = true;
     return { recovery: report, snapshot, removedSegments: [...snapshot.removedSegments, ...removed] };
   } finally {
-    await wal.close();
+    await wal.close({ flush: !ok });
   }
 }

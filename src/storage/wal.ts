@@ -72,6 +72,8 @@ const kFailed = 3; // 0, or the errno (positive) of the I/O failure that disable
 const I32_SLOTS = 4;
 const SAB_BYTES = I64_SLOTS * 8 + I32_SLOTS * 4;
 
+type WaitAsync = (arr: BigInt64Array, index: number, value: bigint) => { async: boolean; value: Promise<string> | string };
+
 const HANDLES_VERSION = 1;
 /** A waiter re-checks at least this often (a syncer that died is released by the main thread). */
 const WAIT_MS = 20;
@@ -144,6 +146,7 @@ export class Wal {
   #fhSegment = -1;
   #flushing: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | null = null;
+  #waiters = 0;
   #onClose: (() => Promise<void>) | null = null;
   #closed = false;
 
@@ -402,13 +405,34 @@ export class Wal {
     Atomics.notify(this.#i64, kDurableSeq);
   }
 
+  /**
+   * Resolves once every record appended before the call is durable, without syncing itself (the
+   * everysec timer, a worker's group commit or a flush does it); rejects if the log fails first.
+   */
+  async whenDurable(): Promise<void> {
+    const target = Atomics.load(this.#i64, kWrittenSeq);
+    this.#waiters++;
+    this.#timer?.ref(); // a pending Atomics.waitAsync alone does not keep the process alive
+    try {
+      for (;;) {
+        const durable = Atomics.load(this.#i64, kDurableSeq);
+        if (durable >= target) return;
+        if (Atomics.load(this.#i32, kFailed) !== 0) throw this.#failedError();
+        const w = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(this.#i64, kDurableSeq, durable);
+        if (w.async) await w.value;
+      }
+    } finally {
+      if (--this.#waiters === 0) this.#timer?.unref();
+    }
+  }
+
   /** Main thread: starts the once-a-second flush of policy `everysec` (no-op for other policies). */
   startTimer(onError: (err: unknown) => void): void {
     if (this.policy !== 'everysec' || this.#timer || this.#closed) return;
     this.#timer = setInterval(() => {
       this.flush().catch(onError);
     }, 1000);
-    this.#timer.unref();
+    if (this.#waiters === 0) this.#timer.unref();
   }
 
   // -- segments (main thread, snapshot.ts) ---------------------------------------------------

@@ -178,6 +178,36 @@ describe('group commit (fsync always)', () => {
   });
 });
 
+describe('fsync policies', () => {
+  it('everysec: the main-thread timer makes commits durable within about a second, without blocking', async () => {
+    await withDataDir(async (dir) => {
+      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'everysec' });
+      const fsyncs = wal.stats().fsyncs;
+      store.runSync((db) => db.create(User, { pk: 'u0', email: 'a@x' }));
+      const started = Date.now();
+      await wal.whenDurable();
+      assert.ok(Date.now() - started < 2500, 'within the timer period');
+      assert.ok(wal.stats().fsyncs > fsyncs);
+      await wal.close();
+    });
+  });
+
+  it('no: nothing is synced until a flush (snapshots and close flush)', async () => {
+    await withDataDir(async (dir) => {
+      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'no' });
+      store.runSync((db) => db.create(User, { pk: 'u0', email: 'a@x' }));
+      assert.deepEqual([wal.stats().written, wal.stats().durable, wal.stats().fsyncs], [1, 0, 0]);
+      await wal.flush();
+      assert.deepEqual([wal.stats().durable, wal.stats().fsyncs], [1, 1]);
+      await wal.close();
+    });
+  });
+
+  it('rejects an unknown policy with an exact message', async () => {
+    await assert.rejects(openDataFolder(schema(), '/nonexistent-never-created', { fsync: 'sometimes' as never }), (err) => isLexiconsError(err, 'OPTION') && err.message === 'options.fsync must be one of always, everysec, no');
+  });
+});
+
 describe('I/O faults', () => {
   it('a full disk while appending refuses the commit with an IO error; a partial record is cut off; nothing is published', async () => {
     await withDataDir(async (dir) => {
