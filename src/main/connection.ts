@@ -104,6 +104,15 @@ export class Conn {
     return status !== 2;
   }
 
+  /** Sends several text frames in one cork (one write for the lot). */
+  sendMany(texts: readonly string[]): void {
+    const ws = this.ws;
+    if (this.state !== 'open' || !ws) return;
+    ws.cork(() => {
+      for (const text of texts) if (ws.send(text, false) === 2) break;
+    });
+  }
+
   /** Graceful close with a code and reason; the close handler runs synchronously. */
   end(code: number, reason: string): void {
     const ws = this.ws;

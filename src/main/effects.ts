@@ -57,14 +57,29 @@ export function admitConnection(hub: Hub, conn: Conn): void {
 
 export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
   const { conns, channels } = hub;
-  for (const e of effects) {
+  for (let i = 0; i < effects.length; i++) {
+    const e = effects[i]!;
     switch (e.t) {
       case 'pub':
         channels.publish(e.ch, e.text);
         break;
-      case 'send':
-        conns.get(e.c)?.send(e.text);
+      case 'send': {
+        // Consecutive sends to one connection (its calls are contiguous in a batch) share one
+        // cork, i.e. one write to the socket.
+        let next = effects[i + 1];
+        if (next?.t !== 'send' || next.c !== e.c) {
+          conns.get(e.c)?.send(e.text);
+          break;
+        }
+        const texts = [e.text];
+        while (next?.t === 'send' && next.c === e.c) {
+          texts.push(next.text);
+          i++;
+          next = effects[i + 1];
+        }
+        conns.get(e.c)?.sendMany(texts);
         break;
+      }
       case 'sub': {
         const conn = conns.get(e.c);
         if (conn?.open) channels.subscribe(conn, e.ch);
