@@ -50,34 +50,52 @@ export function segmentNumber(name: string): number | null {
 }
 
 function keepNegativeZero(_key: string, value: unknown): unknown {
-  return value === 0 && 1 / value < 0 ? { '-0': 1 } : value;
+  return isNegativeZero(value) ? { '-0': 1 } : value;
 }
 
 function restoreNegativeZero(_key: string, value: unknown): unknown {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && (value as { '-0'?: unknown })['-0'] === 1 && Object.keys(value).length === 1 ? -0 : value;
 }
 
-function frame(type: number, commitId: number, body: Buffer | null): Buffer {
-  const bodyBytes = body ? body.length : 0;
+function frame(type: number, commitId: number, body: string): Buffer {
+  const bodyBytes = Buffer.byteLength(body, 'utf8');
+  if (bodyBytes > MAX_PAYLOAD_BYTES - PAYLOAD_HEAD) throw new RangeError(`commit ${commitId} is ${bodyBytes} bytes of log, more than the ${MAX_PAYLOAD_BYTES} allowed per record`);
   const buf = Buffer.allocUnsafe(FRAME_BYTES + PAYLOAD_HEAD + bodyBytes);
   buf.writeUInt32LE(PAYLOAD_HEAD + bodyBytes, 0);
   buf.writeUInt8(type, FRAME_BYTES);
   buf.writeBigUInt64LE(BigInt(commitId), FRAME_BYTES + 1);
-  if (body) body.copy(buf, FRAME_BYTES + PAYLOAD_HEAD);
+  if (bodyBytes > 0) buf.write(body, FRAME_BYTES + PAYLOAD_HEAD, 'utf8');
   buf.writeUInt32LE(crc32(buf.subarray(FRAME_BYTES)), 4);
   return buf;
 }
 
+function isNegativeZero(v: unknown): boolean {
+  return v === 0 && 1 / v < 0;
+}
+
+/** Whether any upserted value is -0 (JSON would write it as 0); cheaper than a replacer. */
+function hasNegativeZero(tables: ChangeSet['tables']): boolean {
+  for (const name in tables) {
+    for (const row of tables[name]!.upserts) {
+      for (const key in row) {
+        const v = row[key];
+        if (isNegativeZero(v)) return true;
+        if (Array.isArray(v)) for (const x of v) if (isNegativeZero(x)) return true;
+      }
+    }
+  }
+  return false;
+}
+
 /** One framed commit record. */
 export function encodeCommit(changes: ChangeSet): Buffer {
-  const body = Buffer.from(JSON.stringify(changes.tables, keepNegativeZero), 'utf8');
-  if (body.length > MAX_PAYLOAD_BYTES - PAYLOAD_HEAD) throw new RangeError(`commit ${changes.commitId} is ${body.length} bytes of log, more than the ${MAX_PAYLOAD_BYTES} allowed per record`);
-  return frame(RecordType.COMMIT, changes.commitId, body);
+  const json = hasNegativeZero(changes.tables) ? JSON.stringify(changes.tables, keepNegativeZero) : JSON.stringify(changes.tables);
+  return frame(RecordType.COMMIT, changes.commitId, json);
 }
 
 /** One framed abort record for `commitId`. */
 export function encodeAbort(commitId: number): Buffer {
-  return frame(RecordType.ABORT, commitId, null);
+  return frame(RecordType.ABORT, commitId, '');
 }
 
 /** Decodes a checksummed payload; throws an Error naming what is wrong. */

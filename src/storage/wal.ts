@@ -277,12 +277,18 @@ export class Wal {
    * Main thread, after a worker exited: frees the sync lock if that thread held it, and if the last
    * record appended was never published (the worker died mid-commit), appends its abort record at
    * once under the commit lock (spinning briefly, as the main thread does for commits). Call after
-   * `store.releaseIfHeldBy(threadId)`. Returns whether an abort record was written.
+   * `store.releaseIfHeldBy(threadId)`. Returns whether an abort record was written. Never throws
+   * for a busy lock (the next committer then writes the abort record); an append failure throws IO.
    */
   afterThreadExit(store: SharedStore, exitedThreadId: number): boolean {
     if (Atomics.compareExchange(this.#i32, kSyncLock, exitedThreadId + 1, 0) === exitedThreadId + 1) Atomics.notify(this.#i64, kDurableSeq);
     if (this.#closed || Number(Atomics.load(this.#i64, kLastCommit)) <= store.snapshot()) return false;
-    const txn = store.begin({ exclusive: true }); // takes the lock and repairs the dead commit
+    let txn: ReturnType<SharedStore['begin']>;
+    try {
+      txn = store.begin({ exclusive: true }); // takes the lock and repairs the dead commit
+    } catch {
+      return false; // the lock stayed busy: the next committer writes the abort record instead
+    }
     try {
       const last = Number(Atomics.load(this.#i64, kLastCommit));
       if (last <= store.snapshot()) return false;
