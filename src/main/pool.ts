@@ -76,7 +76,6 @@ export class WorkerPool {
       filename,
       minThreads: options.workers,
       maxThreads: options.workers,
-      idleTimeout: Number.MAX_SAFE_INTEGER,
       concurrentTasksPerWorker: 1,
       workerData: { ...options.init, progress } satisfies WorkerInit,
     });
@@ -150,7 +149,7 @@ export class WorkerPool {
   #check(): void {
     const now = Date.now();
     for (const [slot, controller] of this.#active) {
-      if (!controller.signal.aborted && this.#progress.runningFor(slot, now) > this.#timeoutMs) {
+      if (!controller.signal.aborted && this.#progress.tryAbort(slot, now, this.#timeoutMs)) {
         controller.abort(new LexiconsError(ErrorCode.TIMEOUT, 'execution time limit'));
       }
     }

@@ -78,6 +78,12 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       throw err;
     }
     progress.leave();
+    try {
+      progress.checkNotAborted();
+    } catch (err) {
+      txn.abort();
+      throw err;
+    }
     const result = txn.commit();
     if (result.ok) return { effects: rec.effects(), logs: rec.logs, stats };
     if (result.reason === 'unique') {

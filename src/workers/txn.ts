@@ -78,6 +78,13 @@ export class IsolatedStepper implements Stepper {
         throw err;
       }
       this.#progress.leave();
+      try {
+        this.#progress.checkNotAborted();
+      } catch (err) {
+        txn.abort();
+        this.#rec.restore(mark);
+        throw err;
+      }
       const result = txn.commit();
       if (result.ok) return value;
       this.#rec.restore(mark);
