@@ -18,9 +18,28 @@
  */
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import type { ChangeSet } from './api.js';
 import { fsyncDir } from './atomic-file.js';
+
+let table: Uint32Array | undefined;
+
+/** CRC-32 (IEEE, zlib's) in JavaScript, for Node 20 releases before zlib.crc32 (20.15). */
+export function crc32Fallback(data: Uint8Array): number {
+  if (!table) {
+    table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < data.length; i++) crc = table[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+const crc32: (data: Uint8Array) => number = (zlib as { crc32?: (data: Uint8Array) => number }).crc32 ?? crc32Fallback;
 
 export const SEGMENT_MAGIC = Buffer.from('LXWAL01\n', 'latin1');
 export const HEADER_BYTES = SEGMENT_MAGIC.length;

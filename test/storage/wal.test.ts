@@ -11,7 +11,9 @@ import { isLexiconsError } from '../../src/errors.js';
 import type { ChangeSet } from '../../src/storage/api.js';
 import { openDataFolder } from '../../src/storage/recovery.js';
 import { walTestHooks } from '../../src/storage/wal.js';
-import { encodeAbort, encodeCommit, HEADER_BYTES, LogResolver, scanSegment, SEGMENT_MAGIC, type WalRecord } from '../../src/storage/wal-format.js';
+import { randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { crc32Fallback, encodeAbort, encodeCommit, HEADER_BYTES, LogResolver, scanSegment, SEGMENT_MAGIC, type WalRecord } from '../../src/storage/wal-format.js';
 import { Gate, spawnTask } from '../helpers/threads.js';
 import { Account, schema, tuple, User } from './fixtures/schema.js';
 import { segmentFiles, stateOf, withDataDir } from './fixtures/wal-helpers.js';
@@ -66,6 +68,13 @@ describe('log records', () => {
       assert.ok(Object.is((got[0] as { tables: ChangeSet['tables'] }).tables.User!.upserts[0]!.score, -0), '-0 is kept');
       assert.deepEqual({ ...scan, file: '' }, { file: '', fileBytes: (await stat(file)).size, validBytes: (await stat(file)).size, records: 3, firstCommit: 7, lastCommit: 2 ** 40, problem: null, foreign: false });
     });
+  });
+
+  it('the JavaScript CRC-32 (Node 20 before 20.15) agrees with zlib.crc32', () => {
+    for (const n of [0, 1, 7, 64, 1000, 65_537]) {
+      const data = randomBytes(n);
+      assert.equal(crc32Fallback(data), crc32(data));
+    }
   });
 
   it('resolves reused commit ids and abort records; refuses decreasing ids', () => {
