@@ -56,12 +56,12 @@ describe('concurrent transactions (4 worker threads)', () => {
     const bytesBefore = store.stats().tables.Account!.bytes;
     const gate = new Gate();
     const spawn = <T>(task: string, params: unknown) => spawnTask<T>(WORKER, { handles: store.handles, gate: gate.sab, task, params });
-    const writers = [spawn<number>('transfer', { n: 1500, seed: 1 }), spawn<number>('transfer', { n: 1500, seed: 2 })];
+    const writers = [spawn<number>('transfer', { n: 1000, seed: 1 }), spawn<number>('transfer', { n: 1000, seed: 2 })];
     type Check = { snapshots: number; violations: string[]; maxRows: number };
     const readers = [spawn<Check>('check', { total }), spawn<Check>('check', { total })];
     await gate.ready(4);
     gate.open();
-    assert.deepEqual(await Promise.all(writers.map((w) => w.done)), [1500, 1500]);
+    assert.deepEqual(await Promise.all(writers.map((w) => w.done)), [1000, 1000]);
     gate.stop();
     const checks = await Promise.all(readers.map((r) => r.done));
     for (const c of checks) {
@@ -69,7 +69,7 @@ describe('concurrent transactions (4 worker threads)', () => {
       assert.ok(c.snapshots >= 3, `reader checked ${c.snapshots} snapshots`);
     }
     const stats = store.stats().tables.Account!;
-    assert.equal(stats.rows, accounts + 2 * 150);
+    assert.equal(stats.rows, accounts + 2 * 100);
     assert.ok(checks.some((c) => c.maxRows > accounts), 'readers saw the table grow');
     // Several doublings happened while readers were reading.
     assert.ok(stats.bytes >= bytesBefore * 16, `bytes ${bytesBefore} -> ${stats.bytes}`);
