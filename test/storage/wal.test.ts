@@ -165,16 +165,24 @@ describe('group commit (fsync always)', () => {
       const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'always', store: { initialRows: 64 } });
       const gate = new Gate();
       const N = 150;
-      const workers = ['p', 'q', 'r', 's'].map((prefix) => spawnTask<number[]>(WORKER, { handles: store.handles, wal: wal.handles, gate: gate.sab, task: 'commit', params: { prefix, n: N } }));
+      // The first fdatasync is held until every thread has appended its first record: at least
+      // two fsyncs are saved whatever the disk's speed; the rest shows the natural grouping.
+      const hold = new Int32Array(new SharedArrayBuffer(4));
+      hold[0] = 1;
+      const workers = ['p', 'q', 'r', 's'].map((prefix) => spawnTask<number[]>(WORKER, { handles: store.handles, wal: wal.handles, gate: gate.sab, task: 'commit', params: { prefix, n: N, hold: hold.buffer } }));
+      const firsts = Promise.all(workers.map((w) => w.message((m) => 'first' in m)));
       await gate.ready(workers.length);
       gate.open();
+      await firsts;
+      Atomics.store(hold, 0, 0);
+      Atomics.notify(hold, 0);
       const acked = (await Promise.all(workers.map((w) => w.done))).flat();
       const stats = wal.stats();
       assert.equal(acked.length, 4 * N);
       assert.equal(new Set(acked).size, acked.length, 'distinct commit ids');
       assert.equal(stats.written, 4 * N);
       assert.ok(stats.durable >= stats.written, 'every record durable once every worker was acknowledged');
-      assert.ok(stats.fsyncs < acked.length, `group commit: ${stats.fsyncs} fsyncs for ${acked.length} commits`);
+      assert.ok(stats.fsyncs <= acked.length - 2, `group commit: ${stats.fsyncs} fsyncs for ${acked.length} commits`);
       const logged = new Set<number>();
       for (const file of await segmentFiles(dir)) await scanSegment(file, (r) => void logged.add(r.commitId));
       for (const id of acked) assert.ok(logged.has(id), `acknowledged commit ${id} is in the log`);
