@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isLexiconsError } from '../../src/errors.js';
 import { checkDataFolder, compactDataFolder } from '../../src/storage/offline.js';
 import { openDataFolder } from '../../src/storage/recovery.js';
-import { snapshotDataFolder } from '../../src/storage/snapshot.js';
+import { snapshotDataFolder, startSnapshotTask, type SnapshotReport } from '../../src/storage/snapshot.js';
 import { scanSegment, type WalRecord } from '../../src/storage/wal-format.js';
 import { Gate, spawnTask } from '../helpers/threads.js';
 import { Model, compileSchema, field } from '../../src/storage/schema.js';
@@ -88,6 +88,28 @@ describe('recovery', () => {
       assert.deepEqual(stateOf(again), before);
       assert.equal(report.segment, 3);
       await wal2.close();
+    });
+  });
+
+  it('the periodic snapshot task snapshots after commits and stops cleanly', async () => {
+    await withDataDir(async (dir) => {
+      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'no' });
+      assert.throws(() => startSnapshotTask(store, wal, dir, { intervalMs: 0 }), (err) => isLexiconsError(err, 'OPTION') && err.message === 'options.intervalMs must be a positive number of milliseconds');
+      const reports: SnapshotReport[] = [];
+      let next!: (r: SnapshotReport) => void;
+      const keepAlive = setInterval(() => undefined, 1000); // the task's timer is unref'd
+      const task = startSnapshotTask(store, wal, dir, { intervalMs: 5, onSnapshot: (r) => (reports.push(r), next(r)), onError: (err) => assert.fail(String(err)) });
+      const first = await new Promise<SnapshotReport>((res) => (next = res));
+      store.runSync((db) => db.create(User, { pk: 'u', email: 'u@x' }));
+      const second = await new Promise<SnapshotReport>((res) => (next = res));
+      assert.ok(second.commitId > first.commitId);
+      assert.equal(second.tables.User!.rows, 1);
+      await task.stop();
+      clearInterval(keepAlive);
+      const count = reports.length;
+      assert.ok(count >= 2);
+      assert.equal(JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')).commitId, reports[count - 1]!.commitId);
+      await wal.close();
     });
   });
 
