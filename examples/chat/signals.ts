@@ -17,7 +17,9 @@ export class CreateChatMessage extends Signal {
   execute({ channel, content, db, ws }: SignalContext<{ channel: string; content: string }>) {
     if (!ws.channels.includes(channel)) throw new Error(`Subscribe to ${channel} before posting to it`);
     if (content.trim() === '') throw new Error('content must not be empty');
-    const message = db.create(ChatMessage, { channel, content, author: ws.auth as string, timestamp: Date.now() / 1000 });
+    // Seconds with microseconds, so messages of one frame keep their order in the history.
+    const timestamp = (performance.timeOrigin + performance.now()) / 1000;
+    const message = db.create(ChatMessage, { channel, content, author: ws.auth as string, timestamp });
     return this.response(message.toDict(), [channel]);
   }
 }

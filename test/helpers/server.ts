@@ -13,8 +13,8 @@ import type { LogStatus, RunningServer } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { setTestLogHook } from '../fixtures/apps/log-sink.js';
 
-// Apps without their own onLog print only errors in tests (LEXICONS_TEST_VERBOSE=1: everything).
-process.env.LEXICONS_LOG ??= process.env.LEXICONS_TEST_VERBOSE ? 'all' : 'errors';
+// Apps without their own onLog are silent in tests (LEXICONS_TEST_VERBOSE=1: everything).
+process.env.LEXICONS_LOG ??= process.env.LEXICONS_TEST_VERBOSE ? 'all' : 'silent';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'lexicons.js');
