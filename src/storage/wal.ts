@@ -435,8 +435,13 @@ export class Wal {
   /** Main thread: starts the once-a-second flush of policy `everysec` (no-op for other policies). */
   startTimer(onError: (err: unknown) => void): void {
     if (this.policy !== 'everysec' || this.#timer || this.#closed) return;
+    let busy = false; // a slow disk: ticks do not pile flushes up behind the one running
     this.#timer = setInterval(() => {
-      this.flush().catch(onError);
+      if (busy) return;
+      busy = true;
+      this.flush()
+        .catch(onError)
+        .finally(() => (busy = false));
     }, 1000);
     if (this.#waiters === 0) this.#timer.unref();
   }
