@@ -157,11 +157,12 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
   if (unknownColumns !== 'error' && unknownColumns !== 'keep') throw optionError(`options.unknownColumns must be 'error' or 'keep'`);
   const batchSize = positiveInt('batchSize', options.batchSize, 50_000);
 
-  const removedTempFiles = await cleanupStaleTempFiles(root);
   const order = loadOrder(store.schema);
   const reports: TableLoadReport[] = [];
+  let removedTempFiles: string[] = [];
   let current = 0;
   try {
+    removedTempFiles = await cleanupStaleTempFiles(root);
     for (; current < order.length; current++) {
       reports.push(await loadTable(store, root, order[current]!, unknownColumns, batchSize));
     }
@@ -169,6 +170,8 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
     const failures = new Map<string, string>();
     const reason = err instanceof Error ? err.message : String(err);
     order.slice(current).forEach((t, i) => failures.set(t.name, i === 0 ? reason : `not loaded (the load stopped at ${order[current]!.name})`));
+    // Every table not loaded is protected, whatever stopped the load (even an I/O error before
+    // the first file): saving the store now would replace its file with an empty table.
     let perDir = blocked.get(store);
     if (!perDir) blocked.set(store, (perDir = new Map()));
     perDir.set(root, failures);
