@@ -10,14 +10,14 @@
  * 5. listen (the LISTEN log line carries the bound port), start the interval tasks;
  * 6. SIGINT/SIGTERM → graceful shutdown (main/shutdown.ts).
  */
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { RunOverrides, RunningServer, Server } from '../server.js';
 import { compileSchema } from '../storage/schema.js';
-import { loadDataFolder, saveDataFolder } from '../storage/persist.js';
-import { SharedStore } from '../storage/store.js';
+import { openDataFolder } from '../storage/recovery.js';
+import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
+import { FSYNC_POLICIES, type FsyncPolicy } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
 import type { BatchResult, TaskResult } from '../workers/jobs.js';
 import { createApp } from './app.js';
@@ -42,6 +42,22 @@ function listen(uws: Uws, app: ReturnType<Uws['App']>, host: string, port: numbe
   });
 }
 
+/**
+ * Durability knobs (until the Server options carry them): LEXICONS_FSYNC = always | everysec
+ * (default) | no; LEXICONS_SNAPSHOT_SECONDS = seconds between CSV snapshots (default 300).
+ */
+function durabilitySettings(env: NodeJS.ProcessEnv = process.env): { fsync: FsyncPolicy; snapshotSeconds: number } {
+  const fsync = (env.LEXICONS_FSYNC ?? 'everysec') as FsyncPolicy;
+  if (!FSYNC_POLICIES.includes(fsync)) {
+    throw new LexiconsError(ErrorCode.OPTION, `LEXICONS_FSYNC must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(env.LEXICONS_FSYNC)}`);
+  }
+  const snapshotSeconds = env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : Number(env.LEXICONS_SNAPSHOT_SECONDS);
+  if (!Number.isFinite(snapshotSeconds) || snapshotSeconds <= 0) {
+    throw new LexiconsError(ErrorCode.OPTION, `LEXICONS_SNAPSHOT_SECONDS must be a positive number, got ${JSON.stringify(env.LEXICONS_SNAPSHOT_SECONDS)}`);
+  }
+  return { fsync, snapshotSeconds };
+}
+
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const options = server.resolve(overrides);
   if (!overrides.appPath) {
@@ -55,14 +71,20 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const uws = loadUws();
   const startedAt = Date.now();
 
-  const store = SharedStore.create(compileSchema(server.components.models));
-  await mkdir(options.data, { recursive: true });
-  const loaded = await loadDataFolder(store, options.data);
+  const durability = durabilitySettings();
+  // Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close().
+  const { store, wal, report } = await openDataFolder(compileSchema(server.components.models), options.data, {
+    fsync: durability.fsync,
+    onError: (err) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+  });
   log('START', {
     app: appPath,
     data: options.data,
     workers: options.workers,
-    tables: Object.fromEntries(loaded.tables.map((t) => [t.table, t.rows])),
+    fsync: durability.fsync,
+    tables: Object.fromEntries(report.load.tables.map((t) => [t.table, t.rows])),
+    replayed: report.replayed,
+    ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
   });
 
   const metrics = new Metrics();
@@ -85,6 +107,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       appPath,
       exportName: 'server',
       handles: store.handles,
+      wal: wal.handles,
       maxCallsPerFrame: options.limits.maxCallsPerFrame,
       debug: options.debug,
       typescript: isTypeScript(appPath),
@@ -94,6 +117,11 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     onThreadExit: (threadId) => {
       control.detach(threadId);
       if (store.releaseIfHeldBy(threadId)) log('WORKER-ERROR', { message: `released the store lock held by exited thread ${threadId}`, threadId });
+      try {
+        if (wal.afterThreadExit(store, threadId)) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
+      } catch (err) {
+        log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` });
+      }
     },
     onControlPort: (port, threadId) => control.attach(port, threadId),
   });
@@ -122,6 +150,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   } catch (err) {
     await pool.destroy();
     control.close();
+    await wal.close();
     const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : (err as Error)?.message;
     throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${appPath}: ${cause ?? String(err)}`, { cause: err });
   }
@@ -156,8 +185,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   } catch (err) {
     await pool.destroy();
     control.close();
+    await wal.close();
     throw err;
   }
+  const snapshots = startSnapshotTask(store, wal, options.data, {
+    intervalMs: durability.snapshotSeconds * 1000,
+    onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${(err as Error)?.message ?? String(err)}` }),
+  });
   const port = uws.us_socket_local_port(listenSocket as never);
   accepting = true;
   log('LISTEN', { host: options.host, port, url: `ws://${options.host}:${port}`, workers: options.workers });
@@ -181,8 +215,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       control.close();
     },
     save: async () => {
-      const report = await saveDataFolder(store, options.data);
-      return { saved: Object.fromEntries(report.tables.map((t) => [t.table, t.rows])) };
+      await snapshots.stop();
+      try {
+        const snapshot = await snapshotDataFolder(store, wal, options.data);
+        return { commitId: snapshot.commitId, saved: Object.fromEntries(Object.entries(snapshot.tables).map(([table, t]) => [table, t.rows])) };
+      } finally {
+        await wal.close();
+      }
     },
   });
 

@@ -104,6 +104,8 @@ export interface WorkerInit {
   exportName: string;
   /** Store handles (SharedArrayBuffers) for `SharedStore.attach`. */
   handles: unknown;
+  /** Write-ahead log handles for `Wal.attach`. */
+  wal: unknown;
   /** Progress slots (see workers/progress.ts). */
   progress: SharedArrayBuffer;
   maxCallsPerFrame: number;

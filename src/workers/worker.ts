@@ -9,18 +9,21 @@ import type { Header, Signal, TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
 import { SharedStore, type StoreHandles } from '../storage/store.js';
+import { Wal, type WalHandles } from '../storage/wal.js';
 import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
 import { ChannelView } from './context.js';
 import { connectControl } from './control.js';
 import { runBatch, type ComponentEntry, type WorkerApp } from './execute.js';
-import type { Job, JobResult, WorkerInit } from './jobs.js';
+import type { BatchResult, Effect, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
 import { runHook, runTask } from './tasks.js';
 
 const init = workerData as WorkerInit;
 if (init.typescript) await registerTypeScript();
 const { server } = await loadApp(init.appPath, init.exportName);
 const store = SharedStore.attach(compileSchema(server.components.models), init.handles as StoreHandles);
+// Every commit of this thread is appended to the write-ahead log before it is published.
+const wal = Wal.attach(store, init.wal as WalHandles);
 const control = connectControl();
 
 function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, ComponentEntry<C>> {
@@ -54,7 +57,7 @@ const app: WorkerApp = {
   },
 };
 
-export default async function handle(job: Job): Promise<JobResult> {
+async function execute(job: Job): Promise<JobResult> {
   switch (job.kind) {
     case 'batch':
       return runBatch(app, job);
@@ -63,4 +66,32 @@ export default async function handle(job: Job): Promise<JobResult> {
     case 'hook':
       return runHook(app, job);
   }
+}
+
+/**
+ * When the log cannot make this job's commits durable, nothing is acknowledged: the effects are
+ * dropped and every caller gets the error (the commits are visible in memory, see
+ * docs/durability.md "Limits"; units are not re-run).
+ */
+function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
+  const message = `Not saved: ${(err as Error)?.message ?? String(err)}`;
+  const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
+  if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
+  const effects: Effect[] = [];
+  for (const unit of job.units) {
+    const id = job.conns[unit.c]!.id;
+    if (unit.k === 'frame') effects.push({ t: 'send', c: id, text: JSON.stringify([{ Errors: [message] }]) });
+    else if (unit.k === 'connect') effects.push({ t: 'open', c: id }, { t: 'admit', c: id, ok: false, reason: message });
+  }
+  return { ...(result as BatchResult), effects, logs };
+}
+
+export default async function handle(job: Job): Promise<JobResult> {
+  const result = await execute(job);
+  try {
+    wal.awaitDurable(); // the acknowledgement: the result leaves the worker only once durable
+  } catch (err) {
+    return durabilityFailure(job, result, err);
+  }
+  return result;
 }

@@ -1,7 +1,7 @@
 /**
  * The command line, as a user runs it: `node bin/lexicons.js start <app> --workers N --port 0`,
  * stopped with SIGTERM. Data survives a stop and a restart; a second signal during shutdown
- * does not corrupt it; bad options give exact messages; the app can run itself; a TypeScript
+ * does not corrupt it; acknowledged writes survive a crash (write-ahead log); bad options give exact messages; the app can run itself; a TypeScript
  * app runs through tsx; the slow uWS fallback is refused.
  */
 import assert from 'node:assert/strict';
@@ -84,6 +84,21 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     assert.deepEqual(list.ListNotes[3], { text: 'note 3', tags: ['a', 'n3'] });
     assert.ok(list.ListNotes.some((n) => n.text === 'written by the shutdown task'));
     assert.equal((await restarted.stop()).code, 0);
+  });
+
+  it('keeps acknowledged writes through a crash (SIGKILL) via the write-ahead log', async () => {
+    const data = await tempDir();
+    const args = [fixture('cli-app'), '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data];
+    const first = await spawnCli(args);
+    const c = await TestClient.connect(first.url);
+    for (let i = 0; i < 10; i++) await c.call({ AddNote: { text: `acked ${i}` } });
+    assert.deepEqual(await first.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
+    const second = await spawnCli(args);
+    assert.match(second.output(), /"replayed":10/);
+    const d = await TestClient.connect(second.url);
+    const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string }> }];
+    assert.deepEqual(list.ListNotes.map((n) => n.text), Array.from({ length: 10 }, (_, i) => `acked ${i}`));
+    assert.equal((await second.stop()).code, 0);
   });
 
   it('runs an app module that starts itself (node app.js), configured by HOST/PORT/DATA', async () => {
