@@ -16,7 +16,7 @@
  */
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
-import { CloseCode, errorFrame } from '../protocol.js';
+import { CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { Conn, type UserData } from './connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection, type Hub } from './effects.js';
@@ -106,7 +106,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
       if (conn.rejection !== null) {
         const reason = conn.rejection;
         conn.send(errorFrame([reason]));
-        conn.end(CloseCode.POLICY, reason.length > 120 ? reason.slice(0, 120) : reason);
+        conn.end(CloseCode.POLICY, closeReason(reason));
         return;
       }
       if (!conn.viaPool) admitConnection(hub, conn);

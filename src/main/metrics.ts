@@ -5,6 +5,7 @@
  * convenience gauge averaged over the last 10 seconds.
  */
 import type { StoreStats } from '../storage/api.js';
+import type { WalStats } from '../storage/wal.js';
 
 const WINDOW_SECONDS = 10;
 
@@ -19,6 +20,7 @@ export interface Gauges {
   /** Jobs waiting in piscina's queue. */
   poolQueue: number;
   store: StoreStats | undefined;
+  wal: WalStats | undefined;
   uptimeSeconds: number;
 }
 
@@ -92,6 +94,12 @@ export class Metrics {
       metric('lexicons_commit_id', 'counter', 'Latest committed transaction id.', g.store.commitId);
       for (const [table, t] of Object.entries(g.store.tables)) metric('lexicons_table_rows', 'gauge', 'Live rows per table.', t.rows, { table });
       for (const [table, t] of Object.entries(g.store.tables)) metric('lexicons_table_bytes', 'gauge', 'Shared memory bytes per table.', t.bytes, { table });
+    }
+    if (g.wal) {
+      metric('lexicons_wal_records_total', 'counter', 'Write-ahead log records appended since start.', g.wal.written);
+      metric('lexicons_wal_durable_records_total', 'counter', 'Write-ahead log records known to be on disk.', g.wal.durable);
+      metric('lexicons_wal_fsyncs_total', 'counter', 'fdatasync calls of the write-ahead log.', g.wal.fsyncs);
+      metric('lexicons_wal_failed', 'gauge', '1 when an I/O failure disabled the log (commits are refused).', g.wal.failed === null ? 0 : 1);
     }
     return lines.join('\n') + '\n';
   }

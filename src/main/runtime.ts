@@ -176,6 +176,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
         inFlightJobs: dispatcher.inFlight,
         poolQueue: pool.queueSize,
         store: store.stats(),
+        wal: wal.stats(),
         uptimeSeconds: (Date.now() - startedAt) / 1000,
       }),
   });

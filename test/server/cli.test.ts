@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { CHAT_APP, fixture, fixtureSource, runCli, spawnCli, spawnServer, tempDir } from '../helpers/server.js';
+import { CHAT_APP, fixture, fixtureSource, runCli, runCliNode, spawnCli, spawnServer, tempDir } from '../helpers/server.js';
 
 const creds = (email: string, password: string) => JSON.stringify({ email, password });
 
@@ -108,6 +108,15 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     assert.equal(((await c.call({ AddNote: { text: 'self' } })) as [{ AddNote: { text: string } }])[0].AddNote.text, 'self');
     assert.equal((await srv.stop()).code, 0);
     assert.match(await readFile(join(data, 'Note.csv'), 'utf8'), /self/);
+  });
+
+  it('explains a server that is not exported', async () => {
+    const r = await runCli(['start', fixture('unexported-app'), '--port', '0']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lexicons: OPTION: .*unexported-app\.js does not export a Server \(export const server = new Server\(\{\.\.\.\}\)\)$/m);
+    const self = await runCliNode([fixture('unexported-app')], { env: { PORT: '0', HOST: '127.0.0.1', DATA: await tempDir() } });
+    assert.equal(self.code, 1);
+    assert.match(self.stderr, /the worker threads could not start the app .*unexported-app\.js: .*does not export a Server/);
   });
 
   it('runs a TypeScript app module through tsx (--workers 2)', async () => {

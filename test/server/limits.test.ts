@@ -79,6 +79,8 @@ describe('/metrics table rows', { timeout: 30_000 }, () => {
       const text = await (await fetch(`http://127.0.0.1:${srv.port}/metrics`)).text();
       assert.match(text, /^lexicons_table_rows\{table="Note"\} 2$/m);
       assert.match(text, /^lexicons_table_rows\{table="Counter"\} 0$/m);
+      assert.match(text, /^lexicons_wal_records_total [1-9]\d*$/m);
+      assert.match(text, /^lexicons_wal_failed 0$/m);
       await c.close();
     } finally {
       await srv.stop({ removeData: true });
