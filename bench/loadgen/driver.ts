@@ -152,7 +152,8 @@ async function awaitQuiet(maxMs: number): Promise<number> {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { procs, warmupMs, durationMs, serverPid, setupTimeoutMs = 120_000, quietWaitMs = 0, ...base } = options;
+  const { procs, warmupMs, durationMs, serverPid, quietWaitMs = 0, setupTimeoutMs: _setup, ...base } = options;
+  const setupTimeoutMs = options.setupTimeoutMs ?? Math.max(120_000, 2 * base.timeoutMs);
   if (!Number.isInteger(procs) || procs < 1) throw new RangeError('procs must be a positive integer');
   const children = Array.from({ length: procs }, () => new Child());
   const drainMs = base.timeoutMs + 5000;

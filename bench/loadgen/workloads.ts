@@ -37,6 +37,11 @@ export interface BenchConfig {
   startTimeoutMs: number;
   /** Wait up to this long before each phase for other programs to go quiet (shared machines). */
   quietWaitMs: number;
+  /**
+   * Per-handshake (and drain) time limit. Generous in full mode: the first calls on a server
+   * holding a million rows may wait for per-worker indexes to build.
+   */
+  handshakeTimeoutMs: number;
   log: (line: string) => void;
 }
 
@@ -55,6 +60,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     ceiling: true,
     startTimeoutMs: 60_000,
     quietWaitMs: 0,
+    handshakeTimeoutMs: 10_000,
   },
   full: {
     mode: 'full',
@@ -70,6 +76,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     ceiling: true,
     startTimeoutMs: 300_000,
     quietWaitMs: 30_000,
+    handshakeTimeoutMs: 120_000,
   },
 };
 
@@ -99,7 +106,7 @@ function baseLoad(config: BenchConfig, system: RunningSystem, register: boolean)
     channel: 'Public',
     padding: 0,
     setupConcurrency: 16,
-    timeoutMs: 10_000,
+    timeoutMs: config.handshakeTimeoutMs,
     warmupMs: config.warmupMs,
     durationMs: config.durationMs,
     serverPid: system.pid,
