@@ -1,8 +1,9 @@
 /**
  * @module bench/storage
  * Storage engine throughput and memory, side by side in one run:
- * - create / get-by-pk / get-by-unique-field / filter-scan, one transaction per operation, with 1
- *   and 2 worker threads on one shared store (ratio 2t/1t = scaling);
+ * - create / get-by-pk / get-by-unique-field / indexed filter (channel equality + substring) /
+ *   full filter scan (unindexed substring over every message), one transaction per operation,
+ *   with 1 and 2 worker threads on one shared store (ratio 2t/1t = scaling);
  * - memory per row of 1,000,000 ChatMessage rows in the shared store vs the same rows as plain JS
  *   objects in a Map, each measured in its own child process with forced GC (ratio store/map).
  * Writes bench/results/storage.json.
@@ -47,8 +48,8 @@ interface Sizes {
   memoryRows: number;
 }
 
-const FULL: Sizes = { users: 100_000, messages: 100_000, creates: 20_000, gets: 200_000, scans: 40, memoryRows: 1_000_000 };
-const QUICK: Sizes = { users: 10_000, messages: 10_000, creates: 2_000, gets: 20_000, scans: 10, memoryRows: 100_000 };
+const FULL: Sizes = { users: 100_000, messages: 100_000, creates: 40_000, gets: 200_000, scans: 200, memoryRows: 1_000_000 };
+const QUICK: Sizes = { users: 10_000, messages: 10_000, creates: 2_000, gets: 20_000, scans: 40, memoryRows: 100_000 };
 
 /** A flat copy of a string (slices and concatenations keep extra objects alive and skew the Map figure). */
 function flat(s: string): string {
@@ -75,6 +76,16 @@ function seededStore(sizes: Sizes, messages: number): SharedStore {
   const channels = Array.from({ length: 16 }, (_, i) => `channel-${i}`);
   for (const chunk of chunks(messages, 10_000, (k) => message(k, authors, channels))) store.bulkLoad(BenchMessage, chunk);
   return store;
+}
+
+/** Best of `repeat` runs: on a shared machine the best run is the least disturbed one. */
+async function bestOf(repeat: number, run: () => Promise<{ opsPerSec: number; warmMs: number }>): Promise<{ opsPerSec: number; warmMs: number }> {
+  let best = await run();
+  for (let i = 1; i < repeat; i++) {
+    const r = await run();
+    if (r.opsPerSec > best.opsPerSec) best = r;
+  }
+  return best;
 }
 
 async function runThreads(store: SharedStore, op: string, total: number, threads: number, users: number): Promise<{ opsPerSec: number; warmMs: number }> {
@@ -166,12 +177,13 @@ async function main(): Promise<void> {
 
   const readStore = seededStore(sizes, sizes.messages);
   for (const threads of [1, 2]) {
-    const createStore = seededStore(sizes, 0);
+    const repeat = quick ? 1 : 3;
     const ops = {
-      create: await runThreads(createStore, 'create', sizes.creates, threads, sizes.users),
-      getPk: await runThreads(readStore, 'getPk', sizes.gets, threads, sizes.users),
-      getUnique: await runThreads(readStore, 'getUnique', sizes.gets, threads, sizes.users),
-      scan: await runThreads(readStore, 'scan', sizes.scans, threads, sizes.users),
+      create: await bestOf(repeat, () => runThreads(seededStore(sizes, 0), 'create', sizes.creates, threads, sizes.users)),
+      getPk: await bestOf(repeat, () => runThreads(readStore, 'getPk', sizes.gets, threads, sizes.users)),
+      getUnique: await bestOf(repeat, () => runThreads(readStore, 'getUnique', sizes.gets, threads, sizes.users)),
+      indexFilter: await bestOf(repeat, () => runThreads(readStore, 'indexFilter', sizes.scans * 10, threads, sizes.users)),
+      scan: await bestOf(repeat, () => runThreads(readStore, 'scan', sizes.scans, threads, sizes.users)),
     };
     for (const [op, r] of Object.entries(ops)) {
       figures[op] ??= {};
