@@ -250,6 +250,20 @@ describe('csv streaming read', () => {
     });
   });
 
+  test('multi-byte characters split across 1 MiB read chunks are decoded intact', async () => {
+    await withTempDir(async (dir) => {
+      const file = join(dir, 'wide.csv');
+      const records: Cell[][] = [['pk', 'v']];
+      for (let i = 0; i < 150_000; i++) records.push([`k${i}`, `${'é'.repeat(i % 7)}🎉中${i}`]);
+      const text = formatRecords(records);
+      const bytes = Buffer.from(text);
+      const splits = [1, 2, 3].filter((k) => (bytes[k << 20]! & 0xc0) === 0x80);
+      assert.ok(splits.length > 0, 'a read chunk boundary falls inside a character');
+      await writeFile(file, bytes);
+      assert.deepEqual(await readAll(file), records);
+    });
+  });
+
   test('line numbers count line breaks inside quoted cells (LF and CRLF)', async () => {
     await withTempDir(async (dir) => {
       const file = join(dir, 'lines.csv');
