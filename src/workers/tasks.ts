@@ -7,9 +7,9 @@
  */
 import { Task, type TaskClass } from '../components.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
-import { Recorder, WorkerServer } from './context.js';
-import type { WorkerApp } from './execute.js';
-import { publicMessage } from './execute.js';
+import { WorkerServer } from './context.js';
+import { Recorder } from './recorder.js';
+import { publicMessage, type WorkerApp } from './job-context.js';
 import type { HookJob, TaskJob, TaskResult } from './jobs.js';
 import { ProgressWriter } from './progress.js';
 import { IsolatedStepper } from './txn.js';

@@ -12,7 +12,8 @@
  */
 import type { Db, Txn } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { Recorder, WorkerConnection } from './context.js';
+import type { WorkerConnection } from './context.js';
+import type { Recorder } from './recorder.js';
 import type { ProgressWriter } from './progress.js';
 
 /** What the executor needs from the store (SharedStore satisfies it). */

@@ -12,9 +12,10 @@ import { SharedStore, type StoreHandles } from '../storage/store.js';
 import { Wal, type WalHandles } from '../storage/wal.js';
 import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
-import { ChannelView } from './context.js';
+import { ChannelView } from './recorder.js';
 import { connectControl } from './control.js';
-import { runBatch, type ComponentEntry, type WorkerApp } from './execute.js';
+import { runBatch } from './execute.js';
+import type { ComponentEntry, WorkerApp } from './job-context.js';
 import type { BatchResult, Effect, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
 import { runHook, runTask } from './tasks.js';
 
