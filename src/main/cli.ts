@@ -3,18 +3,23 @@
  * The `lexicons` command line. The only module that prints usage or calls process.exit.
  *
  *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
+ *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
  *   lexicons --help | --version
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLexiconsError } from '../errors.js';
 import { validatePort, validateWorkers, type RunOverrides } from '../server.js';
+import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
+import { compileSchema } from '../storage/schema.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
 
 export const USAGE = `lexicons: a realtime WebSocket application server with an embedded database
 
 Usage:
   lexicons start [app] [options]   run the server exported by the app module (default ./main)
+  lexicons check [app] [--data]    check a data folder (CSV files, write-ahead log) without changing it
+  lexicons compact [app] [--data]  recover a stopped server's data folder, snapshot it, delete the log
   lexicons --help                  show this help
   lexicons --version               show the version
 
@@ -39,6 +44,7 @@ function version(): string {
 }
 
 export interface StartCommand {
+  command: 'start' | 'check' | 'compact';
   app: string;
   overrides: RunOverrides;
 }
@@ -69,7 +75,9 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
   if (values.version) return 'version';
   const [command, app, ...rest] = positionals;
   if (command === undefined) throw new UsageError('missing command (try: lexicons start ./main)');
-  if (command !== 'start' && command !== 'run') throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start)`);
+  if (command !== 'start' && command !== 'run' && command !== 'check' && command !== 'compact') {
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start, check, compact)`);
+  }
   if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
   const overrides: RunOverrides = {};
   try {
@@ -91,14 +99,39 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     if (trust.length === 0) throw new UsageError('--trust must list at least one address (or *)');
     overrides.trust = trust;
   }
-  return { app: app ?? './main', overrides };
+  if (command === 'check' || command === 'compact') {
+    const extra = (['workers', 'host', 'port', 'trust'] as const).find((k) => values[k] !== undefined);
+    if (extra) throw new UsageError(`--${extra} does not apply to ${command}`);
+  }
+  return { command: command === 'run' ? 'start' : command, app: app ?? './main', overrides };
 }
 
 async function start(command: StartCommand): Promise<number> {
   const appPath = resolveAppPath(command.app);
   const { server } = await loadApp(appPath);
-  const running = await server.run({ ...command.overrides, appPath });
-  await running.closed;
+  if (command.command === 'start') {
+    const running = await server.run({ ...command.overrides, appPath });
+    await running.closed;
+    return 0;
+  }
+  const dir = server.resolve(command.overrides).data;
+  const schema = compileSchema(server.components.models);
+  if (command.command === 'check') {
+    const report = await checkDataFolder(dir, schema);
+    const { dir: folder, ok, problems, repairs, replayable, tables, lockedBy } = report;
+    process.stdout.write(`${JSON.stringify({ dir: folder, ok, problems, repairs, replayable, tables, lockedBy }, null, 2)}\n`);
+    return ok ? 0 : 1;
+  }
+  const report = await compactDataFolder(dir, schema);
+  const summary = {
+    dir: report.recovery.dir,
+    replayed: report.recovery.replayed,
+    truncatedBytes: report.recovery.truncatedBytes,
+    commitId: report.snapshot.commitId,
+    tables: Object.fromEntries(Object.entries(report.snapshot.tables).map(([t, v]) => [t, v.rows])),
+    removedSegments: report.removedSegments.length,
+  };
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   return 0;
 }
 

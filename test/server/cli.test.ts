@@ -26,7 +26,7 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     [['start', 'x', '--workers', 'many'], 2, /^lexicons: --workers must be an integer from 1 to 256, got "many"$/m],
     [['start', 'x', '--port', '70000'], 2, /^lexicons: --port must be an integer from 0 to 65535, got "70000"$/m],
     [['start', 'x', '--bogus'], 2, /^lexicons: Unknown option '--bogus'/m],
-    [['frobnicate'], 2, /^lexicons: unknown command "frobnicate" \(known: start\)$/m],
+    [['frobnicate'], 2, /^lexicons: unknown command "frobnicate" \(known: start, check, compact\)$/m],
     [[], 2, /^lexicons: missing command/m],
     [['start', 'no/such/app'], 1, /^lexicons: OPTION: app module not found: no\/such\/app/m],
   ];
@@ -99,6 +99,24 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string }> }];
     assert.deepEqual(list.ListNotes.map((n) => n.text), Array.from({ length: 10 }, (_, i) => `acked ${i}`));
     assert.equal((await second.stop()).code, 0);
+  });
+
+  it('checks and compacts a stopped server\'s data folder', async () => {
+    const data = await tempDir();
+    const srv = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
+    const c = await TestClient.connect(srv.url);
+    for (let i = 0; i < 3; i++) await c.call({ AddNote: { text: `n${i}` } });
+    await srv.stop('SIGKILL');
+    const check = await runCli(['check', fixture('cli-app'), '--data', data]);
+    assert.equal(check.code, 0, check.stderr);
+    const report = JSON.parse(check.stdout) as { ok: boolean; replayable: number; tables: Record<string, number> };
+    assert.equal(report.ok, true);
+    assert.equal(report.replayable, 3);
+    assert.deepEqual(report.tables, { Note: 3 });
+    const compact = await runCli(['compact', fixture('cli-app'), '--data', data]);
+    assert.equal(compact.code, 0, compact.stderr);
+    assert.deepEqual((JSON.parse(compact.stdout) as { tables: Record<string, number> }).tables, { Note: 3 });
+    assert.match(await readFile(join(data, 'Note.csv'), 'utf8'), /n2/);
   });
 
   it('runs an app module that starts itself (node app.js), configured by HOST/PORT/DATA', async () => {

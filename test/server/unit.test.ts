@@ -126,12 +126,15 @@ describe('rate limiter', () => {
 describe('CLI parsing', () => {
   it('parses start with options and defaults the app to ./main', () => {
     assert.deepEqual(parseCommand(['start', '--workers', '4', '-p', '0', '--trust', '127.0.0.1, ::1']), {
+      command: 'start',
       app: './main',
       overrides: { workers: 4, port: 0, trust: ['127.0.0.1', '::1'] },
     });
     assert.equal(parseCommand(['-h']), 'help');
     assert.throws(() => parseCommand(['start', 'a', 'b']), /unexpected argument "b"/);
     assert.throws(() => parseCommand(['start', '--trust', ',']), /--trust must list at least one address/);
+    assert.deepEqual(parseCommand(['check', 'app.js', '--data', 'd']), { command: 'check', app: 'app.js', overrides: { data: 'd' } });
+    assert.throws(() => parseCommand(['compact', '--workers', '2']), /--workers does not apply to compact/);
   });
 });
 
