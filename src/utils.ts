@@ -105,12 +105,14 @@ export function needsRehash(stored: unknown): boolean {
 }
 
 /**
- * Field transform for password columns: hashes raw values, keeps values that already are hashes
- * (scrypt or the original's legacy hex, so loading old CSV data or re-saving a row never
- * double-hashes). The seed's `password` property setter.
+ * Field transform for password columns (the seed's `password` property setter): hashes raw
+ * values and keeps values that already are scrypt hashes, so writing back a stored hash never
+ * double-hashes. The original's legacy hex hashes are not recognized here on purpose (a
+ * 64-hex-char password must not be stored in plain): rows loaded from CSV files keep them
+ * (loads do not apply transforms), and `verify` + `needsRehash` replace them at login.
  */
 export function encryptIfPlain(value: string): string {
-  return isHash(value) || isLegacyHash(value) ? value : encrypt(value);
+  return isHash(value) ? value : encrypt(value);
 }
 
 export const utils = { encrypt, verify, needsRehash, isHash, isLegacyHash, legacyHash, encryptIfPlain } as const;

@@ -7,12 +7,19 @@ import { User } from './models.js';
 
 type Credentials = { email: string; password: string };
 
+/** Verified against when the email is unknown, so both failures take the same time. */
+let dummyHash: string | undefined;
+
 export class Login extends Header {
   static override args = { email: field.str(), password: field.str() };
 
   execute({ email, password, db, ws }: HeaderContext<Credentials>): boolean {
     const user = db.get(User, { email });
-    if (!user || !utils.verify(password, user.password)) return false;
+    if (!user) {
+      utils.verify(password, (dummyHash ??= utils.encrypt('not a password')));
+      return false;
+    }
+    if (!utils.verify(password, user.password)) return false;
     // Users imported from the original lexicons carry PBKDF2 hashes: upgrade them on login.
     if (utils.needsRehash(user.password)) db.update(User, user, { password: utils.encrypt(password) });
     ws.auth = user.pk;

@@ -51,10 +51,12 @@ describe('utils.encrypt / verify', () => {
     assert.throws(() => encrypt(5 as unknown as string), /password must be a string/);
   });
 
-  it('encryptIfPlain never double-hashes', () => {
+  it('encryptIfPlain never double-hashes, and never stores a hex-looking password in plain', () => {
     const h = encryptIfPlain('secret');
     assert.equal(encryptIfPlain(h), h);
-    assert.equal(encryptIfPlain(legacyHash('pw', '')), legacyHash('pw', ''));
+    const hexPassword = legacyHash('pw', '');
+    assert.notEqual(encryptIfPlain(hexPassword), hexPassword);
+    assert.equal(verify(hexPassword, encryptIfPlain(hexPassword)), true);
   });
 });
 
