@@ -50,7 +50,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
     compression: uws.DISABLED,
     // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
     // a clean 1009 from the message handler below.
-    maxPayloadLength: limits.maxMessageBytes + Math.max(limits.maxMessageBytes, 64 * 1024),
+    maxPayloadLength: Math.min(2 ** 31 - 1, limits.maxMessageBytes + Math.max(limits.maxMessageBytes, 64 * 1024)),
     idleTimeout: limits.idleTimeoutSeconds,
     maxBackpressure: limits.maxBackpressureBytes,
     closeOnBackpressureLimit: 1,

@@ -58,6 +58,14 @@ function durabilitySettings(env: NodeJS.ProcessEnv = process.env): { fsync: Fsyn
   return { fsync, snapshotSeconds };
 }
 
+/** uWebSockets.js aborts the whole process (C++ terminate) on an idleTimeout outside 8..960 s. */
+function checkUwsLimits(limits: { idleTimeoutSeconds: number }): void {
+  const idle = limits.idleTimeoutSeconds;
+  if (!Number.isInteger(idle) || idle < 8 || idle > 960) {
+    throw new LexiconsError(ErrorCode.OPTION, `limits.idleTimeoutSeconds must be an integer from 8 to 960 (uWebSockets.js bounds), got ${idle}`);
+  }
+}
+
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const options = server.resolve(overrides);
   if (!overrides.appPath) {
@@ -67,6 +75,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     );
   }
   const appPath = resolve(overrides.appPath);
+  checkUwsLimits(options.limits);
   const log = createLogger(server.options.onLog);
   const uws = loadUws();
   const startedAt = Date.now();

@@ -38,6 +38,12 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     });
   }
 
+  it('refuses an idle timeout uWebSockets.js would abort the process for', async () => {
+    const r = await runCli(['start', fixture('bad-limits-app'), '--port', '0']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^lexicons: OPTION: limits\.idleTimeoutSeconds must be an integer from 8 to 960 \(uWebSockets\.js bounds\), got 5$/m);
+  });
+
   it('refuses to run on the slow uWS JS fallback', async () => {
     const r = await runCli(['start', fixture('cli-app'), '--port', '0'], { env: { UWS_USE_FALLBACK: '1' } });
     assert.equal(r.code, 1);
