@@ -18,6 +18,8 @@ export {
 export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json } from './components.js';
 export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
-export type { Db, Db as Database, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
+export type { Db, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
+export { Database } from './database.js';
+export type { DatabaseOpenOptions, OpenDatabase } from './database.js';
 export { LexiconsError, ErrorCode, isLexiconsError } from './errors.js';
 export { utils } from './utils.js';

@@ -189,8 +189,11 @@ export function compileSchema(models: Iterable<ModelClass>): Schema {
     }
     // Inherited fields from a parent Model that is not itself Model.
     let parent = Object.getPrototypeOf(model) as ModelClass | null;
-    while (parent && parent !== Model && typeof parent === 'function') {
+    // Stops at Function.prototype too: a Model from another copy of lexicons has a different
+    // `Model` base, and reading `caller`/`arguments` off Function.prototype throws.
+    while (parent && parent !== Model && parent !== Function.prototype && typeof parent === 'function') {
       for (const key of Object.getOwnPropertyNames(parent)) {
+        if (key === 'prototype' || key === 'length' || key === 'name' || key === 'table') continue;
         const value = (parent as unknown as Record<string, unknown>)[key];
         if (isField(value) && !fields.some((f) => f.name === key)) fields.push(compileField(tableName, key, value, names));
       }

@@ -1,0 +1,94 @@
+/**
+ * @module database
+ * `Database`: the embedded database without a server, for scripts, migrations and tests. It opens a
+ * data folder exactly as the server does (CSV snapshot + write-ahead log replay) and gives
+ * transactions over it. Inside Signals, Tasks and Headers the `db` argument is the same API.
+ *
+ * @example
+ * const database = await Database.open({ models: [User, ChatMessage], data: 'data/' });
+ * await database.run((db) => db.create(User, { email: 'a@b.c', password: 'secret-pw' }));
+ * console.log(database.read((db) => db.count(User)));
+ * await database.close(); // writes the CSV snapshot, closes the log
+ */
+import type { Db, StoreStats } from './storage/api.js';
+import { compileSchema, type ModelClass, type Schema } from './storage/schema.js';
+import type { SharedStore } from './storage/store.js';
+import type { FsyncPolicy, Wal } from './storage/wal.js';
+import { openDataFolder, type RecoveryReport } from './storage/recovery.js';
+import { snapshotDataFolder } from './storage/snapshot.js';
+import { ErrorCode, LexiconsError } from './errors.js';
+
+export interface DatabaseOpenOptions {
+  models: Iterable<ModelClass>;
+  /** Data folder (created if missing). */
+  data: string;
+  /** Write-ahead log fsync policy; default `everysec`. */
+  fsync?: FsyncPolicy;
+}
+
+/** The `db` API type used in Signals, Tasks and Headers. */
+export type Database = Db;
+
+class OpenDatabase {
+  readonly schema: Schema;
+  readonly report: RecoveryReport;
+  readonly #store: SharedStore;
+  readonly #wal: Wal;
+  readonly #dir: string;
+  #closed = false;
+
+  constructor(store: SharedStore, wal: Wal, report: RecoveryReport, dir: string) {
+    this.#store = store;
+    this.#wal = wal;
+    this.report = report;
+    this.#dir = dir;
+    this.schema = store.schema;
+  }
+
+  /** Runs `fn` as one serializable transaction (retried on conflict); durable per the fsync policy. */
+  async run<T>(fn: (db: Db) => T | Promise<T>): Promise<T> {
+    this.#check();
+    const { value } = await this.#store.run(fn);
+    // This is the main thread: never the blocking group commit of workers, an async fsync instead.
+    if (this.#wal.policy === 'always') await this.#wal.flush();
+    return value;
+  }
+
+  /** A read-only look at the latest snapshot (writes made by `fn` are discarded). */
+  read<T>(fn: (db: Db) => T): T {
+    this.#check();
+    const txn = this.#store.begin();
+    try {
+      return fn(txn.db);
+    } finally {
+      txn.abort();
+    }
+  }
+
+  stats(): StoreStats {
+    return this.#store.stats();
+  }
+
+  /** Writes the CSV snapshot atomically and closes the log. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await snapshotDataFolder(this.#store, this.#wal, this.#dir);
+    await this.#wal.close();
+  }
+
+  #check(): void {
+    if (this.#closed) throw new LexiconsError(ErrorCode.TXN, 'the database is closed');
+  }
+}
+
+export type { OpenDatabase };
+
+export const Database = {
+  /** Opens (recovers) a data folder. Only one process may hold a data folder at a time. */
+  async open(options: DatabaseOpenOptions): Promise<OpenDatabase> {
+    const schema = compileSchema(options.models);
+    const { store, wal, report } = await openDataFolder(schema, options.data, { fsync: options.fsync ?? 'everysec' });
+    return new OpenDatabase(store, wal, report, options.data);
+  },
+};
