@@ -31,6 +31,13 @@ export interface ServerLimits {
   maxCallsPerFrame?: number;
   /** A Signal/Task/Header running longer than this is aborted. Default 10000 ms. */
   executionTimeoutMs?: number;
+  /**
+   * Upgrades carrying header data (login attempts) per minute per client address (token bucket,
+   * bursts up to the same number); excess upgrades get HTTP 429 before any Header runs. Default 30.
+   */
+  authAttemptsPerMinute?: number;
+  /** Old-generation heap of each worker thread in MiB; a Signal exceeding it kills only its worker. Default 512. */
+  workerMemoryMb?: number;
 }
 
 export type LogStatus =
@@ -148,6 +155,8 @@ export const DEFAULT_LIMITS: Required<ServerLimits> = {
   messagesPerSecond: 1000,
   maxCallsPerFrame: 100,
   executionTimeoutMs: 10_000,
+  authAttemptsPerMinute: 30,
+  workerMemoryMb: 512,
 };
 
 function optionError(message: string): LexiconsError {
