@@ -17,6 +17,7 @@ import { ErrorCode, LexiconsError } from './errors.js';
 import type { Connection, ExecutionContext, TaskClass } from './components.js';
 import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
 import type { ModelClass } from './storage/schema.js';
+import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -40,6 +41,18 @@ export interface ServerLimits {
   workerMemoryMb?: number;
 }
 
+/** Durability of the data folder (docs/durability.md). */
+export interface DurabilityOptions {
+  /**
+   * When an acknowledged write is on disk: `always` (fdatasync before the reply), `everysec` (a
+   * background fdatasync once a second; a power cut loses at most ~1 s), `no` (the OS decides).
+   * Default env LEXICONS_FSYNC or `everysec` (`lexicons start --fsync`).
+   */
+  fsync?: FsyncPolicy;
+  /** Seconds between CSV snapshots (they bound the log and replay time). Default env LEXICONS_SNAPSHOT_SECONDS or 300. */
+  snapshotSeconds?: number;
+}
+
 export type LogStatus =
   | 'START'
   | 'LISTEN'
@@ -58,6 +71,7 @@ export type LogStatus =
   | 'WORKER-ERROR'
   | 'PROTOCOL-ERROR'
   | 'LIMIT'
+  | 'SNAPSHOT'
   | 'ERROR';
 
 export interface HookContext extends ExecutionContext {
@@ -97,6 +111,7 @@ export interface ServerOptions {
   /** Include error details in the log. Default true, as the original. */
   debug?: boolean;
   limits?: ServerLimits;
+  durability?: DurabilityOptions;
   /** Runs in a worker after the gate admits a connection. */
   onConnect?: (context: HookContext) => unknown;
   /** Runs in a worker after a connection closed (it has already left every channel). */
@@ -134,6 +149,8 @@ export interface Components {
 export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & {
   /** Module path that exports this server; required for the worker threads to load it. */
   appPath?: string;
+  /** Durability settings over the Server's (the CLI's --fsync, --snapshot-seconds). */
+  durability?: DurabilityOptions;
   /** Install SIGINT/SIGTERM handlers (default true). */
   handleSignals?: boolean;
 };
@@ -179,6 +196,38 @@ export function validateWorkers(value: unknown): number {
   return n;
 }
 
+/** Largest snapshot interval a Node timer can hold (2^31 - 1 ms); a longer one would fire at once. */
+export const MAX_SNAPSHOT_SECONDS = 2_147_483;
+
+export function validateFsync(value: unknown, name = 'durability.fsync'): FsyncPolicy {
+  if (typeof value !== 'string' || !FSYNC_POLICIES.includes(value as FsyncPolicy)) {
+    throw optionError(`${name} must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as FsyncPolicy;
+}
+
+export function validateSnapshotSeconds(value: unknown, name = 'durability.snapshotSeconds'): number {
+  const n = typeof value === 'string' && /^\d+(\.\d+)?$|^\.\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0.001 || n > MAX_SNAPSHOT_SECONDS) {
+    throw optionError(`${name} must be a number of seconds from 0.001 to ${MAX_SNAPSHOT_SECONDS}, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+export function validateDurability(value: unknown): DurabilityOptions {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(`durability must be an object { fsync?, snapshotSeconds? }, got ${JSON.stringify(value)}`);
+  const d = value as Record<string, unknown>;
+  for (const key of Object.keys(d)) {
+    if (key !== 'fsync' && key !== 'snapshotSeconds') throw optionError(`durability.${key} is not a known durability option (known: fsync, snapshotSeconds)`);
+  }
+  if (d.fsync !== undefined) validateFsync(d.fsync);
+  if (d.snapshotSeconds !== undefined) {
+    if (typeof d.snapshotSeconds !== 'number') throw optionError(`durability.snapshotSeconds must be a number of seconds from 0.001 to ${MAX_SNAPSHOT_SECONDS}, got ${JSON.stringify(d.snapshotSeconds)}`);
+    validateSnapshotSeconds(d.snapshotSeconds);
+  }
+  return d as DurabilityOptions;
+}
+
 function positive(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw optionError(`limits.${name} must be a positive number, got ${JSON.stringify(value)}`);
@@ -220,6 +269,7 @@ export class Server {
       if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
       positive(key, value);
     }
+    if (options.durability !== undefined) validateDurability(options.durability);
     this.options = Object.freeze({ ...options });
     const tasks = [...(options.tasks ?? [])];
     for (const task of tasks) {

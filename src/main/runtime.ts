@@ -13,11 +13,11 @@
 import { resolve } from 'node:path';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { RunOverrides, RunningServer, Server } from '../server.js';
+import { validateFsync, validateSnapshotSeconds, type DurabilityOptions, type RunOverrides, type RunningServer, type Server } from '../server.js';
 import { compileSchema } from '../storage/schema.js';
 import { openDataFolder } from '../storage/recovery.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
-import { FSYNC_POLICIES, type FsyncPolicy } from '../storage/wal.js';
+import type { FsyncPolicy } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
 import type { BatchResult, TaskResult } from '../workers/jobs.js';
 import { createApp } from './app.js';
@@ -43,19 +43,20 @@ function listen(uws: Uws, app: ReturnType<Uws['App']>, host: string, port: numbe
 }
 
 /**
- * Durability knobs (until the Server options carry them): LEXICONS_FSYNC = always | everysec
- * (default) | no; LEXICONS_SNAPSHOT_SECONDS = seconds between CSV snapshots (default 300).
+ * Durability settings: the run overrides (CLI --fsync, --snapshot-seconds), then the Server's
+ * `durability` option, then env LEXICONS_FSYNC / LEXICONS_SNAPSHOT_SECONDS, then everysec / 300 s.
  */
-function durabilitySettings(env: NodeJS.ProcessEnv = process.env): { fsync: FsyncPolicy; snapshotSeconds: number } {
-  const fsync = (env.LEXICONS_FSYNC ?? 'everysec') as FsyncPolicy;
-  if (!FSYNC_POLICIES.includes(fsync)) {
-    throw new LexiconsError(ErrorCode.OPTION, `LEXICONS_FSYNC must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(env.LEXICONS_FSYNC)}`);
-  }
-  const snapshotSeconds = env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : Number(env.LEXICONS_SNAPSHOT_SECONDS);
-  if (!Number.isFinite(snapshotSeconds) || snapshotSeconds <= 0) {
-    throw new LexiconsError(ErrorCode.OPTION, `LEXICONS_SNAPSHOT_SECONDS must be a positive number, got ${JSON.stringify(env.LEXICONS_SNAPSHOT_SECONDS)}`);
-  }
-  return { fsync, snapshotSeconds };
+export function durabilitySettings(
+  server: DurabilityOptions | undefined,
+  overrides: DurabilityOptions | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): { fsync: FsyncPolicy; snapshotSeconds: number } {
+  const fsync = overrides?.fsync ?? server?.fsync ?? (env.LEXICONS_FSYNC === undefined ? 'everysec' : validateFsync(env.LEXICONS_FSYNC, 'LEXICONS_FSYNC'));
+  const snapshotSeconds =
+    overrides?.snapshotSeconds ??
+    server?.snapshotSeconds ??
+    (env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : validateSnapshotSeconds(env.LEXICONS_SNAPSHOT_SECONDS, 'LEXICONS_SNAPSHOT_SECONDS'));
+  return { fsync: validateFsync(fsync), snapshotSeconds: validateSnapshotSeconds(snapshotSeconds) };
 }
 
 /** uWebSockets.js aborts the whole process (C++ terminate) on an idleTimeout outside 8..960 s. */
@@ -80,7 +81,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const uws = loadUws();
   const startedAt = Date.now();
 
-  const durability = durabilitySettings();
+  const durability = durabilitySettings(server.options.durability, overrides.durability);
   // Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close().
   const { store, wal, report } = await openDataFolder(compileSchema(server.components.models), options.data, {
     fsync: durability.fsync,
@@ -91,6 +92,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     data: options.data,
     workers: options.workers,
     fsync: durability.fsync,
+    snapshotSeconds: durability.snapshotSeconds,
     tables: Object.fromEntries(report.load.tables.map((t) => [t.table, t.rows])),
     replayed: report.replayed,
     ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
@@ -200,6 +202,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   }
   const snapshots = startSnapshotTask(store, wal, options.data, {
     intervalMs: durability.snapshotSeconds * 1000,
+    onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: Object.fromEntries(Object.entries(r.tables).map(([t, v]) => [t, v.rows])) }),
     onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${(err as Error)?.message ?? String(err)}` }),
   });
   const port = uws.us_socket_local_port(listenSocket as never);
