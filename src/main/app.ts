@@ -3,7 +3,8 @@
  * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
  * routes `/health` and `/metrics` on the same port.
  *
- * Upgrade: untrusted addresses and disallowed origins get an HTTP 403 before any upgrade. When
+ * Upgrade: untrusted addresses and disallowed origins get an HTTP 403 before any upgrade; login
+ * attempts (header data) over `limits.authAttemptsPerMinute` per address get HTTP 429. When
  * the app declares Headers (or an onConnect hook), the upgrade completes asynchronously after the
  * Headers ran in the pool (res.onAborted; res.cork(() => res.upgrade(...)) in the effects), so
  * an admitted client's `open` means authenticated. A refused client is still upgraded (browsers
@@ -21,7 +22,7 @@ import { Conn, type UserData } from './connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection, type Hub } from './effects.js';
 import type { Uws } from './uws.js';
-import { collectHeaderData, isOriginAllowed, isTrusted, remoteAddress } from './upgrade.js';
+import { AttemptLimiter, collectHeaderData, isOriginAllowed, isTrusted, remoteAddress } from './upgrade.js';
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -44,6 +45,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
   const { limits } = options;
   const headerNames = [...components.headers.keys()];
   const needsPool = headerNames.length > 0 || hooks.onConnect !== undefined;
+  const attempts = new AttemptLimiter(limits.authAttemptsPerMinute);
   const app = uws.App();
 
   app.ws<UserData>('/*', {
@@ -78,8 +80,15 @@ export function createApp(deps: AppDeps): TemplatedApp {
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
       const data = collectHeaderData(req, headerNames);
-      const conn = new Conn(address, limits.messagesPerSecond);
       const hasData = Object.keys(data).length > 0;
+      // A login attempt (header data for the app's Headers) costs a token of the address's
+      // bucket; without one the upgrade is refused here, before any Header (scrypt) runs.
+      if (hasData && !attempts.take(address)) {
+        hub.log('LIMIT', { address, message: `login attempts over ${limits.authAttemptsPerMinute} per minute: HTTP 429` });
+        res.writeStatus('429 Too Many Requests').writeHeader('retry-after', String(Math.ceil(60 / limits.authAttemptsPerMinute))).end('too many login attempts', true);
+        return;
+      }
+      const conn = new Conn(address, limits.messagesPerSecond);
       if (headerNames.length > 0 && !hasData && options.anonymous === 'reject') {
         conn.rejection = `Authentication failed: no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`;
         hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });

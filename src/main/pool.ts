@@ -8,6 +8,8 @@
  * - A worker that exits (terminated, crashed) may have died holding the store's commit lock:
  *   its threadId (learned from piscina's `workerCreate` event) is passed to `onThreadExit`
  *   once the thread has really exited, so the runtime can call `store.releaseIfHeldBy`.
+ * - Each worker has a heap limit (`resourceLimits.maxOldGenerationSizeMb`): a Signal allocating
+ *   without bound kills only its own thread (ERR_WORKER_OUT_OF_MEMORY), never the process.
  * - A failed job rejects with a {@link JobFailure} naming the unit that was running.
  */
 import { fileURLToPath } from 'node:url';
@@ -33,6 +35,8 @@ export interface PoolOptions {
   workers: number;
   init: Omit<WorkerInit, 'progress'>;
   executionTimeoutMs: number;
+  /** Old-generation heap limit of each worker in MiB (`limits.workerMemoryMb`); default 512. */
+  workerMemoryMb?: number;
   log: LogFn;
   onThreadExit: (threadId: number) => void;
   onControlPort: (port: MessagePort, threadId: number) => void;
@@ -41,6 +45,9 @@ export interface PoolOptions {
 type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
 
 const SLOTS = 1024;
+
+/** Default of `limits.workerMemoryMb`, used when the runtime passes none. */
+export const DEFAULT_WORKER_MEMORY_MB = 512;
 
 /**
  * The piscina entry: the sibling `workers/worker.js` in the compiled package. Running from
@@ -59,6 +66,7 @@ export class WorkerPool {
   readonly #free: number[] = [];
   readonly #active = new Map<number, AbortController>();
   readonly #timeoutMs: number;
+  readonly #memoryMb: number;
   readonly #log: LogFn;
   #watchdog: NodeJS.Timeout | null = null;
   #closing = false;
@@ -70,6 +78,7 @@ export class WorkerPool {
     this.#progress = new ProgressReader(progress);
     for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
     this.#timeoutMs = options.executionTimeoutMs;
+    this.#memoryMb = options.workerMemoryMb ?? DEFAULT_WORKER_MEMORY_MB;
     this.#log = options.log;
     const filename = workerFile();
     this.#piscina = new Piscina({
@@ -77,6 +86,9 @@ export class WorkerPool {
       minThreads: options.workers,
       maxThreads: options.workers,
       concurrentTasksPerWorker: 1,
+      // The young generation stays at V8's default; only the old generation (where a runaway
+      // hoard ends up) is capped. Exceeding it terminates that worker alone.
+      resourceLimits: { maxOldGenerationSizeMb: this.#memoryMb },
       workerData: { ...options.init, progress } satisfies WorkerInit,
     });
     this.#piscina.on('workerCreate', (w: { id: number }) => {
@@ -126,6 +138,9 @@ export class WorkerPool {
         throw new JobFailure(ErrorCode.TIMEOUT, `Execution timed out after ${this.#timeoutMs} ms (limits.executionTimeoutMs)`, unit, err);
       }
       this.counters.crashes++;
+      if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker out of memory (over ${this.#memoryMb} MiB, limits.workerMemoryMb); it was replaced`, unit, err);
+      }
       throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${(err as Error)?.message ?? String(err)})`, unit, err);
     } finally {
       this.#active.delete(slot);

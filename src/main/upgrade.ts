@@ -99,3 +99,55 @@ export function collectHeaderData(req: HttpRequest, names: readonly string[]): R
   }
   return data;
 }
+
+/**
+ * Login attempts per client address (`limits.authAttemptsPerMinute`): a token bucket per
+ * address, refilled continuously, bursts up to one minute's worth. Addresses whose bucket is full
+ * again carry no information and are swept once the map grows, so memory stays bounded by the
+ * addresses active within about a minute (and never above `sweepAt` entries).
+ */
+export class AttemptLimiter {
+  readonly #perMinute: number;
+  readonly #buckets = new Map<string, { tokens: number; last: number }>();
+  /** Sweep when the map holds this many addresses. */
+  readonly #sweepAt: number;
+
+  constructor(perMinute: number, sweepAt = 65_536) {
+    this.#perMinute = perMinute;
+    this.#sweepAt = sweepAt;
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** True when `address` may make one more attempt now (and counts it). */
+  take(address: string, now = Date.now()): boolean {
+    let bucket = this.#buckets.get(address);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#sweepAt) this.#sweep(now);
+      bucket = { tokens: this.#perMinute, last: now };
+      this.#buckets.set(address, bucket);
+    } else {
+      bucket.tokens = Math.min(this.#perMinute, bucket.tokens + ((now - bucket.last) * this.#perMinute) / 60_000);
+      bucket.last = now;
+    }
+    if (bucket.tokens < 1) return false;
+    bucket.tokens -= 1;
+    return true;
+  }
+
+  #sweep(now: number): void {
+    for (const [address, b] of this.#buckets) {
+      if (b.tokens + ((now - b.last) * this.#perMinute) / 60_000 >= this.#perMinute) this.#buckets.delete(address);
+    }
+    // Still crowded (a flood from very many addresses): forget the oldest entries. They start
+    // again with a full bucket, which is lenient but keeps the map bounded.
+    // Sweeping down to 3/4 makes the next sweep at least sweepAt/4 insertions away (amortized O(1)).
+    const keep = Math.floor((this.#sweepAt * 3) / 4);
+    for (const address of this.#buckets.keys()) {
+      if (this.#buckets.size <= keep) break;
+      this.#buckets.delete(address);
+    }
+  }
+}
