@@ -128,11 +128,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     onThreadExit: (threadId) => {
       control.detach(threadId);
       if (store.releaseIfHeldBy(threadId)) log('WORKER-ERROR', { message: `released the store lock held by exited thread ${threadId}`, threadId });
-      try {
-        if (wal.afterThreadExit(store, threadId)) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
-      } catch (err) {
-        log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` });
-      }
+      // Never blocks: if the commit lock is busy, the log retries on later event-loop turns.
+      wal.afterThreadExit(store, threadId).then(
+        (written) => {
+          if (written) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
+        },
+        (err: unknown) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+      );
     },
     onControlPort: (port, threadId) => control.attach(port, threadId),
   });

@@ -30,6 +30,7 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './atomic-file.js';
 import { encodeRow, formatRecords, headerOf, type Cell } from './csv.js';
 import type { TableSchema } from './schema.js';
+import type { Txn } from './api.js';
 import type { SharedStore } from './store.js';
 import type { Wal } from './wal.js';
 import { createSegment, segmentNumber } from './wal-format.js';
@@ -181,14 +182,31 @@ async function writeTable(store: SharedStore, table: TableSchema, file: string, 
   return { rows, bytes };
 }
 
+/** How long a snapshot tries to take the commit lock before it fails (and is retried later). */
+const LOCK_PATIENCE_MS = 10_000;
+
+/**
+ * The commit lock for the main thread, without blocking it: try-lock, and while another thread
+ * holds it, try again on later event-loop turns (setImmediate, then short timers).
+ */
+async function lockCommits(store: SharedStore): Promise<Txn> {
+  const deadline = Date.now() + LOCK_PATIENCE_MS;
+  for (let attempt = 0; ; attempt++) {
+    const txn = store.tryBegin();
+    if (txn) return txn;
+    if (Date.now() > deadline) throw new LexiconsError(ErrorCode.TXN, `the commit lock stayed busy for ${LOCK_PATIENCE_MS} ms; the snapshot is retried later`);
+    await new Promise<void>((done) => (attempt < 8 ? setImmediate(done) : setTimeout(done, Math.min(50, 2 ** (attempt - 8)))));
+  }
+}
+
 /** Snapshots in flight per log: they run one after the other. */
 const running = new WeakMap<Wal, Promise<unknown>>();
 
 /**
  * Writes a snapshot of `store` to `dir` and deletes the log segments it covers (see the module
  * comment for the steps). Snapshots of one log run one at a time; a call made while one runs
- * waits for it and then takes its own. Main thread; never blocks the event loop for long (it
- * spins for the commit lock only while switching segments).
+ * waits for it and then takes its own. Main thread; never blocks the event loop (it try-locks the
+ * commit lock to switch segments, and tries again later while a worker holds it).
  */
 export function snapshotDataFolder(store: SharedStore, wal: Wal, dir: string): Promise<SnapshotReport> {
   const previous = running.get(wal) ?? Promise.resolve();
@@ -207,7 +225,7 @@ async function snapshotOnce(store: SharedStore, wal: Wal, root: string): Promise
   await createSegment(root, next);
   await phase('segment-created');
 
-  const txn = store.begin({ exclusive: true }); // the commit lock: no append straddles the switch
+  const txn = await lockCommits(store); // the commit lock: no append straddles the switch
   let commitId: number;
   try {
     wal.switchSegment(next);

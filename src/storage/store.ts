@@ -17,7 +17,7 @@
  */
 import { isMainThread, threadId } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, isLexiconsError, LexiconsError } from '../errors.js';
 import type { ChangeSet, Db, RunOptions, StoreStats, Txn } from './api.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { GrowBuf, type Allocator } from './columns.js';
@@ -55,6 +55,8 @@ const HANDLES_VERSION = 1;
 const DEFAULT_MAX_BYTES = 1 << 30;
 /** The main thread never waits on the lock; it gives up after spinning this long. */
 const MAIN_THREAD_SPIN_MS = 5000;
+/** Thrown by #lock under tryBegin when another thread holds the lock (caught there). */
+const LOCK_BUSY = new Error('the commit lock is busy');
 /** Failed lock attempts a worker spins through before it waits. */
 const SPIN_TRIES = 200;
 /** A worker re-checks the lock word at least this often while waiting. */
@@ -111,6 +113,8 @@ export class SharedStore {
   readonly #snapshots = new Map<number, number>();
   readonly #engine: Engine;
   #lockOwner: object | null = null;
+  /** Set by tryBegin only: #lock then fails at once instead of spinning or waiting. */
+  #tryOnly = false;
   #localWaiters: Array<() => void> = [];
 
   private constructor(schema: Schema, handles: StoreHandles, alloc: (table: number) => Allocator, rows: number) {
@@ -221,6 +225,7 @@ export class SharedStore {
       const seen = Atomics.compareExchange(i32, kLockWord, 0, me);
       if (seen === 0) break;
       if (seen === me) return false; // held by another store instance of this thread
+      if (this.#tryOnly) throw LOCK_BUSY;
       if (isMainThread) {
         // The main thread owns the sockets: it never blocks in Atomics.wait, it spins (and only
         // commits at start-up in practice, before workers exist).
@@ -304,6 +309,23 @@ export class SharedStore {
   }
 
   // -- transactions ----------------------------------------------------------------------------
+
+  /**
+   * An exclusive transaction if the commit lock is free right now, else null: never spins, never
+   * waits (the main thread's way to take the lock; retry later, e.g. after setImmediate).
+   */
+  tryBegin(): Txn | null {
+    if (this.#lockOwner !== null) return null;
+    this.#tryOnly = true;
+    try {
+      return this.begin({ exclusive: true });
+    } catch (err) {
+      if (err === LOCK_BUSY || (isLexiconsError(err, 'TXN') && Atomics.load(this.#control.i32, kLockWord) === threadId + 1)) return null;
+      throw err;
+    } finally {
+      this.#tryOnly = false;
+    }
+  }
 
   /** Starts a transaction at the latest snapshot. `exclusive` holds the commit lock until commit/abort. */
   begin(options?: { exclusive?: boolean }): Txn {

@@ -18,7 +18,8 @@
  * the last record appended (`kLastCommit`); the next appender sees it is >= its own commit id
  * (i.e. it was never published) and first appends an abort record for it. Recovery also treats a
  * record reusing a commit id as superseding the earlier one, so the log stays right even if the
- * abort record was lost. `afterThreadExit` writes the abort record at once when a worker died.
+ * abort record was lost. `afterThreadExit` writes the abort record as soon as the main thread can
+ * take the commit lock without waiting (it only try-locks) when a worker died.
  *
  * Group commit (policy `always`). Every record gets a sequence number (`kWrittenSeq`, never
  * reused, unlike commit ids). After its commit, a worker that must acknowledge calls
@@ -40,8 +41,9 @@
  * shutdown sync. A failed fsync marks the log failed (like PostgreSQL after fsyncgate, a retry
  * cannot be trusted): commits are refused until a restart recovers from the disk.
  *
- * The main thread never blocks: it never calls awaitDurable (it uses the async flush); it only
- * appends with writeSync when it commits itself (start-up, tests, offline tools).
+ * The main thread never blocks: it never calls awaitDurable (it uses the async flush), it only
+ * try-locks the commit lock at run time (afterThreadExit, snapshots), and it appends with writeSync
+ * only when it holds the lock itself.
  */
 import { closeSync, fdatasyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -75,6 +77,9 @@ const SAB_BYTES = I64_SLOTS * 8 + I32_SLOTS * 4;
 type WaitAsync = (arr: BigInt64Array, index: number, value: bigint) => { async: boolean; value: Promise<string> | string };
 
 const HANDLES_VERSION = 1;
+/** afterThreadExit: tries on the next event-loop turns first, then on timers up to this period. */
+const RETRY_IMMEDIATE = 8;
+const RETRY_MAX_MS = 50;
 /** A waiter re-checks at least this often (a syncer that died is released by the main thread). */
 const WAIT_MS = 20;
 
@@ -275,20 +280,43 @@ export class Wal {
 
   /**
    * Main thread, after a worker exited: frees the sync lock if that thread held it, and if the last
-   * record appended was never published (the worker died mid-commit), appends its abort record at
-   * once under the commit lock (spinning briefly, as the main thread does for commits). Call after
-   * `store.releaseIfHeldBy(threadId)`. Returns whether an abort record was written. Never throws
-   * for a busy lock (the next committer then writes the abort record); an append failure throws IO.
+   * record appended was never published (the worker died mid-commit), appends its abort record
+   * under the commit lock. Never blocks: it only try-locks (`store.tryBegin`); while another thread
+   * holds the lock it tries again on later turns of the event loop (setImmediate, then timers
+   * backing off to {@link RETRY_MAX_MS}), and stops as soon as the record is no longer needed (the
+   * next committer wrote it, see `append`) or the log is closed. Call after
+   * `store.releaseIfHeldBy(threadId)`. Resolves with whether this call wrote an abort record;
+   * rejects with IO if the append failed.
    */
-  afterThreadExit(store: SharedStore, exitedThreadId: number): boolean {
+  afterThreadExit(store: SharedStore, exitedThreadId: number): Promise<boolean> {
     if (Atomics.compareExchange(this.#i32, kSyncLock, exitedThreadId + 1, 0) === exitedThreadId + 1) Atomics.notify(this.#i64, kDurableSeq);
+    return new Promise<boolean>((resolve, reject) => {
+      let attempt = 0;
+      const tryNow = (): void => {
+        let written: boolean | null;
+        try {
+          written = this.#abortUnpublished(store);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        if (written !== null) {
+          resolve(written);
+          return;
+        }
+        attempt++; // the lock is busy: come back later, never spin here
+        if (attempt <= RETRY_IMMEDIATE) setImmediate(tryNow);
+        else setTimeout(tryNow, Math.min(RETRY_MAX_MS, 2 ** (attempt - RETRY_IMMEDIATE))).unref();
+      };
+      tryNow();
+    });
+  }
+
+  /** One try of afterThreadExit: whether it wrote the abort record, or null when the lock is busy. */
+  #abortUnpublished(store: SharedStore): boolean | null {
     if (this.#closed || Number(Atomics.load(this.#i64, kLastCommit)) <= store.snapshot()) return false;
-    let txn: ReturnType<SharedStore['begin']>;
-    try {
-      txn = store.begin({ exclusive: true }); // takes the lock and repairs the dead commit
-    } catch {
-      return false; // the lock stayed busy: the next committer writes the abort record instead
-    }
+    const txn = store.tryBegin(); // takes the lock and repairs the dead commit, or null at once
+    if (!txn) return null;
     try {
       const last = Number(Atomics.load(this.#i64, kLastCommit));
       if (last <= store.snapshot()) return false;

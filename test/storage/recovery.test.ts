@@ -176,8 +176,8 @@ describe('a writer that dies between its log append and its publish', () => {
   it('the main thread writes its abort record at once (afterThreadExit): recovery does not apply it', async () => {
     await withDataDir(async (dir) => {
       const { store, wal, deadThread } = await stalledWriter(dir);
-      assert.equal(wal.afterThreadExit(store, deadThread), true);
-      assert.equal(wal.afterThreadExit(store, deadThread), false, 'once');
+      assert.equal(await wal.afterThreadExit(store, deadThread), true);
+      assert.equal(await wal.afterThreadExit(store, deadThread), false, 'once');
       const before = stateOf(store);
       await wal.flush();
       await wal.close({ flush: false });
