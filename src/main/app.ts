@@ -4,7 +4,8 @@
  * routes `/health` and `/metrics` on the same port.
  *
  * Upgrade: untrusted addresses and disallowed origins get an HTTP 403 before any upgrade; login
- * attempts (header data) over `limits.authAttemptsPerMinute` per address get HTTP 429. When
+ * attempts (header data) over `limits.authAttemptsPerMinute` per address get HTTP 429, header
+ * data longer than `limits.maxMessageBytes` HTTP 431. When
  * the app declares Headers (or an onConnect hook), the upgrade completes asynchronously after the
  * Headers ran in the pool (res.onAborted; res.cork(() => res.upgrade(...)) in the effects), so
  * an admitted client's `open` means authenticated. A refused client is still upgraded (browsers
@@ -81,6 +82,13 @@ export function createApp(deps: AppDeps): TemplatedApp {
       const extensions = req.getHeader('sec-websocket-extensions');
       const data = collectHeaderData(req, headerNames);
       const hasData = Object.keys(data).length > 0;
+      let dataBytes = 0;
+      for (const name in data) dataBytes += data[name]!.length;
+      if (dataBytes > limits.maxMessageBytes) {
+        hub.log('LIMIT', { address, message: `header data of ${dataBytes} bytes over limits.maxMessageBytes: HTTP 431` });
+        res.writeStatus('431 Request Header Fields Too Large').end('header data too large', true);
+        return;
+      }
       // A login attempt (header data for the app's Headers) costs a token of the address's
       // bucket; without one the upgrade is refused here, before any Header (scrypt) runs.
       if (hasData && !attempts.take(address)) {
