@@ -5,6 +5,7 @@
  * control plane; then every pool task is a {@link Job} (a batch of units, a task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
+import { isLexiconsError } from '../errors.js';
 import type { Header, Signal, TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
@@ -70,9 +71,10 @@ async function execute(job: Job): Promise<JobResult> {
 }
 
 /**
- * When the log cannot make this job's commits durable, nothing is acknowledged: the effects are
- * dropped and every caller gets the error (the commits are visible in memory, see
- * docs/durability.md "Limits"; units are not re-run).
+ * When the log cannot take or make durable this job's commits, nothing is acknowledged: the
+ * effects are dropped and every caller gets `Not saved: ...`. A refused append published nothing;
+ * after a failed fsync the commits are visible in memory (docs/durability.md "Limits"). Units are
+ * not re-run.
  */
 function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
   const message = `Not saved: ${(err as Error)?.message ?? String(err)}`;
@@ -88,7 +90,15 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
 }
 
 export default async function handle(job: Job): Promise<JobResult> {
-  const result = await execute(job);
+  let result: JobResult;
+  try {
+    result = await execute(job);
+  } catch (err) {
+    // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
+    // anything was published: every caller of the batch gets the error; the worker is fine.
+    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.units.length, attempts: 1 } }, err);
+    throw err;
+  }
   try {
     wal.awaitDurable(); // the acknowledgement: the result leaves the worker only once durable
   } catch (err) {
