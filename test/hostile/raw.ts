@@ -89,11 +89,13 @@ export class RawClient {
     return this.frames.filter((f) => f.opcode === OPCODE.TEXT).map((f) => f.payload.toString('utf8'));
   }
 
-  /** Waits for the next data frame (text), bounded in time. */
+  #consumed = 0;
+
+  /** The next text frame not yet returned by this method (waits for it, bounded in time). */
   async nextText(timeoutMs = 5000): Promise<string> {
-    const seen = this.texts().length;
+    const seen = this.#consumed;
     const deadline = Date.now() + timeoutMs;
-    while (this.texts().length === seen) {
+    while (this.texts().length <= seen) {
       const left = deadline - Date.now();
       if (left <= 0 || this.socket.destroyed) throw new Error(`no text frame within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
@@ -104,6 +106,7 @@ export class RawClient {
         });
       });
     }
+    this.#consumed++;
     return this.texts()[seen]!;
   }
 
@@ -137,7 +140,7 @@ export interface HttpAnswer {
 }
 
 /** Sends `request` (in one write) and reads the HTTP answer head; bounded in time. */
-export function sendRequest(port: number, request: Buffer | string, timeoutMs = 5000): Promise<HttpAnswer> {
+export function sendRequest(port: number, request: Buffer | string, timeoutMs = 5000, afterWrite?: (socket: net.Socket) => void): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
     let head = Buffer.alloc(0);
@@ -163,7 +166,10 @@ export function sendRequest(port: number, request: Buffer | string, timeoutMs = 
     socket.on('data', onData);
     socket.on('error', () => undefined);
     socket.once('close', () => finish(head.length > 0 ? head.toString('latin1').split('\r\n')[0]! : '', Buffer.alloc(0)));
-    socket.once('connect', () => socket.write(request));
+    socket.once('connect', () => {
+      socket.write(request);
+      afterWrite?.(socket);
+    });
   });
 }
 

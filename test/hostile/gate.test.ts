@@ -1,0 +1,118 @@
+/**
+ * The authentication gate under hostile clients: frames sent before admission never execute;
+ * the `origins` allowlist refuses cross-site WebSocket hijacking (403); login attempts are capped
+ * per address (429 before any Header runs); scrypt logins run in the workers, so the socket
+ * thread keeps answering while 50 of them are in flight.
+ */
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { TestClient } from '../helpers/client.js';
+import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { frame, OPCODE, RawClient, sendRequest, upgradeRequest } from './raw.js';
+
+async function marks(srv: TestServer, tag: string): Promise<number> {
+  const c = await TestClient.connect(srv.url);
+  const [reply] = (await c.call({ Marks: { tag } })) as [{ Marks: number }];
+  await c.close();
+  return reply.Marks;
+}
+
+describe('gate: nothing runs before admission; hashing off the socket thread', { timeout: 60_000 }, () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startApp(fixture('hostile-app'), { workers: 1 });
+  });
+  after(async () => {
+    await srv.stop({ removeData: true });
+  });
+
+  for (const ok of [false, true]) {
+    it(`drops frames sent during a slow Header that ${ok ? 'admits' : 'refuses'} (never executed)`, async () => {
+      const tag = `early-${ok}`;
+      const call = frame(OPCODE.TEXT, JSON.stringify({ MarkIt: { tag } }));
+      // The calls ride in the same TCP write as the upgrade request, and more follow while the Header runs.
+      const during = (socket: Socket) => {
+        const timer = setTimeout(() => socket.destroyed || socket.write(call), 150); // lands while the Header sleeps (400 ms)
+        socket.once('close', () => clearTimeout(timer));
+      };
+      const answer = await sendRequest(srv.port, Buffer.concat([Buffer.from(upgradeRequest({ Slow: JSON.stringify({ ms: 400, ok }) })), call, call]), 5000, during);
+      assert.match(answer.status, /^HTTP\/1\.1 101/);
+      const client = new RawClient(answer.socket, answer.rest);
+      answer.socket.resume();
+      if (!ok) {
+        assert.deepEqual(JSON.parse(await client.nextText()), [{ Errors: ['Authentication failed: Slow rejected the credentials'] }]);
+        assert.equal((await client.waitEnded()).closeCode, 1008);
+      } else {
+        // Admitted: calls sent after the 101 run; the early ones were dropped.
+        client.write(frame(OPCODE.TEXT, JSON.stringify({ MarkIt: { tag: `${tag}-after` } })));
+        assert.deepEqual(JSON.parse(await client.nextText()), [{ MarkIt: { tag: `${tag}-after` } }]);
+        client.destroy();
+      }
+      assert.equal(await marks(srv, tag), 0, 'a frame sent before admission was executed');
+      assert.deepEqual(client.texts().filter((t) => t.includes(`"${tag}"`)), []);
+    });
+  }
+
+  it('keeps the socket thread responsive while 50 scrypt logins are in flight', async () => {
+    const logins = Array.from({ length: 50 }, (_, i) =>
+      TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ password: i % 5 === 0 ? 'wrong' : 'correct horse' }) }, timeoutMs: 30_000 }),
+    );
+    let settled = false;
+    const all = Promise.all(logins).finally(() => (settled = true));
+    const latencies: number[] = [];
+    for (let i = 0; i < 200 && !settled; i++) {
+      const t = performance.now();
+      assert.equal((await fetch(`http://127.0.0.1:${srv.port}/health`)).status, 200);
+      latencies.push(performance.now() - t);
+    }
+    const results = await all;
+    for (const c of results) c.ws.terminate();
+    const worst = Math.max(...latencies);
+    process.stdout.write(`# gate: ${latencies.length} /health answers while 50 scrypt logins were in flight; worst ${worst.toFixed(1)} ms\n`);
+    assert.ok(latencies.length >= 3, 'logins finished before the main thread could be probed');
+    assert.ok(worst < 500, `/health took ${worst.toFixed(0)} ms during the logins`);
+  });
+});
+
+describe('gate: origins allowlist and login attempts per address', { timeout: 30_000 }, () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startApp(fixture('hostile-strict-app'), { workers: 1 });
+  });
+  after(async () => {
+    await srv.stop({ removeData: true });
+  });
+
+  it('refuses a disallowed Origin with 403; admits a listed one and clients that send none', async () => {
+    for (const origin of ['https://evil.example', 'null', 'https://app.example.evil.example', 'http://app.example']) {
+      await assert.rejects(TestClient.connect(srv.url, { headers: { Origin: origin } }), /HTTP 403/, origin);
+    }
+    await srv.waitForLog((r) => r.status === 'ORIGIN-DENIED' && r.data.origin === 'https://evil.example');
+    const allowed: Array<Record<string, string>> = [{ Origin: 'https://app.example' }, { Origin: 'HTTPS://APP.EXAMPLE' }, {}];
+    for (const headers of allowed) {
+      const c = await TestClient.connect(srv.url, { headers });
+      assert.deepEqual(await c.call({ Echo: {} }), [{ Echo: {} }]);
+      await c.close();
+    }
+  });
+
+  it('caps login attempts per address: the sixth within a minute gets 429 before any Header runs', async () => {
+    for (let i = 0; i < 5; i++) {
+      const c = await TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ password: `guess ${i}` }) } });
+      assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Login rejected the credentials'] }]);
+      await c.waitClosed();
+    }
+    const refusalsBefore = srv.logs.filter((r) => r.status === 'HEADER-CHECK-FAILED').length;
+    const answer = await sendRequest(srv.port, upgradeRequest({ Login: JSON.stringify({ password: 'correct horse' }) }));
+    assert.equal(answer.status, 'HTTP/1.1 429 Too Many Requests');
+    answer.socket.destroy();
+    await assert.rejects(TestClient.connect(srv.url, { query: { Slow: { ms: 0, ok: true } } }), /HTTP 429/);
+    await srv.waitForLog((r) => r.status === 'LIMIT' && String(r.data.message).includes('HTTP 429'));
+    assert.equal(srv.logs.filter((r) => r.status === 'HEADER-CHECK-FAILED').length, refusalsBefore, 'no Header ran for a refused attempt');
+    // Connections without credentials are not login attempts.
+    const anon = await TestClient.connect(srv.url);
+    assert.deepEqual(await anon.call({ Echo: { anon: true } }), [{ Echo: { anon: true } }]);
+    await anon.close();
+  });
+});
