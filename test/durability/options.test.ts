@@ -9,7 +9,9 @@ import { isLexiconsError } from '../../src/errors.js';
 import { parseCommand } from '../../src/main/cli.js';
 import { durabilitySettings } from '../../src/main/runtime.js';
 import { Server, type ServerOptions } from '../../src/server.js';
+import { TestClient } from '../helpers/client.js';
 import { fixture, runCli, spawnCli, tempDir } from '../helpers/server.js';
+import { waitForOutput } from './crash-harness.js';
 
 function refusal(fn: () => unknown, message: string): void {
   assert.throws(fn, (err: unknown) => {
@@ -97,18 +99,9 @@ describe('durability options', () => {
       env: { LEXICONS_FSYNC: 'no' },
     });
     assert.match(srv.output(), /"status":"START".*"fsync":"always","snapshotSeconds":0\.05/);
-    const { TestClient } = await import('../helpers/client.js');
     const c = await TestClient.connect(srv.url);
     await c.call({ AddNote: { text: 'snap' } });
-    await waitFor(() => /"status":"SNAPSHOT".*"tables":\{"Note":1\}/.test(srv.output()));
+    await waitForOutput(srv, /"status":"SNAPSHOT".*"tables":\{"Note":1\}/);
     assert.equal((await srv.stop()).code, 0);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
