@@ -91,7 +91,7 @@ export class ChannelRegistry {
   }
 
   /** Sends `text` once to every connection in at least one of `names`; returns recipients (approx.). */
-  publish(names: readonly string[], text: string): number {
+  publish(names: readonly string[], text: string | Uint8Array): number {
     const app = this.#app;
     if (!app) return 0;
     const known: string[] = [];
@@ -108,7 +108,8 @@ export class ChannelRegistry {
     }
     const recipients = new Set<Conn>();
     for (const name of known) for (const conn of this.#members.get(name)!) recipients.add(conn);
-    for (const conn of recipients) conn.send(text);
+    const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
+    for (const conn of recipients) conn.send(frame);
     return recipients.size;
   }
 

@@ -7,7 +7,7 @@
  */
 import type { ServerLimits } from '../server.js';
 import { CloseCode, closeReason, errorFrame } from '../protocol.js';
-import type { Effect } from '../workers/jobs.js';
+import { OP_PUB, OP_SEND, type Effect, type PackedEffects } from '../workers/jobs.js';
 import type { ChannelRegistry } from './channels.js';
 import type { Conn } from './connection.js';
 import type { LogFn } from './log.js';
@@ -118,6 +118,57 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
       case 'rmch':
         channels.drop(e.ch);
         break;
+    }
+  }
+}
+
+/**
+ * Applies a batch's packed effects ({@link PackedEffects}). `conns` are the job's connections
+ * (op connection indexes point into it). Frames go to uWS as views over the one byte buffer the
+ * worker filled: no per-frame string on this thread. Consecutive frames to one connection share
+ * one cork (one write to the socket); a send that hits the backpressure limit drops the rest of
+ * that run, as `Conn.sendMany`.
+ */
+export function applyPacked(hub: Hub, conns: readonly Conn[], packed: PackedEffects): void {
+  const { ops, out, extra } = packed;
+  const n = ops.length;
+  let offset = 0;
+  for (let i = 0; i < n; i += 3) {
+    const op = ops[i]!;
+    if (op === OP_SEND) {
+      const c = ops[i + 1]!;
+      let j = i + 3;
+      let end = offset + ops[i + 2]!;
+      while (j < n && ops[j] === OP_SEND && ops[j + 1] === c) {
+        end += ops[j + 2]!;
+        j += 3;
+      }
+      const conn = conns[c]!;
+      const ws = conn.ws;
+      if (conn.state === 'open' && ws !== null) {
+        if (j === i + 3) {
+          ws.cork(() => ws.send(out.subarray(offset, end), false));
+        } else {
+          const from = i;
+          const start = offset;
+          ws.cork(() => {
+            let at = start;
+            for (let k = from; k < j; k += 3) {
+              const len = ops[k + 2]!;
+              if (ws.send(out.subarray(at, at + len), false) === 2) break;
+              at += len;
+            }
+          });
+        }
+      }
+      offset = end;
+      i = j - 3;
+    } else if (op === OP_PUB) {
+      const len = ops[i + 2]!;
+      hub.channels.publish(extra[ops[i + 1]!] as string[], out.subarray(offset, offset + len));
+      offset += len;
+    } else {
+      applyEffects(hub, [extra[ops[i + 1]!] as Effect]);
     }
   }
 }

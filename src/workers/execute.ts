@@ -6,14 +6,15 @@
  * the ordered effects for the main thread. On a conflict the whole batch is re-executed with a
  * fresh transaction (outputs of the failed attempt are discarded).
  */
-import type { SignalResponse } from '../components.js';
+import type { Signal, SignalResponse } from '../components.js';
+import type { Db } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { itemText, parseFrame, type Call } from '../protocol.js';
 import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './connect.js';
 import { WorkerConnection, WorkerServer } from './context.js';
-import type { BatchJob, BatchResult, JobStats } from './jobs.js';
-import { checkSubscriptions, isThenable, logFailure, publicMessage, type JobContext, type WorkerApp } from './job-context.js';
+import { UNIT_CONNECT, UNIT_FRAME, type BatchJob, type BatchResult, type Effect, type JobStats } from './jobs.js';
+import { checkSubscriptions, isThenable, logFailure, publicMessage, type ComponentEntry, type JobContext, type WorkerApp } from './job-context.js';
 import { ProgressWriter } from './progress.js';
 import { Recorder } from './recorder.js';
 import { BatchStepper, IsolatedStepper, MAX_ATTEMPTS, OPTIMISTIC_ATTEMPTS, type Stepper } from './txn.js';
@@ -30,7 +31,8 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
     const txn = app.store.begin({ exclusive: attempt >= OPTIMISTIC_ATTEMPTS });
     const ctx = makeContext(app, job, rec, new BatchStepper(txn, rec), progress, stats);
     try {
-      await runUnits(ctx);
+      const pending = runUnits(ctx, 0, 0, 0);
+      if (pending !== undefined) await pending;
     } catch (err) {
       progress.leave();
       txn.abort();
@@ -44,7 +46,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       throw err;
     }
     const result = txn.commit();
-    if (result.ok) return { effects: rec.effects(), logs: rec.logs, stats };
+    if (result.ok) return { effects: [], packed: rec.pack(ctx.conns), logs: rec.logs, stats };
     if (result.reason === 'unique') {
       // Some call of the batch broke a unique constraint against a concurrent commit: re-run
       // with one transaction per call, so the offending call alone gets the error.
@@ -53,12 +55,30 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       const isolatedRec = new Recorder(app.view);
       app.view.resetJob();
       const stepper = new IsolatedStepper(app.store, isolatedRec, progress);
-      await runUnits(makeContext(app, job, isolatedRec, stepper, progress, stats));
+      const isolated = makeContext(app, job, isolatedRec, stepper, progress, stats);
+      const pending = runUnits(isolated, 0, 0, 0);
+      if (pending !== undefined) await pending;
       stats.attempts += stepper.attempts;
-      return { effects: isolatedRec.effects(), logs: isolatedRec.logs, stats };
+      return { effects: [], packed: isolatedRec.pack(isolated.conns), logs: isolatedRec.logs, stats };
     }
   }
   throw new LexiconsError(ErrorCode.CONFLICT, `batch kept conflicting after ${MAX_ATTEMPTS} attempts`);
+}
+
+/**
+ * What every caller of a batch gets when none of it could be made durable (workers/worker.ts):
+ * an Errors frame per frame unit, a refusal per connect unit, by connection id.
+ */
+export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
+  const effects: Effect[] = [];
+  for (let i = 0; i < job.heads.length; i++) {
+    const head = job.heads[i]!;
+    const id = job.conns[head >> 2]!.id;
+    const kind = head & 3;
+    if (kind === UNIT_FRAME) effects.push({ t: 'send', c: id, text: JSON.stringify([{ Errors: [message] }]) });
+    else if (kind === UNIT_CONNECT) effects.push({ t: 'open', c: id }, { t: 'admit', c: id, ok: false, reason: message });
+  }
+  return effects;
 }
 
 function makeContext(app: WorkerApp, job: BatchJob, rec: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): JobContext {
@@ -67,66 +87,116 @@ function makeContext(app: WorkerApp, job: BatchJob, rec: Recorder, stepper: Step
   return { app, job, rec, stepper, progress, conns, sv, stats };
 }
 
-async function runUnits(ctx: JobContext): Promise<void> {
-  const { units } = ctx.job;
-  for (let i = 0; i < units.length; i++) {
-    const unit = units[i]!;
-    const conn = ctx.conns[unit.c]!;
-    if (unit.k === 'frame') await runFrame(ctx, i, conn, unit.text);
-    else if (unit.k === 'connect') await runConnect(ctx, i, conn, unit);
-    else await runDisconnect(ctx, i, conn);
+/**
+ * Runs the units from `from` (frame texts from `text`, header data from `data`) synchronously
+ * while user code is synchronous: no promise or microtask per call. Returns a promise only when
+ * something awaited, and then finishes the rest asynchronously.
+ */
+function runUnits(ctx: JobContext, from: number, text: number, data: number): Promise<void> | undefined {
+  const { heads, texts } = ctx.job;
+  for (let i = from; i < heads.length; i++) {
+    const head = heads[i]!;
+    const conn = ctx.conns[head >> 2]!;
+    const kind = head & 3;
+    let pending: Promise<void> | undefined;
+    if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, texts[text++]!);
+    else if (kind === UNIT_CONNECT) pending = runConnect(ctx, i, conn, { k: 'connect', c: head >> 2, data: ctx.job.data[data++]! });
+    else pending = runDisconnect(ctx, i, conn);
+    if (pending !== undefined) {
+      const t = text;
+      const d = data;
+      return pending.then(() => runUnits(ctx, i + 1, t, d));
+    }
   }
+  return undefined;
 }
 
-async function runFrame(ctx: JobContext, index: number, conn: WorkerConnection, text: string): Promise<void> {
+function runFrame(ctx: JobContext, index: number, conn: WorkerConnection, text: string): Promise<void> | undefined {
   let calls: Array<Call | LexiconsError>;
   try {
     calls = parseFrame(text, ctx.app.maxCallsPerFrame);
   } catch (err) {
     ctx.stats.errors++;
     ctx.rec.error(index, conn.id, publicMessage(err));
-    return;
+    return undefined;
   }
-  for (const call of calls) {
+  return runCalls(ctx, index, conn, calls, 0);
+}
+
+function runCalls(ctx: JobContext, index: number, conn: WorkerConnection, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
+  for (let j = from; j < calls.length; j++) {
     if (conn.closed) break; // ws.close() was called: later calls of the frame are not run
+    const call = calls[j]!;
     if (call instanceof Error) {
       ctx.stats.errors++;
       ctx.rec.error(index, conn.id, call.message, (call as { callId?: string | number }).callId);
       continue;
     }
-    await runCall(ctx, index, conn, call);
+    const pending = runCall(ctx, index, conn, call);
+    if (pending !== undefined) return pending.then(() => runCalls(ctx, index, conn, calls, j + 1));
   }
+  return undefined;
 }
 
-async function runCall(ctx: JobContext, index: number, conn: WorkerConnection, call: Call): Promise<void> {
-  const { app, rec, progress, sv } = ctx;
+function runCall(ctx: JobContext, index: number, conn: WorkerConnection, call: Call): Promise<void> | undefined {
   ctx.stats.calls++;
-  const entry = app.signals.get(call.name);
+  const entry = ctx.app.signals.get(call.name);
   if (!entry) {
     ctx.stats.errors++;
-    rec.error(index, conn.id, `No signal [${call.name}]`, call.id);
-    return;
+    ctx.rec.error(index, conn.id, `No signal [${call.name}]`, call.id);
+    return undefined;
   }
-  try {
-    await ctx.stepper.step(conn, async (db) => {
-      progress.enter(index);
-      let result: unknown;
-      try {
-        const args = checkArgs(entry.args, call.args);
-        result = entry.instance.execute({ ...args, db, ws: conn, sv });
-        if (isThenable(result)) result = await result;
-      } finally {
-        progress.leave();
-      }
-      await checkSubscriptions(ctx);
-      const response = asResponse(entry.name, result);
-      if (response && response.channels.length > 0) rec.respond(index, itemText(entry.name, response.payload), response.channels);
-    });
-  } catch (err) {
+  const failed = (err: unknown): void => {
     ctx.stats.errors++;
-    rec.error(index, conn.id, publicMessage(err), call.id);
+    ctx.rec.error(index, conn.id, publicMessage(err), call.id);
     logFailure(ctx, 'SIGNAL-ERROR', { signal: entry.name, connection: conn.id }, err);
+  };
+  let pending: void | Promise<void>;
+  try {
+    pending = ctx.stepper.step(conn, (db) => callBody(ctx, entry, index, conn, call, db));
+  } catch (err) {
+    failed(err);
+    return undefined;
   }
+  return isThenable(pending) ? (pending as Promise<void>).then(undefined, failed) : undefined;
+}
+
+/** The call inside its savepoint: user code, then the subscription check and the response. */
+function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, conn: WorkerConnection, call: Call, db: Db): void | Promise<void> {
+  const { progress } = ctx;
+  progress.enter(index);
+  let result: unknown;
+  try {
+    const args = checkArgs(entry.args, call.args);
+    result = entry.instance.execute({ ...args, db, ws: conn, sv: ctx.sv });
+  } catch (err) {
+    progress.leave();
+    throw err;
+  }
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      (value) => {
+        progress.leave();
+        return afterCall(ctx, entry, index, value);
+      },
+      (err: unknown) => {
+        progress.leave();
+        throw err;
+      },
+    );
+  }
+  progress.leave();
+  return afterCall(ctx, entry, index, result);
+}
+
+function afterCall(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
+  if (ctx.rec.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
+  respond(ctx, entry, index, result);
+}
+
+function respond(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
+  const response = asResponse(entry.name, result);
+  if (response && response.channels.length > 0) ctx.rec.respond(index, itemText(entry.name, response.payload), response.channels);
 }
 
 function asResponse(name: string, result: unknown): SignalResponse | undefined {

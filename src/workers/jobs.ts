@@ -24,12 +24,24 @@ export type Unit =
   | { k: 'connect'; c: number; data: Record<string, string> }
   | { k: 'disconnect'; c: number };
 
+/** Unit kinds in the low 2 bits of a packed unit head (`connIndex << 2 | kind`). */
+export const UNIT_FRAME = 0;
+export const UNIT_CONNECT = 1;
+export const UNIT_DISCONNECT = 2;
+
+/**
+ * A batch travels packed (structured clone of a few flat values instead of one object per unit,
+ * which cost more than the calls themselves): `heads[i] = connIndex << 2 | kind` per unit, the
+ * frame texts in unit order in `texts`, the header data of connect units in order in `data`.
+ */
 export interface BatchJob {
   kind: 'batch';
   /** Progress slot (see workers/progress.ts). */
   slot: number;
   conns: ConnSnapshot[];
-  units: Unit[];
+  heads: Int32Array;
+  texts: string[];
+  data: Array<Record<string, string>>;
   /** Version of the run-time channel registry on the main thread (workers refresh on change). */
   channelsVersion: number;
 }
@@ -83,8 +95,28 @@ export interface JobStats {
   attempts: number;
 }
 
+/** Op codes of {@link PackedEffects}: triples `[op, a, b]` in `ops`. */
+export const OP_SEND = 1; // a = connection index in the job, b = bytes of the frame in `out`
+export const OP_PUB = 2; // a = index in `extra` of the channel names (string[]), b = bytes in `out`
+export const OP_EFFECT = 3; // a = index in `extra` of an {@link Effect} (anything else), b = 0
+
+/**
+ * The effects of a batch, packed: sends and publishes (nearly all effects) are op triples and
+ * UTF-8 bytes the main thread hands to uWS as views (no per-effect object, no string decoding or
+ * re-encoding on the socket thread); every other effect rides along as an {@link Effect} in
+ * `extra`. Order is the order of `ops`.
+ */
+export interface PackedEffects {
+  ops: Int32Array;
+  out: Uint8Array;
+  extra: unknown[];
+}
+
 export interface BatchResult {
+  /** Effects by connection id (tasks, hooks; a batch whose commit failed durably). */
   effects: Effect[];
+  /** A batch's effects, applied after `effects`. */
+  packed?: PackedEffects;
   logs: LogEntry[];
   stats: JobStats;
 }

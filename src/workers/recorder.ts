@@ -8,7 +8,10 @@
  */
 import { errorItemText, type CallId } from '../protocol.js';
 import type { ConnState, WorkerConnection } from './context.js';
-import type { Effect, LogEntry } from './jobs.js';
+import { OP_EFFECT, OP_PUB, OP_SEND, type Effect, type LogEntry, type PackedEffects } from './jobs.js';
+
+/** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
+let scratch = Buffer.allocUnsafeSlow(64 * 1024);
 
 /** Response items of consecutive calls of one unit to the same channels share one frame. */
 interface ItemsRecord {
@@ -101,7 +104,7 @@ export class Recorder {
 
   mark(conn?: WorkerConnection): Mark {
     const last = this.#records.at(-1);
-    this.pendingSubscriptions = [];
+    if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
     return {
       length: this.#records.length,
       inner: last && (last.t === 'items' || last.t === 'errs') ? last.items.length : 0,
@@ -117,7 +120,7 @@ export class Recorder {
     if (last && (last.t === 'items' || last.t === 'errs')) last.items.length = mark.inner;
     if (mark.conn && mark.connState) mark.conn.restore(mark.connState);
     this.view.state = mark.view;
-    this.pendingSubscriptions = [];
+    if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
   }
 
   /** Drops the subscriptions a connection made since `from` (a rejected connection keeps none). */
@@ -139,5 +142,64 @@ export class Recorder {
       if (r.t === 'errs') return { t: 'send', c: r.c, text: `[${r.items.join(',')}]` };
       return r;
     });
+  }
+
+  /**
+   * The ordered effects packed for the main thread ({@link PackedEffects}): sends to the job's
+   * connections and publishes become op triples over UTF-8 bytes; anything else (or a send to a
+   * connection outside the job) an {@link OP_EFFECT} entry.
+   */
+  pack(conns: readonly WorkerConnection[]): PackedEffects {
+    const records = this.#records;
+    const ops = new Int32Array(records.length * 3);
+    const extra: unknown[] = [];
+    let index: Map<string, number> | undefined;
+    let at = 0;
+    let bytes = 0;
+    const write = (text: string): number => {
+      // At most 3 bytes per UTF-16 code unit.
+      if (bytes + text.length * 3 > scratch.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, bytes + text.length * 3));
+        scratch.copy(grown, 0, 0, bytes);
+        scratch = grown;
+      }
+      const n = scratch.write(text, bytes, 'utf8');
+      bytes += n;
+      return n;
+    };
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      if (r.t === 'send' || r.t === 'errs') {
+        let c = -1;
+        if (conns.length === 1) c = conns[0]!.id === r.c ? 0 : -1;
+        else {
+          if (index === undefined) {
+            index = new Map();
+            for (let k = 0; k < conns.length; k++) index.set(conns[k]!.id, k);
+          }
+          c = index.get(r.c) ?? -1;
+        }
+        const text = r.t === 'send' ? r.text : `[${r.items.join(',')}]`;
+        if (c >= 0) {
+          ops[at] = OP_SEND;
+          ops[at + 1] = c;
+          ops[at + 2] = write(text);
+        } else {
+          ops[at] = OP_EFFECT;
+          ops[at + 1] = extra.push({ t: 'send', c: r.c, text } satisfies Effect) - 1;
+        }
+      } else if (r.t === 'items' || r.t === 'pub') {
+        ops[at] = OP_PUB;
+        ops[at + 1] = extra.push(r.ch) - 1;
+        ops[at + 2] = write(r.t === 'pub' ? r.text : `[${r.items.join(',')}]`);
+      } else {
+        ops[at] = OP_EFFECT;
+        ops[at + 1] = extra.push(r) - 1;
+      }
+      at += 3;
+    }
+    const out = new Uint8Array(bytes);
+    out.set(scratch.subarray(0, bytes));
+    return { ops, out, extra };
   }
 }

@@ -25,9 +25,16 @@ export const OPTIMISTIC_ATTEMPTS = 3;
 /** Safety net: an exclusive transaction cannot conflict, so this is never reached in practice. */
 export const MAX_ATTEMPTS = 10;
 
-/** Runs one call atomically with respect to failures. */
+/**
+ * Runs one call atomically with respect to failures. A synchronous `fn` completes synchronously
+ * in a batch (no promise, no microtask per call); callers `await` or check for a thenable.
+ */
 export interface Stepper {
-  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T>;
+  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T>;
+}
+
+function thenable(value: unknown): value is Promise<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as Promise<unknown>).then === 'function';
 }
 
 export class BatchStepper implements Stepper {
@@ -39,16 +46,23 @@ export class BatchStepper implements Stepper {
     this.#rec = rec;
   }
 
-  async step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
+  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T> {
     const savepoint = this.#txn.savepoint();
     const mark = this.#rec.mark(conn);
+    let value: T | Promise<T>;
     try {
-      return await fn(this.#txn.db);
+      value = fn(this.#txn.db);
     } catch (err) {
       this.#txn.rollbackTo(savepoint);
       this.#rec.restore(mark);
       throw err;
     }
+    if (!thenable(value)) return value;
+    return (value as Promise<T>).then(undefined, (err: unknown) => {
+      this.#txn.rollbackTo(savepoint);
+      this.#rec.restore(mark);
+      throw err;
+    });
   }
 }
 
