@@ -15,9 +15,9 @@ import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
 import { ChannelView } from './recorder.js';
 import { connectControl } from './control.js';
-import { runBatch } from './execute.js';
+import { batchFailureEffects, runBatch } from './execute.js';
 import type { ComponentEntry, WorkerApp } from './job-context.js';
-import type { BatchResult, Effect, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
+import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
 import { runHook, runTask } from './tasks.js';
 
 const init = workerData as WorkerInit;
@@ -80,13 +80,7 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
   const message = `Not saved: ${(err as Error)?.message ?? String(err)}`;
   const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
   if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
-  const effects: Effect[] = [];
-  for (const unit of job.units) {
-    const id = job.conns[unit.c]!.id;
-    if (unit.k === 'frame') effects.push({ t: 'send', c: id, text: JSON.stringify([{ Errors: [message] }]) });
-    else if (unit.k === 'connect') effects.push({ t: 'open', c: id }, { t: 'admit', c: id, ok: false, reason: message });
-  }
-  return { ...(result as BatchResult), effects, logs };
+  return { ...(result as BatchResult), effects: batchFailureEffects(job, message), packed: undefined, logs };
 }
 
 export default async function handle(job: Job): Promise<JobResult> {
@@ -96,7 +90,7 @@ export default async function handle(job: Job): Promise<JobResult> {
   } catch (err) {
     // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
     // anything was published: every caller of the batch gets the error; the worker is fine.
-    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.units.length, attempts: 1 } }, err);
+    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.heads.length, attempts: 1 } }, err);
     throw err;
   }
   try {
