@@ -124,6 +124,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       typescript: isTypeScript(appPath),
     },
     executionTimeoutMs: options.limits.executionTimeoutMs,
+    workerMemoryMb: options.limits.workerMemoryMb,
     log,
     onThreadExit: (threadId) => {
       control.detach(threadId);
