@@ -3,7 +3,7 @@
  * The public API: everything an application imports. Hand-picked; nothing else is public.
  */
 export { Server } from './server.js';
-export type { ServerOptions, ServerLimits, RunningServer, RunOverrides, LogStatus, HookContext } from './server.js';
+export type { ServerOptions, ServerLimits, DurabilityOptions, RunningServer, RunOverrides, LogStatus, HookContext } from './server.js';
 export {
   Signal,
   Header,
