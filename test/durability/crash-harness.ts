@@ -9,18 +9,8 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import type { CliServer } from '../helpers/server.js';
 import { digestOf, payloadOf } from '../fixtures/apps/durability-app.js';
-
-/** A small seeded PRNG (mulberry32): a failing run can be replayed with its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng.js';
+export { prng };
 
 /** Resolves once the server's output after `from` matches, bounded in time; gives the match's end. */
 export function waitForOutput(srv: CliServer, pattern: RegExp, from = 0, timeoutMs = 15_000): Promise<number> {

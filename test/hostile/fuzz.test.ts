@@ -14,6 +14,7 @@ import { TestClient } from '../helpers/client.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
 import { pollutionTraces } from '../fixtures/apps/hostile-app.js';
 import { closeBody, connectRaw, frame, OPCODE, type RawClient } from './raw.js';
+import { prng } from '../helpers/prng.js';
 
 const SEED = Number(process.env.LEXICONS_FUZZ_SEED ?? 20240611);
 const TARGET_FRAMES = 10_000;
@@ -22,17 +23,6 @@ const MAX = 64 * 1024; // hostile-app's limits.maxMessageBytes
 /** Frames per lane per pacing tick of ~100 ms: 250 per second, under the 500/s rate limit. */
 const PER_TICK = 25;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Hostile {
   kind: string;
