@@ -116,3 +116,24 @@ describe('gate: origins allowlist and login attempts per address', { timeout: 30
     await anon.close();
   });
 });
+
+describe('gate: header data over limits.maxMessageBytes', { timeout: 30_000 }, () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startApp(fixture('hostile-small-head-app'), { workers: 1 });
+  });
+  after(async () => {
+    await srv.stop({ removeData: true });
+  });
+
+  it('answers 431 before any Header runs, and keeps serving', async () => {
+    const data = await sendRequest(srv.port, upgradeRequest({ Slow: JSON.stringify({ ms: 0, ok: true, pad: 'p'.repeat(2048) }) }));
+    assert.equal(data.status, 'HTTP/1.1 431 Request Header Fields Too Large');
+    data.socket.destroy();
+    await srv.waitForLog((r) => r.status === 'LIMIT' && String(r.data.message).includes('HTTP 431'));
+    assert.equal(srv.logs.filter((r) => r.status === 'HEADER-CHECK-FAILED').length, 0, 'no Header ran');
+    const c = await TestClient.connect(srv.url, { query: { Slow: { ms: 0, ok: true } } });
+    assert.deepEqual(await c.call({ Echo: { small: true } }), [{ Echo: { small: true } }]);
+    await c.close();
+  });
+});

@@ -155,7 +155,7 @@ describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, 
     client.destroy();
   });
 
-  it('refuses oversized upgrade requests (uWS closes without an answer; our header data limit answers 431)', async () => {
+  it('refuses oversized upgrade requests (uWS closes without an answer)', async () => {
     const huge = await sendRequest(srv.port, upgradeRequest({ 'X-Big': 'a'.repeat(MiB) }));
     assert.equal(huge.status, '', '1 MiB header: closed without an answer');
     huge.socket.destroy();
@@ -173,9 +173,8 @@ describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, 
       closed: new Promise<void>((r) => crowded.once('close', () => r())).then(() => assert.equal(crowdedAnswer, '', '200 header lines: no answer')),
       stop: () => crowded.destroy(),
     });
-    const data = await sendRequest(srv.port, upgradeRequest({ Slow: JSON.stringify({ ms: 0, ok: true, pad: 'p'.repeat(MAX) }) }));
-    assert.equal(data.status, 'HTTP/1.1 431 Request Header Fields Too Large');
-    data.socket.destroy();
+    // Header data over limits.maxMessageBytes answered with 431: test/hostile/gate.test.ts (a
+    // 64 KiB head here may reach uWS in several reads, which uWS drops without an answer).
     // A 20 KB header arriving in 1 KB pieces (uWS buffers at most a few KB of an incomplete head).
     const trickled = net.connect({ host: '127.0.0.1', port: srv.port });
     trickled.on('error', () => undefined);
