@@ -28,6 +28,9 @@ export class GetChatList extends Signal {
   static override args = { channel: field.str(), limit: field.int({ default: 100 }) };
 
   execute({ channel, limit, db, ws }: SignalContext<{ channel: string; limit: number }>) {
+    // The newest `limit` messages: `_sort` + `_limit` runs as a bounded top-k (docs/storage.md
+    // "Query plans"): the channel index, one timestamp read per message, `limit` rows materialized.
+    // Answered oldest first (ascending timestamp), as a chat window shows them.
     const latest = db.query(ChatMessage, { channel, _sort: '-timestamp', _limit: Math.min(Math.max(limit, 1), 1000) });
     ws.send([{ GetChatList: { channel, messages: latest.reverse().map((m) => m.toDict()) } }]);
   }

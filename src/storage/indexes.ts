@@ -21,6 +21,7 @@
  * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
  * reused by other rows.
  */
+import { Utf8Values, type Column } from './columns.js';
 import type { SharedTable } from './table.js';
 
 const f64 = new Float64Array(1);
@@ -42,6 +43,28 @@ export function hashValue(value: unknown): number {
   return value === true ? 1 : 2;
 }
 
+/** {@link hashValue} of the pk of version v, from its UTF-8 bytes [start, end) when they are ASCII. */
+function hashAsciiOr(bytes: Uint8Array, start: number, end: number, t: SharedTable, v: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x80) return hashValue(t.readPk(v));
+    h = Math.imul(h ^ b, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/** {@link hashValue} of a string column's value at v, from its UTF-8 bytes when they are ASCII. */
+function hashUtf8Or(bytes: Uint8Array, start: number, end: number, column: Column, v: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!;
+    if (b >= 0x80) return hashValue(column.read(v));
+    h = Math.imul(h ^ b, 0x01000193);
+  }
+  return h >>> 0;
+}
+
 /** A chained hash table of slots in Int32Arrays. */
 class ChainTable {
   heads = new Int32Array(64).fill(-1);
@@ -60,14 +83,36 @@ class ChainTable {
     this.entries++;
   }
 
+  /**
+   * Makes room for `more` entries before they are inserted: the chain array covers slot `lastSlot`
+   * and the bucket array is sized once for the final count (a bulk build of a million rows
+   * allocates once and never rehashes).
+   */
+  reserve(more: number, lastSlot: number, hashOf: (slot: number) => number): void {
+    if (this.chain.length <= lastSlot) {
+      const grown = new Int32Array(Math.max(lastSlot + 1, this.chain.length * 2));
+      grown.set(this.chain);
+      this.chain = grown;
+    }
+    const target = this.entries + more;
+    if (target <= this.heads.length) return;
+    if (this.entries === 0) {
+      let size = this.heads.length;
+      while (size < target * 2) size *= 2;
+      this.heads = new Int32Array(size).fill(-1);
+      return;
+    }
+    this.maybeGrow(hashOf, target);
+  }
+
   /** Doubles the bucket array when entries outnumber buckets; `hashOf` re-derives each slot's hash. */
-  maybeGrow(hashOf: (slot: number) => number): void {
-    if (this.entries <= this.heads.length) return;
+  maybeGrow(hashOf: (slot: number) => number, expected = this.entries): void {
+    if (expected <= this.heads.length) return;
     const slots: number[] = [];
     for (let b = 0; b < this.heads.length; b++) for (let v = this.heads[b]!; v !== -1; v = this.chain[v]!) slots.push(v);
     slots.sort((x, y) => x - y); // re-insert oldest first so buckets stay newest-first
     let size = this.heads.length;
-    while (size < slots.length * 2) size *= 2;
+    while (size < Math.max(slots.length, expected) * 2) size *= 2;
     this.heads = new Int32Array(size).fill(-1);
     this.entries = 0;
     for (const v of slots) this.insert(v, hashOf(v));
@@ -126,12 +171,25 @@ export class TableIndex {
       this.#epoch = epoch;
     }
     if (rows === this.#seen) return;
+    const more = rows - this.#seen;
+    this.#pk.reserve(more, rows - 1, (v) => hashValue(t.readPk(v)));
+    for (const [k, index] of this.#fields) index.reserve(more, rows - 1, (v) => hashValue(t.columns[k]!.read(v)));
+    // pks are hashed straight from their UTF-8 bytes when ASCII (the same FNV-1a as over the
+    // string's code units): no string per version while catching up over a million rows.
+    const offsets = t.pk.offsets.i32(rows);
+    const bytes = t.pk.data.bytes(offsets[rows]!);
+    const fields = [...this.#fields];
     for (let v = this.#seen; v < rows; v++) {
-      this.#pk.insert(v, hashValue(t.readPk(v)));
-      if (t.isTombstone(v)) continue;
-      for (const [k, index] of this.#fields) {
-        const value = t.columns[k]!.read(v);
-        if (value !== null) index.insert(v, hashValue(value));
+      this.#pk.insert(v, hashAsciiOr(bytes, offsets[v]!, offsets[v + 1]!, t, v));
+      if (fields.length === 0 || t.isTombstone(v)) continue;
+      for (const [k, index] of fields) {
+        const column = t.columns[k]!;
+        if (!column.validity.get(v)) continue;
+        const values = column.values;
+        if (values instanceof Utf8Values) {
+          const off = values.offsets.i32(v + 1);
+          index.insert(v, hashUtf8Or(values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, column, v));
+        } else index.insert(v, hashValue(values.read(v)));
       }
     }
     this.#seen = rows;

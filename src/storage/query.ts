@@ -217,6 +217,7 @@ function compareValues(a: unknown, b: unknown): number {
  * writes. With `countOnly` and no row-level options, returns only the count (no materialization).
  */
 export function select(ctx: ReadContext, q: Parsed): Row[] {
+  if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
   const t = ctx.table;
   const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
   const out: Row[] = [];
@@ -291,4 +292,102 @@ export function countMatching(ctx: ReadContext, q: Parsed): number {
     n++;
   }
   return Math.min(n, q.limit ?? Infinity);
+}
+
+/** Sort order of two key lists (nulls last in both directions), as `select` sorts rows. */
+function compareKeys(sort: Parsed['sort'], a: unknown[], b: unknown[]): number {
+  for (let i = 0; i < sort.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    const c = compareValues(x, y);
+    if (c !== 0) return sort[i]!.desc ? (x == null || y == null ? c : -c) : c;
+  }
+  return 0;
+}
+
+/** A candidate of a top-k selection: its sort keys, its position (ties keep it), and where it is. */
+interface TopEntry {
+  keys: unknown[];
+  seq: number;
+  slot: number;
+  row: Row | undefined;
+}
+
+/**
+ * `_sort` + `_limit` without `_where` or extremes: a bounded top-k ("top-N heapsort"). Candidates
+ * are filtered on the columns their predicates name, then only their sort columns are read; a
+ * max-heap of the best `limit` entries keeps the rest out, so no row outside the result is
+ * materialized and nothing is sorted beyond `limit` entries. Ties keep candidate order (committed
+ * slots ascending, then the transaction's own writes): the same rows, in the same order, as
+ * sorting everything stably and cutting at `limit`.
+ */
+function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
+  if (limit === 0) return [];
+  const t = ctx.table;
+  const names = t.schema.fields.map((f) => f.name);
+  const sortCols = q.sort.map((s) => (s.name === 'pk' ? -1 : names.indexOf(s.name)));
+  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+  const heap: TopEntry[] = [];
+  // Worse first: the heap's root is the entry the next better candidate evicts.
+  const worse = (a: TopEntry, b: TopEntry): boolean => {
+    const c = compareKeys(q.sort, a.keys, b.keys);
+    return c > 0 || (c === 0 && a.seq > b.seq);
+  };
+  const up = (i: number): void => {
+    const e = heap[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!worse(e, heap[p]!)) break;
+      heap[i] = heap[p]!;
+      i = p;
+    }
+    heap[i] = e;
+  };
+  const down = (i: number): void => {
+    const e = heap[i]!;
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && worse(heap[r]!, heap[l]!) ? r : l;
+      if (!worse(heap[c]!, e)) break;
+      heap[i] = heap[c]!;
+      i = c;
+    }
+    heap[i] = e;
+  };
+  let seq = 0;
+  const offer = (keys: unknown[], slot: number, row: Row | undefined): void => {
+    const entry: TopEntry = { keys, seq: seq++, slot, row };
+    if (heap.length < limit) {
+      heap.push(entry);
+      up(heap.length - 1);
+    } else if (worse(heap[0]!, entry)) {
+      heap[0] = entry;
+      down(0);
+    }
+  };
+  const scanSlot = (v: number): void => {
+    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
+    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
+    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
+    const keys = new Array<unknown>(sortCols.length);
+    for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
+    offer(keys, v, undefined);
+  };
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) for (const v of cands) scanSlot(v);
+  else {
+    const rows = t.rowCount();
+    for (let v = 0; v < rows; v++) scanSlot(v);
+  }
+  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
+  pending: for (const row of ctx.pending) {
+    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
+    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
+    offer(q.sort.map((s) => row[s.name]), -1, row);
+  }
+  heap.sort((a, b) => compareKeys(q.sort, a.keys, b.keys) || a.seq - b.seq);
+  return heap.map((e) => (e.row !== undefined ? copyRow(e.row) : t.readRow(e.slot)));
 }
