@@ -70,3 +70,13 @@ export class Gate {
     Atomics.store(this.#i32, 2, 1);
   }
 }
+
+/**
+ * Worker side of {@link Gate}: announces this worker as ready, then blocks until the test opens
+ * the gate. Blocking is fine here: it runs in a worker thread, never on the main thread.
+ */
+export function passGate(gate: Int32Array): void {
+  Atomics.add(gate, 0, 1);
+  Atomics.notify(gate, 0);
+  while (Atomics.load(gate, 1) === 0) Atomics.wait(gate, 1, 0, 50);
+}
