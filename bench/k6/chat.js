@@ -7,6 +7,7 @@
 import ws from 'k6/ws';
 import { check } from 'k6';
 import { Counter, Trend } from 'k6/metrics';
+import { registerUsers, user } from './lib/users.js';
 
 const HOST = __ENV.HOST || '127.0.0.1';
 const PORT = __ENV.PORT || '5000';
@@ -36,16 +37,10 @@ export const options = {
   },
 };
 
-const user = (k) => ({ email: `login${k}@bench.test`, password: 'bench-password' });
 const MARK = /~t(\d+)~c(\d+)~/;
 
 export function setup() {
-  for (let k = 0; k < USERS; k++) {
-    ws.connect(URL, { headers: { Register: JSON.stringify(user(k)) } }, (socket) => {
-      socket.on('message', () => socket.close());
-      socket.setTimeout(() => socket.close(), 2000);
-    });
-  }
+  registerUsers(URL, USERS);
 }
 
 export default function () {

@@ -20,6 +20,12 @@ describe('bench/k6 scripts', () => {
     assert.deepEqual(scripts.sort(), ['chat.js', 'connect.js', 'echo.js']);
   });
 
+  it('lib/users.js (shared by the scripts) parses as an ES module', () => {
+    const copy = join(tmp, 'users.mjs');
+    copyFileSync(join(K6_DIR, 'lib', 'users.js'), copy);
+    execFileSync(process.execPath, ['--check', copy], { stdio: 'pipe' });
+  });
+
   for (const script of scripts) {
     it(`${script} parses as an ES module`, () => {
       const copy = join(tmp, script.replace(/\.js$/, '.mjs'));
