@@ -13,30 +13,13 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { Server, type Socket } from 'socket.io';
-import { MemoryChat, parseHeaderData, type Credentials, type HashKind, type UserRow } from '../loadgen/dataset.js';
+import { parseHeaderData, type Credentials } from '../loadgen/dataset.js';
+import { setUpPeer, type PeerSession } from './peer-setup.js';
 
-interface SessionData {
-  user: UserRow | null;
-  registered: boolean;
-}
+type SessionData = PeerSession;
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
-    rows: { type: 'string', default: '0' },
-    channels: { type: 'string', default: '1000' },
-    users: { type: 'string', default: '0' },
-    hash: { type: 'string', default: 'scrypt' },
-  },
-});
-const hash = values.hash as HashKind;
-if (!['scrypt', 'sha256', 'none'].includes(hash)) throw new Error(`--hash must be scrypt, sha256 or none, got ${values.hash}`);
-
-const store = new MemoryChat(hash);
-store.seed(Number(values.rows), Number(values.channels), Number(values.users));
+const { store, port, host } = setUpPeer();
 
 const http = createServer((req, res) => {
   if (req.url === '/health') res.end('ok');
@@ -110,7 +93,7 @@ io.on('connection', (socket) => {
   });
 });
 
-http.listen(Number(values.port), values.host, () => {
+http.listen(port, host, () => {
   const port = (http.address() as AddressInfo).port;
   process.stdout.write(JSON.stringify({ listening: port, pid: process.pid }) + '\n');
 });

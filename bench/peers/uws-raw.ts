@@ -11,31 +11,13 @@
  * SIGTERM closes it. `--wrap` answers Echo by wrapping the raw frame bytes without JSON.parse:
  * used to measure the load generator's own ceiling.
  */
-import { parseArgs } from 'node:util';
 import uWS from 'uWebSockets.js';
-import { MemoryChat, parseHeaderData, type Credentials, type HashKind, type UserRow } from '../loadgen/dataset.js';
+import { parseHeaderData, type Credentials } from '../loadgen/dataset.js';
+import { setUpPeer, type PeerSession } from './peer-setup.js';
 
-interface Session {
-  user: UserRow | null;
-  registered: boolean;
-}
+type Session = PeerSession;
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '0' },
-    host: { type: 'string', default: '127.0.0.1' },
-    rows: { type: 'string', default: '0' },
-    channels: { type: 'string', default: '1000' },
-    users: { type: 'string', default: '0' },
-    hash: { type: 'string', default: 'scrypt' },
-    wrap: { type: 'boolean', default: false },
-  },
-});
-const hash = values.hash as HashKind;
-if (!['scrypt', 'sha256', 'none'].includes(hash)) throw new Error(`--hash must be scrypt, sha256 or none, got ${values.hash}`);
-
-const store = new MemoryChat(hash);
-store.seed(Number(values.rows), Number(values.channels), Number(values.users));
+const { store, port, host, flags } = setUpPeer(['wrap']);
 const decoder = new TextDecoder();
 const ECHO_PREFIX = Buffer.from('{"Echo":');
 const scratch = Buffer.alloc(64 * 1024, 0x5b); // scratch[0] stays '['
@@ -134,7 +116,7 @@ const app = uWS.App()
       else ws.send(JSON.stringify([{ Login: { pk: user.pk, email: user.email } }]));
     },
     message: (ws, message) => {
-      if (values.wrap && message.byteLength + 2 <= scratch.length && Buffer.from(message, 0, ECHO_PREFIX.length).equals(ECHO_PREFIX)) {
+      if (flags.wrap && message.byteLength + 2 <= scratch.length && Buffer.from(message, 0, ECHO_PREFIX.length).equals(ECHO_PREFIX)) {
         // Generator ceiling: no parse, no stringify: `[` + the frame + `]` from a scratch buffer
         // (uWS copies what it sends, so the scratch is free again on return).
         const n = message.byteLength;
@@ -158,9 +140,9 @@ const app = uWS.App()
   });
 
 let listenSocket: uWS.us_listen_socket | false = false;
-app.listen(values.host!, Number(values.port), (socket) => {
+app.listen(host, port, (socket) => {
   if (socket === false) {
-    console.error(`uws-raw: cannot listen on ${values.host}:${values.port}`);
+    console.error(`uws-raw: cannot listen on ${host}:${port}`);
     process.exitCode = 1;
     return;
   }
