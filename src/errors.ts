@@ -24,6 +24,8 @@ export const ErrorCode = {
   CAPACITY: 'CAPACITY',
   /** A CSV data file is malformed or unreadable. */
   CSV: 'CSV',
+  /** A write-ahead log segment is corrupt, foreign, or cannot be replayed against the Models. */
+  LOG: 'LOG',
   /** Bad inbound frame (malformed JSON, wrong shape, oversized). */
   PROTOCOL: 'PROTOCOL',
   /** A client called a signal the server does not define. */
@@ -78,6 +80,11 @@ export function toLexiconsError(err: unknown): LexiconsError {
   if (err instanceof LexiconsError) return err;
   if (err instanceof Error) return new LexiconsError(ErrorCode.EXECUTION, err.message, { cause: err });
   return new LexiconsError(ErrorCode.EXECUTION, String(err), { cause: err });
+}
+
+/** The message of anything thrown (an Error's message, else its string form). */
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 export function isLexiconsError(err: unknown, code?: ErrorCode): err is LexiconsError {
