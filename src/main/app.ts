@@ -18,6 +18,7 @@
  */
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
+import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
 import { CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { Conn, type UserData } from './connection.js';
 import type { Dispatcher } from './dispatch.js';
@@ -109,7 +110,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
         conn.upgrade = pending;
         conn.viaPool = true;
         hub.conns.set(conn.id, conn);
-        dispatcher.enqueue(conn, { k: 'connect', data });
+        dispatcher.enqueue(conn, { kind: UNIT_CONNECT, headerData: data });
         return;
       }
       res.upgrade({ conn }, key, protocol, extensions, context);
@@ -164,7 +165,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
       // The ArrayBuffer is only valid during this callback: decoding copies it.
       const text = Buffer.from(message).toString('utf8');
       hub.metrics.framesTotal++;
-      dispatcher.enqueue(conn, { k: 'frame', text });
+      dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
     },
 
     close: (ws: WebSocket<UserData>, code: number) => {
@@ -175,7 +176,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
       if (conn.admitted) {
         hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
         if (hooks.onDisconnect) {
-          dispatcher.enqueue(conn, { k: 'disconnect' });
+          dispatcher.enqueue(conn, { kind: UNIT_DISCONNECT });
           return;
         }
       }

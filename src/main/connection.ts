@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Json } from '../components.js';
+import type { Unit } from '../job-contract.js';
 
 export type ConnState = 'upgrading' | 'open' | 'closed';
 
@@ -25,9 +26,6 @@ export interface PendingUpgrade {
 export interface UserData {
   conn: Conn;
 }
-
-/** A unit queued on the main thread (the worker-side Unit gets the connection index). */
-export type QueuedUnit = { k: 'frame'; text: string } | { k: 'connect'; data: Record<string, string> } | { k: 'disconnect' };
 
 /**
  * Token bucket: `rate` frames per second, bursts up to `rate`. Frames over the limit are
@@ -78,7 +76,7 @@ export class Conn {
   admitted = false;
   /** The upgrade waits for a pool job (Headers or onConnect); admission comes as an effect. */
   viaPool = false;
-  readonly queue: QueuedUnit[] = [];
+  readonly queue: Unit[] = [];
   /** A batch holding units of this connection is in flight. */
   busy = false;
   readonly limiter: RateLimiter;

@@ -16,8 +16,8 @@
  * (nothing of that job was committed).
  */
 import { errorFrame } from '../protocol.js';
-import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME, type BatchJob, type BatchResult, type ConnSnapshot } from '../workers/jobs.js';
-import type { Conn, QueuedUnit } from './connection.js';
+import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
+import type { Conn } from './connection.js';
 import { applyEffects, applyPacked, rejectConnection, completeUpgrade, type Hub } from './effects.js';
 import { JobFailure, type WorkerPool } from './pool.js';
 
@@ -28,7 +28,7 @@ export const MAX_BYTES_PER_JOB = 4 << 20;
 
 interface Batch {
   conns: Conn[];
-  units: QueuedUnit[];
+  units: Unit[];
   /** Connection index per unit. */
   owners: number[];
 }
@@ -60,7 +60,7 @@ export class Dispatcher {
     return n;
   }
 
-  enqueue(conn: Conn, unit: QueuedUnit): void {
+  enqueue(conn: Conn, unit: Unit): void {
     conn.queue.push(unit);
     if (!conn.busy) this.#ready.add(conn);
     this.#schedule();
@@ -104,7 +104,7 @@ export class Dispatcher {
       let taken = 0;
       while (taken < take) {
         const unit = conn.queue[taken]!;
-        if (unit.k === 'frame') {
+        if (unit.kind === UNIT_FRAME) {
           if (taken > 0 && bytes + unit.text.length > MAX_BYTES_PER_JOB) break;
           bytes += unit.text.length;
         }
@@ -118,24 +118,9 @@ export class Dispatcher {
   }
 
   #dispatch(batch: Batch): void {
-    const conns: ConnSnapshot[] = batch.conns.map((c) => c.snapshot());
-    // Packed (workers/jobs.ts BatchJob): a few flat values to clone instead of one object per unit.
+    const snapshots: ConnectionSnapshot[] = batch.conns.map((c) => c.snapshot());
+    const job = encodeBatch(snapshots, batch.units, batch.owners, this.#hub.channels.version);
     const n = batch.units.length;
-    const heads = new Int32Array(n);
-    const texts: string[] = [];
-    const data: Array<Record<string, string>> = [];
-    for (let i = 0; i < n; i++) {
-      const unit = batch.units[i]!;
-      const owner = batch.owners[i]! << 2;
-      if (unit.k === 'frame') {
-        heads[i] = owner | UNIT_FRAME;
-        texts.push(unit.text);
-      } else if (unit.k === 'connect') {
-        heads[i] = owner | UNIT_CONNECT;
-        data.push(unit.data);
-      } else heads[i] = owner | UNIT_DISCONNECT;
-    }
-    const job: Omit<BatchJob, 'slot'> = { kind: 'batch', conns, heads, texts, data, channelsVersion: this.#hub.channels.version };
     this.#inFlight++;
     const { metrics } = this.#hub;
     metrics.batchesTotal++;
@@ -197,7 +182,7 @@ export class Dispatcher {
     // Put the innocent units back, in order, at the front of their connections' queues. With no
     // known culprit (the worker died before running user code) every unit fails instead, so a
     // deterministic failure cannot loop.
-    const back = new Map<Conn, QueuedUnit[]>();
+    const back = new Map<Conn, Unit[]>();
     batch.units.forEach((unit, i) => {
       const conn = batch.conns[batch.owners[i]!]!;
       if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure.message);
@@ -210,10 +195,10 @@ export class Dispatcher {
     for (const [conn, list] of back) conn.queue.unshift(...list);
   }
 
-  #failUnit(conn: Conn, unit: QueuedUnit, message: string): void {
+  #failUnit(conn: Conn, unit: Unit, message: string): void {
     this.#hub.metrics.errorsTotal++;
-    if (unit.k === 'frame') conn.send(errorFrame([message]));
-    else if (unit.k === 'connect') {
+    if (unit.kind === UNIT_FRAME) conn.send(errorFrame([message]));
+    else if (unit.kind === UNIT_CONNECT) {
       completeUpgrade(conn);
       rejectConnection(this.#hub, conn, message);
     }

@@ -18,7 +18,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { isControlHandOver } from '../workers/control.js';
-import type { Job, JobResult, WorkerInit } from '../workers/jobs.js';
+import type { Job, JobInput, JobResult, WorkerInit } from '../job-contract.js';
 import { createProgressBuffer, ProgressReader } from '../workers/progress.js';
 import type { LogFn } from './log.js';
 
@@ -41,8 +41,6 @@ export interface PoolOptions {
   onThreadExit: (threadId: number) => void;
   onControlPort: (port: MessagePort, threadId: number) => void;
 }
-
-type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
 
 const SLOTS = 1024;
 

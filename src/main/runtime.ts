@@ -19,7 +19,7 @@ import { openDataFolder } from '../storage/recovery.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { FsyncPolicy } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
-import type { BatchResult, TaskResult } from '../workers/jobs.js';
+import type { BatchResult, TaskResult } from '../job-contract.js';
 import { createApp } from './app.js';
 import { ChannelRegistry } from './channels.js';
 import type { Conn } from './connection.js';

@@ -11,7 +11,7 @@
  */
 import type { TaskClass, TaskKind } from '../components.js';
 import { componentName } from '../components.js';
-import type { TaskResult } from '../workers/jobs.js';
+import type { TaskResult } from '../job-contract.js';
 import type { LogFn } from './log.js';
 import type { WorkerPool } from './pool.js';
 

@@ -11,7 +11,6 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import { decodeHeaderValue, RESERVED_ARGS } from '../protocol.js';
 import { checkArgs } from './args.js';
 import type { WorkerConnection } from './context.js';
-import type { Unit } from './jobs.js';
 import { isThenable, logFailure, publicMessage, type JobContext } from './job-context.js';
 
 function headerArgs(raw: string): Record<string, unknown> {
@@ -22,11 +21,11 @@ function headerArgs(raw: string): Record<string, unknown> {
   return args;
 }
 
-export async function runConnect(ctx: JobContext, index: number, conn: WorkerConnection, unit: Extract<Unit, { k: 'connect' }>): Promise<void> {
+export async function runConnect(ctx: JobContext, index: number, conn: WorkerConnection, headerData: Record<string, string>): Promise<void> {
   const { app, rec, progress, sv } = ctx;
-  rec.push({ t: 'open', c: conn.id });
+  rec.push({ kind: 'open', connectionId: conn.id });
   const from = rec.length;
-  const present = Object.entries(unit.data);
+  const present = Object.entries(headerData);
   const reasons: string[] = [];
   let ok = true;
   if (present.length > 0) {
@@ -85,7 +84,7 @@ export async function runConnect(ctx: JobContext, index: number, conn: WorkerCon
     rec.dropSubscriptions(conn.id, from);
     rec.log('HEADER-CHECK-FAILED', { connection: conn.id, address: conn.address, reason: reasons.join('; ') });
   }
-  rec.push({ t: 'admit', c: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
+  rec.push({ kind: 'admit', connectionId: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
 }
 
 export async function runDisconnect(ctx: JobContext, index: number, conn: WorkerConnection): Promise<void> {

@@ -6,7 +6,7 @@
  */
 import type { Connection, Json, ServerHandle } from '../components.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ConnSnapshot } from './jobs.js';
+import type { ConnectionSnapshot } from '../job-contract.js';
 import type { Recorder } from './recorder.js';
 
 export function assertChannelName(name: unknown): asserts name is string {
@@ -38,7 +38,7 @@ export class WorkerConnection implements Connection {
   #closed = false;
   readonly #rec: Recorder;
 
-  constructor(snapshot: ConnSnapshot, rec: Recorder) {
+  constructor(snapshot: ConnectionSnapshot, rec: Recorder) {
     this.id = snapshot.id;
     this.address = snapshot.address;
     this.#auth = snapshot.auth;
@@ -55,9 +55,9 @@ export class WorkerConnection implements Connection {
   }
 
   set auth(value: Json | undefined) {
-    const v = toJson(value);
-    this.#auth = v;
-    this.#rec.push({ t: 'auth', c: this.id, v });
+    const auth = toJson(value);
+    this.#auth = auth;
+    this.#rec.push({ kind: 'auth', connectionId: this.id, auth });
   }
 
   get channels(): readonly string[] {
@@ -66,7 +66,7 @@ export class WorkerConnection implements Connection {
 
   send(payload: Json): void {
     const text = JSON.stringify(payload === undefined ? null : payload);
-    this.#rec.push({ t: 'send', c: this.id, text });
+    this.#rec.push({ kind: 'send', connectionId: this.id, text });
   }
 
   subscribe(channel: string): void {
@@ -74,7 +74,7 @@ export class WorkerConnection implements Connection {
     if (this.#channels.has(channel)) return;
     this.#channels = new Set(this.#channels).add(channel);
     this.#rec.pendingSubscriptions.push(channel);
-    this.#rec.push({ t: 'sub', c: this.id, ch: channel });
+    this.#rec.push({ kind: 'subscribe', connectionId: this.id, channel });
   }
 
   unsubscribe(channel: string): void {
@@ -83,7 +83,7 @@ export class WorkerConnection implements Connection {
     const next = new Set(this.#channels);
     next.delete(channel);
     this.#channels = next;
-    this.#rec.push({ t: 'unsub', c: this.id, ch: channel });
+    this.#rec.push({ kind: 'unsubscribe', connectionId: this.id, channel });
   }
 
   close(code = 1000, reason = ''): void {
@@ -91,7 +91,7 @@ export class WorkerConnection implements Connection {
       throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `close code must be 1000 or 3000-4999, got ${code}`);
     }
     this.#closed = true;
-    this.#rec.push({ t: 'close', c: this.id, code, reason: String(reason) });
+    this.#rec.push({ kind: 'close', connectionId: this.id, code, reason: String(reason) });
   }
 
   get closed(): boolean {
@@ -131,10 +131,10 @@ export class WorkerServer implements ServerHandle {
 
   broadcast(payload: Json, channels: readonly string[]): void {
     if (!Array.isArray(channels)) throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, 'sv.broadcast(payload, channels): channels must be a list of channel names');
-    for (const ch of channels) assertChannelName(ch);
-    const ch = [...new Set(channels)];
-    if (ch.length === 0) return;
-    this.#rec.push({ t: 'pub', ch, text: JSON.stringify(payload === undefined ? null : payload) });
+    for (const name of channels) assertChannelName(name);
+    const unique = [...new Set(channels)];
+    if (unique.length === 0) return;
+    this.#rec.push({ kind: 'publish', channels: unique, text: JSON.stringify(payload === undefined ? null : payload) });
   }
 
   createChannel(name: string): void {
@@ -145,7 +145,7 @@ export class WorkerServer implements ServerHandle {
     const dropped = new Set(view.state.dropped);
     dropped.delete(name);
     view.state = { created, dropped };
-    this.#rec.push({ t: 'mkch', ch: name });
+    this.#rec.push({ kind: 'createChannel', channel: name });
   }
 
   dropChannel(name: string): void {
@@ -155,7 +155,7 @@ export class WorkerServer implements ServerHandle {
     const created = new Set(view.state.created);
     created.delete(name);
     view.state = { created, dropped: new Set(view.state.dropped).add(name) };
-    this.#rec.push({ t: 'rmch', ch: name });
+    this.#rec.push({ kind: 'dropChannel', channel: name });
   }
 
   info(): Promise<ServerInfo> {

@@ -9,11 +9,11 @@
 import type { Signal, SignalResponse } from '../components.js';
 import type { Db } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { itemText, parseFrame, type Call } from '../protocol.js';
+import { errorFrame, itemText, parseFrame, type Call } from '../protocol.js';
 import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './connect.js';
 import { WorkerConnection, WorkerServer } from './context.js';
-import { UNIT_CONNECT, UNIT_FRAME, type BatchJob, type BatchResult, type Effect, type JobStats } from './jobs.js';
+import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, type BatchJob, type BatchResult, type Effect, type JobStats } from '../job-contract.js';
 import { checkSubscriptions, isThenable, logFailure, publicMessage, type ComponentEntry, type JobContext, type WorkerApp } from './job-context.js';
 import { ProgressWriter } from './progress.js';
 import { Recorder } from './recorder.js';
@@ -71,18 +71,16 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
  */
 export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
   const effects: Effect[] = [];
-  for (let i = 0; i < job.heads.length; i++) {
-    const head = job.heads[i]!;
-    const id = job.conns[head >> 2]!.id;
-    const kind = head & 3;
-    if (kind === UNIT_FRAME) effects.push({ t: 'send', c: id, text: JSON.stringify([{ Errors: [message] }]) });
-    else if (kind === UNIT_CONNECT) effects.push({ t: 'open', c: id }, { t: 'admit', c: id, ok: false, reason: message });
+  for (const { connectionIndex, unit } of decodeBatch(job)) {
+    const connectionId = job.connections[connectionIndex]!.id;
+    if (unit.kind === UNIT_FRAME) effects.push({ kind: 'send', connectionId, text: errorFrame([message]) });
+    else if (unit.kind === UNIT_CONNECT) effects.push({ kind: 'open', connectionId }, { kind: 'admit', connectionId, ok: false, reason: message });
   }
   return effects;
 }
 
 function makeContext(app: WorkerApp, job: BatchJob, rec: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): JobContext {
-  const conns = job.conns.map((snapshot) => new WorkerConnection(snapshot, rec));
+  const conns = job.connections.map((snapshot) => new WorkerConnection(snapshot, rec));
   const sv = new WorkerServer(rec, () => app.info());
   return { app, job, rec, stepper, progress, conns, sv, stats };
 }
@@ -93,14 +91,14 @@ function makeContext(app: WorkerApp, job: BatchJob, rec: Recorder, stepper: Step
  * something awaited, and then finishes the rest asynchronously.
  */
 function runUnits(ctx: JobContext, from: number, text: number, data: number): Promise<void> | undefined {
-  const { heads, texts } = ctx.job;
-  for (let i = from; i < heads.length; i++) {
-    const head = heads[i]!;
-    const conn = ctx.conns[head >> 2]!;
-    const kind = head & 3;
+  const { unitHeads, frameTexts, headerData } = ctx.job;
+  for (let i = from; i < unitHeads.length; i++) {
+    const head = unitHeads[i]!;
+    const conn = ctx.conns[unitConnectionIndex(head)]!;
+    const kind = unitKind(head);
     let pending: Promise<void> | undefined;
-    if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, texts[text++]!);
-    else if (kind === UNIT_CONNECT) pending = runConnect(ctx, i, conn, { k: 'connect', c: head >> 2, data: ctx.job.data[data++]! });
+    if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, frameTexts[text++]!);
+    else if (kind === UNIT_CONNECT) pending = runConnect(ctx, i, conn, headerData[data++]!);
     else pending = runDisconnect(ctx, i, conn);
     if (pending !== undefined) {
       const t = text;

@@ -9,7 +9,7 @@ import type { Server } from '../server.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
 import type { ArgSpec } from './args.js';
 import type { ServerInfo, WorkerConnection, WorkerServer } from './context.js';
-import type { BatchJob, JobStats } from './jobs.js';
+import type { BatchJob, JobStats } from '../job-contract.js';
 import type { ProgressWriter } from './progress.js';
 import type { ChannelView, Recorder } from './recorder.js';
 import type { Stepper, TxnSource } from './txn.js';

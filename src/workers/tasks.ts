@@ -10,7 +10,7 @@ import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
 import { WorkerServer } from './context.js';
 import { Recorder } from './recorder.js';
 import { publicMessage, type WorkerApp } from './job-context.js';
-import type { HookJob, TaskJob, TaskResult } from './jobs.js';
+import type { HookJob, TaskJob, TaskResult } from '../job-contract.js';
 import { ProgressWriter } from './progress.js';
 import { IsolatedStepper } from './txn.js';
 

@@ -17,7 +17,7 @@ import { ChannelView } from './recorder.js';
 import { connectControl } from './control.js';
 import { batchFailureEffects, runBatch } from './execute.js';
 import type { ComponentEntry, WorkerApp } from './job-context.js';
-import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
+import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
 import { runHook, runTask } from './tasks.js';
 
 const init = workerData as WorkerInit;
@@ -90,7 +90,7 @@ export default async function handle(job: Job): Promise<JobResult> {
   } catch (err) {
     // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
     // anything was published: every caller of the batch gets the error; the worker is fine.
-    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.heads.length, attempts: 1 } }, err);
+    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.unitHeads.length, attempts: 1 } }, err);
     throw err;
   }
   try {
