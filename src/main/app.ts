@@ -20,7 +20,7 @@ import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
 import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
 import { CloseCode, closeReason, errorFrame } from '../protocol.js';
-import { Conn, type UserData } from './connection.js';
+import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection, type Hub } from './effects.js';
 import type { Uws } from './uws.js';
@@ -50,7 +50,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
   const attempts = new AttemptLimiter(limits.authAttemptsPerMinute);
   const app = uws.App();
 
-  app.ws<UserData>('/*', {
+  app.ws<SocketUserData>('/*', {
     compression: uws.DISABLED,
     // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
     // a clean 1009 from the message handler below.
@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
         res.writeStatus('429 Too Many Requests').writeHeader('retry-after', String(Math.ceil(60 / limits.authAttemptsPerMinute))).end('too many login attempts', true);
         return;
       }
-      const conn = new Conn(address, limits.messagesPerSecond);
+      const conn = new SocketConnection(address, limits.messagesPerSecond);
       if (headerNames.length > 0 && !hasData && options.anonymous === 'reject') {
         conn.rejection = `Authentication failed: no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`;
         hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
@@ -109,18 +109,18 @@ export function createApp(deps: AppDeps): TemplatedApp {
         });
         conn.upgrade = pending;
         conn.viaPool = true;
-        hub.conns.set(conn.id, conn);
+        hub.connections.set(conn.id, conn);
         dispatcher.enqueue(conn, { kind: UNIT_CONNECT, headerData: data });
         return;
       }
-      res.upgrade({ conn }, key, protocol, extensions, context);
+      res.upgrade({ connection: conn } satisfies SocketUserData, key, protocol, extensions, context);
     },
 
-    open: (ws: WebSocket<UserData>) => {
-      const { conn } = ws.getUserData();
-      conn.ws = ws;
+    open: (socket: WebSocket<SocketUserData>) => {
+      const conn = socket.getUserData().connection;
+      conn.socket = socket;
       conn.state = 'open';
-      hub.conns.set(conn.id, conn);
+      hub.connections.set(conn.id, conn);
       if (conn.rejection !== null) {
         const reason = conn.rejection;
         conn.send(errorFrame([reason]));
@@ -130,8 +130,8 @@ export function createApp(deps: AppDeps): TemplatedApp {
       if (!conn.viaPool) admitConnection(hub, conn);
     },
 
-    message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
-      const { conn } = ws.getUserData();
+    message: (socket: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean) => {
+      const conn = socket.getUserData().connection;
       if (!conn.admitted) return;
       if (isBinary) {
         hub.metrics.errorsTotal++;
@@ -168,10 +168,10 @@ export function createApp(deps: AppDeps): TemplatedApp {
       dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
     },
 
-    close: (ws: WebSocket<UserData>, code: number) => {
-      const { conn } = ws.getUserData();
+    close: (socket: WebSocket<SocketUserData>, code: number) => {
+      const conn = socket.getUserData().connection;
       conn.state = 'closed';
-      conn.ws = null;
+      conn.socket = null;
       hub.channels.leaveAll(conn);
       if (conn.admitted) {
         hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
@@ -180,7 +180,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
           return;
         }
       }
-      if (!conn.busy && conn.queue.length === 0) hub.conns.delete(conn.id);
+      if (!conn.busy && conn.queue.length === 0) hub.connections.delete(conn.id);
     },
   });
 

@@ -17,7 +17,7 @@
  */
 import { errorFrame } from '../protocol.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
-import type { Conn } from './connection.js';
+import type { SocketConnection } from './socket-connection.js';
 import { applyEffects, applyPacked, rejectConnection, completeUpgrade, type Hub } from './effects.js';
 import { JobFailure, type WorkerPool } from './pool.js';
 
@@ -27,7 +27,7 @@ export const MAX_UNITS_PER_CONN = 32;
 export const MAX_BYTES_PER_JOB = 4 << 20;
 
 interface Batch {
-  conns: Conn[];
+  connections: SocketConnection[];
   units: Unit[];
   /** Connection index per unit. */
   owners: number[];
@@ -37,7 +37,7 @@ export class Dispatcher {
   readonly #hub: Hub;
   readonly #pool: WorkerPool;
   readonly #maxInFlight: number;
-  readonly #ready = new Set<Conn>();
+  readonly #ready = new Set<SocketConnection>();
   #inFlight = 0;
   #scheduled = false;
   #idle: Array<() => void> = [];
@@ -60,7 +60,7 @@ export class Dispatcher {
     return n;
   }
 
-  enqueue(conn: Conn, unit: Unit): void {
+  enqueue(conn: SocketConnection, unit: Unit): void {
     conn.queue.push(unit);
     if (!conn.busy) this.#ready.add(conn);
     this.#schedule();
@@ -93,13 +93,13 @@ export class Dispatcher {
   }
 
   #build(): Batch {
-    const batch: Batch = { conns: [], units: [], owners: [] };
+    const batch: Batch = { connections: [], units: [], owners: [] };
     let bytes = 0;
     for (const conn of this.#ready) {
       if (batch.units.length >= MAX_UNITS_PER_JOB || bytes >= MAX_BYTES_PER_JOB) break;
       this.#ready.delete(conn);
       conn.busy = true;
-      const index = batch.conns.push(conn) - 1;
+      const index = batch.connections.push(conn) - 1;
       const take = Math.min(conn.queue.length, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB - batch.units.length);
       let taken = 0;
       while (taken < take) {
@@ -118,7 +118,7 @@ export class Dispatcher {
   }
 
   #dispatch(batch: Batch): void {
-    const snapshots: ConnectionSnapshot[] = batch.conns.map((c) => c.snapshot());
+    const snapshots: ConnectionSnapshot[] = batch.connections.map((c) => c.snapshot());
     const job = encodeBatch(snapshots, batch.units, batch.owners, this.#hub.channels.version);
     const n = batch.units.length;
     this.#inFlight++;
@@ -130,12 +130,12 @@ export class Dispatcher {
         this.#inFlight--;
         try {
           if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
-          if (result.packed) applyPacked(this.#hub, batch.conns, result.packed);
+          if (result.packed) applyPacked(this.#hub, batch.connections, result.packed);
           for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
           metrics.recordSignals(result.stats.calls, result.stats.errors);
           metrics.txnAttemptsTotal += result.stats.attempts;
         } finally {
-          this.#release(batch.conns);
+          this.#release(batch.connections);
         }
       },
       (err: unknown) => {
@@ -143,17 +143,17 @@ export class Dispatcher {
         try {
           this.#fail(batch, err);
         } finally {
-          this.#release(batch.conns);
+          this.#release(batch.connections);
         }
       },
     );
   }
 
-  #release(conns: readonly Conn[]): void {
-    for (const conn of conns) {
+  #release(connections: readonly SocketConnection[]): void {
+    for (const conn of connections) {
       conn.busy = false;
       if (conn.queue.length > 0) this.#ready.add(conn);
-      else if (conn.state === 'closed') this.#hub.conns.delete(conn.id);
+      else if (conn.state === 'closed') this.#hub.connections.delete(conn.id);
     }
     this.#schedule();
     this.#checkIdle();
@@ -177,14 +177,14 @@ export class Dispatcher {
       message: failure.message,
       units: batch.units.length,
       guiltyUnit: guilty,
-      connection: guilty >= 0 ? batch.conns[batch.owners[guilty]!]!.id : undefined,
+      connection: guilty >= 0 ? batch.connections[batch.owners[guilty]!]!.id : undefined,
     });
     // Put the innocent units back, in order, at the front of their connections' queues. With no
     // known culprit (the worker died before running user code) every unit fails instead, so a
     // deterministic failure cannot loop.
-    const back = new Map<Conn, Unit[]>();
+    const back = new Map<SocketConnection, Unit[]>();
     batch.units.forEach((unit, i) => {
-      const conn = batch.conns[batch.owners[i]!]!;
+      const conn = batch.connections[batch.owners[i]!]!;
       if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure.message);
       else {
         let list = back.get(conn);
@@ -195,7 +195,7 @@ export class Dispatcher {
     for (const [conn, list] of back) conn.queue.unshift(...list);
   }
 
-  #failUnit(conn: Conn, unit: Unit, message: string): void {
+  #failUnit(conn: SocketConnection, unit: Unit, message: string): void {
     this.#hub.metrics.errorsTotal++;
     if (unit.kind === UNIT_FRAME) conn.send(errorFrame([message]));
     else if (unit.kind === UNIT_CONNECT) {

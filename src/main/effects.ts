@@ -9,13 +9,13 @@ import type { ServerLimits } from '../server.js';
 import { CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { OP_PUBLISH, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
 import type { ChannelRegistry } from './channels.js';
-import type { Conn } from './connection.js';
+import { SEND_DROPPED, type SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { LogFn } from './log.js';
 import type { Metrics } from './metrics.js';
 
 /** Main-thread state shared by the dispatcher, the effects and the socket handlers. */
 export interface Hub {
-  readonly conns: Map<string, Conn>;
+  readonly connections: Map<string, SocketConnection>;
   readonly channels: ChannelRegistry;
   readonly log: LogFn;
   readonly metrics: Metrics;
@@ -23,7 +23,7 @@ export interface Hub {
 }
 
 /** Completes a pending upgrade; uWS runs the `open` handler synchronously inside. */
-export function completeUpgrade(conn: Conn): boolean {
+export function completeUpgrade(conn: SocketConnection): boolean {
   const pending = conn.upgrade;
   conn.upgrade = null;
   if (conn.state !== 'upgrading' || !pending) return conn.open;
@@ -32,13 +32,13 @@ export function completeUpgrade(conn: Conn): boolean {
     return false;
   }
   pending.res.cork(() => {
-    pending.res.upgrade({ conn }, pending.key, pending.protocol, pending.extensions, pending.context);
+    pending.res.upgrade({ connection: conn } satisfies SocketUserData, pending.key, pending.protocol, pending.extensions, pending.context);
   });
   return conn.open;
 }
 
 /** Refuses a connection: the Errors frame, then close 1008 with the reason. */
-export function rejectConnection(hub: Hub, conn: Conn, reason: string): void {
+export function rejectConnection(hub: Hub, conn: SocketConnection, reason: string): void {
   const text = `Authentication failed: ${reason}`;
   hub.metrics.connectionsRejected++;
   if (conn.open) {
@@ -49,14 +49,14 @@ export function rejectConnection(hub: Hub, conn: Conn, reason: string): void {
   }
 }
 
-export function admitConnection(hub: Hub, conn: Conn): void {
+export function admitConnection(hub: Hub, conn: SocketConnection): void {
   conn.admitted = true;
   hub.metrics.connectionsTotal++;
   hub.log('CONNECT', { connection: conn.id, address: conn.address });
 }
 
 export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
-  const { conns, channels } = hub;
+  const { connections, channels } = hub;
   for (let i = 0; i < effects.length; i++) {
     const e = effects[i]!;
     switch (e.kind) {
@@ -68,7 +68,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
         // cork, i.e. one write to the socket.
         let next = effects[i + 1];
         if (next?.kind !== 'send' || next.connectionId !== e.connectionId) {
-          conns.get(e.connectionId)?.send(e.text);
+          connections.get(e.connectionId)?.send(e.text);
           break;
         }
         const texts = [e.text];
@@ -77,34 +77,34 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
           i++;
           next = effects[i + 1];
         }
-        conns.get(e.connectionId)?.sendMany(texts);
+        connections.get(e.connectionId)?.sendMany(texts);
         break;
       }
       case 'subscribe': {
-        const conn = conns.get(e.connectionId);
+        const conn = connections.get(e.connectionId);
         if (conn?.open) channels.subscribe(conn, e.channel);
         break;
       }
       case 'unsubscribe': {
-        const conn = conns.get(e.connectionId);
+        const conn = connections.get(e.connectionId);
         if (conn) channels.unsubscribe(conn, e.channel);
         break;
       }
       case 'auth': {
-        const conn = conns.get(e.connectionId);
+        const conn = connections.get(e.connectionId);
         if (conn) conn.auth = e.auth;
         break;
       }
       case 'close':
-        conns.get(e.connectionId)?.end(e.code, closeReason(e.reason));
+        connections.get(e.connectionId)?.end(e.code, closeReason(e.reason));
         break;
       case 'open': {
-        const conn = conns.get(e.connectionId);
+        const conn = connections.get(e.connectionId);
         if (conn) completeUpgrade(conn);
         break;
       }
       case 'admit': {
-        const conn = conns.get(e.connectionId);
+        const conn = connections.get(e.connectionId);
         if (!conn) break;
         if (e.ok) {
           if (conn.open) admitConnection(hub, conn);
@@ -122,13 +122,13 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
 }
 
 /**
- * Applies a batch's packed effects ({@link PackedEffects}). `conns` are the job's connections
+ * Applies a batch's packed effects ({@link PackedEffects}). `connections` are the job's connections
  * (op connection indexes point into it). Frames go to uWS as views over the one byte buffer the
  * worker filled: no per-frame string on this thread. Consecutive frames to one connection share
  * one cork (one write to the socket); a send that hits the backpressure limit drops the rest of
- * that run, as `Conn.sendMany`.
+ * that run, as `SocketConnection.sendMany`.
  */
-export function applyPacked(hub: Hub, conns: readonly Conn[], packed: PackedEffects): void {
+export function applyPacked(hub: Hub, connections: readonly SocketConnection[], packed: PackedEffects): void {
   const { ops, bytes, extra } = packed;
   const n = ops.length;
   let offset = 0;
@@ -143,19 +143,19 @@ export function applyPacked(hub: Hub, conns: readonly Conn[], packed: PackedEffe
         end += opLength(ops, j);
         j += OP_WORDS;
       }
-      const conn = conns[connectionIndex]!;
-      const ws = conn.ws;
-      if (conn.state === 'open' && ws !== null) {
+      const conn = connections[connectionIndex]!;
+      const socket = conn.socket;
+      if (conn.state === 'open' && socket !== null) {
         if (j === i + OP_WORDS) {
-          ws.cork(() => ws.send(bytes.subarray(offset, end), false));
+          socket.cork(() => socket.send(bytes.subarray(offset, end), false));
         } else {
           const from = i;
           const start = offset;
-          ws.cork(() => {
+          socket.cork(() => {
             let at = start;
             for (let k = from; k < j; k += OP_WORDS) {
               const length = opLength(ops, k);
-              if (ws.send(bytes.subarray(at, at + length), false) === 2) break;
+              if (socket.send(bytes.subarray(at, at + length), false) === SEND_DROPPED) break;
               at += length;
             }
           });

@@ -22,7 +22,7 @@ import { isTypeScript } from '../workers/app-loader.js';
 import type { BatchResult, TaskResult } from '../job-contract.js';
 import { createApp } from './app.js';
 import { ChannelRegistry } from './channels.js';
-import type { Conn } from './connection.js';
+import type { SocketConnection } from './socket-connection.js';
 import { ControlPlane } from './control.js';
 import { Dispatcher } from './dispatch.js';
 import { applyEffects, type Hub } from './effects.js';
@@ -99,12 +99,12 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   });
 
   const metrics = new Metrics();
-  const conns = new Map<string, Conn>();
+  const connections = new Map<string, SocketConnection>();
   const channels = new ChannelRegistry(server.components.channels, log);
-  const hub: Hub = { conns, channels, log, metrics, limits: options.limits };
+  const hub: Hub = { connections, channels, log, metrics, limits: options.limits };
   const openCount = () => {
     let n = 0;
-    for (const c of conns.values()) if (c.open) n++;
+    for (const c of connections.values()) if (c.open) n++;
     return n;
   };
   const control = new ControlPlane({

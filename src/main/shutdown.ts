@@ -61,7 +61,7 @@ export class Shutdown {
     if (listenSocket) s.uws.us_listen_socket_close(listenSocket);
     await s.scheduler.stop();
     await s.dispatcher.whenIdle();
-    for (const conn of [...hub.conns.values()]) {
+    for (const conn of [...hub.connections.values()]) {
       if (conn.open) conn.end(CloseCode.GOING_AWAY, 'server shutting down');
       else if (conn.upgrade && !conn.upgrade.aborted) {
         const { res } = conn.upgrade;

@@ -10,7 +10,7 @@
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { decodeHeaderValue, RESERVED_ARGS } from '../protocol.js';
 import { checkArgs } from './args.js';
-import type { WorkerConnection } from './context.js';
+import type { ConnectionHandle } from './handles.js';
 import { isThenable, logFailure, publicMessage, type JobContext } from './job-context.js';
 
 function headerArgs(raw: string): Record<string, unknown> {
@@ -21,10 +21,10 @@ function headerArgs(raw: string): Record<string, unknown> {
   return args;
 }
 
-export async function runConnect(ctx: JobContext, index: number, conn: WorkerConnection, headerData: Record<string, string>): Promise<void> {
-  const { app, rec, progress, sv } = ctx;
-  rec.push({ kind: 'open', connectionId: conn.id });
-  const from = rec.length;
+export async function runConnect(ctx: JobContext, index: number, conn: ConnectionHandle, headerData: Record<string, string>): Promise<void> {
+  const { app, recorder, progress, sv } = ctx;
+  recorder.push({ kind: 'open', connectionId: conn.id });
+  const from = recorder.length;
   const present = Object.entries(headerData);
   const reasons: string[] = [];
   let ok = true;
@@ -81,13 +81,13 @@ export async function runConnect(ctx: JobContext, index: number, conn: WorkerCon
     }
   }
   if (!ok) {
-    rec.dropSubscriptions(conn.id, from);
-    rec.log('HEADER-CHECK-FAILED', { connection: conn.id, address: conn.address, reason: reasons.join('; ') });
+    recorder.dropSubscriptions(conn.id, from);
+    recorder.log('HEADER-CHECK-FAILED', { connection: conn.id, address: conn.address, reason: reasons.join('; ') });
   }
-  rec.push({ kind: 'admit', connectionId: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
+  recorder.push({ kind: 'admit', connectionId: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
 }
 
-export async function runDisconnect(ctx: JobContext, index: number, conn: WorkerConnection): Promise<void> {
+export async function runDisconnect(ctx: JobContext, index: number, conn: ConnectionHandle): Promise<void> {
   const hook = ctx.app.server.options.onDisconnect;
   if (!hook) return;
   try {

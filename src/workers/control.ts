@@ -10,7 +10,7 @@
 import { MessageChannel, parentPort, threadId, type MessagePort } from 'node:worker_threads';
 import { wrap, type Endpoint, type Remote } from 'comlink';
 import type { LogStatus } from '../server.js';
-import type { ServerInfo } from './context.js';
+import type { ServerInfo } from './handles.js';
 
 /** What the main thread exposes to workers. */
 export interface ControlApi {

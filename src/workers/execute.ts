@@ -12,7 +12,7 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorFrame, itemText, parseFrame, type Call } from '../protocol.js';
 import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './connect.js';
-import { WorkerConnection, WorkerServer } from './context.js';
+import { ConnectionHandle, WorkerServerHandle } from './handles.js';
 import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, type BatchJob, type BatchResult, type Effect, type JobStats } from '../job-contract.js';
 import { checkSubscriptions, isThenable, logFailure, publicMessage, type ComponentEntry, type JobContext, type WorkerApp } from './job-context.js';
 import { ProgressWriter } from './progress.js';
@@ -26,10 +26,10 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
     stats.attempts++;
     stats.calls = 0;
     stats.errors = 0;
-    const rec = new Recorder(app.view);
+    const recorder = new Recorder(app.view);
     app.view.resetJob();
     const txn = app.store.begin({ exclusive: attempt >= OPTIMISTIC_ATTEMPTS });
-    const ctx = makeContext(app, job, rec, new BatchStepper(txn, rec), progress, stats);
+    const ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats);
     try {
       const pending = runUnits(ctx, 0, 0, 0);
       if (pending !== undefined) await pending;
@@ -46,20 +46,20 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       throw err;
     }
     const result = txn.commit();
-    if (result.ok) return { effects: [], packed: rec.pack(ctx.conns), logs: rec.logs, stats };
+    if (result.ok) return { effects: [], packed: recorder.pack(ctx.connections), logs: recorder.logs, stats };
     if (result.reason === 'unique') {
       // Some call of the batch broke a unique constraint against a concurrent commit: re-run
       // with one transaction per call, so the offending call alone gets the error.
       stats.calls = 0;
       stats.errors = 0;
-      const isolatedRec = new Recorder(app.view);
+      const isolatedRecorder = new Recorder(app.view);
       app.view.resetJob();
-      const stepper = new IsolatedStepper(app.store, isolatedRec, progress);
-      const isolated = makeContext(app, job, isolatedRec, stepper, progress, stats);
+      const stepper = new IsolatedStepper(app.store, isolatedRecorder, progress);
+      const isolated = makeContext(app, job, isolatedRecorder, stepper, progress, stats);
       const pending = runUnits(isolated, 0, 0, 0);
       if (pending !== undefined) await pending;
       stats.attempts += stepper.attempts;
-      return { effects: [], packed: isolatedRec.pack(isolated.conns), logs: isolatedRec.logs, stats };
+      return { effects: [], packed: isolatedRecorder.pack(isolated.connections), logs: isolatedRecorder.logs, stats };
     }
   }
   throw new LexiconsError(ErrorCode.CONFLICT, `batch kept conflicting after ${MAX_ATTEMPTS} attempts`);
@@ -79,10 +79,10 @@ export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
   return effects;
 }
 
-function makeContext(app: WorkerApp, job: BatchJob, rec: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): JobContext {
-  const conns = job.connections.map((snapshot) => new WorkerConnection(snapshot, rec));
-  const sv = new WorkerServer(rec, () => app.info());
-  return { app, job, rec, stepper, progress, conns, sv, stats };
+function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): JobContext {
+  const connections = job.connections.map((snapshot) => new ConnectionHandle(snapshot, recorder));
+  const sv = new WorkerServerHandle(recorder, () => app.info());
+  return { app, job, recorder, stepper, progress, connections, sv, stats };
 }
 
 /**
@@ -94,7 +94,7 @@ function runUnits(ctx: JobContext, from: number, text: number, data: number): Pr
   const { unitHeads, frameTexts, headerData } = ctx.job;
   for (let i = from; i < unitHeads.length; i++) {
     const head = unitHeads[i]!;
-    const conn = ctx.conns[unitConnectionIndex(head)]!;
+    const conn = ctx.connections[unitConnectionIndex(head)]!;
     const kind = unitKind(head);
     let pending: Promise<void> | undefined;
     if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, frameTexts[text++]!);
@@ -109,25 +109,25 @@ function runUnits(ctx: JobContext, from: number, text: number, data: number): Pr
   return undefined;
 }
 
-function runFrame(ctx: JobContext, index: number, conn: WorkerConnection, text: string): Promise<void> | undefined {
+function runFrame(ctx: JobContext, index: number, conn: ConnectionHandle, text: string): Promise<void> | undefined {
   let calls: Array<Call | LexiconsError>;
   try {
     calls = parseFrame(text, ctx.app.maxCallsPerFrame);
   } catch (err) {
     ctx.stats.errors++;
-    ctx.rec.error(index, conn.id, publicMessage(err));
+    ctx.recorder.error(index, conn.id, publicMessage(err));
     return undefined;
   }
   return runCalls(ctx, index, conn, calls, 0);
 }
 
-function runCalls(ctx: JobContext, index: number, conn: WorkerConnection, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
+function runCalls(ctx: JobContext, index: number, conn: ConnectionHandle, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
   for (let j = from; j < calls.length; j++) {
     if (conn.closed) break; // ws.close() was called: later calls of the frame are not run
     const call = calls[j]!;
     if (call instanceof Error) {
       ctx.stats.errors++;
-      ctx.rec.error(index, conn.id, call.message, (call as { callId?: string | number }).callId);
+      ctx.recorder.error(index, conn.id, call.message, (call as { callId?: string | number }).callId);
       continue;
     }
     const pending = runCall(ctx, index, conn, call);
@@ -136,17 +136,17 @@ function runCalls(ctx: JobContext, index: number, conn: WorkerConnection, calls:
   return undefined;
 }
 
-function runCall(ctx: JobContext, index: number, conn: WorkerConnection, call: Call): Promise<void> | undefined {
+function runCall(ctx: JobContext, index: number, conn: ConnectionHandle, call: Call): Promise<void> | undefined {
   ctx.stats.calls++;
   const entry = ctx.app.signals.get(call.name);
   if (!entry) {
     ctx.stats.errors++;
-    ctx.rec.error(index, conn.id, `No signal [${call.name}]`, call.id);
+    ctx.recorder.error(index, conn.id, `No signal [${call.name}]`, call.id);
     return undefined;
   }
   const failed = (err: unknown): void => {
     ctx.stats.errors++;
-    ctx.rec.error(index, conn.id, publicMessage(err), call.id);
+    ctx.recorder.error(index, conn.id, publicMessage(err), call.id);
     logFailure(ctx, 'SIGNAL-ERROR', { signal: entry.name, connection: conn.id }, err);
   };
   let pending: void | Promise<void>;
@@ -160,7 +160,7 @@ function runCall(ctx: JobContext, index: number, conn: WorkerConnection, call: C
 }
 
 /** The call inside its savepoint: user code, then the subscription check and the response. */
-function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, conn: WorkerConnection, call: Call, db: Db): void | Promise<void> {
+function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, call: Call, db: Db): void | Promise<void> {
   const { progress } = ctx;
   progress.enter(index);
   let result: unknown;
@@ -188,13 +188,13 @@ function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number,
 }
 
 function afterCall(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
-  if (ctx.rec.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
+  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
   respond(ctx, entry, index, result);
 }
 
 function respond(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
   const response = asResponse(entry.name, result);
-  if (response && response.channels.length > 0) ctx.rec.respond(index, itemText(entry.name, response.payload), response.channels);
+  if (response && response.channels.length > 0) ctx.recorder.respond(index, itemText(entry.name, response.payload), response.channels);
 }
 
 function asResponse(name: string, result: unknown): SignalResponse | undefined {

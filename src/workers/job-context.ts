@@ -8,7 +8,7 @@ import type { Header, Signal } from '../components.js';
 import type { Server } from '../server.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
 import type { ArgSpec } from './args.js';
-import type { ServerInfo, WorkerConnection, WorkerServer } from './context.js';
+import type { ServerInfo, ConnectionHandle, WorkerServerHandle } from './handles.js';
 import type { BatchJob, JobStats } from '../job-contract.js';
 import type { ProgressWriter } from './progress.js';
 import type { ChannelView, Recorder } from './recorder.js';
@@ -39,11 +39,11 @@ export interface WorkerApp {
 export interface JobContext {
   readonly app: WorkerApp;
   readonly job: BatchJob;
-  readonly rec: Recorder;
+  readonly recorder: Recorder;
   readonly stepper: Stepper;
   readonly progress: ProgressWriter;
-  readonly conns: WorkerConnection[];
-  readonly sv: WorkerServer;
+  readonly connections: ConnectionHandle[];
+  readonly sv: WorkerServerHandle;
   readonly stats: JobStats;
 }
 
@@ -59,7 +59,7 @@ export function publicMessage(err: unknown): string {
 
 /** Channels subscribed during the call must exist (declared, or created at run time). */
 export async function checkSubscriptions(ctx: JobContext): Promise<void> {
-  const pending = ctx.rec.pendingSubscriptions;
+  const pending = ctx.recorder.pendingSubscriptions;
   if (pending.length === 0) return;
   const { view } = ctx.app;
   let unknown = pending.filter((name) => !view.exists(name));
@@ -79,5 +79,5 @@ export function logFailure(ctx: JobContext, status: 'SIGNAL-ERROR' | 'HEADER-CHE
     const cause = e.cause instanceof Error ? e.cause : e;
     entry.stack = cause.stack;
   }
-  ctx.rec.log(status, entry);
+  ctx.recorder.log(status, entry);
 }

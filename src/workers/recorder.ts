@@ -7,7 +7,7 @@
  * unit to the same channels are merged into one frame, as are consecutive errors to one caller.
  */
 import { errorItemText, type CallId } from '../protocol.js';
-import type { ConnState, WorkerConnection } from './context.js';
+import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
 import { OP_EFFECT, OP_PUBLISH, OP_SEND, OP_WORDS, writeOp, type Effect, type LogEntry, type PackedEffects } from '../job-contract.js';
 
 /** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
@@ -35,8 +35,8 @@ type RecordedEffect = Effect | ResponsesRecord | ErrorsRecord;
 export interface Mark {
   length: number;
   inner: number;
-  conn: WorkerConnection | undefined;
-  connState: ConnState | undefined;
+  connection: ConnectionHandle | undefined;
+  connectionState: ConnectionHandleState | undefined;
   view: ChannelViewState;
 }
 
@@ -104,14 +104,14 @@ export class Recorder {
     this.logs.push({ status, data });
   }
 
-  mark(conn?: WorkerConnection): Mark {
+  mark(connection?: ConnectionHandle): Mark {
     const last = this.#records.at(-1);
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
     return {
       length: this.#records.length,
       inner: last && (last.kind === 'responses' || last.kind === 'errors') ? last.items.length : 0,
-      conn,
-      connState: conn?.state(),
+      connection,
+      connectionState: connection?.state(),
       view: this.view.state,
     };
   }
@@ -120,7 +120,7 @@ export class Recorder {
     this.#records.length = mark.length;
     const last = this.#records.at(-1);
     if (last && (last.kind === 'responses' || last.kind === 'errors')) last.items.length = mark.inner;
-    if (mark.conn && mark.connState) mark.conn.restore(mark.connState);
+    if (mark.connection && mark.connectionState) mark.connection.restore(mark.connectionState);
     this.view.state = mark.view;
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
   }
@@ -151,7 +151,7 @@ export class Recorder {
    * connections and publishes become op triples over UTF-8 bytes; anything else (or a send to a
    * connection outside the job) an {@link OP_EFFECT} entry.
    */
-  pack(conns: readonly WorkerConnection[]): PackedEffects {
+  pack(connections: readonly ConnectionHandle[]): PackedEffects {
     const records = this.#records;
     const ops = new Int32Array(records.length * OP_WORDS);
     const extra: unknown[] = [];
@@ -173,11 +173,11 @@ export class Recorder {
       const r = records[i]!;
       if (r.kind === 'send' || r.kind === 'errors') {
         let connectionIndex = -1;
-        if (conns.length === 1) connectionIndex = conns[0]!.id === r.connectionId ? 0 : -1;
+        if (connections.length === 1) connectionIndex = connections[0]!.id === r.connectionId ? 0 : -1;
         else {
           if (index === undefined) {
             index = new Map();
-            for (let k = 0; k < conns.length; k++) index.set(conns[k]!.id, k);
+            for (let k = 0; k < connections.length; k++) index.set(connections[k]!.id, k);
           }
           connectionIndex = index.get(r.connectionId) ?? -1;
         }

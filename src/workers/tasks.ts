@@ -7,7 +7,7 @@
  */
 import { Task, type TaskClass } from '../components.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
-import { WorkerServer } from './context.js';
+import { WorkerServerHandle } from './handles.js';
 import { Recorder } from './recorder.js';
 import { publicMessage, type WorkerApp } from './job-context.js';
 import type { HookJob, TaskJob, TaskResult } from '../job-contract.js';
@@ -38,28 +38,28 @@ function nextInterval(cls: TaskClass, instance: TaskInstance): number {
   return value;
 }
 
-function failure(app: WorkerApp, rec: Recorder, data: Record<string, unknown>, err: unknown): void {
+function failure(app: WorkerApp, recorder: Recorder, data: Record<string, unknown>, err: unknown): void {
   const e = toLexiconsError(err);
   const entry: Record<string, unknown> = { ...data, code: e.code, message: publicMessage(err) };
   if (app.debug) entry.stack = (e.cause instanceof Error ? e.cause : e).stack;
-  rec.log('TASK-ERROR', entry);
+  recorder.log('TASK-ERROR', entry);
 }
 
 export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
   const cls = tasks.get(job.name);
   if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
   const progress = new ProgressWriter(app.progress, job.slot);
-  const rec = new Recorder(app.view);
+  const recorder = new Recorder(app.view);
   app.view.resetJob();
-  const stepper = new IsolatedStepper(app.store, rec, progress);
-  const sv = new WorkerServer(rec, () => app.info());
+  const stepper = new IsolatedStepper(app.store, recorder, progress);
+  const sv = new WorkerServerHandle(recorder, () => app.info());
   let ok = true;
   let instance: TaskInstance | undefined;
   try {
     instance = instanceOf(job.name, cls);
   } catch (err) {
     ok = false;
-    failure(app, rec, { task: job.name, phase: 'construct' }, err);
+    failure(app, recorder, { task: job.name, phase: 'construct' }, err);
   }
   if (instance && job.run) {
     const task = instance;
@@ -68,10 +68,10 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
         progress.enter(0);
         await task.execute({ db, sv });
       });
-      if (cls.kind !== 'interval') rec.log('TASK', { task: job.name, kind: cls.kind });
+      if (cls.kind !== 'interval') recorder.log('TASK', { task: job.name, kind: cls.kind });
     } catch (err) {
       ok = false;
-      failure(app, rec, { task: job.name, kind: cls.kind }, err);
+      failure(app, recorder, { task: job.name, kind: cls.kind }, err);
     }
   }
   let next: number | undefined;
@@ -80,21 +80,21 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
       progress.enter(0);
       next = nextInterval(cls, instance);
     } catch (err) {
-      failure(app, rec, { task: job.name, kind: cls.kind, phase: 'set' }, err);
+      failure(app, recorder, { task: job.name, kind: cls.kind, phase: 'set' }, err);
     } finally {
       progress.leave();
     }
   }
-  return { ok, next, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return { ok, next, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
 }
 
 export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult> {
   const hook = job.hook === 'ready' ? undefined : app.server.options[job.hook];
   const progress = new ProgressWriter(app.progress, job.slot);
-  const rec = new Recorder(app.view);
+  const recorder = new Recorder(app.view);
   app.view.resetJob();
-  const stepper = new IsolatedStepper(app.store, rec, progress);
-  const sv = new WorkerServer(rec, () => app.info());
+  const stepper = new IsolatedStepper(app.store, recorder, progress);
+  const sv = new WorkerServerHandle(recorder, () => app.info());
   let ok = true;
   if (hook) {
     try {
@@ -104,8 +104,8 @@ export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult>
       });
     } catch (err) {
       ok = false;
-      failure(app, rec, { hook: job.hook }, err);
+      failure(app, recorder, { hook: job.hook }, err);
     }
   }
-  return { ok, next: undefined, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return { ok, next: undefined, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
 }

@@ -12,7 +12,7 @@
  */
 import type { Db, Txn } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { WorkerConnection } from './context.js';
+import type { ConnectionHandle } from './handles.js';
 import type { Recorder } from './recorder.js';
 import type { ProgressWriter } from './progress.js';
 
@@ -30,7 +30,7 @@ export const MAX_ATTEMPTS = 10;
  * in a batch (no promise, no microtask per call); callers `await` or check for a thenable.
  */
 export interface Stepper {
-  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T>;
+  step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T>;
 }
 
 function thenable(value: unknown): value is Promise<unknown> {
@@ -39,28 +39,28 @@ function thenable(value: unknown): value is Promise<unknown> {
 
 export class BatchStepper implements Stepper {
   readonly #txn: Txn;
-  readonly #rec: Recorder;
+  readonly #recorder: Recorder;
 
-  constructor(txn: Txn, rec: Recorder) {
+  constructor(txn: Txn, recorder: Recorder) {
     this.#txn = txn;
-    this.#rec = rec;
+    this.#recorder = recorder;
   }
 
-  step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T> {
+  step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T> {
     const savepoint = this.#txn.savepoint();
-    const mark = this.#rec.mark(conn);
+    const mark = this.#recorder.mark(conn);
     let value: T | Promise<T>;
     try {
       value = fn(this.#txn.db);
     } catch (err) {
       this.#txn.rollbackTo(savepoint);
-      this.#rec.restore(mark);
+      this.#recorder.restore(mark);
       throw err;
     }
     if (!thenable(value)) return value;
     return (value as Promise<T>).then(undefined, (err: unknown) => {
       this.#txn.rollbackTo(savepoint);
-      this.#rec.restore(mark);
+      this.#recorder.restore(mark);
       throw err;
     });
   }
@@ -68,28 +68,28 @@ export class BatchStepper implements Stepper {
 
 export class IsolatedStepper implements Stepper {
   readonly #store: TxnSource;
-  readonly #rec: Recorder;
+  readonly #recorder: Recorder;
   readonly #progress: ProgressWriter;
   attempts = 0;
 
-  constructor(store: TxnSource, rec: Recorder, progress: ProgressWriter) {
+  constructor(store: TxnSource, recorder: Recorder, progress: ProgressWriter) {
     this.#store = store;
-    this.#rec = rec;
+    this.#recorder = recorder;
     this.#progress = progress;
   }
 
-  async step<T>(conn: WorkerConnection | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
+  async step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       this.attempts++;
       const txn = this.#store.begin({ exclusive: attempt >= OPTIMISTIC_ATTEMPTS });
-      const mark = this.#rec.mark(conn);
+      const mark = this.#recorder.mark(conn);
       let value: T;
       try {
         value = await fn(txn.db);
       } catch (err) {
         this.#progress.leave();
         txn.abort();
-        this.#rec.restore(mark);
+        this.#recorder.restore(mark);
         throw err;
       }
       this.#progress.leave();
@@ -97,12 +97,12 @@ export class IsolatedStepper implements Stepper {
         this.#progress.checkNotAborted();
       } catch (err) {
         txn.abort();
-        this.#rec.restore(mark);
+        this.#recorder.restore(mark);
         throw err;
       }
       const result = txn.commit();
       if (result.ok) return value;
-      this.#rec.restore(mark);
+      this.#recorder.restore(mark);
       if (result.reason === 'unique') throw new LexiconsError(ErrorCode.UNIQUE, result.message);
     }
     throw new LexiconsError(ErrorCode.CONFLICT, `transaction kept conflicting after ${MAX_ATTEMPTS} attempts`);
