@@ -2,7 +2,7 @@
  * @module main/dispatch
  * Batching of inbound work into pool jobs.
  *
- * Why batch: a piscina task costs ~30 µs of overhead, so one task per message would cap the
+ * Why batch: a piscina run costs ~30 µs of overhead, so one job per message would cap the
  * server at a small fraction of what uWS carries. Inbound units (frames, connection attempts,
  * disconnections) are queued per connection; a flush (setImmediate) packs the units of many
  * connections into one job, keeping at most `2 × workers` jobs in flight. Under light load a

@@ -17,7 +17,7 @@ import { extname } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { isControlHandOver } from '../workers/control.js';
+import { isControlHandOver } from '../workers/control-plane.js';
 import type { Job, JobInput, JobResult, WorkerInit } from '../job-contract.js';
 import { createProgressBuffer, ProgressReader } from '../workers/progress.js';
 import type { LogFn } from './log.js';

@@ -23,14 +23,14 @@ import type { BatchResult, TaskResult } from '../job-contract.js';
 import { createApp } from './app.js';
 import { ChannelRegistry } from './channels.js';
 import type { SocketConnection } from './socket-connection.js';
-import { ControlPlane } from './control.js';
+import { ControlHost } from './control-host.js';
 import { Dispatcher } from './dispatch.js';
 import { applyEffects, type Hub } from './effects.js';
 import { createLogger } from './log.js';
 import { Metrics } from './metrics.js';
 import { JobFailure, WorkerPool } from './pool.js';
 import { Shutdown } from './shutdown.js';
-import { describeTasks, TaskScheduler } from './tasks.js';
+import { describeTasks, TaskScheduler } from './task-scheduler.js';
 import { loadUws, type Uws } from './uws.js';
 
 function listen(uws: Uws, app: ReturnType<Uws['App']>, host: string, port: number): Promise<us_listen_socket> {
@@ -107,7 +107,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     for (const c of connections.values()) if (c.open) n++;
     return n;
   };
-  const control = new ControlPlane({
+  const control = new ControlHost({
     info: () => ({ connections: openCount(), channels: channels.sizes() }),
     channels: () => ({ version: channels.version, names: channels.runtimeNames() }),
     log: (status, data) => log(status, data),

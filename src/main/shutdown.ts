@@ -15,7 +15,7 @@ import type { us_listen_socket } from 'uWebSockets.js';
 import { CloseCode } from '../protocol.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Hub } from './effects.js';
-import type { TaskScheduler } from './tasks.js';
+import type { TaskScheduler } from './task-scheduler.js';
 import type { Uws } from './uws.js';
 
 export interface ShutdownSteps {

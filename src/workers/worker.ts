@@ -2,7 +2,7 @@
  * @module workers/worker
  * The piscina entry: one module instance per pool thread. At load it imports the app module
  * (`workerData.appPath`), compiles its schema, attaches to the shared store, and opens the
- * control plane; then every pool task is a {@link Job} (a batch of units, a task, or a hook).
+ * control plane; then every pool run is a {@link Job} (a batch of units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
 import { isLexiconsError } from '../errors.js';
@@ -14,11 +14,11 @@ import { Wal, type WalHandles } from '../storage/wal.js';
 import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
 import { ChannelView } from './recorder.js';
-import { connectControl } from './control.js';
-import { batchFailureEffects, runBatch } from './execute.js';
-import type { ComponentEntry, WorkerApp } from './job-context.js';
+import { connectControl } from './control-plane.js';
+import { batchFailureEffects, runBatch } from './execute-batch.js';
+import type { ComponentEntry, WorkerApp } from './worker-app.js';
 import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
-import { runHook, runTask } from './tasks.js';
+import { runHook, runTask } from './execute-task.js';
 
 const init = workerData as WorkerInit;
 if (init.typescript) await registerTypeScript();
@@ -59,7 +59,7 @@ const app: WorkerApp = {
   },
 };
 
-async function execute(job: Job): Promise<JobResult> {
+async function runJob(job: Job): Promise<JobResult> {
   switch (job.kind) {
     case 'batch':
       return runBatch(app, job);
@@ -86,7 +86,7 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
 export default async function handle(job: Job): Promise<JobResult> {
   let result: JobResult;
   try {
-    result = await execute(job);
+    result = await runJob(job);
   } catch (err) {
     // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
     // anything was published: every caller of the batch gets the error; the worker is fine.

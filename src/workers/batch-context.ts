@@ -1,42 +1,19 @@
 /**
- * @module workers/job-context
- * What the executors of a worker share: the app as loaded at start-up ({@link WorkerApp}), the
- * state of one job attempt ({@link JobContext}), and small helpers (error messages for callers,
- * failure logs, the check of channels subscribed during a call).
+ * @module workers/batch-context
+ * The state of one attempt at a batch ({@link BatchContext}), shared by the executors of its
+ * units (workers/execute-batch.ts, workers/execute-connection.ts), and small helpers of every
+ * executor (error messages for callers, failure logs, the check of channels subscribed during a
+ * call).
  */
-import type { Header, Signal } from '../components.js';
-import type { Server } from '../server.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
-import type { ArgSpec } from './args.js';
-import type { ServerInfo, ConnectionHandle, WorkerServerHandle } from './handles.js';
 import type { BatchJob, JobStats } from '../job-contract.js';
+import type { ConnectionHandle, WorkerServerHandle } from './handles.js';
 import type { ProgressWriter } from './progress.js';
-import type { ChannelView, Recorder } from './recorder.js';
-import type { Stepper, TxnSource } from './txn.js';
+import type { Recorder } from './recorder.js';
+import type { Stepper } from './steppers.js';
+import type { WorkerApp } from './worker-app.js';
 
-export interface ComponentEntry<C> {
-  readonly name: string;
-  readonly instance: C;
-  readonly args: ArgSpec | undefined;
-}
-
-/** Everything a worker loaded once at start-up. */
-export interface WorkerApp {
-  readonly server: Server;
-  readonly store: TxnSource;
-  readonly signals: ReadonlyMap<string, ComponentEntry<Signal>>;
-  /** Headers by canonical name (the main thread sends header data keyed by it). */
-  readonly headers: ReadonlyMap<string, ComponentEntry<Header>>;
-  readonly view: ChannelView;
-  readonly progress: SharedArrayBuffer;
-  readonly maxCallsPerFrame: number;
-  readonly debug: boolean;
-  info(): Promise<ServerInfo>;
-  /** Refreshes the run-time channel registry cache from the main thread. */
-  refreshChannels(): Promise<void>;
-}
-
-export interface JobContext {
+export interface BatchContext {
   readonly app: WorkerApp;
   readonly job: BatchJob;
   readonly recorder: Recorder;
@@ -58,7 +35,7 @@ export function publicMessage(err: unknown): string {
 }
 
 /** Channels subscribed during the call must exist (declared, or created at run time). */
-export async function checkSubscriptions(ctx: JobContext): Promise<void> {
+export async function checkSubscriptions(ctx: BatchContext): Promise<void> {
   const pending = ctx.recorder.pendingSubscriptions;
   if (pending.length === 0) return;
   const { view } = ctx.app;
@@ -72,7 +49,7 @@ export async function checkSubscriptions(ctx: JobContext): Promise<void> {
   }
 }
 
-export function logFailure(ctx: JobContext, status: 'SIGNAL-ERROR' | 'HEADER-CHECK-FAILED' | 'ERROR', data: Record<string, unknown>, err: unknown): void {
+export function logFailure(ctx: BatchContext, status: 'SIGNAL-ERROR' | 'HEADER-CHECK-FAILED' | 'ERROR', data: Record<string, unknown>, err: unknown): void {
   const e = toLexiconsError(err);
   const entry: Record<string, unknown> = { ...data, code: e.code, message: e.message };
   if (ctx.app.debug && e.code === ErrorCode.EXECUTION) {

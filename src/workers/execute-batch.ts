@@ -1,5 +1,5 @@
 /**
- * @module workers/execute
+ * @module workers/execute-batch
  * Executes a batch job in a worker: frames (Signals), connection attempts (Headers, gate,
  * onConnect) and disconnections (onDisconnect), in unit order, as one transaction with a
  * savepoint per call. Nothing leaves the worker before the commit succeeded: the result carries
@@ -11,13 +11,14 @@ import type { Db } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorFrame, itemText, parseFrame, type Call } from '../protocol.js';
 import { checkArgs } from './args.js';
-import { runConnect, runDisconnect } from './connect.js';
+import { runConnect, runDisconnect } from './execute-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from './handles.js';
 import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, type BatchJob, type BatchResult, type Effect, type JobStats } from '../job-contract.js';
-import { checkSubscriptions, isThenable, logFailure, publicMessage, type ComponentEntry, type JobContext, type WorkerApp } from './job-context.js';
+import { checkSubscriptions, isThenable, logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import type { ComponentEntry, WorkerApp } from './worker-app.js';
 import { ProgressWriter } from './progress.js';
 import { Recorder } from './recorder.js';
-import { BatchStepper, IsolatedStepper, MAX_ATTEMPTS, OPTIMISTIC_ATTEMPTS, type Stepper } from './txn.js';
+import { BatchStepper, IsolatedStepper, MAX_ATTEMPTS, OPTIMISTIC_ATTEMPTS, type Stepper } from './steppers.js';
 
 export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResult> {
   const progress = new ProgressWriter(app.progress, job.slot);
@@ -79,7 +80,7 @@ export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
   return effects;
 }
 
-function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): JobContext {
+function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): BatchContext {
   const connections = job.connections.map((snapshot) => new ConnectionHandle(snapshot, recorder));
   const sv = new WorkerServerHandle(recorder, () => app.info());
   return { app, job, recorder, stepper, progress, connections, sv, stats };
@@ -90,7 +91,7 @@ function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper:
  * while user code is synchronous: no promise or microtask per call. Returns a promise only when
  * something awaited, and then finishes the rest asynchronously.
  */
-function runUnits(ctx: JobContext, from: number, text: number, data: number): Promise<void> | undefined {
+function runUnits(ctx: BatchContext, from: number, text: number, data: number): Promise<void> | undefined {
   const { unitHeads, frameTexts, headerData } = ctx.job;
   for (let i = from; i < unitHeads.length; i++) {
     const head = unitHeads[i]!;
@@ -109,7 +110,7 @@ function runUnits(ctx: JobContext, from: number, text: number, data: number): Pr
   return undefined;
 }
 
-function runFrame(ctx: JobContext, index: number, conn: ConnectionHandle, text: string): Promise<void> | undefined {
+function runFrame(ctx: BatchContext, index: number, conn: ConnectionHandle, text: string): Promise<void> | undefined {
   let calls: Array<Call | LexiconsError>;
   try {
     calls = parseFrame(text, ctx.app.maxCallsPerFrame);
@@ -121,7 +122,7 @@ function runFrame(ctx: JobContext, index: number, conn: ConnectionHandle, text: 
   return runCalls(ctx, index, conn, calls, 0);
 }
 
-function runCalls(ctx: JobContext, index: number, conn: ConnectionHandle, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
+function runCalls(ctx: BatchContext, index: number, conn: ConnectionHandle, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
   for (let j = from; j < calls.length; j++) {
     if (conn.closed) break; // ws.close() was called: later calls of the frame are not run
     const call = calls[j]!;
@@ -136,7 +137,7 @@ function runCalls(ctx: JobContext, index: number, conn: ConnectionHandle, calls:
   return undefined;
 }
 
-function runCall(ctx: JobContext, index: number, conn: ConnectionHandle, call: Call): Promise<void> | undefined {
+function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call: Call): Promise<void> | undefined {
   ctx.stats.calls++;
   const entry = ctx.app.signals.get(call.name);
   if (!entry) {
@@ -160,7 +161,7 @@ function runCall(ctx: JobContext, index: number, conn: ConnectionHandle, call: C
 }
 
 /** The call inside its savepoint: user code, then the subscription check and the response. */
-function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, call: Call, db: Db): void | Promise<void> {
+function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, call: Call, db: Db): void | Promise<void> {
   const { progress } = ctx;
   progress.enter(index);
   let result: unknown;
@@ -187,12 +188,12 @@ function callBody(ctx: JobContext, entry: ComponentEntry<Signal>, index: number,
   return afterCall(ctx, entry, index, result);
 }
 
-function afterCall(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
+function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
   if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
   respond(ctx, entry, index, result);
 }
 
-function respond(ctx: JobContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
+function respond(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
   const response = asResponse(entry.name, result);
   if (response && response.channels.length > 0) ctx.recorder.respond(index, itemText(entry.name, response.payload), response.channels);
 }

@@ -1,6 +1,6 @@
 /**
- * @module main/tasks
- * Scheduling of Tasks on the main thread; execution happens in the pool (workers/tasks.ts).
+ * @module main/task-scheduler
+ * Scheduling of Tasks on the main thread; execution happens in the pool (workers/execute-task.ts).
  *
  * - Startup tasks run before the server accepts connections, shutdown tasks during shutdown:
  *   one at a time, ascending `priority` (0 is a real priority), declaration order on ties,
@@ -56,7 +56,7 @@ export class TaskScheduler {
       .map(({ t }) => t);
   }
 
-  /** Runs one task in the pool; resolves to its result, or undefined when the job failed. */
+  /** Runs one Task in the pool; resolves to its result, or undefined when the job failed. */
   async #run(name: string, run: boolean): Promise<TaskResult | undefined> {
     try {
       const result = await this.#pool.run<TaskResult>({ kind: 'task', name, run });

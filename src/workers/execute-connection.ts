@@ -1,5 +1,5 @@
 /**
- * @module workers/connect
+ * @module workers/execute-connection
  * Connection units of a batch: a connection attempt runs the Headers whose data the client sent
  * (each in its own savepoint; a Header that throws is rolled back and counts as a refusal), then
  * the gate, then `onConnect` for an admitted connection. The effects start with `open` (upgrade
@@ -11,7 +11,7 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import { decodeHeaderValue, RESERVED_ARGS } from '../protocol.js';
 import { checkArgs } from './args.js';
 import type { ConnectionHandle } from './handles.js';
-import { isThenable, logFailure, publicMessage, type JobContext } from './job-context.js';
+import { isThenable, logFailure, publicMessage, type BatchContext } from './batch-context.js';
 
 function headerArgs(raw: string): Record<string, unknown> {
   const args = decodeHeaderValue(raw);
@@ -21,7 +21,7 @@ function headerArgs(raw: string): Record<string, unknown> {
   return args;
 }
 
-export async function runConnect(ctx: JobContext, index: number, conn: ConnectionHandle, headerData: Record<string, string>): Promise<void> {
+export async function runConnect(ctx: BatchContext, index: number, conn: ConnectionHandle, headerData: Record<string, string>): Promise<void> {
   const { app, recorder, progress, sv } = ctx;
   recorder.push({ kind: 'open', connectionId: conn.id });
   const from = recorder.length;
@@ -87,7 +87,7 @@ export async function runConnect(ctx: JobContext, index: number, conn: Connectio
   recorder.push({ kind: 'admit', connectionId: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
 }
 
-export async function runDisconnect(ctx: JobContext, index: number, conn: ConnectionHandle): Promise<void> {
+export async function runDisconnect(ctx: BatchContext, index: number, conn: ConnectionHandle): Promise<void> {
   const hook = ctx.app.server.options.onDisconnect;
   if (!hook) return;
   try {

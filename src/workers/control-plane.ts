@@ -1,5 +1,5 @@
 /**
- * @module workers/control
+ * @module workers/control-plane
  * The control plane between a pool worker and the main thread, carried by comlink.
  *
  * Transport: piscina owns the worker's task port, so each worker makes its own MessageChannel at

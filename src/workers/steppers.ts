@@ -1,5 +1,5 @@
 /**
- * @module workers/txn
+ * @module workers/steppers
  * How user code runs inside storage transactions in a worker.
  *
  * A batch runs as ONE transaction with a savepoint per call ({@link BatchStepper}): a call that

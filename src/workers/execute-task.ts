@@ -1,5 +1,5 @@
 /**
- * @module workers/tasks
+ * @module workers/execute-task
  * Runs Tasks (startup, interval, shutdown) and the server hooks onStart/onShutdown in a worker,
  * each in its own transaction (retried on conflict). A task that throws is rolled back and
  * logged; it never stops the server or the other tasks. For interval tasks the result carries
@@ -9,10 +9,11 @@ import { Task, type TaskClass } from '../components.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
 import { WorkerServerHandle } from './handles.js';
 import { Recorder } from './recorder.js';
-import { publicMessage, type WorkerApp } from './job-context.js';
+import { publicMessage } from './batch-context.js';
+import type { WorkerApp } from './worker-app.js';
 import type { HookJob, TaskJob, TaskResult } from '../job-contract.js';
 import { ProgressWriter } from './progress.js';
-import { IsolatedStepper } from './txn.js';
+import { IsolatedStepper } from './steppers.js';
 
 type TaskInstance = InstanceType<TaskClass> & { set?: () => unknown; timer?: () => unknown; interval?: number };
 
