@@ -10,7 +10,7 @@
  * Parsing happens in the worker threads (it is CPU work); the main thread only checks size,
  * opcode and rate. Every inbound value is checked with small `assert*` functions before dispatch.
  */
-import { ErrorCode, LexiconsError } from './errors.js';
+import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -105,7 +105,7 @@ export function parseFrame(text: string, maxCalls: number): Array<Call | Lexicon
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw protocolError(`Malformed JSON: ${(err as Error).message}`);
+    throw protocolError(`Malformed JSON: ${messageOf(err)}`);
   }
   assertFrameShape(value, maxCalls);
   if (!Array.isArray(value)) return [safeParseCall(value, undefined)];

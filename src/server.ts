@@ -13,7 +13,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, LexiconsError } from './errors.js';
+import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 import type { Connection, ExecutionContext, TaskClass } from './components.js';
 import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
 import type { ModelClass } from './storage/schema.js';
@@ -319,7 +319,7 @@ export class Server {
     const self = fileURLToPath(moduleUrl);
     if (resolve(process.argv[1]) !== self && resolve(process.argv[1]) + '.js' !== self) return undefined;
     return this.run({ appPath: self, ...overrides }).catch((err: unknown) => {
-      console.error(err instanceof Error ? err.message : String(err));
+      console.error(messageOf(err));
       process.exitCode = 1;
       return undefined as never;
     });

@@ -15,6 +15,7 @@
  * the error and the job's other units are put back at the front of their connections' queues
  * (nothing of that job was committed).
  */
+import { messageOf } from '../errors.js';
 import { errorFrame } from '../protocol.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
 import type { SocketConnection } from './socket-connection.js';
@@ -167,7 +168,7 @@ export class Dispatcher {
   }
 
   #fail(batch: Batch, err: unknown): void {
-    const failure = err instanceof JobFailure ? err : new JobFailure('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`, -1, err);
+    const failure = err instanceof JobFailure ? err : new JobFailure('INTERNAL', `Internal error: ${messageOf(err)}`, -1, err);
     const { metrics, log } = this.#hub;
     if (failure.code === 'TIMEOUT') metrics.timeouts++;
     else metrics.workerFailures++;

@@ -5,7 +5,6 @@
  * and `auth` changes, closes, run-time channel changes. Effects for a connection that has closed
  * meanwhile are dropped (uWS: never touch a socket after close).
  */
-import type { ServerLimits } from '../server.js';
 import { CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { OP_PUBLISH, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
 import type { ChannelRegistry } from './channels.js';
@@ -19,7 +18,6 @@ export interface Hub {
   readonly channels: ChannelRegistry;
   readonly log: LogFn;
   readonly metrics: Metrics;
-  readonly limits: Required<ServerLimits>;
 }
 
 /** Completes a pending upgrade; uWS runs the `open` handler synchronously inside. */

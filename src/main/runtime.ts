@@ -12,7 +12,7 @@
  */
 import { resolve } from 'node:path';
 import type { us_listen_socket } from 'uWebSockets.js';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { validateFsync, validateSnapshotSeconds, type DurabilityOptions, type RunOverrides, type RunningServer, type Server } from '../server.js';
 import { compileSchema } from '../storage/schema.js';
 import { openDataFolder } from '../storage/recovery.js';
@@ -85,7 +85,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   // Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close().
   const { store, wal, report } = await openDataFolder(compileSchema(server.components.models), options.data, {
     fsync: durability.fsync,
-    onError: (err) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+    onError: (err) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
   });
   log('START', {
     app: appPath,
@@ -101,7 +101,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const metrics = new Metrics();
   const connections = new Map<string, SocketConnection>();
   const channels = new ChannelRegistry(server.components.channels, log);
-  const hub: Hub = { connections, channels, log, metrics, limits: options.limits };
+  const hub: Hub = { connections, channels, log, metrics };
   const openCount = () => {
     let n = 0;
     for (const c of connections.values()) if (c.open) n++;
@@ -134,7 +134,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
         (written) => {
           if (written) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
         },
-        (err: unknown) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+        (err: unknown) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
       );
     },
     onControlPort: (port, threadId) => control.attach(port, threadId),
@@ -148,7 +148,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       applyResult(await pool.run<TaskResult>({ kind: 'hook', hook }));
     } catch (err) {
       if (hook === 'ready') throw err;
-      log('ERROR', { hook, message: (err as Error)?.message ?? String(err) });
+      log('ERROR', { hook, message: messageOf(err) });
     }
   };
 
@@ -165,8 +165,8 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     await pool.destroy();
     control.close();
     await wal.close();
-    const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : (err as Error)?.message;
-    throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${appPath}: ${cause ?? String(err)}`, { cause: err });
+    const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : messageOf(err);
+    throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${appPath}: ${cause}`, { cause: err });
   }
 
   const app = createApp({
@@ -206,7 +206,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const snapshots = startSnapshotTask(store, wal, options.data, {
     intervalMs: durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: Object.fromEntries(Object.entries(r.tables).map(([t, v]) => [t, v.rows])) }),
-    onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${(err as Error)?.message ?? String(err)}` }),
+    onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${messageOf(err)}` }),
   });
   const port = uws.us_socket_local_port(listenSocket as never);
   accepting = true;
@@ -263,7 +263,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
         resolveClosed();
       },
       (err: unknown) => {
-        log('ERROR', { message: `shutdown failed: ${(err as Error)?.message ?? String(err)}` });
+        log('ERROR', { message: `shutdown failed: ${messageOf(err)}` });
         rejectClosed(err);
       },
     );

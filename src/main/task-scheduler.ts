@@ -9,6 +9,7 @@
  *   A run never overlaps the previous one. A task that throws (or times out) is logged and keeps
  *   its schedule; the server and the other tasks go on.
  */
+import { messageOf } from '../errors.js';
 import type { TaskClass, TaskKind } from '../components.js';
 import { componentName } from '../components.js';
 import type { TaskResult } from '../job-contract.js';
@@ -63,7 +64,7 @@ export class TaskScheduler {
       this.#onResult(result);
       return result;
     } catch (err) {
-      this.#log('TASK-ERROR', { task: name, message: (err as Error)?.message ?? String(err) });
+      this.#log('TASK-ERROR', { task: name, message: messageOf(err) });
       return undefined;
     }
   }

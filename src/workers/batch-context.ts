@@ -24,10 +24,6 @@ export interface BatchContext {
   readonly stats: JobStats;
 }
 
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
-}
-
 /** The message a caller gets for an error; the stack only goes to the log. */
 export function publicMessage(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;

@@ -14,56 +14,42 @@ import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './execute-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from './handles.js';
 import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, type BatchJob, type BatchResult, type Effect, type JobStats } from '../job-contract.js';
-import { checkSubscriptions, isThenable, logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import { checkSubscriptions, logFailure, publicMessage, type BatchContext } from './batch-context.js';
 import type { ComponentEntry, WorkerApp } from './worker-app.js';
 import { ProgressWriter } from './progress.js';
 import { Recorder } from './recorder.js';
-import { BatchStepper, IsolatedStepper, MAX_ATTEMPTS, OPTIMISTIC_ATTEMPTS, type Stepper } from './steppers.js';
+import { BatchStepper, commitWithRetries, IsolatedStepper, isThenable, type Stepper } from './steppers.js';
 
 export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResult> {
   const progress = new ProgressWriter(app.progress, job.slot);
   const stats: JobStats = { calls: 0, errors: 0, attempts: 0 };
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    stats.attempts++;
-    stats.calls = 0;
-    stats.errors = 0;
-    const recorder = new Recorder(app.view);
-    app.view.resetJob();
-    const txn = app.store.begin({ exclusive: attempt >= OPTIMISTIC_ATTEMPTS });
-    const ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats);
-    try {
-      const pending = runUnits(ctx, 0, 0, 0);
-      if (pending !== undefined) await pending;
-    } catch (err) {
-      progress.leave();
-      txn.abort();
-      throw err;
-    }
-    progress.leave();
-    try {
-      progress.checkNotAborted();
-    } catch (err) {
-      txn.abort();
-      throw err;
-    }
-    const result = txn.commit();
-    if (result.ok) return { effects: [], packed: recorder.pack(ctx.connections), logs: recorder.logs, stats };
-    if (result.reason === 'unique') {
-      // Some call of the batch broke a unique constraint against a concurrent commit: re-run
-      // with one transaction per call, so the offending call alone gets the error.
+  let ctx!: BatchContext;
+  const outcome = await commitWithRetries(app.store, progress, 'batch', {
+    run: (txn) => {
+      // Every attempt starts from scratch: outputs of a failed attempt are discarded.
+      stats.attempts++;
       stats.calls = 0;
       stats.errors = 0;
-      const isolatedRecorder = new Recorder(app.view);
+      const recorder = new Recorder(app.view);
       app.view.resetJob();
-      const stepper = new IsolatedStepper(app.store, isolatedRecorder, progress);
-      const isolated = makeContext(app, job, isolatedRecorder, stepper, progress, stats);
-      const pending = runUnits(isolated, 0, 0, 0);
-      if (pending !== undefined) await pending;
-      stats.attempts += stepper.attempts;
-      return { effects: [], packed: isolatedRecorder.pack(isolated.connections), logs: isolatedRecorder.logs, stats };
-    }
-  }
-  throw new LexiconsError(ErrorCode.CONFLICT, `batch kept conflicting after ${MAX_ATTEMPTS} attempts`);
+      ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats);
+      return runUnits(ctx, 0, 0, 0);
+    },
+    undo: () => undefined,
+  });
+  if (outcome.committed) return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
+  // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
+  // one transaction per call, so the offending call alone gets the error.
+  stats.calls = 0;
+  stats.errors = 0;
+  const recorder = new Recorder(app.view);
+  app.view.resetJob();
+  const stepper = new IsolatedStepper(app.store, recorder, progress);
+  const isolated = makeContext(app, job, recorder, stepper, progress, stats);
+  const pending = runUnits(isolated, 0, 0, 0);
+  if (pending !== undefined) await pending;
+  stats.attempts += stepper.attempts;
+  return { effects: [], packed: recorder.pack(isolated.connections), logs: recorder.logs, stats };
 }
 
 /**

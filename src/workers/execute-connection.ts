@@ -11,7 +11,8 @@ import { ErrorCode, LexiconsError } from '../errors.js';
 import { decodeHeaderValue, RESERVED_ARGS } from '../protocol.js';
 import { checkArgs } from './args.js';
 import type { ConnectionHandle } from './handles.js';
-import { isThenable, logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import { logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import { isThenable } from './steppers.js';
 
 function headerArgs(raw: string): Record<string, unknown> {
   const args = decodeHeaderValue(raw);

@@ -46,14 +46,24 @@ function failure(app: WorkerApp, recorder: Recorder, data: Record<string, unknow
   recorder.log('TASK-ERROR', entry);
 }
 
-export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
-  const cls = tasks.get(job.name);
-  if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
-  const progress = new ProgressWriter(app.progress, job.slot);
+/** What a Task or hook job runs with: its own recorder and one transaction per step. */
+function isolatedJob(app: WorkerApp, slot: number): { progress: ProgressWriter; recorder: Recorder; stepper: IsolatedStepper; sv: WorkerServerHandle } {
+  const progress = new ProgressWriter(app.progress, slot);
   const recorder = new Recorder(app.view);
   app.view.resetJob();
   const stepper = new IsolatedStepper(app.store, recorder, progress);
   const sv = new WorkerServerHandle(recorder, () => app.info());
+  return { progress, recorder, stepper, sv };
+}
+
+function taskResult(ok: boolean, next: number | undefined, recorder: Recorder, stepper: IsolatedStepper): TaskResult {
+  return { ok, next, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+}
+
+export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
+  const cls = tasks.get(job.name);
+  if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
   let ok = true;
   let instance: TaskInstance | undefined;
   try {
@@ -86,16 +96,12 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
       progress.leave();
     }
   }
-  return { ok, next, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return taskResult(ok, next, recorder, stepper);
 }
 
 export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult> {
   const hook = job.hook === 'ready' ? undefined : app.server.options[job.hook];
-  const progress = new ProgressWriter(app.progress, job.slot);
-  const recorder = new Recorder(app.view);
-  app.view.resetJob();
-  const stepper = new IsolatedStepper(app.store, recorder, progress);
-  const sv = new WorkerServerHandle(recorder, () => app.info());
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
   let ok = true;
   if (hook) {
     try {
@@ -108,5 +114,5 @@ export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult>
       failure(app, recorder, { hook: job.hook }, err);
     }
   }
-  return { ok, next: undefined, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return taskResult(ok, undefined, recorder, stepper);
 }

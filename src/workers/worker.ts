@@ -5,7 +5,7 @@
  * control plane; then every pool run is a {@link Job} (a batch of units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
-import { isLexiconsError } from '../errors.js';
+import { isLexiconsError, messageOf } from '../errors.js';
 import type { Header, Signal, TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
@@ -77,7 +77,7 @@ async function runJob(job: Job): Promise<JobResult> {
  * not re-run.
  */
 function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
-  const message = `Not saved: ${(err as Error)?.message ?? String(err)}`;
+  const message = `Not saved: ${messageOf(err)}`;
   const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
   if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
   return { ...(result as BatchResult), effects: batchFailureEffects(job, message), packed: undefined, logs };
