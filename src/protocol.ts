@@ -85,6 +85,16 @@ export function parseCall(item: unknown, index: number | undefined): Call {
   return { name, args, id };
 }
 
+/** The error a caller gets for a call of a signal the server does not define. */
+export function unknownSignalError(name: string): LexiconsError {
+  return new LexiconsError(ErrorCode.UNKNOWN_SIGNAL, `No signal [${name}]`);
+}
+
+/** Why a connection was refused (no credentials, Headers or gate said no): Errors frame + close 1008. */
+export function authenticationError(reason: string): LexiconsError {
+  return new LexiconsError(ErrorCode.AUTH, `Authentication failed: ${reason}`);
+}
+
 /** A protocol error that knows the correlation id of its call. */
 export interface CallError extends LexiconsError {
   callId?: CallId;

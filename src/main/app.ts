@@ -19,7 +19,7 @@
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
 import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
-import { CloseCode, closeReason, errorFrame } from '../protocol.js';
+import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection, type Hub } from './effects.js';
@@ -99,7 +99,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
       }
       const conn = new SocketConnection(address, limits.messagesPerSecond);
       if (headerNames.length > 0 && !hasData && options.anonymous === 'reject') {
-        conn.rejection = `Authentication failed: no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`;
+        conn.rejection = authenticationError(`no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`);
         hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
         hub.metrics.connectionsRejected++;
       } else if (needsPool && (hasData || hooks.onConnect)) {
@@ -122,7 +122,7 @@ export function createApp(deps: AppDeps): TemplatedApp {
       conn.state = 'open';
       hub.connections.set(conn.id, conn);
       if (conn.rejection !== null) {
-        const reason = conn.rejection;
+        const reason = conn.rejection.message;
         conn.send(errorFrame([reason]));
         conn.end(CloseCode.POLICY, closeReason(reason));
         return;

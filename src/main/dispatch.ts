@@ -15,7 +15,7 @@
  * the error and the job's other units are put back at the front of their connections' queues
  * (nothing of that job was committed).
  */
-import { messageOf } from '../errors.js';
+import { ErrorCode, messageOf } from '../errors.js';
 import { errorFrame } from '../protocol.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
 import type { SocketConnection } from './socket-connection.js';
@@ -168,12 +168,12 @@ export class Dispatcher {
   }
 
   #fail(batch: Batch, err: unknown): void {
-    const failure = err instanceof JobFailure ? err : new JobFailure('INTERNAL', `Internal error: ${messageOf(err)}`, -1, err);
+    const failure = err instanceof JobFailure ? err : new JobFailure(ErrorCode.INTERNAL, `Internal error: ${messageOf(err)}`, -1, err);
     const { metrics, log } = this.#hub;
-    if (failure.code === 'TIMEOUT') metrics.timeouts++;
+    if (failure.code === ErrorCode.TIMEOUT) metrics.timeouts++;
     else metrics.workerFailures++;
     const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
-    log(failure.code === 'TIMEOUT' ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
+    log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
       code: failure.code,
       message: failure.message,
       units: batch.units.length,

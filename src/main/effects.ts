@@ -5,7 +5,7 @@
  * and `auth` changes, closes, run-time channel changes. Effects for a connection that has closed
  * meanwhile are dropped (uWS: never touch a socket after close).
  */
-import { CloseCode, closeReason, errorFrame } from '../protocol.js';
+import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { OP_PUBLISH, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
 import type { ChannelRegistry } from './channels.js';
 import { SEND_DROPPED, type SocketConnection, type SocketUserData } from './socket-connection.js';
@@ -37,13 +37,13 @@ export function completeUpgrade(conn: SocketConnection): boolean {
 
 /** Refuses a connection: the Errors frame, then close 1008 with the reason. */
 export function rejectConnection(hub: Hub, conn: SocketConnection, reason: string): void {
-  const text = `Authentication failed: ${reason}`;
+  const rejection = authenticationError(reason);
   hub.metrics.connectionsRejected++;
   if (conn.open) {
-    conn.send(errorFrame([text]));
-    conn.end(CloseCode.POLICY, closeReason(text));
+    conn.send(errorFrame([rejection.message]));
+    conn.end(CloseCode.POLICY, closeReason(rejection.message));
   } else {
-    conn.rejection = text;
+    conn.rejection = rejection;
   }
 }
 

@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Json } from '../components.js';
+import type { LexiconsError } from '../errors.js';
 import type { ConnectionSnapshot, Unit } from '../job-contract.js';
 
 export type SocketState = 'upgrading' | 'open' | 'closed';
@@ -78,7 +79,7 @@ export class SocketConnection {
   state: SocketState = 'upgrading';
   upgrade: PendingUpgrade | null = null;
   /** Set when the connection is refused: on open it gets the Errors frame and close 1008. */
-  rejection: string | null = null;
+  rejection: LexiconsError | null = null;
   /** Admitted (Headers, gate, anonymous policy passed); frames are only accepted from then on. */
   admitted = false;
   /** The upgrade waits for a pool job (Headers or onConnect); admission comes as an effect. */

@@ -9,7 +9,7 @@
 import type { Signal, SignalResponse } from '../components.js';
 import type { Db } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { errorFrame, itemText, parseFrame, type Call } from '../protocol.js';
+import { errorFrame, itemText, parseFrame, unknownSignalError, type Call } from '../protocol.js';
 import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './execute-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from './handles.js';
@@ -128,7 +128,7 @@ function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call:
   const entry = ctx.app.signals.get(call.name);
   if (!entry) {
     ctx.stats.errors++;
-    ctx.recorder.error(index, conn.id, `No signal [${call.name}]`, call.id);
+    ctx.recorder.error(index, conn.id, unknownSignalError(call.name).message, call.id);
     return undefined;
   }
   const failed = (err: unknown): void => {

@@ -5,7 +5,7 @@
  * control plane; then every pool run is a {@link Job} (a batch of units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
-import { isLexiconsError, messageOf } from '../errors.js';
+import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
 import type { Header, Signal, TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
@@ -90,7 +90,7 @@ export default async function handle(job: Job): Promise<JobResult> {
   } catch (err) {
     // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
     // anything was published: every caller of the batch gets the error; the worker is fine.
-    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.unitHeads.length, attempts: 1 } }, err);
+    if (job.kind === 'batch' && isLexiconsError(err, ErrorCode.IO)) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.unitHeads.length, attempts: 1 } }, err);
     throw err;
   }
   try {
