@@ -22,7 +22,8 @@ import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
-import { admitConnection, type Hub } from './effects.js';
+import { admitConnection } from './effects.js';
+import type { Hub } from './hub.js';
 import type { Uws } from './uws.js';
 import { AttemptLimiter, collectHeaderData, isOriginAllowed, isTrusted, remoteAddress } from './upgrade.js';
 

@@ -19,7 +19,8 @@ import { ErrorCode, messageOf } from '../errors.js';
 import { errorFrame } from '../protocol.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
 import type { SocketConnection } from './socket-connection.js';
-import { applyEffects, applyPacked, rejectConnection, completeUpgrade, type Hub } from './effects.js';
+import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
+import type { Hub } from './hub.js';
 import { JobFailure, type WorkerPool } from './pool.js';
 
 /** Units per job, frames taken from one connection per job, bytes of frame text per job. */

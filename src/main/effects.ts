@@ -7,18 +7,9 @@
  */
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
 import { OP_PUBLISH, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
-import type { ChannelRegistry } from './channels.js';
+import type { Hub } from './hub.js';
 import { SEND_DROPPED, type SocketConnection, type SocketUserData } from './socket-connection.js';
-import type { LogFn } from './log.js';
-import type { Metrics } from './metrics.js';
 
-/** Main-thread state shared by the dispatcher, the effects and the socket handlers. */
-export interface Hub {
-  readonly connections: Map<string, SocketConnection>;
-  readonly channels: ChannelRegistry;
-  readonly log: LogFn;
-  readonly metrics: Metrics;
-}
 
 /** Completes a pending upgrade; uWS runs the `open` handler synchronously inside. */
 export function completeUpgrade(conn: SocketConnection): boolean {
