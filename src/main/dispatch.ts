@@ -21,7 +21,7 @@ import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type Connectio
 import type { SocketConnection } from './socket-connection.js';
 import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
 import type { Hub } from './hub.js';
-import { JobFailure, type WorkerPool } from './pool.js';
+import { JobFailure, type JobRunner } from './pool.js';
 
 /** Units per job, frames taken from one connection per job, bytes of frame text per job. */
 export const MAX_UNITS_PER_JOB = 256;
@@ -37,14 +37,14 @@ interface Batch {
 
 export class Dispatcher {
   readonly #hub: Hub;
-  readonly #pool: WorkerPool;
+  readonly #pool: JobRunner;
   readonly #maxInFlight: number;
   readonly #ready = new Set<SocketConnection>();
   #inFlight = 0;
   #scheduled = false;
   #idle: Array<() => void> = [];
 
-  constructor(hub: Hub, pool: WorkerPool, workers: number) {
+  constructor(hub: Hub, pool: JobRunner, workers: number) {
     this.#hub = hub;
     this.#pool = pool;
     this.#maxInFlight = Math.max(2, 2 * workers);

@@ -31,6 +31,9 @@ export class JobFailure extends LexiconsError {
   }
 }
 
+/** What the dispatcher and the task scheduler need of the pool (a test may pass a stand-in). */
+export type JobRunner = Pick<WorkerPool, 'run'>;
+
 export interface PoolOptions {
   workers: number;
   init: Omit<WorkerInit, 'progress'>;

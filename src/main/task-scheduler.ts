@@ -14,7 +14,7 @@ import type { TaskClass, TaskKind } from '../components.js';
 import { componentName } from '../components.js';
 import type { TaskResult } from '../job-contract.js';
 import type { LogFn } from './log.js';
-import type { WorkerPool } from './pool.js';
+import type { JobRunner } from './pool.js';
 
 const DEFAULT_INTERVAL_SECONDS = 60;
 
@@ -34,7 +34,7 @@ export function describeTasks(classes: readonly TaskClass[]): TaskInfo[] {
 }
 
 export class TaskScheduler {
-  readonly #pool: WorkerPool;
+  readonly #pool: JobRunner;
   readonly #tasks: readonly TaskInfo[];
   readonly #onResult: (result: TaskResult) => void;
   readonly #log: LogFn;
@@ -42,7 +42,7 @@ export class TaskScheduler {
   readonly #running = new Set<Promise<void>>();
   #stopped = false;
 
-  constructor(pool: WorkerPool, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
+  constructor(pool: JobRunner, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
     this.#pool = pool;
     this.#tasks = tasks;
     this.#onResult = onResult;

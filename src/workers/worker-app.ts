@@ -6,9 +6,10 @@
  */
 import type { Header, Signal } from '../components.js';
 import type { Server } from '../server.js';
-import type { ArgSpec } from './args.js';
+import { compileArgs, type ArgSpec } from './args.js';
+import type { ControlApi } from './control-plane.js';
 import type { ServerInfo } from './handles.js';
-import type { ChannelView } from './recorder.js';
+import { ChannelView } from './recorder.js';
 import type { TxnSource } from './steppers.js';
 
 export interface ComponentEntry<C> {
@@ -31,4 +32,41 @@ export interface WorkerApp {
   info(): Promise<ServerInfo>;
   /** Refreshes the run-time channel registry cache from the main thread. */
   refreshChannels(): Promise<void>;
+}
+
+function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, ComponentEntry<C>> {
+  const out = new Map<string, ComponentEntry<C>>();
+  for (const [name, cls] of classes) {
+    const args = compileArgs(name, (cls as { args?: Record<string, never> }).args);
+    out.set(name, { name, instance: new (cls as new () => C)(), args });
+  }
+  return out;
+}
+
+/**
+ * Builds the WorkerApp of a thread: one instance of each Signal and Header with its compiled
+ * `args`, the channel view, and the calls to the main thread over the control plane.
+ */
+export function createWorkerApp(
+  server: Server,
+  store: TxnSource,
+  settings: { progress: SharedArrayBuffer; maxCallsPerFrame: number; debug: boolean },
+  /** The main thread's ControlApi (over comlink in a worker: every answer is a promise). */
+  control: { [K in 'info' | 'channels']: (...args: Parameters<ControlApi[K]>) => ReturnType<ControlApi[K]> | Promise<ReturnType<ControlApi[K]>> },
+): WorkerApp {
+  const view = new ChannelView(server.components.channels);
+  return {
+    server,
+    store,
+    signals: entries<Signal>(server.components.signals),
+    headers: entries<Header>(server.components.headers),
+    view,
+    ...settings,
+    info: async () => control.info(),
+    async refreshChannels() {
+      const { version, names } = await control.channels();
+      view.runtime = new Set(names);
+      view.runtimeVersion = version;
+    },
+  };
 }

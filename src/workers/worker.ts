@@ -6,17 +6,15 @@
  */
 import { workerData } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
-import type { Header, Signal, TaskClass } from '../components.js';
+import type { TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
 import { SharedStore, type StoreHandles } from '../storage/store.js';
 import { Wal, type WalHandles } from '../storage/wal.js';
-import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
-import { ChannelView } from './recorder.js';
 import { connectControl } from './control-plane.js';
 import { batchFailureEffects, runBatch } from './execute-batch.js';
-import type { ComponentEntry, WorkerApp } from './worker-app.js';
+import { createWorkerApp } from './worker-app.js';
 import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
 import { runHook, runTask } from './execute-task.js';
 
@@ -28,36 +26,8 @@ const store = SharedStore.attach(compileSchema(server.components.models), init.h
 const wal = Wal.attach(store, init.wal as WalHandles);
 const control = connectControl();
 
-function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, ComponentEntry<C>> {
-  const out = new Map<string, ComponentEntry<C>>();
-  for (const [name, cls] of classes) {
-    const args = compileArgs(name, (cls as { args?: Record<string, never> }).args);
-    out.set(name, { name, instance: new (cls as new () => C)(), args });
-  }
-  return out;
-}
-
-const signals = entries<Signal>(server.components.signals);
-const headers = entries<Header>(server.components.headers);
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
-const view = new ChannelView(server.components.channels);
-
-const app: WorkerApp = {
-  server,
-  store,
-  signals,
-  headers,
-  view,
-  progress: init.progress,
-  maxCallsPerFrame: init.maxCallsPerFrame,
-  debug: init.debug,
-  info: () => control.info(),
-  async refreshChannels() {
-    const { version, names } = await control.channels();
-    view.runtime = new Set(names);
-    view.runtimeVersion = version;
-  },
-};
+const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, debug: init.debug }, control);
 
 async function runJob(job: Job): Promise<JobResult> {
   switch (job.kind) {
