@@ -61,6 +61,10 @@ function connection(hub: Hub): SocketConnection {
   return conn;
 }
 
+function enqueueFrames(dispatcher: Dispatcher, conn: SocketConnection, ...texts: string[]): void {
+  for (const text of texts) dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
+}
+
 /** The frames of a job as `connectionId:text`, in unit order. */
 function frames(held: HeldJob): string[] {
   return decodeBatch(held.job).map(({ connectionIndex, unit }) => `${held.job.connections[connectionIndex]!.id}:${unit.kind === UNIT_FRAME ? unit.text : unit.kind}`);
@@ -71,9 +75,9 @@ describe('Dispatcher', () => {
     const { hub, pool, dispatcher } = setUp();
     const a = connection(hub);
     const b = connection(hub);
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a1' });
-    dispatcher.enqueue(b, { kind: UNIT_FRAME, text: 'b1' });
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a2' });
+    enqueueFrames(dispatcher, a, 'a1');
+    enqueueFrames(dispatcher, b, 'b1');
+    enqueueFrames(dispatcher, a, 'a2');
     const first = await pool.next();
     assert.deepEqual(frames(first), [`${a.id}:a1`, `${a.id}:a2`, `${b.id}:b1`]);
     assert.deepEqual(
@@ -90,10 +94,10 @@ describe('Dispatcher', () => {
     const { hub, pool, dispatcher } = setUp();
     const a = connection(hub);
     const b = connection(hub);
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a1' });
+    enqueueFrames(dispatcher, a, 'a1');
     const first = await pool.next();
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a2' });
-    dispatcher.enqueue(b, { kind: UNIT_FRAME, text: 'b1' });
+    enqueueFrames(dispatcher, a, 'a2');
+    enqueueFrames(dispatcher, b, 'b1');
     // b is free: it goes at once (up to 2 jobs in flight for 1 worker); a2 waits for a1's job.
     const second = await pool.next();
     assert.deepEqual(frames(second), [`${b.id}:b1`]);
@@ -149,11 +153,10 @@ describe('Dispatcher', () => {
     const { hub, pool, dispatcher, logs } = setUp();
     const a = connection(hub);
     const b = connection(hub);
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a1' });
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a2' });
-    dispatcher.enqueue(b, { kind: UNIT_FRAME, text: 'b1' });
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
+    enqueueFrames(dispatcher, b, 'b1');
     const first = await pool.next();
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a3' });
+    enqueueFrames(dispatcher, a, 'a3');
     first.reject(new JobFailure(ErrorCode.TIMEOUT, 'Execution timed out', 1));
     const retry = await pool.next();
     assert.deepEqual(frames(retry), [`${a.id}:a1`, `${a.id}:a3`, `${b.id}:b1`], 'a2 (unit 1) failed; a1 and b1 were put back ahead of a3');
@@ -168,8 +171,7 @@ describe('Dispatcher', () => {
   it('fails every unit of a job that failed before any unit ran (no loop on a deterministic failure)', async () => {
     const { hub, pool, dispatcher, logs } = setUp();
     const a = connection(hub);
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a1' });
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a2' });
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
     const first = await pool.next();
     first.reject(new Error('worker exploded'));
     await dispatcher.whenIdle();
@@ -183,7 +185,7 @@ describe('Dispatcher', () => {
   it('forgets a closed connection once its last job settled', async () => {
     const { hub, pool, dispatcher } = setUp();
     const a = connection(hub);
-    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: 'a1' });
+    enqueueFrames(dispatcher, a, 'a1');
     const first = await pool.next();
     a.state = 'closed';
     assert.equal(hub.connections.has(a.id), true);
