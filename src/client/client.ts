@@ -340,12 +340,14 @@ export class Engine {
     clearTimeout(this.#connectTimer);
     this.#attempt = 0;
     this.#connectionId = id;
-    this.#setState({ state: 'open', id });
-    if ((this.#state as ClientState) !== 'open') return; // a handler closed the client
+    // Replays, then the waiting calls, are queued before the `open` handlers run, so a call a
+    // handler makes (e.g. fetching history) goes after the replayed subscriptions.
+    this.#state = 'open';
     for (const pending of this.#replays) this.#send(pending);
     const queue = this.#queue;
     this.#queue = new Set();
     for (const pending of queue) this.#send(pending);
+    this.#setState({ state: 'open', id });
   }
 
   #send(pending: Pending): void {

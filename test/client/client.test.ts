@@ -233,12 +233,16 @@ describe('client: reconnect', () => {
     peer.dropAll();
     await lost;
     const post = client.call('Post', { n: 1 });
+    // A call made by an `open` handler (e.g. fetching history) goes after the replays and the waiting calls.
+    const fromHandler = new Promise((resolve) => client.onState((e) => e.state === 'open' && resolve(client.call('Post', { n: 0 }))));
     assert.deepEqual(await post, { n: 1 });
+    assert.deepEqual(await fromHandler, { n: 0 });
     const second = peer.calls.filter((call) => call.connection === 2).map((call) => [call.name, call.args]);
     assert.deepEqual(second, [
       ['Subscribe', { channel: 'a' }],
       ['Subscribe', { channel: 'b' }],
       ['Post', { n: 1 }],
+      ['Post', { n: 0 }],
     ]);
     assert.equal(subscribeItems, 5, 'replayed replies reach on() (3 first, 2 replayed)');
   });
