@@ -18,7 +18,7 @@
 import { Frame, SUBPROTOCOL, WireCode } from '../wire.js';
 import { backoffDelay } from './backoff.js';
 import { ClientCode, ClientError } from './errors.js';
-import type { AbortSignalLike, CallOptions, Item } from './types.js';
+import type { AbortSignalLike, CallOptions, HeaderData, Item } from './types.js';
 
 /** The part of the WebSocket API the client uses: the browser's `WebSocket` and the `ws` package both fit. */
 export interface WebSocketLike {
@@ -52,16 +52,28 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-export interface EngineOptions {
+export interface ClientOptions<T = unknown> {
+  /** The server's address: `ws://host:port/` or `wss://...` (in a page: `${location.origin.replace(/^http/, 'ws')}/`). */
   url: string;
-  headers?: Record<string, unknown> | (() => Record<string, unknown> | Promise<Record<string, unknown>>);
+  /**
+   * Header data sent in the `$connect` frame (never in the URL): `{ Login: { email, password } }`.
+   * A function is called at every (re)connect: e.g. Register on the first connection, Login after.
+   */
+  headers?: HeaderData<T> | (() => HeaderData<T> | Promise<HeaderData<T>>);
+  /** The WebSocket class; default `globalThis.WebSocket` (browsers). In Node 20: `import WebSocket from 'ws'`. */
   WebSocket?: WebSocketClass;
+  /** Default per-call timeout in ms (`call(..., { timeoutMs })` overrides it). Default 15000. */
   timeoutMs?: number;
+  /** A connection attempt not admitted (`$connected`) within this many ms is given up and retried. Default 15000. */
   connectTimeoutMs?: number;
+  /** Reconnect backoff (exponential, full jitter), or `false` to stop after the first lost connection. */
   reconnect?: ReconnectOptions | false;
+  /** Most calls sent in one list frame (keep it at most the server's `limits.maxCallsPerFrame`). Default 100. */
   maxCallsPerFrame?: number;
+  /** Connect at once (default), or wait for `connect()`. */
   autoConnect?: boolean;
 }
+
 
 type CallId = number;
 
@@ -111,7 +123,7 @@ function errorOf(item: Record<string, unknown>): ClientError {
 
 export class Engine {
   readonly #url: string;
-  readonly #headers: EngineOptions['headers'];
+  readonly #headers: ClientOptions['headers'];
   readonly #WebSocket: WebSocketClass;
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number;
@@ -140,7 +152,7 @@ export class Engine {
   readonly #handlers = new Map<string, Set<(payload: any, item: Item) => void>>();
   readonly #stateHandlers = new Set<(event: StateEvent) => void>();
 
-  constructor(options: EngineOptions) {
+  constructor(options: ClientOptions) {
     if (!isObject(options) || typeof options.url !== 'string') throw new TypeError('createClient: options.url must be a ws:// or wss:// URL string');
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
     if (typeof WS !== 'function') throw new TypeError('createClient: no WebSocket class: pass options.WebSocket (in Node 20, the ws package: import WebSocket from "ws")');

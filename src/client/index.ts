@@ -14,35 +14,13 @@
  * await client.call('Subscribe', { channel: 'Public' }, { replay: true });
  * const sent = await client.call('CreateChatMessage', { channel: 'Public', content: 'hi' });
  */
-import { Engine, type ClientState, type ReconnectOptions, type StateEvent, type WebSocketClass } from './client.js';
-import type { CallArgs, CallRest, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
+import { Engine, type ClientOptions, type ClientState, type StateEvent } from './client.js';
+import type { CallArgs, CallRest, Item, Push, PushName, Reply, SignalName } from './types.js';
 
 export { WireCode, SUBPROTOCOL } from '../wire.js';
 export { ClientError, ClientCode } from './errors.js';
-export type { ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './client.js';
+export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './client.js';
 export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
-
-export interface ClientOptions<T = unknown> {
-  /** The server's address: `ws://host:port/` or `wss://...` (in a page: `${location.origin.replace(/^http/, 'ws')}/`). */
-  url: string;
-  /**
-   * Header data sent in the `$connect` frame (never in the URL): `{ Login: { email, password } }`.
-   * A function is called at every (re)connect: e.g. Register on the first connection, Login after.
-   */
-  headers?: HeaderData<T> | (() => HeaderData<T> | Promise<HeaderData<T>>);
-  /** The WebSocket class; default `globalThis.WebSocket` (browsers). In Node 20: `import WebSocket from 'ws'`. */
-  WebSocket?: WebSocketClass;
-  /** Default per-call timeout in ms (`call(..., { timeoutMs })` overrides it). Default 15000. */
-  timeoutMs?: number;
-  /** A connection attempt not admitted (`$connected`) within this many ms is given up and retried. Default 15000. */
-  connectTimeoutMs?: number;
-  /** Reconnect backoff (exponential, full jitter), or `false` to stop after the first lost connection. */
-  reconnect?: ReconnectOptions | false;
-  /** Most calls sent in one list frame (keep it at most the server's `limits.maxCallsPerFrame`). Default 100. */
-  maxCallsPerFrame?: number;
-  /** Connect at once (default), or wait for `connect()`. */
-  autoConnect?: boolean;
-}
 
 /** A lexicons client; `T` is `typeof server` (or a SignalManager, or a record of Signal classes) for typed calls. */
 export interface Client<T = unknown> {
@@ -72,5 +50,5 @@ export interface Client<T = unknown> {
 
 /** Creates a client and (unless `autoConnect: false`) starts connecting. */
 export function createClient<T = unknown>(options: ClientOptions<T>): Client<T> {
-  return new Engine(options as ConstructorParameters<typeof Engine>[0]) as unknown as Client<T>;
+  return new Engine(options as ClientOptions) as unknown as Client<T>;
 }
