@@ -14,12 +14,13 @@
  * await client.call('Subscribe', { channel: 'Public' }, { replay: true });
  * const sent = await client.call('CreateChatMessage', { channel: 'Public', content: 'hi' });
  */
-import { Engine, type ClientOptions, type ClientState, type StateEvent } from './client.js';
+import { Engine } from './client.js';
+import type { ClientOptions, ClientState, StateEvent } from './options.js';
 import type { CallArgs, CallRest, Item, Push, PushName, Reply, SignalName } from './types.js';
 
 export { WireCode, SUBPROTOCOL } from '../wire.js';
 export { ClientError, ClientCode } from './errors.js';
-export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './client.js';
+export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
 export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
 
 /** A lexicons client; `T` is `typeof server` (or a SignalManager, or a record of Signal classes) for typed calls. */
