@@ -4,17 +4,27 @@
  * collect them (as in the seed). These are plain definitions: the runtime (main thread and
  * worker pool) reads them; nothing here touches sockets or threads.
  *
+ * Types flow from the definitions (src/typing.ts): `SignalContext<typeof CreateChatMessage>`
+ * gives `execute` the arguments its `static args` declare, and a manager built from a record
+ * (`new SignalManager({ A, B })`) keeps its classes' names and types for `createClient<typeof
+ * server>`. TypeScript does not type a method's parameters from its base class, so `execute`
+ * names its own class once; the managers reject (at compile time) an `execute` annotated with
+ * arguments its `static args` do not give.
+ *
  * @example
  * class CreateChatMessage extends Signal {
- *   static args = { channel: field.str(), content: field.str() };
- *   execute({ channel, content, db, ws }: SignalContext<{ channel: string; content: string }>) {
+ *   static override args = { channel: field.str(), content: field.str() };
+ *   execute({ channel, content, db, ws }: SignalContext<typeof CreateChatMessage>) {
  *     const message = db.create(ChatMessage, { channel, content, author: ws.auth as string, timestamp: Date.now() / 1000 });
  *     return this.response(message.toDict(), [channel]);
  *   }
  * }
+ * const signals = new SignalManager({ CreateChatMessage }); // or new SignalManager(CreateChatMessage)
  */
+import { ErrorCode, LexiconsError } from './errors.js';
 import type { Db } from './storage/api.js';
-import type { Field, ModelClass } from './storage/schema.js';
+import type { ModelClass } from './storage/schema.js';
+import type { ArgFields, ArgsOf, ComponentClass, ComponentSet } from './typing.js';
 
 /** JSON-serializable payload. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -61,14 +71,22 @@ export interface ExecutionContext {
   sv: ServerHandle;
 }
 
-/** What `execute` receives: the call's arguments plus `db`, `ws` and `sv`. */
-export type SignalContext<A = Record<string, unknown>> = A & ExecutionContext & { ws: Connection };
-export type HeaderContext<A = Record<string, unknown>> = A & ExecutionContext & { ws: Connection };
+/** `A` itself, or the arguments inferred from `static args` when `A` is a component class. */
+type ArgsFor<A> = 0 extends 1 & A ? A : A extends ComponentClass ? ArgsOf<A> : A;
+
+/**
+ * What `execute` receives: the call's arguments plus `db`, `ws` and `sv`. `A` is the Signal's own
+ * class (`SignalContext<typeof MySignal>`: the arguments its `static args` declare, defaults
+ * filled in) or the arguments' type written out (`SignalContext<{ channel: string }>`).
+ */
+export type SignalContext<A = Record<string, unknown>> = ArgsFor<A> & ExecutionContext & { ws: Connection };
+/** What a Header's `execute` receives; `A` as for {@link SignalContext} (`HeaderContext<typeof Login>`). */
+export type HeaderContext<A = Record<string, unknown>> = ArgsFor<A> & ExecutionContext & { ws: Connection };
 export type TaskContext = ExecutionContext;
 
 /** A signal's result: the payload and the channels to broadcast it on. */
-export interface SignalResponse {
-  readonly payload: Json;
+export interface SignalResponse<P extends Json = Json> {
+  readonly payload: P;
   readonly channels: readonly string[];
 }
 
@@ -78,21 +96,24 @@ export interface SignalResponse {
  * arguments that do not match are rejected before `execute` runs.
  */
 export abstract class Signal {
-  static args?: Record<string, Field<any, any>>;
+  static args?: ArgFields;
   /** Set by the runtime to the class name (or static `signalName`). */
   static signalName?: string;
 
   abstract execute(context: SignalContext<any>): SignalResponse | undefined | void | Promise<SignalResponse | undefined | void>;
 
-  /** Builds the response: `payload` goes as `[{Name: payload}]` to subscribers of `channels`. */
-  response(payload: Json, channels: readonly string[] = []): SignalResponse {
+  /**
+   * Builds the response: `payload` goes as `[{Name: payload}]` to subscribers of `channels`. Its
+   * type is the reply type a typed client infers for this Signal.
+   */
+  response<P extends Json>(payload: P, channels: readonly string[] = []): SignalResponse<P> {
     return { payload, channels: [...channels] };
   }
 }
 
 /** Authentication run on connection data; returns whether this header admits the connection. */
 export abstract class Header {
-  static args?: Record<string, Field<any, any>>;
+  static args?: ArgFields;
   static headerName?: string;
   abstract execute(context: HeaderContext<any>): boolean | Promise<boolean>;
 }
@@ -156,8 +177,57 @@ class Manager<C extends Function> implements Iterable<C> {
   }
 }
 
+/**
+ * The classes of `new SignalManager({ A, B })` (a record keyed by name) or `new SignalManager(A, B)`.
+ * A record key must be the component's name (class name, or its static `signalName`/`headerName`).
+ */
+function listOf<C extends Function>(kind: string, items: readonly unknown[]): C[] {
+  const [first] = items;
+  if (items.length !== 1 || typeof first !== 'object' || first === null) return items as C[];
+  return Object.entries(first).map(([key, item]) => {
+    const name = typeof item === 'function' ? componentName(item) : String(item);
+    if (name !== key) throw new LexiconsError(ErrorCode.OPTION, `${kind}: key ${key} holds ${name}; a key must be the component's name`);
+    return item as C;
+  });
+}
+
+/** An error type standing in for a class whose `execute` is annotated with arguments its `static args` do not give. */
+export type ExecuteArgsMismatch = 'execute is annotated with arguments its static args do not give: annotate it with SignalContext<typeof ThisClass>';
+
+/** C when its `execute` accepts the context its `static args` give, else {@link ExecuteArgsMismatch}. */
+type CheckExecute<C, Ctx> = C extends abstract new (...args: any) => { execute(context: infer P, ...rest: any): any } ? ([Ctx] extends [P] ? C : ExecuteArgsMismatch) : C;
+type CheckedSignals<S> = { [K in keyof S]: CheckExecute<S[K], SignalContext<S[K]>> };
+type CheckedHeaders<S> = { [K in keyof S]: CheckExecute<S[K], HeaderContext<S[K]>> };
+
 export class ModelManager extends Manager<ModelClass> {}
-export class SignalManager extends Manager<typeof Signal> {}
-export class HeaderManager extends Manager<typeof Header> {}
+
+/**
+ * The app's Signals. Built from a record (`new SignalManager({ Subscribe, CreateChatMessage })`),
+ * it keeps their names and types for `createClient<typeof server>`; built from a list
+ * (`new SignalManager(Subscribe, CreateChatMessage)`), the types keep the classes but not their
+ * names (TypeScript has no literal type for a class name). Either way, a Signal whose `execute`
+ * is annotated with arguments its `static args` do not give is a compile error here.
+ */
+export class SignalManager<const S extends ComponentSet<typeof Signal> = ComponentSet<typeof Signal>> extends Manager<typeof Signal> {
+  /** Phantom: the Signals' types (read by `createClient<typeof server>`). Never set. */
+  declare readonly '~signals'?: S;
+  constructor(signals: S & CheckedSignals<S>);
+  constructor(...signals: S & readonly (typeof Signal)[] & CheckedSignals<S>);
+  constructor(...items: unknown[]) {
+    super(...listOf<typeof Signal>('SignalManager', items));
+  }
+}
+
+/** The app's Headers; a record (`new HeaderManager({ Login, Register })`) keeps names and types, as {@link SignalManager}. */
+export class HeaderManager<const S extends ComponentSet<typeof Header> = ComponentSet<typeof Header>> extends Manager<typeof Header> {
+  /** Phantom: the Headers' types (read by `createClient<typeof server>` for its `headers` option). Never set. */
+  declare readonly '~headers'?: S;
+  constructor(headers: S & CheckedHeaders<S>);
+  constructor(...headers: S & readonly (typeof Header)[] & CheckedHeaders<S>);
+  constructor(...items: unknown[]) {
+    super(...listOf<typeof Header>('HeaderManager', items));
+  }
+}
+
 export class ChannelManager extends Manager<typeof Channel> {}
 export class TaskManager extends Manager<TaskClass> {}

@@ -15,7 +15,8 @@ export {
   ChannelManager,
   TaskManager,
 } from './components.js';
-export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json } from './components.js';
+export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json, ExecuteArgsMismatch } from './components.js';
+export type { InferArgs, InputArgs } from './typing.js';
 export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
 export type { Db, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';

@@ -11,6 +11,7 @@
  * opcode and rate. Every inbound value is checked with small `assert*` functions before dispatch.
  */
 import { ErrorCode, LexiconsError, messageOf } from './errors.js';
+import { Frame } from './wire.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -25,9 +26,9 @@ export const CloseCode = {
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
 /** Key of the error item in a response list. */
-export const ERRORS_KEY = 'Errors';
+export const ERRORS_KEY = Frame.ERRORS;
 /** Key of the optional correlation id in a call object. */
-export const CALL_ID_KEY = '$id';
+export const CALL_ID_KEY = Frame.ID;
 
 export type CallId = string | number;
 

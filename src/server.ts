@@ -17,6 +17,7 @@ import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 import type { Connection, ExecutionContext, TaskClass } from './components.js';
 import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
 import type { ModelClass } from './storage/schema.js';
+import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 
 export interface ServerLimits {
@@ -78,7 +79,11 @@ export interface HookContext extends ExecutionContext {
   ws: Connection;
 }
 
-export interface ServerOptions {
+/** Signals (and Headers) as their manager was built: a record keyed by name keeps names and types for typed clients. */
+type SignalSet = ComponentSet<typeof Signal>;
+type HeaderSet = ComponentSet<typeof Header>;
+
+export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> {
   /** Only `ws` (plain WebSocket) is supported; TLS belongs in a reverse proxy. */
   protocol?: 'ws';
   /** Default env HOST or `localhost`. */
@@ -86,8 +91,8 @@ export interface ServerOptions {
   /** Default env PORT or 5000; 0 picks a free port. */
   port?: number;
   models?: ModelManager | Iterable<ModelClass>;
-  signals?: SignalManager | Iterable<typeof Signal>;
-  headers?: HeaderManager | Iterable<typeof Header>;
+  signals?: SignalManager<S> | Iterable<typeof Signal>;
+  headers?: HeaderManager<H> | Iterable<typeof Header>;
   channels?: ChannelManager | Iterable<typeof Channel>;
   tasks?: TaskManager | Iterable<TaskClass>;
   /** Data folder for the CSV files (and the write-ahead log). Default env DATA or `data/`. */
@@ -294,11 +299,21 @@ function uniqueByName<C extends Function>(kind: string, items: Iterable<C> | und
   return out;
 }
 
-export class Server {
+/**
+ * An app: its components and options. Generic over its Signals and Headers (inferred from the
+ * managers), so `createClient<typeof server>` types calls from the server's own definitions.
+ * (Generic over those two, not over the whole options object: an inferred options type would
+ * lose the excess-property check that catches a misspelt option name.)
+ */
+export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> {
+  /** Phantom: the Signals' types (read by `createClient<typeof server>`). Never set. */
+  declare readonly '~signals'?: S;
+  /** Phantom: the Headers' types (the client's typed `headers` option). Never set. */
+  declare readonly '~headers'?: H;
   readonly options: Readonly<ServerOptions>;
   readonly components: Components;
 
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions<S, H> = {}) {
     if (options.protocol !== undefined && options.protocol !== 'ws') {
       throw optionError(`protocol must be 'ws', got ${JSON.stringify(options.protocol)}`);
     }

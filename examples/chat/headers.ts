@@ -1,11 +1,10 @@
 /**
  * The chat example's Headers: `Login: {"email": ..., "password": ...}` and
- * `Register: {"email": ..., "password": ...}` sent on connect (HTTP header or query parameter).
+ * `Register: {"email": ..., "password": ...}` sent on connect (in the v1 `$connect` frame, an HTTP
+ * header or a query parameter).
  */
 import { Header, field, utils, type HeaderContext } from '../../src/index.js';
 import { User } from './models.js';
-
-type Credentials = { email: string; password: string };
 
 /** Verified against when the email is unknown, so both failures take the same time. */
 let dummyHash: string | undefined;
@@ -13,7 +12,7 @@ let dummyHash: string | undefined;
 export class Login extends Header {
   static override args = { email: field.str(), password: field.str() };
 
-  execute({ email, password, db, ws }: HeaderContext<Credentials>): boolean {
+  execute({ email, password, db, ws }: HeaderContext<typeof Login>): boolean {
     const user = db.get(User, { email });
     if (!user) {
       utils.verify(password, (dummyHash ??= utils.encrypt('not a password')));
@@ -31,7 +30,7 @@ export class Login extends Header {
 export class Register extends Header {
   static override args = { email: field.str(), password: field.str() };
 
-  execute({ email, password, db, ws }: HeaderContext<Credentials>): boolean {
+  execute({ email, password, db, ws }: HeaderContext<typeof Register>): boolean {
     if (!email.includes('@')) throw new Error('email must be an address');
     if (password.length < 8) throw new Error('password must have at least 8 characters');
     if (db.get(User, { email })) throw new Error(`${email} is already registered`);

@@ -10,9 +10,11 @@ import { ChatMessage, User } from './models.js';
 import { CreateChatMessage, GetChatList, Subscribe } from './signals.js';
 import { OnShutdown } from './tasks.js';
 
-const headers = new HeaderManager(Login, Register);
+// Keyed by name, the managers keep the components' names and types: the web page's client is
+// `createClient<typeof server>` (examples/chat/web/app.ts).
+const headers = new HeaderManager({ Login, Register });
 const models = new ModelManager(User, ChatMessage);
-const signals = new SignalManager(Subscribe, CreateChatMessage, GetChatList);
+const signals = new SignalManager({ Subscribe, CreateChatMessage, GetChatList });
 const tasks = new TaskManager(OnShutdown);
 const channels = new ChannelManager(Public);
 

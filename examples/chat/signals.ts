@@ -1,11 +1,15 @@
-/** The chat example's Signals: subscribe to a channel, post to it, read its history. */
+/**
+ * The chat example's Signals: subscribe to a channel, post to it, read its history.
+ * `SignalContext<typeof X>` gives `execute` the arguments X's `static args` declare (defaults
+ * filled in), so they are written once; the web page's client is typed from them too.
+ */
 import { Signal, field, type SignalContext } from '../../src/index.js';
 import { ChatMessage } from './models.js';
 
 export class Subscribe extends Signal {
   static override args = { channel: field.str() };
 
-  execute({ channel, ws }: SignalContext<{ channel: string }>) {
+  execute({ channel, ws }: SignalContext<typeof Subscribe>) {
     ws.subscribe(channel);
     ws.send([{ Subscribe: { channel } }]);
   }
@@ -14,7 +18,7 @@ export class Subscribe extends Signal {
 export class CreateChatMessage extends Signal {
   static override args = { channel: field.str(), content: field.str() };
 
-  execute({ channel, content, db, ws }: SignalContext<{ channel: string; content: string }>) {
+  execute({ channel, content, db, ws }: SignalContext<typeof CreateChatMessage>) {
     if (!ws.channels.includes(channel)) throw new Error(`Subscribe to ${channel} before posting to it`);
     if (content.trim() === '') throw new Error('content must not be empty');
     // Seconds with microseconds, so messages of one frame keep their order in the history.
@@ -27,7 +31,7 @@ export class CreateChatMessage extends Signal {
 export class GetChatList extends Signal {
   static override args = { channel: field.str(), limit: field.int({ default: 100 }) };
 
-  execute({ channel, limit, db, ws }: SignalContext<{ channel: string; limit: number }>) {
+  execute({ channel, limit, db, ws }: SignalContext<typeof GetChatList>) {
     // The newest `limit` messages: `_sort` + `_limit` runs as a bounded top-k (docs/storage.md
     // "Query plans"): the channel index, one timestamp read per message, `limit` rows materialized.
     // Answered oldest first (ascending timestamp), as a chat window shows them.

@@ -54,7 +54,7 @@ export interface StrOptions extends FieldOptions<string> {
 }
 
 /** A field declaration: a runtime value standing in for an erased TypeScript type. */
-export interface Field<T = unknown, K extends FieldKind = FieldKind> {
+export interface Field<T = unknown, K extends FieldKind = FieldKind, D extends boolean = boolean> {
   readonly kind: K;
   /** Element kind for list/set. */
   readonly element?: ScalarKind;
@@ -63,31 +63,34 @@ export interface Field<T = unknown, K extends FieldKind = FieldKind> {
   readonly options: FieldOptions<T> & { dictionary?: boolean };
   /** Phantom: carries the value type for {@link Row}. Never set at run time. */
   readonly __type?: T;
+  /** Phantom: whether the declaration has a `default` (a Signal argument may then be omitted). Never set. */
+  readonly __default?: D;
 }
 
-function make<T, K extends FieldKind>(kind: K, options: FieldOptions<T> & { dictionary?: boolean } = {}, extra: Partial<Field<T, K>> = {}): Field<T, K> {
-  return Object.freeze({ kind, options: Object.freeze({ ...options }), ...extra }) as Field<T, K>;
+function make<T, K extends FieldKind, D extends boolean>(kind: K, options: FieldOptions<T> & { dictionary?: boolean } = {}, extra: Partial<Field<T, K>> = {}): Field<T, K, D> {
+  return Object.freeze({ kind, options: Object.freeze({ ...options }), ...extra }) as Field<T, K, D>;
 }
 
 /** Field builders. Nullable fields get `| null` in the inferred row type. */
 export const field = {
-  str: <O extends StrOptions>(options?: O) => make<Nullable<string, O>, 'str'>('str', options as FieldOptions<Nullable<string, O>>),
-  int: <O extends FieldOptions<number>>(options?: O) => make<Nullable<number, O>, 'int'>('int', options as FieldOptions<Nullable<number, O>>),
-  float: <O extends FieldOptions<number>>(options?: O) => make<Nullable<number, O>, 'float'>('float', options as FieldOptions<Nullable<number, O>>),
-  bool: <O extends FieldOptions<boolean>>(options?: O) => make<Nullable<boolean, O>, 'bool'>('bool', options as FieldOptions<Nullable<boolean, O>>),
+  str: <O extends StrOptions>(options?: O) => make<Nullable<string, O>, 'str', HasDefault<O>>('str', options as FieldOptions<Nullable<string, O>>),
+  int: <O extends FieldOptions<number>>(options?: O) => make<Nullable<number, O>, 'int', HasDefault<O>>('int', options as FieldOptions<Nullable<number, O>>),
+  float: <O extends FieldOptions<number>>(options?: O) => make<Nullable<number, O>, 'float', HasDefault<O>>('float', options as FieldOptions<Nullable<number, O>>),
+  bool: <O extends FieldOptions<boolean>>(options?: O) => make<Nullable<boolean, O>, 'bool', HasDefault<O>>('bool', options as FieldOptions<Nullable<boolean, O>>),
   /** An ordered list of scalars (default element: str). */
   list: <E extends ScalarKind = 'str', O extends FieldOptions<ScalarValue[E][]> = {}>(element?: E, options?: O) =>
-    make<Nullable<ScalarValue[E][], O>, 'list'>('list', options as FieldOptions<Nullable<ScalarValue[E][], O>>, { element: element ?? 'str' }),
+    make<Nullable<ScalarValue[E][], O>, 'list', HasDefault<O>>('list', options as FieldOptions<Nullable<ScalarValue[E][], O>>, { element: element ?? 'str' }),
   /** A set of scalars, stored deduplicated in insertion order; read back as an array. Nullable by default. */
   set: <E extends ScalarKind = 'str', O extends FieldOptions<ScalarValue[E][]> = {}>(element?: E, options?: O) =>
-    make<NullableDefaultTrue<ScalarValue[E][], O>, 'set'>('set', options as FieldOptions<NullableDefaultTrue<ScalarValue[E][], O>>, { element: element ?? 'str' }),
+    make<NullableDefaultTrue<ScalarValue[E][], O>, 'set', HasDefault<O>>('set', options as FieldOptions<NullableDefaultTrue<ScalarValue[E][], O>>, { element: element ?? 'str' }),
   /** A reference to another Model, stored as the referenced row's pk. Nullable by default. */
   ref: <O extends FieldOptions<string>>(target: (() => ModelClass) | string, options?: O) =>
-    make<NullableDefaultTrue<string, O>, 'ref'>('ref', options as FieldOptions<NullableDefaultTrue<string, O>>, { target }),
+    make<NullableDefaultTrue<string, O>, 'ref', HasDefault<O>>('ref', options as FieldOptions<NullableDefaultTrue<string, O>>, { target }),
 };
 
 type Nullable<T, O> = O extends { nullable: true } ? T | null : T;
 type NullableDefaultTrue<T, O> = O extends { nullable: false } ? T : T | null;
+type HasDefault<O> = O extends { default: unknown } ? true : false;
 
 /** Base class of all Models. Static attributes built with {@link field} are the fields. */
 export class Model {
@@ -97,10 +100,13 @@ export class Model {
 
 export type ModelClass = typeof Model & Function;
 
-/** The record type of a Model: its fields plus `pk`. */
-export type Row<M> = { pk: string } & {
+/** The values of an object's {@link Field} members (a Model's fields, a Signal's `static args`). */
+export type FieldValues<M> = {
   -readonly [K in keyof M as M[K] extends Field<any, any> ? K : never]: M[K] extends Field<infer T, any> ? T : never;
 };
+
+/** The record type of a Model: its fields plus `pk`. */
+export type Row<M> = { pk: string } & FieldValues<M>;
 
 /** Fields a create accepts: all optional (defaults apply), `pk` may be given. */
 export type CreateInput<M> = Partial<Row<M>>;

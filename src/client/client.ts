@@ -1,0 +1,423 @@
+/**
+ * @module client/client
+ * The client's engine: one WebSocket at a time, speaking the `lexicons.v1` protocol, as a small
+ * explicit state machine:
+ *
+ *   disconnected --connect()--> connecting --$connected--> open
+ *        ^                          |                        |
+ *        +------ backoff timer -----+----- socket closed ----+
+ *   any state --close() / AUTH_FAILED / attempts exhausted--> closed (terminal until connect())
+ *
+ * Calls carry `$id`; the server answers each with exactly one frame holding its items (or an
+ * error item, or `$ok`), so a call settles on the first frame that names its id. Every call
+ * settles exactly once: with its outcome, its timeout, `CONNECTION_LOST` (it was on a socket that
+ * closed), `ABORTED`, or `CLOSED`. Calls made before `open` wait in a queue; calls issued in the
+ * same tick share list frames (at most `maxCallsPerFrame` each), which keeps a burst of calls
+ * under the server's frames-per-second limit.
+ */
+import { Frame, SUBPROTOCOL, WireCode } from '../wire.js';
+import { backoffDelay } from './backoff.js';
+import { ClientCode, ClientError } from './errors.js';
+import type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
+import type { AbortSignalLike, CallOptions, Item } from './types.js';
+
+type CallId = number;
+
+/**
+ * Calls batched into one frame stay under this many characters (at most 3 bytes of UTF-8 each:
+ * 768 KiB, under the server's default 1 MiB `limits.maxMessageBytes`).
+ */
+const MAX_FRAME_CHARS = 256 * 1024;
+
+interface Pending {
+  readonly name: string;
+  /** `{"Name":{...args}` without the closing brace: the `$id` is appended per send. */
+  readonly head: string;
+  readonly replay: boolean;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: ClientError) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly signal: AbortSignalLike | undefined;
+  readonly onAbort: () => void;
+  /** The `$id` of its latest send. */
+  id: CallId | undefined;
+  done: boolean;
+}
+
+/** A handler's exception must not break the client: it is reported like an uncaught error. */
+function report(err: unknown): void {
+  setTimeout(() => {
+    throw err;
+  }, 0);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The item's name: its first key that is not `$id` or `code`. */
+function itemName(item: Record<string, unknown>): string | undefined {
+  for (const key in item) if (key !== Frame.ID && key !== Frame.CODE) return key;
+  return undefined;
+}
+
+function errorOf(item: Record<string, unknown>): ClientError {
+  const raw = item[Frame.ERRORS];
+  const messages = Array.isArray(raw) ? raw.map(String) : [String(raw)];
+  return new ClientError(typeof item[Frame.CODE] === 'string' ? (item[Frame.CODE] as string) : 'UNKNOWN', messages);
+}
+
+export class Engine {
+  readonly #url: string;
+  readonly #headers: ClientOptions['headers'];
+  readonly #WebSocket: WebSocketClass;
+  readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #reconnect: Required<ReconnectOptions> | false;
+  readonly #maxCallsPerFrame: number;
+
+  #state: ClientState = 'disconnected';
+  #sock: WebSocketLike | undefined;
+  #connectionId: string | undefined;
+  /** Consecutive attempts that did not reach `open`. */
+  #attempt = 0;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set by an `Errors` item received before `$connected` (AUTH_FAILED stops reconnecting). */
+  #refusal: ClientError | undefined;
+  #nextId = 1;
+  /** Calls waiting for `open`, in call order (a settled call leaves it). */
+  #queue = new Set<Pending>();
+  /** Calls marked `replay`, in call order. */
+  #replays: Pending[] = [];
+  /** Calls sent on the current socket, by `$id`. */
+  readonly #inflight = new Map<CallId, Pending>();
+  /** Call texts to send at the end of this tick. */
+  #outbox: string[] = [];
+  #flushing = false;
+  readonly #handlers = new Map<string, Set<(payload: any, item: Item) => void>>();
+  readonly #stateHandlers = new Set<(event: StateEvent) => void>();
+
+  constructor(options: ClientOptions) {
+    if (!isObject(options) || typeof options.url !== 'string') throw new TypeError('createClient: options.url must be a ws:// or wss:// URL string');
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
+    if (typeof WS !== 'function') throw new TypeError('createClient: no WebSocket class: pass options.WebSocket (in Node 20, the ws package: import WebSocket from "ws")');
+    this.#url = options.url;
+    this.#headers = options.headers;
+    this.#WebSocket = WS;
+    this.#timeoutMs = positive('timeoutMs', options.timeoutMs, 15_000);
+    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
+    this.#maxCallsPerFrame = positive('maxCallsPerFrame', options.maxCallsPerFrame, 100);
+    const r = options.reconnect;
+    this.#reconnect =
+      r === false
+        ? false
+        : {
+            baseDelayMs: positive('reconnect.baseDelayMs', r?.baseDelayMs, 500),
+            maxDelayMs: positive('reconnect.maxDelayMs', r?.maxDelayMs, 20_000),
+            maxAttempts: positive('reconnect.maxAttempts', r?.maxAttempts, Infinity),
+          };
+    if (options.autoConnect !== false) this.connect();
+  }
+
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  get connectionId(): string | undefined {
+    return this.#connectionId;
+  }
+
+  /** Starts connecting (now, also while a reconnect is scheduled, or again after `closed`). */
+  connect(): void {
+    if (this.#state === 'connecting' || this.#state === 'open') return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    const sock = new this.#WebSocket(this.#url, SUBPROTOCOL);
+    this.#sock = sock;
+    this.#refusal = undefined;
+    this.#connectTimer = setTimeout(() => this.#drop(sock, 1006, `no $connected within ${this.#connectTimeoutMs} ms`), this.#connectTimeoutMs);
+    sock.onopen = () => {
+      if (sock === this.#sock) void this.#sendConnect(sock);
+    };
+    sock.onmessage = (event: { data: unknown }) => {
+      if (sock === this.#sock && typeof event.data === 'string') this.#receive(event.data);
+    };
+    sock.onclose = (event: { code?: number; reason?: string }) => {
+      if (sock === this.#sock) this.#lost(event.code ?? 1006, event.reason ?? '');
+    };
+    sock.onerror = () => {
+      // a close event follows; its code says what happened
+    };
+    this.#setState({ state: 'connecting', attempt: this.#attempt });
+  }
+
+  /** Stops for good (until `connect()`): closes the socket (1000) and rejects unsettled calls with `CLOSED`. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    const sock = this.#sock;
+    this.#sock = undefined;
+    try {
+      sock?.close(1000, 'closed by the client');
+    } catch {
+      // a socket still connecting may refuse a close code in some implementations: it is dropped anyway
+    }
+    this.#stop(1000, 'closed by the client', undefined);
+  }
+
+  call(name: string, args: unknown, options: CallOptions = {}): Promise<unknown> {
+    if (this.#state === 'closed') return Promise.reject(new ClientError(ClientCode.CLOSED, `client is closed; [${name}] was not sent`));
+    let head: string;
+    try {
+      head = `{${JSON.stringify(name)}:${JSON.stringify(args ?? {})}`;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new ClientError(ClientCode.ABORTED, `[${name}] aborted`));
+    const timeoutMs = positive('timeoutMs', options.timeoutMs, this.#timeoutMs);
+    return new Promise((resolve, reject) => {
+      const pending: Pending = {
+        name,
+        head,
+        replay: options.replay === true,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.#settle(pending, new ClientError(ClientCode.CALL_TIMEOUT, `[${name}] got no answer within ${timeoutMs} ms`)), timeoutMs),
+        signal,
+        onAbort: () => {
+          this.#unreplay(pending);
+          this.#settle(pending, new ClientError(ClientCode.ABORTED, `[${name}] aborted`));
+        },
+        id: undefined,
+        done: false,
+      };
+      signal?.addEventListener('abort', pending.onAbort);
+      if (pending.replay) this.#replays.push(pending);
+      if (this.#state === 'open') this.#send(pending);
+      else if (!pending.replay) this.#queue.add(pending); // replays are sent from #replays at open
+    });
+  }
+
+  on(name: string, handler: (payload: any, item: Item) => void): () => void {
+    let set = this.#handlers.get(name);
+    if (!set) this.#handlers.set(name, (set = new Set()));
+    set.add(handler);
+    return () => void set.delete(handler);
+  }
+
+  onState(handler: (event: StateEvent) => void): () => void {
+    this.#stateHandlers.add(handler);
+    return () => void this.#stateHandlers.delete(handler);
+  }
+
+  #setState(event: StateEvent): void {
+    this.#state = event.state;
+    for (const handler of this.#stateHandlers) {
+      try {
+        handler(event);
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+
+  async #sendConnect(sock: WebSocketLike): Promise<void> {
+    if (sock.protocol !== SUBPROTOCOL) {
+      this.#sock = undefined;
+      sock.close(1000, 'no lexicons.v1');
+      this.#stop(1002, 'the server did not select the lexicons.v1 subprotocol', new ClientError(WireCode.PROTOCOL, 'the server does not speak lexicons.v1 (an older lexicons, or not a lexicons server)'));
+      return;
+    }
+    let headers: Record<string, unknown> | undefined;
+    try {
+      headers = typeof this.#headers === 'function' ? await this.#headers() : this.#headers;
+    } catch (err) {
+      if (sock !== this.#sock) return;
+      this.#sock = undefined;
+      sock.close(1000, 'headers failed');
+      this.#stop(1000, 'the headers function threw', new ClientError(ClientCode.HEADERS_FAILED, err instanceof Error ? err.message : String(err)));
+      return;
+    }
+    if (sock !== this.#sock) return;
+    sock.send(JSON.stringify({ [Frame.CONNECT]: headers === undefined ? {} : { headers } }));
+  }
+
+  #receive(text: string): void {
+    let frame: unknown;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      return; // not JSON: nothing to deliver
+    }
+    const items = Array.isArray(frame) ? frame : [frame];
+    // Outcomes of this frame's calls, applied after every item reached its handlers.
+    let outcomes: Map<Pending, { value: unknown; error: ClientError | undefined }> | undefined;
+    for (const item of items) {
+      if (!isObject(item)) continue;
+      const name = itemName(item);
+      if (name === undefined) continue;
+      if (name === Frame.CONNECTED) {
+        this.#opened(isObject(item[name]) ? String((item[name] as Record<string, unknown>).id) : '');
+        continue;
+      }
+      const error = name === Frame.ERRORS ? errorOf(item) : undefined;
+      if (error && this.#state === 'connecting') this.#refusal = error;
+      if (name !== Frame.OK) this.#deliver(name, item);
+      const id = item[Frame.ID];
+      const pending = typeof id === 'number' ? this.#inflight.get(id) : undefined;
+      if (!pending) continue;
+      outcomes ??= new Map();
+      let outcome = outcomes.get(pending);
+      if (!outcome) outcomes.set(pending, (outcome = { value: undefined, error: undefined }));
+      if (error) outcome.error ??= error;
+      else if (name === pending.name && outcome.value === undefined) outcome.value = item[name];
+    }
+    if (!outcomes) return;
+    for (const [pending, outcome] of outcomes) {
+      this.#inflight.delete(pending.id!);
+      if (outcome.error && !pending.done) this.#unreplay(pending); // a call the server refuses is not replayed
+      this.#settle(pending, outcome.error, outcome.value);
+    }
+  }
+
+  #deliver(name: string, item: Record<string, unknown>): void {
+    const set = this.#handlers.get(name);
+    if (!set) return;
+    for (const handler of set) {
+      try {
+        handler(item[name], item);
+      } catch (err) {
+        report(err);
+      }
+    }
+  }
+
+  #opened(id: string): void {
+    if (this.#state !== 'connecting') return;
+    clearTimeout(this.#connectTimer);
+    this.#attempt = 0;
+    this.#connectionId = id;
+    // Replays, then the waiting calls, are queued before the `open` handlers run, so a call a
+    // handler makes (e.g. fetching history) goes after the replayed subscriptions.
+    this.#state = 'open';
+    for (const pending of this.#replays) this.#send(pending);
+    const queue = this.#queue;
+    this.#queue = new Set();
+    for (const pending of queue) this.#send(pending);
+    this.#setState({ state: 'open', id });
+  }
+
+  #send(pending: Pending): void {
+    const id = this.#nextId++;
+    pending.id = id;
+    this.#inflight.set(id, pending);
+    this.#outbox.push(`${pending.head},"${Frame.ID}":${id}}`);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  /**
+   * Sends the outbox as frames of at most `maxCallsPerFrame` calls and about
+   * {@link MAX_FRAME_CHARS} characters (a single call as an object, never split).
+   */
+  #flush(): void {
+    this.#flushing = false;
+    const texts = this.#outbox;
+    this.#outbox = [];
+    const sock = this.#sock;
+    if (!sock || this.#state !== 'open') return; // the socket closed meanwhile: its calls were settled or kept for replay
+    let chunk: string[] = [];
+    let chars = 0;
+    try {
+      for (const text of texts) {
+        if (chunk.length > 0 && (chunk.length === this.#maxCallsPerFrame || chars + text.length > MAX_FRAME_CHARS)) {
+          sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
+          chunk = [];
+          chars = 0;
+        }
+        chunk.push(text);
+        chars += text.length + 1;
+      }
+      if (chunk.length > 0) sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
+    } catch {
+      // the socket is closing: its close event settles the calls
+    }
+  }
+
+  /** The socket closed (or was given up): settle what it carried, then reconnect or stop. */
+  #lost(code: number, reason: string): void {
+    clearTimeout(this.#connectTimer);
+    this.#sock = undefined;
+    this.#connectionId = undefined;
+    this.#outbox = [];
+    const lost = [...this.#inflight.values()];
+    this.#inflight.clear();
+    for (const pending of lost) {
+      if (!pending.replay) this.#settle(pending, new ClientError(ClientCode.CONNECTION_LOST, `connection lost before the outcome of [${pending.name}] (it may have run)`));
+    }
+    const refusal = this.#refusal;
+    this.#refusal = undefined;
+    if (refusal?.code === WireCode.AUTH_FAILED) return this.#stop(code, reason, refusal);
+    const r = this.#reconnect;
+    if (r === false) return this.#stop(code, reason, refusal);
+    if (this.#attempt >= r.maxAttempts) {
+      return this.#stop(code, reason, new ClientError(ClientCode.RECONNECT_FAILED, `gave up after ${this.#attempt} attempts (last close ${code}${reason ? ` ${reason}` : ''})`));
+    }
+    const delayMs = backoffDelay(this.#attempt, r.baseDelayMs, r.maxDelayMs);
+    this.#attempt++;
+    this.#retryTimer = setTimeout(() => this.connect(), delayMs);
+    this.#setState({ state: 'disconnected', code, reason, ...(refusal ? { error: refusal } : {}), attempt: this.#attempt, delayMs });
+  }
+
+  /** Gives up a socket that is not answering (connect timeout). */
+  #drop(sock: WebSocketLike, code: number, reason: string): void {
+    if (sock !== this.#sock) return;
+    try {
+      sock.close(1000, reason);
+    } catch {
+      // still connecting: dropped anyway
+    }
+    this.#lost(code, reason);
+  }
+
+  /** Enters `closed`: no reconnect; every unsettled call is rejected. */
+  #stop(code: number, reason: string, error: ClientError | undefined): void {
+    clearTimeout(this.#connectTimer);
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    this.#connectionId = undefined;
+    this.#outbox = [];
+    const why = error ?? new ClientError(ClientCode.CLOSED, `client closed (${code}${reason ? ` ${reason}` : ''})`);
+    const unsettled = [...this.#inflight.values(), ...this.#queue, ...this.#replays];
+    this.#inflight.clear();
+    this.#queue = new Set();
+    for (const pending of unsettled) this.#settle(pending, why);
+    this.#setState({ state: 'closed', code, reason, ...(error ? { error } : {}) });
+  }
+
+  #unreplay(pending: Pending): void {
+    const i = this.#replays.indexOf(pending);
+    if (i >= 0) this.#replays.splice(i, 1);
+    pending.signal?.removeEventListener('abort', pending.onAbort);
+  }
+
+  #settle(pending: Pending, error: ClientError | undefined, value?: unknown): void {
+    if (pending.done) return;
+    pending.done = true;
+    clearTimeout(pending.timer);
+    if (!pending.replay) pending.signal?.removeEventListener('abort', pending.onAbort); // a replay listens until unreplayed
+    this.#queue.delete(pending);
+    if (pending.id !== undefined && this.#inflight.get(pending.id) === pending) this.#inflight.delete(pending.id);
+    if (error) pending.reject(error);
+    else pending.resolve(value);
+  }
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`createClient: ${name} must be a positive number, got ${String(value)}`);
+  return value;
+}

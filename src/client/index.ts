@@ -1,0 +1,55 @@
+/**
+ * @module lexicons/client
+ * The lexicons client for browsers and Node 20: `import { createClient } from 'lexicons/client'`.
+ * Typed from the server's own definitions, dependency-free, no Node built-ins (it uses the
+ * browser's WebSocket, or the class passed as `WebSocket`, e.g. the `ws` package's). docs/client.md.
+ *
+ * @example
+ * import { createClient } from 'lexicons/client';
+ * import type { server } from './main.js'; // types only: nothing of the server is bundled
+ *
+ * const client = createClient<typeof server>({ url: 'ws://localhost:5000', headers: { Login: { email, password } } });
+ * client.onState((e) => console.log(e.state));
+ * client.on('CreateChatMessage', (message) => render(message));
+ * await client.call('Subscribe', { channel: 'Public' }, { replay: true });
+ * const sent = await client.call('CreateChatMessage', { channel: 'Public', content: 'hi' });
+ */
+import { Engine } from './client.js';
+import type { ClientOptions, ClientState, StateEvent } from './options.js';
+import type { CallArgs, CallRest, Item, Push, PushName, Reply, SignalName } from './types.js';
+
+export { WireCode, SUBPROTOCOL } from '../wire.js';
+export { ClientError, ClientCode } from './errors.js';
+export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
+export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
+
+/** A lexicons client; `T` is `typeof server` (or a SignalManager, or a record of Signal classes) for typed calls. */
+export interface Client<T = unknown> {
+  /** `disconnected`, `connecting`, `open` (admitted: `$connected` received) or `closed` (stopped). */
+  readonly state: ClientState;
+  /** The server's id of the current connection (from `$connected`); undefined unless open. */
+  readonly connectionId: string | undefined;
+  /**
+   * Calls Signal `name`; resolves with the payload of its reply item named `name` (undefined when
+   * the server acknowledged it with `$ok`, or answered only with other names), rejects with a
+   * {@link ClientError} carrying the server's code (or `CALL_TIMEOUT`, `CONNECTION_LOST`,
+   * `ABORTED`, `CLOSED`). Settles exactly once. Made while not open, it waits (up to its timeout).
+   */
+  call<N extends SignalName<T>>(name: N, ...rest: CallRest<CallArgs<T, N>>): Promise<Reply<T, N>>;
+  /**
+   * Runs `handler` for every received item named `name` (pushes, broadcasts, and replies to
+   * calls alike; `Errors` items too). Returns the function that removes it.
+   */
+  on<N extends PushName<T>>(name: N, handler: (payload: Push<T, N>, item: Item) => void): () => void;
+  /** Runs `handler` at every state change. Returns the function that removes it. */
+  onState(handler: (event: StateEvent) => void): () => void;
+  /** Connects now (also during a reconnect delay, or again after `closed`, e.g. with new headers). */
+  connect(): void;
+  /** Closes the connection (1000) and stops reconnecting; unsettled calls reject with `CLOSED`. */
+  close(): void;
+}
+
+/** Creates a client and (unless `autoConnect: false`) starts connecting. */
+export function createClient<T = unknown>(options: ClientOptions<T>): Client<T> {
+  return new Engine(options as ClientOptions) as unknown as Client<T>;
+}

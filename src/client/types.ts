@@ -1,0 +1,70 @@
+/**
+ * @module client/types
+ * The client's types, derived from the server's definitions (`createClient<typeof server>`):
+ * Signal names, their arguments (from `static args`) and reply types (from `this.response`), and
+ * the `headers` option (from the Headers' `static args`). Type-only; no Node types.
+ *
+ * `T` may be `typeof server` (a `Server`), `typeof signals` (a `SignalManager`), or a record of
+ * Signal classes such as a module namespace (`typeof import('./signals.js')`). Names are only
+ * known when the classes are keyed by name: `new SignalManager({ A, B })`, not `new
+ * SignalManager(A, B)` (TypeScript has no literal type for a class name); otherwise, and when `T`
+ * is omitted, the client is untyped: any name, any arguments, `unknown` replies.
+ */
+import type { HeaderLike, InputOf, NamedComponents, ReplyOf, SignalLike } from '../typing.js';
+
+/** The components of kind `Key` (`'~signals'`/`'~headers'`) of T, keyed by name; undefined when not known. */
+type Components<T, Key extends string, Like> = unknown extends T
+  ? undefined
+  : Key extends keyof T
+    ? T extends { readonly [K in Key]?: infer S } ? NamedComponents<NonNullable<S>, Like> : undefined
+    : NamedComponents<T, Like>;
+
+type Signals<T> = Components<T, '~signals', SignalLike>;
+type Headers<T> = Components<T, '~headers', HeaderLike>;
+
+/** The Signal names a client of T may call (`string` when untyped). */
+export type SignalName<T> = Signals<T> extends Record<string, unknown> ? keyof Signals<T> & string : string;
+
+/** The arguments of a call to Signal N. */
+export type CallArgs<T, N> = Signals<T> extends Record<string, unknown> ? (N extends keyof Signals<T> ? InputOf<Signals<T>[N]> : never) : Record<string, unknown>;
+
+/** What a call to Signal N resolves with (`unknown` when untyped or answered with `ws.send`). */
+export type Reply<T, N> = Signals<T> extends Record<string, unknown> ? (N extends keyof Signals<T> ? ReplyOf<Signals<T>[N]> : unknown) : unknown;
+
+/** The names `on` suggests: the Signals' names and `Errors` (any other item name is accepted too). */
+export type PushName<T> = SignalName<T> | 'Errors' | (string & {});
+
+/** The payload of a received item named N: `string[]` for `Errors`, the Signal's reply type, else `unknown`. */
+export type Push<T, N> = N extends 'Errors' ? string[] : N extends SignalName<T> ? Exclude<Reply<T, N>, undefined> : unknown;
+
+/** Header data sent in `$connect`: `{ Login: { email, password } }`, typed by the Headers' `static args` when known. */
+export type HeaderData<T> = Headers<T> extends Record<string, unknown> ? { [K in keyof Headers<T>]?: InputOf<Headers<T>[K]> } : Record<string, unknown>;
+
+/** One received item: `{"Name": payload}` plus `"$id"` (when it answers a call) and `"code"` (on `Errors`). */
+export type Item = { readonly [key: string]: unknown };
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Milliseconds until the call rejects with `CALL_TIMEOUT`, counted from `call()` (waiting for a connection included). Default: the client's `timeoutMs`. */
+  timeoutMs?: number;
+  /**
+   * Re-send this call, in order with the other replayed calls, after every reconnect (after
+   * `$connected`, before calls that waited): for calls that set up connection state, such as
+   * subscriptions. The promise settles once, on the first outcome; later outcomes reach `on`
+   * handlers only. A replayed call stops being replayed when its first outcome is a server error,
+   * or when its `signal` aborts.
+   */
+  replay?: boolean;
+  /** Aborting rejects the call with `ABORTED` (if not yet settled) and stops its replay. */
+  signal?: AbortSignalLike;
+}
+
+/** The part of `AbortSignal` the client uses (browsers and Node have it). */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
+/** The rest parameters of `call`: the arguments may be left out when every one is optional. */
+export type CallRest<A> = {} extends A ? [args?: A, options?: CallOptions] : [args: A, options?: CallOptions];

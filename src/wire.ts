@@ -1,0 +1,60 @@
+/**
+ * @module wire
+ * The wire contract shared by the server and the client (`lexicons/client`): the error codes
+ * sent next to every `Errors` item, the reserved frame names and the `lexicons.v1` subprotocol.
+ * No Node imports and no runtime dependencies: the browser client bundles this file.
+ * docs/protocol.md (and /work/notes/protocol-v1.md, the design) describe the frames.
+ */
+
+/**
+ * Stable machine-readable codes of `Errors` items:
+ * `[{"Errors": ["No signal [Nope]"], "code": "UNKNOWN_SIGNAL", "$id": 1}]`.
+ * A Signal may also throw its own code (`/^[A-Z][A-Z0-9_]{0,63}$/`), so a client sees these or
+ * an app code.
+ */
+export const WireCode = {
+  /** Malformed JSON, wrong frame shape, bad `$id`, binary frame, first v1 frame not `$connect`. */
+  PROTOCOL: 'PROTOCOL',
+  /** No Signal of that name. */
+  UNKNOWN_SIGNAL: 'UNKNOWN_SIGNAL',
+  /** Arguments not an object, a reserved argument name, or `static args` rejected a value. */
+  BAD_ARGUMENTS: 'BAD_ARGUMENTS',
+  /** Subscribing to a channel that does not exist. */
+  CHANNEL_NOT_FOUND: 'CHANNEL_NOT_FOUND',
+  /** The Signal threw (its message is forwarded; the stack is logged). */
+  EXECUTION: 'EXECUTION',
+  /** `limits.executionTimeoutMs` exceeded (the call was aborted and rolled back). */
+  TIMEOUT: 'TIMEOUT',
+  /** The worker running the call crashed or ran out of memory. */
+  WORKER_FAILED: 'WORKER_FAILED',
+  /** The write-ahead log refused the write (disk full, I/O error); nothing was saved. */
+  NOT_SAVED: 'NOT_SAVED',
+  /** `limits.messagesPerSecond` or login attempts per address exceeded. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** Too many frames pending for this connection (1024). */
+  QUEUE_FULL: 'QUEUE_FULL',
+  /** The server is shutting down. */
+  SHUTTING_DOWN: 'SHUTTING_DOWN',
+  /** The connection was refused by the Headers, the gate or the anonymous policy. */
+  AUTH_FAILED: 'AUTH_FAILED',
+} as const;
+export type WireCode = (typeof WireCode)[keyof typeof WireCode];
+
+/** The WebSocket subprotocol a v1 client asks for (`new WebSocket(url, SUBPROTOCOL)`). */
+export const SUBPROTOCOL = 'lexicons.v1';
+
+/** Reserved names in frames. */
+export const Frame = {
+  /** A v1 client's first frame: `{"$connect": {"headers": {"Login": {...}}}}`. */
+  CONNECT: '$connect',
+  /** The server's admission item: `[{"$connected": {"id": "<connection uuid>"}}]`. */
+  CONNECTED: '$connected',
+  /** The acknowledgement of a call that sent nothing to its caller: `[{"$ok": true, "$id": 9}]`. */
+  OK: '$ok',
+  /** A call's correlation id (string or finite number), echoed on every item of its outcome. */
+  ID: '$id',
+  /** Name of an error item: `{"Errors": ["message"], "code": "...", "$id": 9}`. */
+  ERRORS: 'Errors',
+  /** Key of an error item's {@link WireCode}. */
+  CODE: 'code',
+} as const;
