@@ -18,7 +18,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Parser, type CsvError } from 'csv-parse';
 import { isUtf8 } from 'node:buffer';
 import { stringify } from 'csv-stringify/sync';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { FieldSchema, ScalarKind, TableSchema } from './schema.js';
 
 /** One CSV cell: text, or null for an empty unquoted cell. */
@@ -205,7 +205,7 @@ export function decodeCollection(kind: 'list' | 'set', element: ScalarKind, text
     try {
       items = parseLiteral(t);
     } catch (err) {
-      throw csvError(`expected a ${kind} of ${element} (a JSON array or a Python literal), got ${show(text)}: ${(err as Error).message}`);
+      throw csvError(`expected a ${kind} of ${element} (a JSON array or a Python literal), got ${show(text)}: ${messageOf(err)}`);
     }
   }
   if (!Array.isArray(items)) throw csvError(`expected a ${kind} of ${element}, got ${show(text)}`);
@@ -337,7 +337,7 @@ export function decodeRecord(plan: HeaderPlan, cells: readonly Cell[], line: num
       try {
         row[col.name] = decodeCell(col, cell);
       } catch (err) {
-        throw csvError(`${plan.file}, line ${line}, column ${col.name}: ${(err as Error).message}`, err);
+        throw csvError(`${plan.file}, line ${line}, column ${col.name}: ${messageOf(err)}`, err);
       }
     }
   }

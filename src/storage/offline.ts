@@ -16,7 +16,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import { ioError } from './file-system.js';
+import { LOCK_FILE } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions } from './persist.js';
 import type { Schema } from './schema.js';
 import { SharedStore } from './store.js';
@@ -43,10 +45,6 @@ export interface CheckReport {
   readonly lockedBy: number | null;
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Checks the data folder `dir` without writing anything. With `schema`, the CSV files are loaded
  * and the log replayed into a scratch store (memory: the size of the data).
@@ -58,18 +56,18 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
   try {
     names = await readdir(root);
   } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot read data folder ${root}: ${message(err)}`, { cause: err });
+    throw ioError(`cannot read data folder ${root}`, err);
   }
   const problems: string[] = [];
   const repairs: string[] = [];
-  const lockText = names.includes('lexicons.lock') ? await readFile(join(root, 'lexicons.lock'), 'utf8').catch(() => '') : '';
+  const lockText = names.includes(LOCK_FILE) ? await readFile(join(root, LOCK_FILE), 'utf8').catch(() => '') : '';
   const lockedBy = lockText ? Number(lockText.trim()) || null : null;
 
   let manifest: Manifest | null = null;
   try {
     manifest = await readManifest(root);
   } catch (err) {
-    problems.push(message(err));
+    problems.push(messageOf(err));
   }
   if (manifest === null && problems.length === 0 && names.some((n) => n.endsWith('.csv'))) repairs.push(`no ${MANIFEST_FILE}: the CSV files are taken as the state before the whole log`);
   if (manifest?.install) repairs.push(`a snapshot of commit ${manifest.install.commitId} was interrupted after its files were written: it will be completed`);
@@ -82,7 +80,7 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
     try {
       plan = await planLog(root, manifest?.segment ?? 0);
     } catch (err) {
-      problems.push(message(err));
+      problems.push(messageOf(err));
     }
   }
   if (plan?.cut) {
@@ -102,7 +100,7 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
         replayable = (await replayLog(store, plan, manifest?.commitId ?? 0)).replayed;
         tables = Object.fromEntries(Object.entries(store.stats().tables).map(([t, s]) => [t, s.rows]));
       } catch (err) {
-        problems.push(message(err));
+        problems.push(messageOf(err));
       }
     }
   }

@@ -11,13 +11,14 @@
  * // ... serve ...
  * await saveDataFolder(store, 'data/');
  */
-import { access, mkdir } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { Schema, TableSchema } from './schema.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
+import { createDataFolder } from './file-system.js';
 import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvFile, type Cell, type HeaderPlan } from './csv.js';
 
 /** What persistence needs from the store (SharedStore satisfies it). */
@@ -168,7 +169,7 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
     }
   } catch (err) {
     const failures = new Map<string, string>();
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     order.slice(current).forEach((t, i) => failures.set(t.name, i === 0 ? reason : `not loaded (the load stopped at ${order[current]!.name})`));
     // Every table not loaded is protected, whatever stopped the load (even an I/O error before
     // the first file): saving the store now would replace its file with an empty table.
@@ -218,7 +219,7 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
     try {
       rows += store.bulkLoad(table.name, batch);
     } catch (err) {
-      throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${messageOf(err)}`, { cause: err });
     }
     batch = [];
     lines = [];
@@ -344,11 +345,7 @@ export async function saveDataFolder(store: PersistableStore, dir: string, optio
     const list = [...failures].map(([t, why]) => `${t}: ${why}`).join('; ');
     throw new LexiconsError(ErrorCode.CSV, `refusing to save to ${root}: tables failed to load from it and their files would be overwritten (${list})`);
   }
-  try {
-    await mkdir(root, { recursive: true });
-  } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot create data folder ${root}: ${(err as Error).message}`, { cause: err });
-  }
+  await createDataFolder(root);
   const snapshot = store.snapshot();
   const tables: TableSaveReport[] = [];
   for (const table of store.schema.tables) {

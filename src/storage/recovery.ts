@@ -9,10 +9,12 @@
  * if (report.reason) log('RECOVERY', { cut: report.truncatedBytes, reason: report.reason });
  * // workers: SharedStore.attach(schema, store.handles); Wal.attach(store, wal.handles)
  */
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir } from './atomic-file.js';
+import { createDataFolder } from './file-system.js';
+import { lockDataFolder } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions, type LoadReport } from './persist.js';
 import { coerceValue, type FieldSchema, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
@@ -63,44 +65,6 @@ export interface RecoveryReport {
   readonly segment: number;
 }
 
-// -- the folder lock ---------------------------------------------------------------------------
-
-const LOCK_FILE = 'lexicons.lock';
-const held = new Set<string>();
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Takes `dir/lexicons.lock` (pid inside); a lock of a dead process is taken over. */
-export async function lockDataFolder(root: string): Promise<() => Promise<void>> {
-  const file = join(root, LOCK_FILE);
-  if (held.has(root)) throw new LexiconsError(ErrorCode.IO, `data folder ${root} is already open in this process`);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw new LexiconsError(ErrorCode.IO, `cannot lock data folder ${root}: ${(err as Error).message}`, { cause: err });
-    }
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new LexiconsError(ErrorCode.IO, `data folder ${root} is in use by process ${pid} (${file}); stop it first, or remove the file if no lexicons process uses the folder`);
-    }
-    await unlink(file).catch(() => undefined); // stale: its process is gone
-  }
-  held.add(root);
-  return async () => {
-    if (!held.delete(root)) return;
-    await unlink(file).catch(() => undefined);
-  };
-}
-
 // -- reading the log ---------------------------------------------------------------------------
 
 export interface LogPlan {
@@ -138,7 +102,7 @@ export async function planLog(dir: string, from = 0): Promise<LogPlan> {
       try {
         resolver.push(record);
       } catch (err) {
-        throw new LexiconsError(ErrorCode.CSV, `${file}: ${(err as Error).message}; the log is not one lexicons wrote (segments mixed from another folder?)`);
+        throw new LexiconsError(ErrorCode.CSV, `${file}: ${messageOf(err)}; the log is not one lexicons wrote (segments mixed from another folder?)`);
       }
       lastCommitId = Math.max(lastCommitId, record.commitId);
     });
@@ -304,11 +268,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
   const policy = options.fsync ?? 'everysec';
   if (!FSYNC_POLICIES.includes(policy)) throw new LexiconsError(ErrorCode.OPTION, `options.fsync must be one of ${FSYNC_POLICIES.join(', ')}`);
   const root = resolve(dir);
-  try {
-    await mkdir(root, { recursive: true });
-  } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot create data folder ${root}: ${(err as Error).message}`, { cause: err });
-  }
+  await createDataFolder(root);
   const release = await lockDataFolder(root);
   try {
     const install = await completeInterruptedSnapshot(root, await readManifest(root));

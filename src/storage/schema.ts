@@ -19,7 +19,7 @@
  * }
  * type ChatMessageRow = Row<typeof ChatMessage>; // { pk: string; author: string | null; ... }
  */
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 
 export type ScalarKind = 'str' | 'int' | 'float' | 'bool';
 export type FieldKind = ScalarKind | 'list' | 'set' | 'ref';
@@ -220,7 +220,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
     try {
       target = typeof f.target === 'function' ? (f.target as () => ModelClass)() : f.target;
     } catch (err) {
-      throw schemaError(`${where}: reference target could not be resolved (${(err as Error).message})`);
+      throw schemaError(`${where}: reference target could not be resolved (${messageOf(err)})`);
     }
     ref = typeof target === 'string' ? target : typeof target === 'function' ? tableNameOf(target as ModelClass) : undefined;
     if (!ref || !models.has(ref)) throw schemaError(`${where}: references unregistered model ${ref ?? String(target)}`);

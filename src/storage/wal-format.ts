@@ -19,6 +19,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
+import { messageOf } from '../errors.js';
 import type { ChangeSet } from './api.js';
 import { fsyncDir } from './atomic-file.js';
 
@@ -217,7 +218,7 @@ export async function scanSegment(file: string, onRecord?: (record: WalRecord, o
       try {
         record = decodePayload(payload);
       } catch (err) {
-        return result(offset, records, first, last, `undecodable record at offset ${offset}: ${(err as Error).message}`);
+        return result(offset, records, first, last, `undecodable record at offset ${offset}: ${messageOf(err)}`);
       }
       await onRecord?.(record, offset);
       records++;

@@ -50,8 +50,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, threadId } from 'node:worker_threads';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { ChangeSet } from './api.js';
+import { errnoCode, ioError, isNotFound } from './file-system.js';
 import type { SharedStore } from './store.js';
 import { encodeAbort, encodeCommit, HEADER_BYTES, segmentName } from './wal-format.js';
 
@@ -112,7 +113,7 @@ export const walTestHooks: {
 } = {};
 
 function errnoOf(err: unknown): number {
-  const code = (err as NodeJS.ErrnoException)?.code;
+  const code = errnoCode(err);
   const n = code ? (constants.errno as Record<string, number>)[code] : undefined;
   return n && n > 0 ? n : constants.errno.EIO;
 }
@@ -120,11 +121,6 @@ function errnoOf(err: unknown): number {
 function errnoName(n: number): string {
   for (const [name, value] of Object.entries(constants.errno)) if (value === n) return name;
   return `errno ${n}`;
-}
-
-function ioError(message: string, cause?: unknown): LexiconsError {
-  const detail = cause === undefined ? '' : `: ${cause instanceof Error ? cause.message : String(cause)}`;
-  return new LexiconsError(ErrorCode.IO, `${message}${detail}`, { cause });
 }
 
 function casMax(i64: BigInt64Array, slot: number, value: bigint): void {
@@ -245,7 +241,7 @@ export class Wal {
     try {
       record = encodeCommit(changes);
     } catch (err) {
-      throw new LexiconsError(ErrorCode.TXN, (err as Error).message, { cause: err });
+      throw new LexiconsError(ErrorCode.TXN, messageOf(err), { cause: err });
     }
     const buf = last >= changes.commitId ? Buffer.concat([encodeAbort(last), record]) : record;
     this.#write(buf, last >= changes.commitId ? 2 : 1, `commit ${changes.commitId}`);
@@ -368,7 +364,7 @@ export class Wal {
         try {
           fd = openSync(this.#path(s), 'r+');
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // covered by a snapshot
+          if (isNotFound(err)) continue; // covered by a snapshot
           throw err;
         }
         try {
@@ -412,7 +408,7 @@ export class Wal {
         try {
           fh = await open(this.#path(s), 'r+');
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          if (isNotFound(err)) continue;
           throw err;
         }
         try {
