@@ -24,7 +24,7 @@ import type { Schema } from './schema.js';
 import { SharedStore } from './store.js';
 import { listSegments, openDataFolder, planLog, replayLog, type LogPlan, type RecoveryReport } from './recovery.js';
 import { MANIFEST_FILE, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest, type SnapshotReport } from './snapshot.js';
-import type { SegmentScan } from './wal-format.js';
+import { DISCARDED_SUFFIX, type SegmentScan } from './wal-format.js';
 
 export interface CheckReport {
   readonly dir: string;
@@ -85,7 +85,7 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
   }
   if (plan?.cut) {
     repairs.push(`${plan.cut.file}: ${plan.cut.reason}; ${plan.cut.fileBytes - plan.cut.validBytes} bytes will be cut off (never applied)`);
-    for (const f of plan.after) repairs.push(`${f}: after the cut, will be set aside as ${f}.discarded (never applied)`);
+    for (const f of plan.after) repairs.push(`${f}: after the cut, will be set aside as ${f}${DISCARDED_SUFFIX} (never applied)`);
   }
 
   let replayable: number | null = null;

@@ -21,7 +21,7 @@ import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, type Manifest } from './snapshot.js';
 import { FSYNC_POLICIES, Wal, type FsyncPolicy } from './wal.js';
-import { createSegment, LogResolver, scanSegment, segmentNumber, type SegmentScan, type WalRecord } from './wal-format.js';
+import { createSegment, DISCARDED_SUFFIX, logError, LogResolver, scanSegment, segmentNumber, segmentNumberOfAny, type SegmentScan, type WalRecord } from './wal-format.js';
 
 export interface OpenOptions {
   /** When an acknowledged commit is on disk: `always`, `everysec` (default) or `no` (see wal.ts). */
@@ -102,11 +102,11 @@ export async function planLog(dir: string, from = 0): Promise<LogPlan> {
       try {
         resolver.push(record);
       } catch (err) {
-        throw new LexiconsError(ErrorCode.CSV, `${file}: ${messageOf(err)}; the log is not one lexicons wrote (segments mixed from another folder?)`);
+        throw logError(`${file}: ${messageOf(err)}; the log is not one lexicons wrote (segments mixed from another folder?)`);
       }
       lastCommitId = Math.max(lastCommitId, record.commitId);
     });
-    if (scan.foreign) throw new LexiconsError(ErrorCode.CSV, `${file}: ${scan.problem}; move it out of the data folder`);
+    if (scan.foreign) throw logError(`${file}: ${scan.problem}; move it out of the data folder`);
     segments.push(scan);
     if (scan.problem) {
       const cut = { file, validBytes: scan.validBytes, fileBytes: scan.fileBytes, reason: scan.problem };
@@ -128,8 +128,8 @@ async function applyCut(plan: LogPlan): Promise<string[]> {
       await fh.close();
     }
     for (const file of plan.after) {
-      await rename(file, `${file}.discarded`);
-      discarded.push(`${file}.discarded`);
+      await rename(file, file + DISCARDED_SUFFIX);
+      discarded.push(file + DISCARDED_SUFFIX);
     }
   }
   // What was replayed may only be in the page cache (a process crash): make it durable before
@@ -185,16 +185,16 @@ export class Replayer {
     const txn = (this.#txn ??= this.#store.begin({ exclusive: true }) as Transaction);
     for (const [name, tc] of Object.entries(record.tables)) {
       const t = this.#store.schema.byName.get(name);
-      if (!t) throw new LexiconsError(ErrorCode.CSV, `${where}: table ${name} is not a Model (was it removed?)`);
+      if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed?)`);
       const id = txn.tableId(name);
       for (const pk of tc.deletes) {
-        if (typeof pk !== 'string') throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: a deleted pk is not a string`);
+        if (typeof pk !== 'string') throw logError(`${where}: ${name}: a deleted pk is not a string`);
         txn.put(id, pk, null);
       }
       for (const raw of tc.upserts) {
         const pk = raw.pk;
-        if (typeof pk !== 'string' || pk === '') throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: a row without a pk`);
-        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: field ${key} is not in the Model (was it removed?)`);
+        if (typeof pk !== 'string' || pk === '') throw logError(`${where}: ${name}: a row without a pk`);
+        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw logError(`${where}: ${name}: field ${key} is not in the Model (was it removed?)`);
         const row: Record<string, unknown> & { pk: string } = { pk };
         for (const f of t.fields) {
           const g = withoutTransform(f);
@@ -215,7 +215,7 @@ export class Replayer {
     this.#txn = null;
     this.#rows = 0;
     const result = txn.commit();
-    if (!result.ok) throw new LexiconsError(ErrorCode.CSV, `replaying the log: ${result.message}`);
+    if (!result.ok) throw logError(`replaying the log: ${result.message}`);
   }
 
   abort(): void {
@@ -250,8 +250,8 @@ export async function replayLog(store: SharedStore, plan: LogPlan, after: number
 async function nextSegmentNumber(dir: string, manifest: Manifest | null): Promise<number> {
   let n = Math.max(1, manifest?.segment ?? 0);
   for (const name of await readdir(dir)) {
-    const m = /^wal-(\d{8,})\.log/.exec(name);
-    if (m) n = Math.max(n, Number(m[1]) + 1);
+    const m = segmentNumberOfAny(name);
+    if (m !== null) n = Math.max(n, m + 1);
   }
   return n;
 }
