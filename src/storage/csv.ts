@@ -19,7 +19,7 @@ import { Parser, type CsvError } from 'csv-parse';
 import { isUtf8 } from 'node:buffer';
 import { stringify } from 'csv-stringify/sync';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
-import type { FieldSchema, ScalarKind, TableSchema } from './schema.js';
+import { isScalar, type FieldSchema, type ScalarKind, type TableSchema } from './schema.js';
 
 /** One CSV cell: text, or null for an empty unquoted cell. */
 export type Cell = string | null;
@@ -174,19 +174,6 @@ export function parseLiteral(text: string): unknown[] {
 // ---------------------------------------------------------------------------------------------
 // Collections
 
-function checkElement(kind: ScalarKind, v: unknown): boolean {
-  switch (kind) {
-    case 'str':
-      return typeof v === 'string';
-    case 'int':
-      return typeof v === 'number' && Number.isSafeInteger(v);
-    case 'float':
-      return typeof v === 'number' && Number.isFinite(v);
-    case 'bool':
-      return typeof v === 'boolean';
-  }
-}
-
 /**
  * Decodes a list/set cell: a JSON array first (the format this module writes), else a Python
  * literal (`['a', 'b']`, `{1, 2}`, `set()`, `(True,)`) as pandas wrote them.
@@ -210,7 +197,7 @@ export function decodeCollection(kind: 'list' | 'set', element: ScalarKind, text
   }
   if (!Array.isArray(items)) throw csvError(`expected a ${kind} of ${element}, got ${show(text)}`);
   for (const v of items) {
-    if (!checkElement(element, v)) throw csvError(`expected a ${kind} of ${element}, found element ${v === null ? 'None' : show(String(v))} in ${show(text)}`);
+    if (!isScalar(element, v)) throw csvError(`expected a ${kind} of ${element}, found element ${v === null ? 'None' : show(String(v))} in ${show(text)}`);
   }
   return kind === 'set' ? [...new Set(items)] : items;
 }

@@ -16,7 +16,7 @@ import { fsyncDir } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
 import { lockDataFolder } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions, type LoadReport } from './persist.js';
-import { coerceValue, type FieldSchema, type Schema } from './schema.js';
+import { coerceValue, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, type Manifest } from './snapshot.js';
@@ -146,13 +146,6 @@ async function applyCut(plan: LogPlan): Promise<string[]> {
 }
 
 // -- replay ------------------------------------------------------------------------------------
-
-const noTransform = new WeakMap<FieldSchema, FieldSchema>();
-function withoutTransform(f: FieldSchema): FieldSchema {
-  let g = noTransform.get(f);
-  if (!g) noTransform.set(f, (g = { ...f, transform: undefined }));
-  return g;
-}
 
 /** Rows written per replay transaction. */
 const REPLAY_BATCH = 10_000;

@@ -52,7 +52,7 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { AnyRecord, ChangeSet, CommitResult, Db, Filters, Target, Txn } from './api.js';
-import { coerceValue, tableNameOf, type FieldSchema, type ModelClass, type Schema, type TableSchema } from './schema.js';
+import { coerceValue, tableNameOf, withoutTransform, type ModelClass, type Schema, type TableSchema } from './schema.js';
 import type { ControlBlock } from './layout.js';
 import { i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kPendingCommit } from './layout.js';
 import type { SharedTable } from './table.js';
@@ -113,12 +113,6 @@ function track(w: TableWrites, t: TableSchema, pk: string, row: Row | null, add:
 }
 
 const EMPTY_SET: ReadonlySet<number> = new Set();
-const noTransform = new WeakMap<FieldSchema, FieldSchema>();
-function withoutTransform(f: FieldSchema): FieldSchema {
-  let g = noTransform.get(f);
-  if (!g) noTransform.set(f, (g = { ...f, transform: undefined }));
-  return g;
-}
 
 export class Transaction implements Txn {
   readonly db: Db;
