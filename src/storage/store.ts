@@ -24,7 +24,8 @@ import { GrowBuf, type Allocator } from './columns.js';
 import { ControlBlock, i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kLockWaiters, kLockWord, kPendingCommit, kRepairEpoch } from './layout.js';
 import { SharedTable } from './table.js';
 import { TableIndex } from './indexes.js';
-import { insertRow, Transaction, type Engine } from './transaction.js';
+import { Transaction, type Engine } from './transaction.js';
+import { insertRow } from './transaction-db.js';
 import { tableToArrow } from './arrow.js';
 
 /** Everything a worker needs to attach: structured-cloneable (SharedArrayBuffers, numbers, strings). */

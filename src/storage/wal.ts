@@ -6,7 +6,7 @@
  * WHY IT IS BUILT THIS WAY
  *
  * Appending under the commit lock. The store calls `onBeforePublish(changes)` in the committing
- * thread while it holds the commit lock, before any shared write (transaction.ts). Each thread
+ * thread while it holds the commit lock, before any shared write (commit-protocol.ts). Each thread
  * appends there with a plain `writeSync` to its own O_APPEND descriptor of the current segment, so
  * records are in commit-id order without any extra lock, and a failed write (ENOSPC, EIO) throws:
  * the commit aborts before anything is published and the caller gets an IO error. A partial write
