@@ -1,151 +1,18 @@
 /**
  * @module storage/query
- * Filters (`field`, `field__op`, `ref__field[__op]`, `_sort`, `_limit`, `_where`) compiled into
- * predicates, and the read path that evaluates them over a table at a snapshot plus a
- * transaction's own writes.
+ * The read path: rows of a table at a transaction's snapshot plus its own writes, matching filters
+ * compiled by filters.ts.
  *
  * Candidate rows come from the pk index (`pk` equality), a field hash index (equality or `in` on an
  * indexed field), or a scan of the version slots. A scan decodes only the columns a predicate needs
  * and materializes a row object only once every column predicate has passed.
  */
-import { ErrorCode, LexiconsError } from '../errors.js';
 import type { Filters } from './api.js';
-import type { TableSchema } from './schema.js';
-import type { SharedTable } from './table.js';
+import { normalize, type Cond, type Parsed } from './filters.js';
 import type { TableIndex } from './indexes.js';
+import type { SharedTable } from './table.js';
 
 export type Row = { pk: string } & Record<string, unknown>;
-
-const OPS = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'in', 'nin', 'f', 're', 'max', 'min']);
-
-/** A predicate on one column (k = field index, -1 = pk). */
-export interface Cond {
-  readonly k: number;
-  readonly name: string;
-  readonly op: string;
-  readonly value: unknown;
-  readonly test: (v: unknown) => boolean;
-}
-
-export interface Parsed {
-  readonly conds: Cond[];
-  /** Through-reference filters, grouped per reference field: `author__name` -> {name: ...}. */
-  readonly refs: Array<{ k: number; name: string; target: string; sub: Filters }>;
-  readonly extremes: Array<{ k: number; name: string; op: 'max' | 'min' }>;
-  readonly sort: Array<{ name: string; desc: boolean }>;
-  readonly limit: number | undefined;
-  readonly where: ((row: Record<string, unknown>) => boolean) | undefined;
-}
-
-function normalize(value: unknown): unknown {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as { pk?: unknown }).pk === 'string') {
-    return (value as { pk: string }).pk;
-  }
-  return value;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((x, i) => x === b[i]);
-  }
-  return a === b;
-}
-
-function members(table: string, key: string, value: unknown): Set<unknown> {
-  if (value instanceof Set) return new Set([...value].map(normalize));
-  if (Array.isArray(value)) return new Set(value.map(normalize));
-  throw new LexiconsError(ErrorCode.TYPE, `${table}.${key}: expected an array or Set, got ${typeof value}`);
-}
-
-function makeTest(table: string, key: string, op: string, raw: unknown): (v: unknown) => boolean {
-  const value = normalize(raw);
-  switch (op) {
-    case 'eq':
-      return (v) => sameValue(v, value);
-    case 'ne':
-      return (v) => !sameValue(v, value);
-    case 'gt':
-      return (v) => v !== null && (v as number) > (value as number);
-    case 'lt':
-      return (v) => v !== null && (v as number) < (value as number);
-    case 'ge':
-      return (v) => v !== null && (v as number) >= (value as number);
-    case 'le':
-      return (v) => v !== null && (v as number) <= (value as number);
-    case 'in': {
-      const set = members(table, key, raw);
-      return (v) => set.has(v);
-    }
-    case 'nin': {
-      const set = members(table, key, raw);
-      return (v) => !set.has(v);
-    }
-    case 'f':
-      return (v) => (typeof v === 'string' ? v.includes(String(value)) : Array.isArray(v) ? v.includes(value) : false);
-    case 're': {
-      const re = raw instanceof RegExp ? new RegExp(raw.source, raw.flags.replace(/[gy]/g, '')) : new RegExp(String(raw));
-      return (v) => v !== null && re.test(Array.isArray(v) ? v.join(',') : String(v));
-    }
-    default:
-      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table}: unknown filter operator ${op} in ${key}`);
-  }
-}
-
-/** Compiles filters for a table; unknown fields/operators raise NOT_FOUND naming them. */
-export function parseFilters(table: TableSchema, filters: Filters | undefined): Parsed {
-  const parsed = { conds: [] as Cond[], refs: [] as Parsed['refs'], extremes: [] as Parsed['extremes'], sort: [] as Parsed['sort'], limit: undefined as number | undefined, where: undefined as Parsed['where'] };
-  if (!filters) return parsed;
-  const fieldIndex = (name: string): number => {
-    if (name === 'pk') return -1;
-    const k = table.fields.findIndex((f) => f.name === name);
-    if (k < 0) throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown field ${name}`);
-    return k;
-  };
-  for (const [key, value] of Object.entries(filters)) {
-    if (value === undefined) continue;
-    if (key === '_sort') {
-      for (const s of Array.isArray(value) ? value : [value]) {
-        const desc = String(s).startsWith('-');
-        const name = desc ? String(s).slice(1) : String(s);
-        fieldIndex(name);
-        parsed.sort.push({ name, desc });
-      }
-      continue;
-    }
-    if (key === '_limit') {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-        throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _limit must be a non-negative integer`);
-      }
-      parsed.limit = value;
-      continue;
-    }
-    if (key === '_where') {
-      if (typeof value !== 'function') throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _where must be a function`);
-      parsed.where = value as Parsed['where'];
-      continue;
-    }
-    const parts = key.split('__');
-    const name = parts[0]!;
-    const k = fieldIndex(name);
-    const f = k >= 0 ? table.fields[k]! : undefined;
-    if (parts.length === 1 || (parts.length === 2 && OPS.has(parts[1]!))) {
-      const op = parts[1] ?? 'eq';
-      if (op === 'max' || op === 'min') {
-        if (value) parsed.extremes.push({ k, name, op });
-        continue;
-      }
-      parsed.conds.push({ k, name, op, value: normalize(value), test: makeTest(table.name, key, op, value) });
-    } else if (f?.kind === 'ref') {
-      let ref = parsed.refs.find((r) => r.k === k);
-      if (!ref) parsed.refs.push((ref = { k, name, target: f.ref!, sub: {} }));
-      ref.sub[parts.slice(1).join('__')] = value;
-    } else {
-      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown filter operator ${parts.slice(1).join('__')} in ${key}`);
-    }
-  }
-  return parsed;
-}
 
 /** What the read path needs from a transaction for one table. */
 export interface ReadContext {
@@ -213,22 +80,19 @@ function compareValues(a: unknown, b: unknown): number {
 }
 
 /**
- * Rows matching the parsed filters at the context's snapshot, including the transaction's own
- * writes. With `countOnly` and no row-level options, returns only the count (no materialization).
+ * The filter loop of {@link select}, {@link countMatching} and selectTop: `onSlot(v)` for each
+ * committed version visible at the snapshot and not replaced by the transaction's own writes whose
+ * columns pass every predicate and through-reference filter (read column by column, no row built),
+ * then `onPending(row)` for each row the transaction wrote that passes them.
  */
-export function select(ctx: ReadContext, q: Parsed): Row[] {
-  if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
+function forEachMatch(ctx: ReadContext, q: Parsed, onSlot: (v: number) => void, onPending: (row: Row) => void): void {
   const t = ctx.table;
   const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
-  const out: Row[] = [];
-  const accept = (row: Row): void => {
-    if (q.where === undefined || q.where(row)) out.push(row);
-  };
   const scanSlot = (v: number): void => {
     if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
     for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
     for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
-    accept(t.readRow(v));
+    onSlot(v);
   };
   const cands = candidates(ctx, q.conds);
   if (cands !== null) for (const v of cands) scanSlot(v);
@@ -241,8 +105,19 @@ export function select(ctx: ReadContext, q: Parsed): Row[] {
   pending: for (const row of ctx.pending) {
     for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
     for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    accept(copyRow(row));
+    onPending(row);
   }
+}
+
+/** Rows matching the parsed filters at the context's snapshot, including the transaction's own writes. */
+export function select(ctx: ReadContext, q: Parsed): Row[] {
+  if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
+  const t = ctx.table;
+  const out: Row[] = [];
+  const accept = (row: Row): void => {
+    if (q.where === undefined || q.where(row)) out.push(row);
+  };
+  forEachMatch(ctx, q, (v) => accept(t.readRow(v)), (row) => accept(copyRow(row)));
   let rows = out;
   for (const e of q.extremes) {
     let best: unknown = null;
@@ -269,28 +144,11 @@ export function select(ctx: ReadContext, q: Parsed): Row[] {
 /** Number of matching rows without materializing them (filters without _where/_sort/extremes). */
 export function countMatching(ctx: ReadContext, q: Parsed): number {
   if (q.where !== undefined || q.extremes.length > 0) return Math.min(select(ctx, q).length, q.limit ?? Infinity);
-  const t = ctx.table;
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
   let n = 0;
-  const check = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
+  const count = (): void => {
     n++;
   };
-  const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) check(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) check(v);
-  }
-  const names = t.schema.fields.map((f) => f.name);
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    n++;
-  }
+  forEachMatch(ctx, q, count, count);
   return Math.min(n, q.limit ?? Infinity);
 }
 
@@ -326,7 +184,6 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
   const t = ctx.table;
   const names = t.schema.fields.map((f) => f.name);
   const sortCols = q.sort.map((s) => (s.name === 'pk' ? -1 : names.indexOf(s.name)));
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
   const heap: TopEntry[] = [];
   // Worse first: the heap's root is the entry the next better candidate evicts.
   const worse = (a: TopEntry, b: TopEntry): boolean => {
@@ -368,26 +225,16 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
       down(0);
     }
   };
-  const scanSlot = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
-    const keys = new Array<unknown>(sortCols.length);
-    for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
-    offer(keys, v, undefined);
-  };
-  const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) scanSlot(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) scanSlot(v);
-  }
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    offer(q.sort.map((s) => row[s.name]), -1, row);
-  }
+  forEachMatch(
+    ctx,
+    q,
+    (v) => {
+      const keys = new Array<unknown>(sortCols.length);
+      for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
+      offer(keys, v, undefined);
+    },
+    (row) => offer(q.sort.map((s) => row[s.name]), -1, row),
+  );
   heap.sort((a, b) => compareKeys(q.sort, a.keys, b.keys) || a.seq - b.seq);
   return heap.map((e) => (e.row !== undefined ? copyRow(e.row) : t.readRow(e.slot)));
 }

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { AnyRecord, Db, Filters, Target } from './api.js';
-import { countMatching, parseFilters, select, type Row } from './query.js';
+import { parseFilters } from './filters.js';
+import { countMatching, select, type Row } from './query.js';
 import { makeRecord, recordFrom } from './record.js';
 import { coerceValue, withoutTransform, type ModelClass, type Schema, type TableSchema } from './schema.js';
 import type { Transaction } from './transaction.js';
