@@ -21,7 +21,8 @@
  * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
  * reused by other rows.
  */
-import { Utf8Values, type Column } from './columns.js';
+import { Utf8Values } from './column-values.js';
+import type { Column } from './columns.js';
 import type { SharedTable } from './table.js';
 
 const f64 = new Float64Array(1);
