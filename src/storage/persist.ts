@@ -19,7 +19,8 @@ import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { Schema, TableSchema } from './schema.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
-import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvFile, type Cell, type HeaderPlan } from './csv.js';
+import { formatRecords, readCsvFile } from './csv.js';
+import { decodeRecord, encodeRow, headerOf, planHeader, type Cell, type HeaderPlan } from './csv-codec.js';
 
 /** What persistence needs from the store (SharedStore satisfies it). */
 export interface PersistableStore {
