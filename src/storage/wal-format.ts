@@ -72,6 +72,11 @@ export function segmentName(n: number): string {
   return `wal-${String(n).padStart(8, '0')}.log`;
 }
 
+/** The path of segment `n` in the data folder `dir`. */
+export function segmentPath(dir: string, n: number): string {
+  return join(dir, segmentName(n));
+}
+
 /** The segment number of a file name, or null when it is not a segment. */
 export function segmentNumber(name: string): number | null {
   const m = SEGMENT_NAME.exec(name);
@@ -290,7 +295,7 @@ export class LogResolver {
  * segment no record was ever appended to (a number above the current one).
  */
 export async function createSegment(dir: string, n: number): Promise<string> {
-  const path = join(dir, segmentName(n));
+  const path = segmentPath(dir, n);
   const fh = await open(path, 'w');
   try {
     await fh.write(SEGMENT_MAGIC, 0, HEADER_BYTES, 0);
