@@ -351,28 +351,45 @@ export async function saveDataFolder(store: PersistableStore, dir: string, optio
   const tables: TableSaveReport[] = [];
   for (const table of store.schema.tables) {
     const file = join(root, `${table.name}.csv`);
-    let rows = 0;
-    async function* chunks(): AsyncGenerator<string> {
-      yield formatRecords([headerOf(table)]);
-      let records: Cell[][] = [];
-      let nextProgress = progressEvery;
-      for (const row of store.scan(table.name, snapshot)) {
-        records.push(encodeRow(table, row));
-        rows++;
-        if (records.length >= chunkRows) {
-          yield formatRecords(records);
-          records = [];
-        }
-        if (rows >= nextProgress) {
-          nextProgress += progressEvery;
-          await options.onProgress?.({ table: table.name, rows });
-        }
-      }
-      if (records.length) yield formatRecords(records);
-      await options.onProgress?.({ table: table.name, rows });
-    }
-    const { bytes } = await writeFileAtomic(file, chunks());
-    tables.push({ table: table.name, file, rows, bytes });
+    const count = { rows: 0 };
+    const onProgress = options.onProgress;
+    const onRows = onProgress && ((rows: number) => onProgress({ table: table.name, rows }));
+    const { bytes } = await writeFileAtomic(file, tableCsvChunks(store, table, snapshot, { chunkRows, progressEvery, onRows }, count));
+    tables.push({ table: table.name, file, rows: count.rows, bytes });
   }
   return { dir: root, snapshot, tables };
+}
+
+/** How {@link tableCsvChunks} cuts a table into chunks and reports its progress. */
+export interface TableCsvOptions {
+  /** Records formatted per csv-stringify call. */
+  readonly chunkRows: number;
+  /** Called every `progressEvery` rows and once at the end; a returned promise is awaited. */
+  readonly onRows?: ((rows: number) => void | Promise<void>) | undefined;
+  readonly progressEvery?: number;
+}
+
+/**
+ * The CSV text of `table` at `snapshot` (saves and snapshots): its header, then its rows in chunks
+ * of `chunkRows` records. `count.rows` counts the rows as they are read.
+ */
+export async function* tableCsvChunks(store: PersistableStore, table: TableSchema, snapshot: number, options: TableCsvOptions, count: { rows: number }): AsyncGenerator<string> {
+  yield formatRecords([headerOf(table)]);
+  let records: Cell[][] = [];
+  const every = options.progressEvery ?? Infinity;
+  let nextProgress = every;
+  for (const row of store.scan(table.name, snapshot)) {
+    records.push(encodeRow(table, row));
+    count.rows++;
+    if (records.length >= options.chunkRows) {
+      yield formatRecords(records);
+      records = [];
+    }
+    if (count.rows >= nextProgress) {
+      nextProgress += every;
+      await options.onRows?.(count.rows);
+    }
+  }
+  if (records.length > 0) yield formatRecords(records);
+  await options.onRows?.(count.rows);
 }

@@ -29,8 +29,7 @@ import { join, resolve } from 'node:path';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './atomic-file.js';
 import { ioError, isNotFound } from './file-system.js';
-import { formatRecords } from './csv.js';
-import { encodeRow, headerOf, type Cell } from './csv-codec.js';
+import { tableCsvChunks } from './persist.js';
 import type { TableSchema } from './schema.js';
 import type { Txn } from './api.js';
 import type { SharedStore } from './store.js';
@@ -166,22 +165,9 @@ export async function removeSegmentsBelow(dir: string, segment: number): Promise
 }
 
 async function writeTable(store: SharedStore, table: TableSchema, file: string, snapshot: number): Promise<TableSnapshot> {
-  let rows = 0;
-  async function* chunks(): AsyncGenerator<string> {
-    yield formatRecords([headerOf(table)]);
-    let records: Cell[][] = [];
-    for (const row of store.scan(table.name, snapshot)) {
-      records.push(encodeRow(table, row));
-      rows++;
-      if (records.length >= 1000) {
-        yield formatRecords(records);
-        records = [];
-      }
-    }
-    if (records.length > 0) yield formatRecords(records);
-  }
-  const { bytes } = await writeFileAtomic(file, chunks());
-  return { rows, bytes };
+  const count = { rows: 0 };
+  const { bytes } = await writeFileAtomic(file, tableCsvChunks(store, table, snapshot, { chunkRows: 1000 }, count));
+  return { rows: count.rows, bytes };
 }
 
 /** How long a snapshot tries to take the commit lock before it fails (and is retried later). */
