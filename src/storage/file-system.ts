@@ -1,10 +1,10 @@
 /**
  * @module storage/file-system
  * Small file-system helpers the data-folder modules share: IO errors that carry the cause's
- * message, errno tests, whether a process id is still alive (stale temp files, stale folder locks)
- * and creating the data folder.
+ * message, errno tests, whether a process id is still alive (stale temp files, stale folder locks),
+ * whether a file exists, and creating the data folder.
  */
-import { mkdir } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 
 /** An IO error: `message`, then `: <the cause's message>` when there is a cause. */
@@ -30,6 +30,16 @@ export function isAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
+  }
+}
+
+/** Whether `path` exists (and is accessible). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -4,21 +4,20 @@
  * it at shutdown. Loading also reads the original Python lexicons' files (pandas CSV, and the
  * snake_case names of its early versions such as `chat_message.csv`). Every write is atomic
  * (see atomic-file.ts). A file that fails to load is never overwritten: the failure is
- * remembered per store and folder, and a later save to that folder refuses to run.
+ * remembered per store and folder, and a later save to that folder refuses to run. Columns the
+ * Models no longer have are refused, or kept aside (extra-columns.ts).
  *
  * @example
  * const report = await loadDataFolder(store, 'data/', { unknownColumns: 'error' });
  * // ... serve ...
  * await saveDataFolder(store, 'data/');
  */
-import { access } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { Schema, TableSchema } from './schema.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
-import { createDataFolder } from './file-system.js';
+import { createDataFolder, exists } from './file-system.js';
+import { writeExtraFile } from './extra-columns.js';
 import { formatRecords, readCsvFile } from './csv.js';
 import { decodeRecord, encodeRow, headerOf, planHeader, type Cell, type HeaderPlan } from './csv-codec.js';
 
@@ -117,15 +116,6 @@ export function legacyNames(table: string): string[] {
   const smart = table.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2').toLowerCase();
   const naive = table.replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase();
   return [...new Set([smart, naive])].filter((n) => n !== table).map((n) => `${n}.csv`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Referenced tables first, so references point at loaded rows (cycles keep schema order). */
@@ -283,51 +273,6 @@ async function readPlan(file: string, table: TableSchema): Promise<HeaderPlan> {
   });
   if (!plan) throw new LexiconsError(ErrorCode.CSV, `${file}, line 1: empty file (no header row)`);
   return plan;
-}
-
-/**
- * Writes `<Table>.extra.csv` (pk + the extra columns, cells kept as text). The side file's
- * content is gathered in memory (only those columns) before the atomic write. An existing side
- * file with different content is never replaced: the new one gets the first free
- * `.extra.<n>.csv`; identical content already there is not written again.
- */
-async function writeExtraFile(root: string, table: string, plan: HeaderPlan): Promise<string> {
-  const chunks: string[] = [formatRecords([['pk', ...plan.extra.map((c) => c.name)]])];
-  let rows: Cell[][] = [];
-  let header = true;
-  await readCsvFile(
-    plan.file,
-    (cells) => {
-      if (header) {
-        header = false;
-        return;
-      }
-      rows.push([cells[plan.pkIndex] ?? null, ...plan.extra.map((c) => cells[c.index] ?? null)]);
-      if (rows.length >= 1000) {
-        chunks.push(formatRecords(rows));
-        rows = [];
-      }
-    },
-    (i) => plan.header[i],
-  );
-  if (rows.length) chunks.push(formatRecords(rows));
-  const hash = createHash('sha256');
-  for (const c of chunks) hash.update(c);
-  const digest = hash.digest('hex');
-  for (let n = 0; ; n++) {
-    const path = join(root, n === 0 ? `${table}.extra.csv` : `${table}.extra.${n}.csv`);
-    if (!(await exists(path))) {
-      await writeFileAtomic(path, chunks);
-      return path;
-    }
-    if ((await hashFile(path)) === digest) return path; // already preserved
-  }
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /**
