@@ -80,32 +80,41 @@ function compareValues(a: unknown, b: unknown): number {
 }
 
 /**
- * The filter loop of {@link select}, {@link countMatching} and selectTop: `onSlot(v)` for each
- * committed version visible at the snapshot and not replaced by the transaction's own writes whose
- * columns pass every predicate and through-reference filter (read column by column, no row built),
- * then `onPending(row)` for each row the transaction wrote that passes them.
+ * The filters of one query bound to its read context: the test every candidate goes through in
+ * {@link select}, {@link countMatching} and selectTop. A committed slot passes when it is visible
+ * at the snapshot, not replaced by the transaction's own writes, and its columns (read one by one,
+ * no row built) pass every predicate and through-reference filter; a row the transaction wrote
+ * passes on its values. A class with two small methods: each caller's loop calls them directly
+ * (monomorphic, inlined), where a shared loop would call back into the callers once per slot.
  */
-function forEachMatch(ctx: ReadContext, q: Parsed, onSlot: (v: number) => void, onPending: (row: Row) => void): void {
-  const t = ctx.table;
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
-  const scanSlot = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
-    onSlot(v);
-  };
-  const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) scanSlot(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) scanSlot(v);
+class Matcher {
+  readonly #ctx: ReadContext;
+  readonly #conds: readonly Cond[];
+  readonly #refSets: ReadonlyArray<{ k: number; pks: Set<unknown> }>;
+  readonly #names: readonly string[];
+
+  constructor(ctx: ReadContext, q: Parsed) {
+    this.#ctx = ctx;
+    this.#conds = q.conds;
+    this.#refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+    this.#names = ctx.table.schema.fields.map((f) => f.name);
   }
-  const names = t.schema.fields.map((f) => f.name);
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    onPending(row);
+
+  /** Whether committed version slot v passes. */
+  slot(v: number): boolean {
+    const { table: t, snapshot, shadowed } = this.#ctx;
+    if (!t.isVisible(v, snapshot) || shadowed.has(v)) return false;
+    for (const c of this.#conds) if (!c.test(readCol(t, c.k, v))) return false;
+    for (const r of this.#refSets) if (!r.pks.has(readCol(t, r.k, v))) return false;
+    return true;
+  }
+
+  /** Whether a row the transaction wrote passes. */
+  row(row: Row): boolean {
+    const names = this.#names;
+    for (const c of this.#conds) if (!c.test(row[c.k < 0 ? 'pk' : names[c.k]!] ?? null)) return false;
+    for (const r of this.#refSets) if (!r.pks.has(row[r.k < 0 ? 'pk' : names[r.k]!])) return false;
+    return true;
   }
 }
 
@@ -113,11 +122,18 @@ function forEachMatch(ctx: ReadContext, q: Parsed, onSlot: (v: number) => void, 
 export function select(ctx: ReadContext, q: Parsed): Row[] {
   if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
   const t = ctx.table;
+  const m = new Matcher(ctx, q);
   const out: Row[] = [];
   const accept = (row: Row): void => {
     if (q.where === undefined || q.where(row)) out.push(row);
   };
-  forEachMatch(ctx, q, (v) => accept(t.readRow(v)), (row) => accept(copyRow(row)));
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) {
+    for (const v of cands) if (m.slot(v)) accept(t.readRow(v));
+  } else {
+    for (let v = 0, rows = t.rowCount(); v < rows; v++) if (m.slot(v)) accept(t.readRow(v));
+  }
+  for (const row of ctx.pending) if (m.row(row)) accept(copyRow(row));
   let rows = out;
   for (const e of q.extremes) {
     let best: unknown = null;
@@ -144,11 +160,16 @@ export function select(ctx: ReadContext, q: Parsed): Row[] {
 /** Number of matching rows without materializing them (filters without _where/_sort/extremes). */
 export function countMatching(ctx: ReadContext, q: Parsed): number {
   if (q.where !== undefined || q.extremes.length > 0) return Math.min(select(ctx, q).length, q.limit ?? Infinity);
+  const t = ctx.table;
+  const m = new Matcher(ctx, q);
   let n = 0;
-  const count = (): void => {
-    n++;
-  };
-  forEachMatch(ctx, q, count, count);
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) {
+    for (const v of cands) if (m.slot(v)) n++;
+  } else {
+    for (let v = 0, rows = t.rowCount(); v < rows; v++) if (m.slot(v)) n++;
+  }
+  for (const row of ctx.pending) if (m.row(row)) n++;
   return Math.min(n, q.limit ?? Infinity);
 }
 
@@ -225,16 +246,17 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
       down(0);
     }
   };
-  forEachMatch(
-    ctx,
-    q,
-    (v) => {
-      const keys = new Array<unknown>(sortCols.length);
-      for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
-      offer(keys, v, undefined);
-    },
-    (row) => offer(q.sort.map((s) => row[s.name]), -1, row),
-  );
+  const m = new Matcher(ctx, q);
+  const offerSlot = (v: number): void => {
+    if (!m.slot(v)) return;
+    const keys = new Array<unknown>(sortCols.length);
+    for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
+    offer(keys, v, undefined);
+  };
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) for (const v of cands) offerSlot(v);
+  else for (let v = 0, rows = t.rowCount(); v < rows; v++) offerSlot(v);
+  for (const row of ctx.pending) if (m.row(row)) offer(q.sort.map((s) => row[s.name]), -1, row);
   heap.sort((a, b) => compareKeys(q.sort, a.keys, b.keys) || a.seq - b.seq);
   return heap.map((e) => (e.row !== undefined ? copyRow(e.row) : t.readRow(e.slot)));
 }
