@@ -28,7 +28,7 @@ export const ErrorCode = {
   LOG: 'LOG',
   /** Bad inbound frame (malformed JSON, wrong shape, oversized). */
   PROTOCOL: 'PROTOCOL',
-  /** A client called a signal the server does not define. */
+  /** A client called a signal the server does not define (`No signal [Name]`). */
   UNKNOWN_SIGNAL: 'UNKNOWN_SIGNAL',
   /** A signal rejected its arguments. */
   BAD_ARGUMENTS: 'BAD_ARGUMENTS',
@@ -36,7 +36,7 @@ export const ErrorCode = {
   EXECUTION: 'EXECUTION',
   /** An execution exceeded its time budget and its worker was aborted. */
   TIMEOUT: 'TIMEOUT',
-  /** Authentication rejected by the header gate. */
+  /** A connection refused: no credentials, a Header said no or failed, or the gate refused (`Authentication failed: ...`). */
   AUTH: 'AUTH',
   /** Rate limit or backpressure policy hit. */
   LIMIT: 'LIMIT',

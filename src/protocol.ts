@@ -10,7 +10,7 @@
  * Parsing happens in the worker threads (it is CPU work); the main thread only checks size,
  * opcode and rate. Every inbound value is checked with small `assert*` functions before dispatch.
  */
-import { ErrorCode, LexiconsError } from './errors.js';
+import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -85,6 +85,16 @@ export function parseCall(item: unknown, index: number | undefined): Call {
   return { name, args, id };
 }
 
+/** The error a caller gets for a call of a signal the server does not define. */
+export function unknownSignalError(name: string): LexiconsError {
+  return new LexiconsError(ErrorCode.UNKNOWN_SIGNAL, `No signal [${name}]`);
+}
+
+/** Why a connection was refused (no credentials, Headers or gate said no): Errors frame + close 1008. */
+export function authenticationError(reason: string): LexiconsError {
+  return new LexiconsError(ErrorCode.AUTH, `Authentication failed: ${reason}`);
+}
+
 /** A protocol error that knows the correlation id of its call. */
 export interface CallError extends LexiconsError {
   callId?: CallId;
@@ -105,7 +115,7 @@ export function parseFrame(text: string, maxCalls: number): Array<Call | Lexicon
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw protocolError(`Malformed JSON: ${(err as Error).message}`);
+    throw protocolError(`Malformed JSON: ${messageOf(err)}`);
   }
   assertFrameShape(value, maxCalls);
   if (!Array.isArray(value)) return [safeParseCall(value, undefined)];

@@ -13,7 +13,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, LexiconsError } from './errors.js';
+import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 import type { Connection, ExecutionContext, TaskClass } from './components.js';
 import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
 import type { ModelClass } from './storage/schema.js';
@@ -228,6 +228,52 @@ export function validateDurability(value: unknown): DurabilityOptions {
   return d as DurabilityOptions;
 }
 
+/**
+ * Durability settings: the run overrides (CLI --fsync, --snapshot-seconds), then the Server's
+ * `durability` option, then env LEXICONS_FSYNC / LEXICONS_SNAPSHOT_SECONDS, then everysec / 300 s.
+ */
+export function durabilitySettings(
+  server: DurabilityOptions | undefined,
+  overrides: DurabilityOptions | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Required<DurabilityOptions> {
+  const fsync = overrides?.fsync ?? server?.fsync ?? (env.LEXICONS_FSYNC === undefined ? 'everysec' : validateFsync(env.LEXICONS_FSYNC, 'LEXICONS_FSYNC'));
+  const snapshotSeconds =
+    overrides?.snapshotSeconds ??
+    server?.snapshotSeconds ??
+    (env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : validateSnapshotSeconds(env.LEXICONS_SNAPSHOT_SECONDS, 'LEXICONS_SNAPSHOT_SECONDS'));
+  return { fsync: validateFsync(fsync), snapshotSeconds: validateSnapshotSeconds(snapshotSeconds) };
+}
+
+/** uWebSockets.js aborts the whole process (C++ terminate) on an idleTimeout outside 8..960 s. */
+function checkUwsLimits(limits: { idleTimeoutSeconds: number }): void {
+  const idle = limits.idleTimeoutSeconds;
+  if (!Number.isInteger(idle) || idle < 8 || idle > 960) {
+    throw optionError(`limits.idleTimeoutSeconds must be an integer from 8 to 960 (uWebSockets.js bounds), got ${idle}`);
+  }
+}
+
+/** What `run()` starts with: every option resolved and checked before anything is loaded. */
+export interface RunSettings {
+  options: ResolvedServerOptions;
+  /** Absolute path of the module that exports the server (the workers import it). */
+  appPath: string;
+  durability: Required<DurabilityOptions>;
+}
+
+/** Resolves and checks the options of a run (the edge: nothing has started yet). */
+export function runSettings(server: Server, overrides: RunOverrides): RunSettings {
+  const options = server.resolve(overrides);
+  if (!overrides.appPath) {
+    throw optionError(
+      'the worker threads need the module that exports this server: run it with `lexicons start <app>`, or server.runIfMain(import.meta.url), or server.run({ appPath })',
+    );
+  }
+  checkUwsLimits(options.limits);
+  const durability = durabilitySettings(server.options.durability, overrides.durability);
+  return { options, appPath: resolve(overrides.appPath), durability };
+}
+
 function positive(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     throw optionError(`limits.${name} must be a positive number, got ${JSON.stringify(value)}`);
@@ -319,7 +365,7 @@ export class Server {
     const self = fileURLToPath(moduleUrl);
     if (resolve(process.argv[1]) !== self && resolve(process.argv[1]) + '.js' !== self) return undefined;
     return this.run({ appPath: self, ...overrides }).catch((err: unknown) => {
-      console.error(err instanceof Error ? err.message : String(err));
+      console.error(messageOf(err));
       process.exitCode = 1;
       return undefined as never;
     });

@@ -14,7 +14,7 @@ import { PASSWORD, userEmail, type HashKind } from './dataset.js';
 import { runLoad } from './driver.js';
 import type { Mode } from './job.js';
 import type { ProtocolName } from './protocols.js';
-import { SYSTEMS, startSystem, type RunningSystem, type SystemName } from './servers.js';
+import { SYSTEMS, isLexiconsSystem, startSystem, type RunningSystem, type SystemName } from './servers.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +48,7 @@ let dataDir: string | undefined;
 if (values.system !== undefined) {
   const name = values.system as SystemName;
   if (!(name in SYSTEMS)) throw new Error(`--system must be one of ${Object.keys(SYSTEMS).join(', ')}`);
-  dataDir = name.startsWith('lexicons') ? await mkdtemp(join(tmpdir(), 'lexicons-cli-')) : undefined;
+  dataDir = isLexiconsSystem(name) ? await mkdtemp(join(tmpdir(), 'lexicons-cli-')) : undefined;
   system = await startSystem(name, { rows: 0, channels: 1, users: 0, hash: values.hash as HashKind, dataDir, startTimeoutMs: 60_000 });
   port = system.port;
   pid = system.pid;

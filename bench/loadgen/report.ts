@@ -92,6 +92,9 @@ export function ratios(workload: WorkloadName, figures: Record<string, Figures>)
     out[`lexicons-w1 / uws-raw${suffix}`] = ratio(v('lexicons-w1'), v('uws-raw'));
     out[`lexicons-w1 / socketio${suffix}`] = ratio(v('lexicons-w1'), v('socketio'));
     out[`socketio / uws-raw${suffix}`] = ratio(v('socketio'), v('uws-raw'));
+    // Before/after, same run (present only when the baseline systems ran).
+    if (figures['baseline-w1'] !== undefined) out[`lexicons-w1 / baseline-w1${suffix}`] = ratio(v('lexicons-w1'), v('baseline-w1'));
+    if (figures['baseline-w2'] !== undefined) out[`lexicons-w2 / baseline-w2${suffix}`] = ratio(v('lexicons-w2'), v('baseline-w2'));
   }
   return out;
 }

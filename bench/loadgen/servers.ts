@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { HashKind } from './dataset.js';
 import type { ProtocolName } from './protocols.js';
 
-export type SystemName = 'uws-raw' | 'uws-wrap' | 'socketio' | 'lexicons-w1' | 'lexicons-w2';
+export type SystemName = 'uws-raw' | 'uws-wrap' | 'socketio' | 'lexicons-w1' | 'lexicons-w2' | 'baseline-w1' | 'baseline-w2';
 
 export interface SystemSpec {
   name: SystemName;
@@ -28,6 +28,10 @@ export const SYSTEMS: Record<SystemName, SystemSpec> = {
   socketio: { name: 'socketio', label: 'Socket.IO 4.8', protocol: 'socketio' },
   'lexicons-w1': { name: 'lexicons-w1', label: 'lexicons --workers 1', protocol: 'lexicons' },
   'lexicons-w2': { name: 'lexicons-w2', label: 'lexicons --workers 2', protocol: 'lexicons' },
+  // Another build of lexicons (env LEXICONS_BASELINE = the root of a built checkout, e.g. a git
+  // worktree of the commit before a change): before/after figures side by side in one run.
+  'baseline-w1': { name: 'baseline-w1', label: 'baseline lexicons --workers 1', protocol: 'lexicons' },
+  'baseline-w2': { name: 'baseline-w2', label: 'baseline lexicons --workers 2', protocol: 'lexicons' },
 };
 
 export interface ServerOptions {
@@ -55,17 +59,29 @@ export interface RunningSystem {
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url)); // dist/bench/loadgen -> repo root
 const DIST = fileURLToPath(new URL('../../', import.meta.url)); // dist/
 
-/** Paths the lexicons system needs; absent ones mean lexicons is not ready to benchmark. */
-export function lexiconsPaths(): { cli: string; app: string } {
-  return { cli: `${ROOT}bin/lexicons.js`, app: `${DIST}bench/app/main.js` };
+/**
+ * Paths the lexicons system needs; absent ones mean lexicons is not ready to benchmark.
+ * `baseline`: the checkout named by env LEXICONS_BASELINE instead of this one.
+ */
+export function lexiconsPaths(baseline = false): { cli: string; app: string; root: string } {
+  if (!baseline) return { cli: `${ROOT}bin/lexicons.js`, app: `${DIST}bench/app/main.js`, root: ROOT };
+  const root = process.env.LEXICONS_BASELINE;
+  if (root === undefined || root === '') throw new Error('the baseline systems need env LEXICONS_BASELINE (the root of another built lexicons checkout)');
+  const dir = root.endsWith('/') ? root : `${root}/`;
+  return { cli: `${dir}bin/lexicons.js`, app: `${dir}dist/bench/app/main.js`, root: dir };
 }
 
 /** Why lexicons cannot be benchmarked yet, or null when its CLI and the bench app exist. */
-export function lexiconsMissing(): string | null {
-  const { cli, app } = lexiconsPaths();
+export function lexiconsMissing(baseline = false): string | null {
+  const { cli, app } = lexiconsPaths(baseline);
   if (!existsSync(cli)) return `lexicons CLI not found (${cli})`;
   if (!existsSync(app)) return `bench app not built (${app}; write bench/app/main.ts)`;
   return null;
+}
+
+/** lexicons itself or its baseline build (both need a data folder and run through the CLI). */
+export function isLexiconsSystem(name: SystemName): boolean {
+  return name.startsWith('lexicons') || name.startsWith('baseline');
 }
 
 /** A free loopback port (bound, read, released). */
@@ -90,15 +106,16 @@ export async function startSystem(name: SystemName, options: ServerOptions): Pro
   } else if (name === 'socketio') {
     child = spawn(process.execPath, [`${DIST}bench/peers/socketio-chat.js`, ...seed], { stdio: ['ignore', 'pipe', 'pipe'] });
   } else {
-    const missing = lexiconsMissing();
+    const baseline = name.startsWith('baseline-');
+    const missing = lexiconsMissing(baseline);
     if (missing !== null) throw new Error(missing);
     if (options.dataDir === undefined) throw new Error('lexicons needs a data folder');
-    const { cli, app } = lexiconsPaths();
+    const { cli, app, root } = lexiconsPaths(baseline);
     port = await freePort();
-    const workers = name === 'lexicons-w2' ? '2' : '1';
+    const workers = name.endsWith('-w2') ? '2' : '1';
     child = spawn(process.execPath, [cli, 'start', app, '--workers', workers, '--port', String(port), '--data', options.dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: ROOT,
+      cwd: root,
       env: { ...process.env, HOST: '127.0.0.1', DEBUG: 'false' },
     });
   }

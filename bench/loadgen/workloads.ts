@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { CHANNEL_TEMPLATE, USER_EMAIL_TEMPLATE, loginUser, seedDataFolder, type HashKind } from './dataset.js';
 import { runLoad, type LoadOptions, type LoadResult } from './driver.js';
 import type { User } from './job.js';
-import { SYSTEMS, lexiconsMissing, startSystem, type RunningSystem, type SystemName } from './servers.js';
+import { SYSTEMS, isLexiconsSystem, lexiconsMissing, startSystem, type RunningSystem, type SystemName } from './servers.js';
 
 export type WorkloadName = 'echo' | 'chat' | 'read' | 'connect';
 export const WORKLOADS: readonly WorkloadName[] = ['echo', 'chat', 'read', 'connect'];
@@ -132,8 +132,8 @@ async function withSystem(
   body: (system: RunningSystem) => Promise<{ figures: Figures; details: Record<string, LoadResult> }>,
   outcome: WorkloadOutcome,
 ): Promise<void> {
-  const isLexicons = name.startsWith('lexicons');
-  const missing = isLexicons ? lexiconsMissing() : null;
+  const isLexicons = isLexiconsSystem(name);
+  const missing = isLexicons ? lexiconsMissing(name.startsWith('baseline')) : null;
   if (missing !== null) {
     outcome.figures[name] = { skipped: missing };
     config.log(`  ${SYSTEMS[name].label}: skipped (${missing})`);

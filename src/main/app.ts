@@ -3,10 +3,11 @@
  * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
  * routes `/health` and `/metrics` on the same port.
  *
- * Upgrade: untrusted addresses and disallowed origins get an HTTP 403 before any upgrade; login
- * attempts (header data) over `limits.authAttemptsPerMinute` per address get HTTP 429, header
- * data longer than `limits.maxMessageBytes` HTTP 431. When
- * the app declares Headers (or an onConnect hook), the upgrade completes asynchronously after the
+ * Upgrade (decided by main/upgrade.ts decideUpgrade): untrusted addresses and disallowed origins
+ * get an HTTP 403 before any upgrade; login attempts (header data) over
+ * `limits.authAttemptsPerMinute` per address get HTTP 429, header data longer than
+ * `limits.maxMessageBytes` HTTP 431. When the app declares Headers (or an onConnect hook), the
+ * upgrade completes asynchronously after the
  * Headers ran in the pool (res.onAborted; res.cork(() => res.upgrade(...)) in the effects), so
  * an admitted client's `open` means authenticated. A refused client is still upgraded (browsers
  * cannot read the status of a failed upgrade): it gets `[{"Errors": ["Authentication failed:
@@ -16,14 +17,16 @@
  * reaching the pool; text frames are copied out of uWS's buffer (valid only during the callback)
  * and queued for the dispatcher. JSON parsing happens in the workers.
  */
-import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
-import { CloseCode, closeReason, errorFrame } from '../protocol.js';
-import { Conn, type UserData } from './connection.js';
+import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
+import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
+import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
-import { admitConnection, type Hub } from './effects.js';
+import { admitConnection } from './effects.js';
+import type { Hub } from './hub.js';
 import type { Uws } from './uws.js';
-import { AttemptLimiter, collectHeaderData, isOriginAllowed, isTrusted, remoteAddress } from './upgrade.js';
+import { AttemptLimiter, collectHeaderData, decideUpgrade, remoteAddress, type UpgradePolicy } from './upgrade.js';
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -42,14 +45,10 @@ export interface AppDeps {
 }
 
 export function createApp(deps: AppDeps): TemplatedApp {
-  const { uws, hub, dispatcher, options, components, hooks } = deps;
+  const { uws, options } = deps;
   const { limits } = options;
-  const headerNames = [...components.headers.keys()];
-  const needsPool = headerNames.length > 0 || hooks.onConnect !== undefined;
-  const attempts = new AttemptLimiter(limits.authAttemptsPerMinute);
   const app = uws.App();
-
-  app.ws<UserData>('/*', {
+  app.ws<SocketUserData>('/*', {
     compression: uws.DISABLED,
     // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
     // a clean 1009 from the message handler below.
@@ -58,133 +57,146 @@ export function createApp(deps: AppDeps): TemplatedApp {
     maxBackpressure: limits.maxBackpressureBytes,
     closeOnBackpressureLimit: 1,
     sendPingsAutomatically: true,
-
-    upgrade: (res, req, context) => {
-      const address = remoteAddress(res);
-      if (!deps.accepting()) {
-        res.writeStatus('503 Service Unavailable').end('server is shutting down', true);
-        return;
-      }
-      if (!isTrusted(address, options.trust)) {
-        hub.metrics.untrustedDenied++;
-        hub.log('UNTRUSTED-SOURCE-DENIED', { address });
-        res.writeStatus('403 Forbidden').end('untrusted source', true);
-        return;
-      }
-      const origin = req.getHeader('origin');
-      if (!isOriginAllowed(origin, options.origins)) {
-        hub.log('ORIGIN-DENIED', { address, origin });
-        res.writeStatus('403 Forbidden').end('origin not allowed', true);
-        return;
-      }
-      const key = req.getHeader('sec-websocket-key');
-      const protocol = req.getHeader('sec-websocket-protocol');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const data = collectHeaderData(req, headerNames);
-      const hasData = Object.keys(data).length > 0;
-      let dataBytes = 0;
-      for (const name in data) dataBytes += data[name]!.length;
-      if (dataBytes > limits.maxMessageBytes) {
-        hub.log('LIMIT', { address, message: `header data of ${dataBytes} bytes over limits.maxMessageBytes: HTTP 431` });
-        res.writeStatus('431 Request Header Fields Too Large').end('header data too large', true);
-        return;
-      }
-      // A login attempt (header data for the app's Headers) costs a token of the address's
-      // bucket; without one the upgrade is refused here, before any Header (scrypt) runs.
-      if (hasData && !attempts.take(address)) {
-        hub.log('LIMIT', { address, message: `login attempts over ${limits.authAttemptsPerMinute} per minute: HTTP 429` });
-        res.writeStatus('429 Too Many Requests').writeHeader('retry-after', String(Math.ceil(60 / limits.authAttemptsPerMinute))).end('too many login attempts', true);
-        return;
-      }
-      const conn = new Conn(address, limits.messagesPerSecond);
-      if (headerNames.length > 0 && !hasData && options.anonymous === 'reject') {
-        conn.rejection = `Authentication failed: no credentials (send one of the headers ${headerNames.join(', ')} as an HTTP header or query parameter)`;
-        hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
-        hub.metrics.connectionsRejected++;
-      } else if (needsPool && (hasData || hooks.onConnect)) {
-        const pending = { res, key, protocol, extensions, context, aborted: false };
-        res.onAborted(() => {
-          pending.aborted = true;
-        });
-        conn.upgrade = pending;
-        conn.viaPool = true;
-        hub.conns.set(conn.id, conn);
-        dispatcher.enqueue(conn, { k: 'connect', data });
-        return;
-      }
-      res.upgrade({ conn }, key, protocol, extensions, context);
-    },
-
-    open: (ws: WebSocket<UserData>) => {
-      const { conn } = ws.getUserData();
-      conn.ws = ws;
-      conn.state = 'open';
-      hub.conns.set(conn.id, conn);
-      if (conn.rejection !== null) {
-        const reason = conn.rejection;
-        conn.send(errorFrame([reason]));
-        conn.end(CloseCode.POLICY, closeReason(reason));
-        return;
-      }
-      if (!conn.viaPool) admitConnection(hub, conn);
-    },
-
-    message: (ws: WebSocket<UserData>, message: ArrayBuffer, isBinary: boolean) => {
-      const { conn } = ws.getUserData();
-      if (!conn.admitted) return;
-      if (isBinary) {
-        hub.metrics.errorsTotal++;
-        conn.send(errorFrame(['Binary frames are not supported: send JSON text frames']));
-        return;
-      }
-      if (message.byteLength > limits.maxMessageBytes) {
-        conn.end(CloseCode.TOO_BIG, `message too big (limit ${limits.maxMessageBytes} bytes)`);
-        return;
-      }
-      if (!deps.accepting()) {
-        conn.send(errorFrame(['Server is shutting down']));
-        return;
-      }
-      const verdict = conn.limiter.take();
-      if (verdict !== 'ok') {
-        hub.metrics.rateLimited++;
-        if (verdict === 'abuse') {
-          hub.log('LIMIT', { connection: conn.id, address: conn.address, message: 'rate limit abuse: connection closed' });
-          conn.end(CloseCode.POLICY, 'rate limit exceeded');
-        } else {
-          conn.send(errorFrame([`Rate limit exceeded (${limits.messagesPerSecond} messages per second)`]));
-        }
-        return;
-      }
-      if (conn.queue.length >= MAX_QUEUED_FRAMES) {
-        hub.metrics.rateLimited++;
-        conn.send(errorFrame([`Too many pending messages (${MAX_QUEUED_FRAMES}); wait for replies`]));
-        return;
-      }
-      // The ArrayBuffer is only valid during this callback: decoding copies it.
-      const text = Buffer.from(message).toString('utf8');
-      hub.metrics.framesTotal++;
-      dispatcher.enqueue(conn, { k: 'frame', text });
-    },
-
-    close: (ws: WebSocket<UserData>, code: number) => {
-      const { conn } = ws.getUserData();
-      conn.state = 'closed';
-      conn.ws = null;
-      hub.channels.leaveAll(conn);
-      if (conn.admitted) {
-        hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
-        if (hooks.onDisconnect) {
-          dispatcher.enqueue(conn, { k: 'disconnect' });
-          return;
-        }
-      }
-      if (!conn.busy && conn.queue.length === 0) hub.conns.delete(conn.id);
-    },
+    upgrade: upgradeHandler(deps),
+    open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, socket),
+    message: inboundFrameHandler(deps),
+    close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, socket.getUserData().connection, code),
   });
+  addHttpRoutes(app, deps);
+  return app;
+}
 
-  // HTTP responses close their connection: a kept-alive scrape connection would otherwise
-  // outlive the listen socket at shutdown.
+/** The upgrade step: {@link decideUpgrade}, then refuse, reject, admit, or wait for the pool. */
+function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void {
+  const { hub, dispatcher, options, components, hooks } = deps;
+  const { limits } = options;
+  const headerNames = [...components.headers.keys()];
+  const policy: UpgradePolicy = {
+    trust: options.trust,
+    origins: options.origins,
+    maxHeaderDataBytes: limits.maxMessageBytes,
+    authAttemptsPerMinute: limits.authAttemptsPerMinute,
+    attempts: new AttemptLimiter(limits.authAttemptsPerMinute),
+    headerNames,
+    anonymous: options.anonymous,
+    onConnect: hooks.onConnect !== undefined,
+  };
+  return (res, req, context) => {
+    const address = remoteAddress(res);
+    const request = { address, origin: req.getHeader('origin'), headerData: () => collectHeaderData(req, headerNames) };
+    const decision = decideUpgrade(request, policy, deps.accepting());
+    if (decision.kind === 'refuse') {
+      if (decision.log) hub.log(decision.log.status, decision.log.data);
+      if (decision.log?.status === 'UNTRUSTED-SOURCE-DENIED') hub.metrics.untrustedDenied++;
+      res.writeStatus(decision.status);
+      if (decision.retryAfterSeconds !== undefined) res.writeHeader('retry-after', String(decision.retryAfterSeconds));
+      res.end(decision.body, true);
+      return;
+    }
+    const key = req.getHeader('sec-websocket-key');
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const conn = new SocketConnection(address, limits.messagesPerSecond);
+    if (decision.kind === 'reject') {
+      conn.rejection = authenticationError(decision.reason);
+      hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
+      hub.metrics.connectionsRejected++;
+    } else if (decision.kind === 'viaPool') {
+      const pending = { res, key, protocol, extensions, context, aborted: false };
+      res.onAborted(() => {
+        pending.aborted = true;
+      });
+      conn.upgrade = pending;
+      conn.viaPool = true;
+      hub.connections.set(conn.id, conn);
+      dispatcher.enqueue(conn, { kind: UNIT_CONNECT, headerData: decision.headerData });
+      return;
+    }
+    res.upgrade({ connection: conn } satisfies SocketUserData, key, protocol, extensions, context);
+  };
+}
+
+function onOpen(hub: Hub, socket: WebSocket<SocketUserData>): void {
+  const conn = socket.getUserData().connection;
+  conn.socket = socket;
+  conn.state = 'open';
+  hub.connections.set(conn.id, conn);
+  if (conn.rejection !== null) {
+    const reason = conn.rejection.message;
+    conn.send(errorFrame([reason]));
+    conn.end(CloseCode.POLICY, closeReason(reason));
+    return;
+  }
+  if (!conn.viaPool) admitConnection(hub, conn);
+}
+
+/**
+ * The inbound frame checks, before anything reaches the pool: binary frames, frames too big, while
+ * shutting down, over the rate limit or the queue limit are answered here; the text of any other
+ * frame is queued for the dispatcher. The ArrayBuffer is only valid during the uWS callback:
+ * decoding copies it. (Hot path: everything it reads is bound once, here.)
+ */
+function inboundFrameHandler(deps: AppDeps): (socket: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean) => void {
+  const { hub, dispatcher } = deps;
+  const { limits } = deps.options;
+  return (socket, message, isBinary) => {
+    const conn = socket.getUserData().connection;
+    if (!conn.admitted) return;
+    if (isBinary) {
+      hub.metrics.errorsTotal++;
+      conn.send(errorFrame(['Binary frames are not supported: send JSON text frames']));
+      return;
+    }
+    if (message.byteLength > limits.maxMessageBytes) {
+      conn.end(CloseCode.TOO_BIG, `message too big (limit ${limits.maxMessageBytes} bytes)`);
+      return;
+    }
+    if (!deps.accepting()) {
+      conn.send(errorFrame(['Server is shutting down']));
+      return;
+    }
+    const verdict = conn.limiter.take();
+    if (verdict !== 'ok') {
+      hub.metrics.rateLimited++;
+      if (verdict === 'abuse') {
+        hub.log('LIMIT', { connection: conn.id, address: conn.address, message: 'rate limit abuse: connection closed' });
+        conn.end(CloseCode.POLICY, 'rate limit exceeded');
+      } else {
+        conn.send(errorFrame([`Rate limit exceeded (${limits.messagesPerSecond} messages per second)`]));
+      }
+      return;
+    }
+    if (conn.queue.length >= MAX_QUEUED_FRAMES) {
+      hub.metrics.rateLimited++;
+      conn.send(errorFrame([`Too many pending messages (${MAX_QUEUED_FRAMES}); wait for replies`]));
+      return;
+    }
+    const text = Buffer.from(message).toString('utf8');
+    hub.metrics.framesTotal++;
+    dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
+  };
+}
+
+function onClose(deps: AppDeps, conn: SocketConnection, code: number): void {
+  const { hub } = deps;
+  conn.state = 'closed';
+  conn.socket = null;
+  hub.channels.leaveAll(conn);
+  if (conn.admitted) {
+    hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
+    if (deps.hooks.onDisconnect) {
+      deps.dispatcher.enqueue(conn, { kind: UNIT_DISCONNECT });
+      return;
+    }
+  }
+  if (!conn.busy && conn.queue.length === 0) hub.connections.delete(conn.id);
+}
+
+/**
+ * `/health`, `/metrics`, and a 404 for anything else. HTTP responses close their connection: a
+ * kept-alive scrape connection would otherwise outlive the listen socket at shutdown.
+ */
+function addHttpRoutes(app: TemplatedApp, deps: AppDeps): void {
   app.get('/health', (res) => {
     const { ok, body } = deps.health();
     res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body), true);
@@ -195,5 +207,4 @@ export function createApp(deps: AppDeps): TemplatedApp {
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics', true);
   });
-  return app;
 }

@@ -13,12 +13,12 @@
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { LogFn } from './log.js';
-import type { Conn } from './connection.js';
+import type { SocketConnection } from './socket-connection.js';
 
 export class ChannelRegistry {
   readonly #declared: ReadonlySet<string>;
   readonly #runtime = new Set<string>();
-  readonly #members = new Map<string, Set<Conn>>();
+  readonly #members = new Map<string, Set<SocketConnection>>();
   readonly #log: LogFn;
   #app: TemplatedApp | null = null;
   /** Bumped on every create/drop of a run-time channel (workers refresh their cache). */
@@ -58,34 +58,34 @@ export class ChannelRegistry {
     if (!members) return;
     for (const conn of members) {
       conn.channels.delete(name);
-      if (conn.open) conn.ws!.unsubscribe(name);
+      if (conn.open) conn.socket!.unsubscribe(name);
     }
     this.#members.delete(name);
     this.#runtime.delete(name);
     this.version++;
   }
 
-  subscribe(conn: Conn, name: string): boolean {
+  subscribe(conn: SocketConnection, name: string): boolean {
     const members = this.#members.get(name);
     if (!members) {
       this.#log('CHANNEL-NOT-FOUND', { channel: name, connection: conn.id, action: 'subscribe' });
       return false;
     }
     if (!conn.open || conn.channels.has(name)) return conn.channels.has(name);
-    conn.ws!.subscribe(name);
+    conn.socket!.subscribe(name);
     conn.channels.add(name);
     members.add(conn);
     return true;
   }
 
-  unsubscribe(conn: Conn, name: string): void {
+  unsubscribe(conn: SocketConnection, name: string): void {
     if (!conn.channels.delete(name)) return;
     this.#members.get(name)?.delete(conn);
-    if (conn.open) conn.ws!.unsubscribe(name);
+    if (conn.open) conn.socket!.unsubscribe(name);
   }
 
   /** On close: uWS already dropped the native subscriptions; forget the mirror. */
-  leaveAll(conn: Conn): void {
+  leaveAll(conn: SocketConnection): void {
     for (const name of conn.channels) this.#members.get(name)?.delete(conn);
     conn.channels.clear();
   }
@@ -106,7 +106,7 @@ export class ChannelRegistry {
       if (n > 0) app.publish(name, text, false);
       return n;
     }
-    const recipients = new Set<Conn>();
+    const recipients = new Set<SocketConnection>();
     for (const name of known) for (const conn of this.#members.get(name)!) recipients.add(conn);
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     for (const conn of recipients) conn.send(frame);

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { isLexiconsError } from '../errors.js';
+import { isLexiconsError, messageOf } from '../errors.js';
 import { validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { compileSchema } from '../storage/schema.js';
@@ -78,7 +78,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
       },
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
@@ -94,7 +94,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     if (values.workers !== undefined) overrides.workers = validateWorkers(values.workers);
     if (values.port !== undefined) overrides.port = validatePort(values.port);
   } catch (err) {
-    throw new UsageError(`--${(err as Error).message}`);
+    throw new UsageError(`--${messageOf(err)}`);
   }
   try {
     if (values.fsync !== undefined) overrides.durability = { fsync: validateFsync(values.fsync, '--fsync') };
@@ -102,7 +102,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
       overrides.durability = { ...overrides.durability, snapshotSeconds: validateSnapshotSeconds(values['snapshot-seconds'], '--snapshot-seconds') };
     }
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(messageOf(err));
   }
   if (values.host !== undefined) {
     if (values.host.trim() === '') throw new UsageError('--host must not be empty');

@@ -2,7 +2,7 @@
  * @module main/dispatch
  * Batching of inbound work into pool jobs.
  *
- * Why batch: a piscina task costs ~30 µs of overhead, so one task per message would cap the
+ * Why batch: a piscina run costs ~30 µs of overhead, so one job per message would cap the
  * server at a small fraction of what uWS carries. Inbound units (frames, connection attempts,
  * disconnections) are queued per connection; a flush (setImmediate) packs the units of many
  * connections into one job, keeping at most `2 × workers` jobs in flight. Under light load a
@@ -15,11 +15,13 @@
  * the error and the job's other units are put back at the front of their connections' queues
  * (nothing of that job was committed).
  */
+import { ErrorCode, messageOf } from '../errors.js';
 import { errorFrame } from '../protocol.js';
-import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME, type BatchJob, type BatchResult, type ConnSnapshot } from '../workers/jobs.js';
-import type { Conn, QueuedUnit } from './connection.js';
-import { applyEffects, applyPacked, rejectConnection, completeUpgrade, type Hub } from './effects.js';
-import { JobFailure, type WorkerPool } from './pool.js';
+import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
+import type { SocketConnection } from './socket-connection.js';
+import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
+import type { Hub } from './hub.js';
+import { JobFailure, type JobRunner } from './pool.js';
 
 /** Units per job, frames taken from one connection per job, bytes of frame text per job. */
 export const MAX_UNITS_PER_JOB = 256;
@@ -27,22 +29,22 @@ export const MAX_UNITS_PER_CONN = 32;
 export const MAX_BYTES_PER_JOB = 4 << 20;
 
 interface Batch {
-  conns: Conn[];
-  units: QueuedUnit[];
+  connections: SocketConnection[];
+  units: Unit[];
   /** Connection index per unit. */
   owners: number[];
 }
 
 export class Dispatcher {
   readonly #hub: Hub;
-  readonly #pool: WorkerPool;
+  readonly #pool: JobRunner;
   readonly #maxInFlight: number;
-  readonly #ready = new Set<Conn>();
+  readonly #ready = new Set<SocketConnection>();
   #inFlight = 0;
   #scheduled = false;
   #idle: Array<() => void> = [];
 
-  constructor(hub: Hub, pool: WorkerPool, workers: number) {
+  constructor(hub: Hub, pool: JobRunner, workers: number) {
     this.#hub = hub;
     this.#pool = pool;
     this.#maxInFlight = Math.max(2, 2 * workers);
@@ -60,7 +62,7 @@ export class Dispatcher {
     return n;
   }
 
-  enqueue(conn: Conn, unit: QueuedUnit): void {
+  enqueue(conn: SocketConnection, unit: Unit): void {
     conn.queue.push(unit);
     if (!conn.busy) this.#ready.add(conn);
     this.#schedule();
@@ -93,18 +95,18 @@ export class Dispatcher {
   }
 
   #build(): Batch {
-    const batch: Batch = { conns: [], units: [], owners: [] };
+    const batch: Batch = { connections: [], units: [], owners: [] };
     let bytes = 0;
     for (const conn of this.#ready) {
       if (batch.units.length >= MAX_UNITS_PER_JOB || bytes >= MAX_BYTES_PER_JOB) break;
       this.#ready.delete(conn);
       conn.busy = true;
-      const index = batch.conns.push(conn) - 1;
+      const index = batch.connections.push(conn) - 1;
       const take = Math.min(conn.queue.length, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB - batch.units.length);
       let taken = 0;
       while (taken < take) {
         const unit = conn.queue[taken]!;
-        if (unit.k === 'frame') {
+        if (unit.kind === UNIT_FRAME) {
           if (taken > 0 && bytes + unit.text.length > MAX_BYTES_PER_JOB) break;
           bytes += unit.text.length;
         }
@@ -118,24 +120,9 @@ export class Dispatcher {
   }
 
   #dispatch(batch: Batch): void {
-    const conns: ConnSnapshot[] = batch.conns.map((c) => c.snapshot());
-    // Packed (workers/jobs.ts BatchJob): a few flat values to clone instead of one object per unit.
+    const snapshots: ConnectionSnapshot[] = batch.connections.map((c) => c.snapshot());
+    const job = encodeBatch(snapshots, batch.units, batch.owners, this.#hub.channels.version);
     const n = batch.units.length;
-    const heads = new Int32Array(n);
-    const texts: string[] = [];
-    const data: Array<Record<string, string>> = [];
-    for (let i = 0; i < n; i++) {
-      const unit = batch.units[i]!;
-      const owner = batch.owners[i]! << 2;
-      if (unit.k === 'frame') {
-        heads[i] = owner | UNIT_FRAME;
-        texts.push(unit.text);
-      } else if (unit.k === 'connect') {
-        heads[i] = owner | UNIT_CONNECT;
-        data.push(unit.data);
-      } else heads[i] = owner | UNIT_DISCONNECT;
-    }
-    const job: Omit<BatchJob, 'slot'> = { kind: 'batch', conns, heads, texts, data, channelsVersion: this.#hub.channels.version };
     this.#inFlight++;
     const { metrics } = this.#hub;
     metrics.batchesTotal++;
@@ -145,12 +132,12 @@ export class Dispatcher {
         this.#inFlight--;
         try {
           if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
-          if (result.packed) applyPacked(this.#hub, batch.conns, result.packed);
+          if (result.packed) applyPacked(this.#hub, batch.connections, result.packed);
           for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
           metrics.recordSignals(result.stats.calls, result.stats.errors);
           metrics.txnAttemptsTotal += result.stats.attempts;
         } finally {
-          this.#release(batch.conns);
+          this.#release(batch.connections);
         }
       },
       (err: unknown) => {
@@ -158,17 +145,17 @@ export class Dispatcher {
         try {
           this.#fail(batch, err);
         } finally {
-          this.#release(batch.conns);
+          this.#release(batch.connections);
         }
       },
     );
   }
 
-  #release(conns: readonly Conn[]): void {
-    for (const conn of conns) {
+  #release(connections: readonly SocketConnection[]): void {
+    for (const conn of connections) {
       conn.busy = false;
       if (conn.queue.length > 0) this.#ready.add(conn);
-      else if (conn.state === 'closed') this.#hub.conns.delete(conn.id);
+      else if (conn.state === 'closed') this.#hub.connections.delete(conn.id);
     }
     this.#schedule();
     this.#checkIdle();
@@ -182,24 +169,24 @@ export class Dispatcher {
   }
 
   #fail(batch: Batch, err: unknown): void {
-    const failure = err instanceof JobFailure ? err : new JobFailure('INTERNAL', `Internal error: ${(err as Error)?.message ?? String(err)}`, -1, err);
+    const failure = err instanceof JobFailure ? err : new JobFailure(ErrorCode.INTERNAL, `Internal error: ${messageOf(err)}`, -1, err);
     const { metrics, log } = this.#hub;
-    if (failure.code === 'TIMEOUT') metrics.timeouts++;
+    if (failure.code === ErrorCode.TIMEOUT) metrics.timeouts++;
     else metrics.workerFailures++;
     const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
-    log(failure.code === 'TIMEOUT' ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
+    log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
       code: failure.code,
       message: failure.message,
       units: batch.units.length,
       guiltyUnit: guilty,
-      connection: guilty >= 0 ? batch.conns[batch.owners[guilty]!]!.id : undefined,
+      connection: guilty >= 0 ? batch.connections[batch.owners[guilty]!]!.id : undefined,
     });
     // Put the innocent units back, in order, at the front of their connections' queues. With no
     // known culprit (the worker died before running user code) every unit fails instead, so a
     // deterministic failure cannot loop.
-    const back = new Map<Conn, QueuedUnit[]>();
+    const back = new Map<SocketConnection, Unit[]>();
     batch.units.forEach((unit, i) => {
-      const conn = batch.conns[batch.owners[i]!]!;
+      const conn = batch.connections[batch.owners[i]!]!;
       if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure.message);
       else {
         let list = back.get(conn);
@@ -210,10 +197,10 @@ export class Dispatcher {
     for (const [conn, list] of back) conn.queue.unshift(...list);
   }
 
-  #failUnit(conn: Conn, unit: QueuedUnit, message: string): void {
+  #failUnit(conn: SocketConnection, unit: Unit, message: string): void {
     this.#hub.metrics.errorsTotal++;
-    if (unit.k === 'frame') conn.send(errorFrame([message]));
-    else if (unit.k === 'connect') {
+    if (unit.kind === UNIT_FRAME) conn.send(errorFrame([message]));
+    else if (unit.kind === UNIT_CONNECT) {
       completeUpgrade(conn);
       rejectConnection(this.#hub, conn, message);
     }

@@ -6,6 +6,7 @@
  * Env LEXICONS_LOG tunes the default logger: `all` (default), `errors` (error statuses only),
  * `silent`.
  */
+import { messageOf } from '../errors.js';
 import type { LogStatus } from '../server.js';
 
 export type LogFn = (status: LogStatus, data: Record<string, unknown>) => void;
@@ -36,7 +37,7 @@ export function createLogger(onLog?: LogFn, env: NodeJS.ProcessEnv = process.env
     } catch (err) {
       if (!failed.has(status)) {
         failed.add(status);
-        defaultLog('ERROR', { message: `onLog threw for status ${status}: ${(err as Error)?.message ?? String(err)}` });
+        defaultLog('ERROR', { message: `onLog threw for status ${status}: ${messageOf(err)}` });
       }
     }
   };

@@ -16,9 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { extname } from 'node:path';
 import type { MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { ErrorCode, LexiconsError } from '../errors.js';
-import { isControlHandOver } from '../workers/control.js';
-import type { Job, JobResult, WorkerInit } from '../workers/jobs.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import { isControlHandOver } from '../workers/control-plane.js';
+import type { Job, JobInput, JobResult, WorkerInit } from '../job-contract.js';
 import { createProgressBuffer, ProgressReader } from '../workers/progress.js';
 import type { LogFn } from './log.js';
 
@@ -31,23 +31,21 @@ export class JobFailure extends LexiconsError {
   }
 }
 
+/** What the dispatcher and the task scheduler need of the pool (a test may pass a stand-in). */
+export type JobRunner = Pick<WorkerPool, 'run'>;
+
 export interface PoolOptions {
   workers: number;
   init: Omit<WorkerInit, 'progress'>;
   executionTimeoutMs: number;
-  /** Old-generation heap limit of each worker in MiB (`limits.workerMemoryMb`); default 512. */
-  workerMemoryMb?: number;
+  /** Old-generation heap limit of each worker in MiB (`limits.workerMemoryMb`). */
+  workerMemoryMb: number;
   log: LogFn;
   onThreadExit: (threadId: number) => void;
   onControlPort: (port: MessagePort, threadId: number) => void;
 }
 
-type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
-
 const SLOTS = 1024;
-
-/** Default of `limits.workerMemoryMb`, used when the runtime passes none. */
-export const DEFAULT_WORKER_MEMORY_MB = 512;
 
 /**
  * The piscina entry: the sibling `workers/worker.js` in the compiled package. Running from
@@ -70,15 +68,13 @@ export class WorkerPool {
   readonly #log: LogFn;
   #watchdog: NodeJS.Timeout | null = null;
   #closing = false;
-  /** Jobs completed, failed by timeout, failed by a crash. */
-  readonly counters = { completed: 0, timeouts: 0, crashes: 0 };
 
   constructor(options: PoolOptions) {
     const progress = createProgressBuffer(SLOTS);
     this.#progress = new ProgressReader(progress);
     for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
     this.#timeoutMs = options.executionTimeoutMs;
-    this.#memoryMb = options.workerMemoryMb ?? DEFAULT_WORKER_MEMORY_MB;
+    this.#memoryMb = options.workerMemoryMb;
     this.#log = options.log;
     const filename = workerFile();
     this.#piscina = new Piscina({
@@ -103,7 +99,7 @@ export class WorkerPool {
       if (isControlHandOver(message)) options.onControlPort(message.port, message.threadId);
     });
     this.#piscina.on('error', (err: unknown) => {
-      this.#log('WORKER-ERROR', { message: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack });
+      this.#log('WORKER-ERROR', { message: messageOf(err), stack: (err as Error)?.stack });
     });
   }
 
@@ -128,20 +124,16 @@ export class WorkerPool {
     this.#active.set(slot, controller);
     this.#startWatchdog();
     try {
-      const result = (await this.#piscina.run({ ...input, slot } as Job, { signal: controller.signal })) as R;
-      this.counters.completed++;
-      return result;
+      return (await this.#piscina.run({ ...input, slot } as Job, { signal: controller.signal })) as R;
     } catch (err) {
       const unit = this.#progress.unit(slot);
       if (controller.signal.aborted) {
-        this.counters.timeouts++;
         throw new JobFailure(ErrorCode.TIMEOUT, `Execution timed out after ${this.#timeoutMs} ms (limits.executionTimeoutMs)`, unit, err);
       }
-      this.counters.crashes++;
       if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
         throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker out of memory (over ${this.#memoryMb} MiB, limits.workerMemoryMb); it was replaced`, unit, err);
       }
-      throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${(err as Error)?.message ?? String(err)})`, unit, err);
+      throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${messageOf(err)})`, unit, err);
     } finally {
       this.#active.delete(slot);
       this.#free.push(slot);

@@ -1,91 +1,98 @@
 /**
  * @module main/runtime
- * `startServer`: brings a Server definition up on the main thread, in order:
+ * `startServer`: brings a Server definition up on the main thread, one named step at a time:
  *
- * 1. resolve options; load the native uWS binary (or refuse to start);
- * 2. create the shared store and load the data folder (CSV);
- * 3. start the worker pool (each worker imports the app module and attaches to the store) and
- *    check one worker loaded the app;
- * 4. startup tasks (priority order, awaited), then the onStart hook;
- * 5. listen (the LISTEN log line carries the bound port), start the interval tasks;
- * 6. SIGINT/SIGTERM → graceful shutdown (main/shutdown.ts).
+ * 1. {@link runSettings} (server.ts): every option resolved and checked; then load the native
+ *    uWS binary (or refuse to start);
+ * 2. {@link openData}: recover the data folder (CSV snapshot + write-ahead log) into the shared store;
+ * 3. {@link createPool}: the worker pool (each worker imports the app module and attaches to the
+ *    store), with the control plane the workers call back on;
+ * 4. {@link startWorkers}: check one worker loaded the app, run the startup tasks (priority
+ *    order, awaited), then the onStart hook;
+ * 5. {@link listen}: the uWS app (main/app.ts) on its port (the LISTEN log line carries it),
+ *    snapshots every `snapshotSeconds`, the interval tasks;
+ * 6. {@link createShutdown}: stop() and SIGINT/SIGTERM → graceful shutdown (main/shutdown.ts).
  */
-import { resolve } from 'node:path';
 import type { us_listen_socket } from 'uWebSockets.js';
-import { ErrorCode, LexiconsError } from '../errors.js';
-import { validateFsync, validateSnapshotSeconds, type DurabilityOptions, type RunOverrides, type RunningServer, type Server } from '../server.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import type { HookName, JobResult, TaskResult } from '../job-contract.js';
+import { runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
 import { compileSchema } from '../storage/schema.js';
 import { openDataFolder } from '../storage/recovery.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
-import type { FsyncPolicy } from '../storage/wal.js';
+import type { SharedStore } from '../storage/store.js';
+import type { Wal } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
-import type { BatchResult, TaskResult } from '../workers/jobs.js';
 import { createApp } from './app.js';
-import { ChannelRegistry } from './channels.js';
-import type { Conn } from './connection.js';
-import { ControlPlane } from './control.js';
+import { ControlHost } from './control-host.js';
 import { Dispatcher } from './dispatch.js';
-import { applyEffects, type Hub } from './effects.js';
-import { createLogger } from './log.js';
-import { Metrics } from './metrics.js';
+import { applyEffects } from './effects.js';
+import { createHub, openConnectionCount, type Hub } from './hub.js';
+import { createLogger, type LogFn } from './log.js';
 import { JobFailure, WorkerPool } from './pool.js';
-import { Shutdown } from './shutdown.js';
-import { describeTasks, TaskScheduler } from './tasks.js';
+import { Shutdown, stopOnRequest } from './shutdown.js';
+import { describeTasks, TaskScheduler } from './task-scheduler.js';
 import { loadUws, type Uws } from './uws.js';
 
-function listen(uws: Uws, app: ReturnType<Uws['App']>, host: string, port: number): Promise<us_listen_socket> {
-  return new Promise((resolvePromise, reject) => {
-    app.listen(host, port, (socket) => {
-      if (socket) resolvePromise(socket);
-      else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${host}:${port} (address in use, or host not available)`));
-    });
-  });
-}
-
-/**
- * Durability settings: the run overrides (CLI --fsync, --snapshot-seconds), then the Server's
- * `durability` option, then env LEXICONS_FSYNC / LEXICONS_SNAPSHOT_SECONDS, then everysec / 300 s.
- */
-export function durabilitySettings(
-  server: DurabilityOptions | undefined,
-  overrides: DurabilityOptions | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): { fsync: FsyncPolicy; snapshotSeconds: number } {
-  const fsync = overrides?.fsync ?? server?.fsync ?? (env.LEXICONS_FSYNC === undefined ? 'everysec' : validateFsync(env.LEXICONS_FSYNC, 'LEXICONS_FSYNC'));
-  const snapshotSeconds =
-    overrides?.snapshotSeconds ??
-    server?.snapshotSeconds ??
-    (env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : validateSnapshotSeconds(env.LEXICONS_SNAPSHOT_SECONDS, 'LEXICONS_SNAPSHOT_SECONDS'));
-  return { fsync: validateFsync(fsync), snapshotSeconds: validateSnapshotSeconds(snapshotSeconds) };
-}
-
-/** uWebSockets.js aborts the whole process (C++ terminate) on an idleTimeout outside 8..960 s. */
-function checkUwsLimits(limits: { idleTimeoutSeconds: number }): void {
-  const idle = limits.idleTimeoutSeconds;
-  if (!Number.isInteger(idle) || idle < 8 || idle > 960) {
-    throw new LexiconsError(ErrorCode.OPTION, `limits.idleTimeoutSeconds must be an integer from 8 to 960 (uWebSockets.js bounds), got ${idle}`);
-  }
+/** What the steps build, in order; each step reads what the ones before it built. */
+interface Runtime {
+  readonly server: Server;
+  readonly settings: RunSettings;
+  readonly log: LogFn;
+  readonly uws: Uws;
+  readonly startedAt: number;
+  readonly store: SharedStore;
+  readonly wal: Wal;
+  readonly hub: Hub;
 }
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
-  const options = server.resolve(overrides);
-  if (!overrides.appPath) {
-    throw new LexiconsError(
-      ErrorCode.OPTION,
-      'the worker threads need the module that exports this server: run it with `lexicons start <app>`, or server.runIfMain(import.meta.url), or server.run({ appPath })',
-    );
-  }
-  const appPath = resolve(overrides.appPath);
-  checkUwsLimits(options.limits);
+  const settings = runSettings(server, overrides);
   const log = createLogger(server.options.onLog);
   const uws = loadUws();
   const startedAt = Date.now();
+  const { store, wal } = await openData(server, settings, log);
+  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub: createHub(server.components.channels, log) };
+  const { pool, control } = createPool(runtime);
+  const release = async (): Promise<void> => {
+    await pool.destroy();
+    control.close();
+    await wal.close();
+  };
+  const dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
+  const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
+  await startWorkers(runtime, pool, scheduler, release);
+  const listening = await listen(runtime, pool, dispatcher, release);
+  const snapshots = startSnapshotTask(store, wal, settings.options.data, {
+    intervalMs: settings.durability.snapshotSeconds * 1000,
+    onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
+    onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${messageOf(err)}` }),
+  });
+  const shutdown = createShutdown(runtime, listening, {
+    dispatcher,
+    scheduler,
+    closePool: async () => {
+      await pool.close();
+      control.close();
+    },
+    stopSnapshots: () => snapshots.stop(),
+    runShutdownHook: () => runHook(runtime, pool, 'onShutdown'),
+  });
+  const { stop, closed } = stopOnRequest(shutdown, log, overrides.handleSignals !== false);
+  await scheduler.startIntervals();
+  return { host: settings.options.host, port: listening.port, stop: () => stop(), closed };
+}
 
-  const durability = durabilitySettings(server.options.durability, overrides.durability);
-  // Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close().
+function rowCounts(tables: Record<string, { rows: number }>): Record<string, number> {
+  return Object.fromEntries(Object.entries(tables).map(([table, t]) => [table, t.rows]));
+}
+
+/** Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close(). */
+async function openData(server: Server, settings: RunSettings, log: LogFn): Promise<{ store: SharedStore; wal: Wal }> {
+  const { options, appPath, durability } = settings;
   const { store, wal, report } = await openDataFolder(compileSchema(server.components.models), options.data, {
     fsync: durability.fsync,
-    onError: (err) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+    onError: (err) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
   });
   log('START', {
     app: appPath,
@@ -97,19 +104,16 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     replayed: report.replayed,
     ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
   });
+  return { store, wal };
+}
 
-  const metrics = new Metrics();
-  const conns = new Map<string, Conn>();
-  const channels = new ChannelRegistry(server.components.channels, log);
-  const hub: Hub = { conns, channels, log, metrics, limits: options.limits };
-  const openCount = () => {
-    let n = 0;
-    for (const c of conns.values()) if (c.open) n++;
-    return n;
-  };
-  const control = new ControlPlane({
-    info: () => ({ connections: openCount(), channels: channels.sizes() }),
-    channels: () => ({ version: channels.version, names: channels.runtimeNames() }),
+/** The worker pool, and the control plane its workers call (`sv.info()`, channel registry, logs). */
+function createPool(runtime: Runtime): { pool: WorkerPool; control: ControlHost } {
+  const { settings, store, wal, hub, log } = runtime;
+  const { options, appPath } = settings;
+  const control = new ControlHost({
+    info: () => ({ connections: openConnectionCount(hub), channels: hub.channels.sizes() }),
+    channels: () => ({ version: hub.channels.version, names: hub.channels.runtimeNames() }),
     log: (status, data) => log(status, data),
   });
   const pool = new WorkerPool({
@@ -134,41 +138,56 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
         (written) => {
           if (written) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
         },
-        (err: unknown) => log('ERROR', { message: `write-ahead log: ${(err as Error)?.message ?? String(err)}` }),
+        (err: unknown) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
       );
     },
     onControlPort: (port, threadId) => control.attach(port, threadId),
   });
-  const applyResult = (result: BatchResult | TaskResult) => {
-    applyEffects(hub, result.effects);
-    for (const entry of result.logs) log(entry.status, entry.data);
-  };
-  const runHook = async (hook: 'onStart' | 'onShutdown' | 'ready') => {
-    try {
-      applyResult(await pool.run<TaskResult>({ kind: 'hook', hook }));
-    } catch (err) {
-      if (hook === 'ready') throw err;
-      log('ERROR', { hook, message: (err as Error)?.message ?? String(err) });
-    }
-  };
+  return { pool, control };
+}
 
-  const dispatcher = new Dispatcher(hub, pool, options.workers);
-  const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), applyResult, log);
-  let accepting = false;
-  let listenSocket: us_listen_socket | null = null;
+/** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
+function applyJobResult(hub: Hub, result: JobResult): void {
+  applyEffects(hub, result.effects);
+  for (const entry of result.logs) hub.log(entry.status, entry.data);
+}
 
+/** Runs a server hook in the pool; only a failed `ready` check is fatal (it throws). */
+async function runHook(runtime: Runtime, pool: WorkerPool, hook: HookName): Promise<void> {
   try {
-    await runHook('ready');
-    await scheduler.runPhase('startup');
-    await runHook('onStart');
+    applyJobResult(runtime.hub, await pool.run<TaskResult>({ kind: 'hook', hook }));
   } catch (err) {
-    await pool.destroy();
-    control.close();
-    await wal.close();
-    const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : (err as Error)?.message;
-    throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${appPath}: ${cause ?? String(err)}`, { cause: err });
+    if (hook === 'ready') throw err;
+    runtime.log('ERROR', { hook, message: messageOf(err) });
   }
+}
 
+/** The workers load the app, then the startup tasks and onStart run; a failure stops everything. */
+async function startWorkers(runtime: Runtime, pool: WorkerPool, scheduler: TaskScheduler, release: () => Promise<void>): Promise<void> {
+  try {
+    await runHook(runtime, pool, 'ready');
+    await scheduler.runPhase('startup');
+    await runHook(runtime, pool, 'onStart');
+  } catch (err) {
+    await release();
+    const cause = err instanceof JobFailure && err.cause instanceof Error ? err.cause.message : messageOf(err);
+    throw new LexiconsError(ErrorCode.RUNTIME, `the worker threads could not start the app ${runtime.settings.appPath}: ${cause}`, { cause: err });
+  }
+}
+
+/** Whether upgrades and frames are accepted, and the socket the server listens on. */
+interface Listening {
+  accepting: boolean;
+  socket: us_listen_socket | null;
+  port: number;
+}
+
+/** The uWS app (WebSocket route, /health, /metrics) listening on the configured host and port. */
+async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher, release: () => Promise<void>): Promise<Listening> {
+  const { server, settings, uws, hub, store, wal, startedAt } = runtime;
+  const { options } = settings;
+  const listening: Listening = { accepting: false, socket: null, port: 0 };
+  const uptimeSeconds = () => (Date.now() - startedAt) / 1000;
   const app = createApp({
     uws,
     hub,
@@ -176,104 +195,76 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     options,
     components: server.components,
     hooks: { onConnect: server.options.onConnect, onDisconnect: server.options.onDisconnect },
-    accepting: () => accepting,
+    accepting: () => listening.accepting,
     health: () => ({
-      ok: accepting,
-      body: { status: accepting ? 'ok' : 'stopping', connections: openCount(), workers: pool.threads, uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) },
+      ok: listening.accepting,
+      body: { status: listening.accepting ? 'ok' : 'stopping', connections: openConnectionCount(hub), workers: pool.threads, uptimeSeconds: Math.round(uptimeSeconds()) },
     }),
     metrics: () =>
-      metrics.render({
-        connections: openCount(),
-        channels: channels.count,
+      hub.metrics.render({
+        connections: openConnectionCount(hub),
+        channels: hub.channels.count,
         workers: pool.threads,
         queuedUnits: dispatcher.queued,
         inFlightJobs: dispatcher.inFlight,
         poolQueue: pool.queueSize,
         store: store.stats(),
         wal: wal.stats(),
-        uptimeSeconds: (Date.now() - startedAt) / 1000,
+        uptimeSeconds: uptimeSeconds(),
       }),
   });
-  channels.attach(app);
+  hub.channels.attach(app);
   try {
-    listenSocket = await listen(uws, app, options.host, options.port);
+    listening.socket = await new Promise<us_listen_socket>((resolvePromise, reject) => {
+      app.listen(options.host, options.port, (s) => {
+        if (s) resolvePromise(s);
+        else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${options.host}:${options.port} (address in use, or host not available)`));
+      });
+    });
   } catch (err) {
-    await pool.destroy();
-    control.close();
-    await wal.close();
+    await release();
     throw err;
   }
-  const snapshots = startSnapshotTask(store, wal, options.data, {
-    intervalMs: durability.snapshotSeconds * 1000,
-    onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: Object.fromEntries(Object.entries(r.tables).map(([t, v]) => [t, v.rows])) }),
-    onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${(err as Error)?.message ?? String(err)}` }),
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
-  accepting = true;
-  log('LISTEN', { host: options.host, port, url: `ws://${options.host}:${port}`, workers: options.workers });
+  const port = uws.us_socket_local_port(listening.socket as never);
+  listening.port = port;
+  listening.accepting = true;
+  runtime.log('LISTEN', { host: options.host, port, url: `ws://${options.host}:${port}`, workers: options.workers });
+  return listening;
+}
 
-  const shutdown = new Shutdown({
-    uws,
+/** The shutdown sequence's steps over what the runtime built (the order is in main/shutdown.ts). */
+function createShutdown(
+  runtime: Runtime,
+  listening: Listening,
+  parts: {
+    dispatcher: Dispatcher;
+    scheduler: TaskScheduler;
+    closePool: () => Promise<void>;
+    stopSnapshots: () => Promise<void>;
+    runShutdownHook: () => Promise<void>;
+  },
+): Shutdown {
+  const { uws, hub, store, wal, settings } = runtime;
+  return new Shutdown({
     hub,
-    dispatcher,
-    scheduler,
-    listenSocket: () => {
-      const s = listenSocket;
-      listenSocket = null;
-      return s;
+    dispatcher: parts.dispatcher,
+    scheduler: parts.scheduler,
+    stopListening: () => {
+      listening.accepting = false;
+      const socket = listening.socket;
+      listening.socket = null;
+      if (socket) uws.us_listen_socket_close(socket);
     },
-    stopAccepting: () => {
-      accepting = false;
-    },
-    runShutdownHook: () => runHook('onShutdown'),
-    closePool: async () => {
-      await pool.close();
-      control.close();
-    },
+    runShutdownHook: parts.runShutdownHook,
+    closePool: parts.closePool,
     save: async () => {
-      await snapshots.stop();
+      await parts.stopSnapshots();
       try {
-        const snapshot = await snapshotDataFolder(store, wal, options.data);
-        return { commitId: snapshot.commitId, saved: Object.fromEntries(Object.entries(snapshot.tables).map(([table, t]) => [table, t.rows])) };
+        const snapshot = await snapshotDataFolder(store, wal, settings.options.data);
+        return { commitId: snapshot.commitId, saved: rowCounts(snapshot.tables) };
       } finally {
         await wal.close();
       }
     },
   });
-
-  let resolveClosed!: () => void;
-  let rejectClosed!: (err: unknown) => void;
-  const closed = new Promise<void>((res, rej) => {
-    resolveClosed = res;
-    rejectClosed = rej;
-  });
-  closed.catch(() => undefined); // the failure is logged; callers awaiting `closed` still see it
-  const onSignal = (signal: NodeJS.Signals) => {
-    void stop(signal);
-  };
-  const handleSignals = overrides.handleSignals !== false;
-  const stop = (reason = 'stop()'): Promise<void> => {
-    const running = shutdown.run(reason);
-    running.then(
-      () => {
-        if (handleSignals) {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
-        resolveClosed();
-      },
-      (err: unknown) => {
-        log('ERROR', { message: `shutdown failed: ${(err as Error)?.message ?? String(err)}` });
-        rejectClosed(err);
-      },
-    );
-    return running;
-  };
-  if (handleSignals) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
-
-  await scheduler.startIntervals();
-  return { host: options.host, port, stop: () => stop(), closed };
 }

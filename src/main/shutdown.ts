@@ -10,21 +10,22 @@
  * 5. shutdown tasks (priority order), then the onShutdown hook;
  * 6. close the worker pool;
  * 7. write the tables to CSV (atomic per file).
+ *
+ * {@link stopOnRequest} runs it on `stop()` and on SIGINT/SIGTERM.
  */
-import type { us_listen_socket } from 'uWebSockets.js';
+import { messageOf } from '../errors.js';
 import { CloseCode } from '../protocol.js';
 import type { Dispatcher } from './dispatch.js';
-import type { Hub } from './effects.js';
-import type { TaskScheduler } from './tasks.js';
-import type { Uws } from './uws.js';
+import type { Hub } from './hub.js';
+import type { TaskScheduler } from './task-scheduler.js';
+import type { LogFn } from './log.js';
 
 export interface ShutdownSteps {
-  uws: Uws;
   hub: Hub;
   dispatcher: Dispatcher;
   scheduler: TaskScheduler;
-  listenSocket: () => us_listen_socket | null;
-  stopAccepting: () => void;
+  /** Refuse upgrades (503) and frames from now on, and close the listen socket. */
+  stopListening: () => void;
   runShutdownHook: () => Promise<void>;
   closePool: () => Promise<void>;
   save: () => Promise<Record<string, unknown>>;
@@ -56,12 +57,10 @@ export class Shutdown {
     const { hub } = s;
     const started = Date.now();
     hub.log('SHUTDOWN', { phase: 'begin', reason });
-    s.stopAccepting();
-    const listenSocket = s.listenSocket();
-    if (listenSocket) s.uws.us_listen_socket_close(listenSocket);
+    s.stopListening();
     await s.scheduler.stop();
     await s.dispatcher.whenIdle();
-    for (const conn of [...hub.conns.values()]) {
+    for (const conn of [...hub.connections.values()]) {
       if (conn.open) conn.end(CloseCode.GOING_AWAY, 'server shutting down');
       else if (conn.upgrade && !conn.upgrade.aborted) {
         const { res } = conn.upgrade;
@@ -77,4 +76,40 @@ export class Shutdown {
     const saved = await s.save();
     hub.log('SHUTDOWN', { phase: 'done', reason, ms: Date.now() - started, ...saved });
   }
+}
+
+/** A running server's `stop()` and `closed`, and the SIGINT/SIGTERM handlers that call stop. */
+export function stopOnRequest(shutdown: Shutdown, log: LogFn, handleSignals: boolean): { stop: (reason?: string) => Promise<void>; closed: Promise<void> } {
+  let resolveClosed!: () => void;
+  let rejectClosed!: (err: unknown) => void;
+  const closed = new Promise<void>((res, rej) => {
+    resolveClosed = res;
+    rejectClosed = rej;
+  });
+  closed.catch(() => undefined); // the failure is logged; callers awaiting `closed` still see it
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void stop(signal);
+  };
+  const stop = (reason = 'stop()'): Promise<void> => {
+    const running = shutdown.run(reason);
+    running.then(
+      () => {
+        if (handleSignals) {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+        resolveClosed();
+      },
+      (err: unknown) => {
+        log('ERROR', { message: `shutdown failed: ${messageOf(err)}` });
+        rejectClosed(err);
+      },
+    );
+    return running;
+  };
+  if (handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  return { stop, closed };
 }

@@ -5,8 +5,11 @@
  * app's Headers. Header data arrives as HTTP headers `Name: JSON` (the original) or as URL query
  * parameters `?Name=<url-encoded JSON>` (browsers cannot set WebSocket headers); names match
  * case-insensitively; an HTTP header wins over a query parameter of the same name.
+ *
+ * {@link decideUpgrade} puts the checks in their order; main/app.ts carries out its decision.
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { LogStatus } from '../server.js';
 
 /** `0000:…:ffff:7f00:0001` and `::ffff:127.0.0.1` → `127.0.0.1`; IPv6 compressed lower-case. */
 export function normalizeAddress(text: string): string {
@@ -150,4 +153,74 @@ export class AttemptLimiter {
       this.#buckets.delete(address);
     }
   }
+}
+
+/** The server's upgrade policy (resolved options and the app's Headers). */
+export interface UpgradePolicy {
+  readonly trust: readonly string[];
+  readonly origins: readonly string[];
+  /** Longest header data accepted (`limits.maxMessageBytes`). */
+  readonly maxHeaderDataBytes: number;
+  readonly authAttemptsPerMinute: number;
+  /** Login attempts per address (header data present). */
+  readonly attempts: AttemptLimiter;
+  /** Declared Header names. */
+  readonly headerNames: readonly string[];
+  readonly anonymous: 'reject' | 'allow';
+  /** The app has an onConnect hook (it runs in the pool before the upgrade completes). */
+  readonly onConnect: boolean;
+}
+
+/** What the upgrade handler reads of a request (header data only when the earlier checks passed). */
+export interface UpgradeRequest {
+  readonly address: string;
+  readonly origin: string;
+  headerData(): Record<string, string>;
+}
+
+export type UpgradeDecision =
+  /** Answer with an HTTP status; no upgrade. */
+  | { kind: 'refuse'; status: string; body: string; retryAfterSeconds?: number; log?: { status: LogStatus; data: Record<string, unknown> } }
+  /** Upgrade, then refuse with an Errors frame and close 1008 (browsers cannot read a failed upgrade's status). */
+  | { kind: 'reject'; reason: string }
+  /** Run the Headers (and onConnect) in the pool first; the upgrade completes as an effect. */
+  | { kind: 'viaPool'; headerData: Record<string, string> }
+  /** Upgrade now; the connection is admitted at `open`. */
+  | { kind: 'admit' };
+
+/**
+ * Decides an upgrade in order: shutting down (503), untrusted address (403), disallowed origin
+ * (403), header data too long (431), login attempts over the address's budget (429), then no
+ * credentials while anonymous connections are refused, Headers or onConnect to run in the pool,
+ * or a plain admission.
+ */
+export function decideUpgrade(request: UpgradeRequest, policy: UpgradePolicy, accepting: boolean): UpgradeDecision {
+  const { address, origin } = request;
+  if (!accepting) return { kind: 'refuse', status: '503 Service Unavailable', body: 'server is shutting down' };
+  if (!isTrusted(address, policy.trust)) {
+    return { kind: 'refuse', status: '403 Forbidden', body: 'untrusted source', log: { status: 'UNTRUSTED-SOURCE-DENIED', data: { address } } };
+  }
+  if (!isOriginAllowed(origin, policy.origins)) {
+    return { kind: 'refuse', status: '403 Forbidden', body: 'origin not allowed', log: { status: 'ORIGIN-DENIED', data: { address, origin } } };
+  }
+  const headerData = request.headerData();
+  let dataBytes = 0;
+  for (const name in headerData) dataBytes += headerData[name]!.length;
+  if (dataBytes > policy.maxHeaderDataBytes) {
+    const message = `header data of ${dataBytes} bytes over limits.maxMessageBytes: HTTP 431`;
+    return { kind: 'refuse', status: '431 Request Header Fields Too Large', body: 'header data too large', log: { status: 'LIMIT', data: { address, message } } };
+  }
+  const hasData = Object.keys(headerData).length > 0;
+  // A login attempt (header data for the app's Headers) costs a token of the address's bucket;
+  // without one the upgrade is refused here, before any Header (scrypt) runs.
+  if (hasData && !policy.attempts.take(address)) {
+    const perMinute = policy.authAttemptsPerMinute;
+    const message = `login attempts over ${perMinute} per minute: HTTP 429`;
+    return { kind: 'refuse', status: '429 Too Many Requests', body: 'too many login attempts', retryAfterSeconds: Math.ceil(60 / perMinute), log: { status: 'LIMIT', data: { address, message } } };
+  }
+  if (policy.headerNames.length > 0 && !hasData && policy.anonymous === 'reject') {
+    return { kind: 'reject', reason: `no credentials (send one of the headers ${policy.headerNames.join(', ')} as an HTTP header or query parameter)` };
+  }
+  if (hasData || policy.onConnect) return { kind: 'viaPool', headerData };
+  return { kind: 'admit' };
 }

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type * as UWS from 'uWebSockets.js';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 
 export type Uws = typeof UWS;
 
@@ -36,7 +36,7 @@ export function loadUws(env: NodeJS.ProcessEnv = process.env): Uws {
   try {
     dir = dirname(require.resolve('uWebSockets.js/package.json'));
   } catch (err) {
-    throw new LexiconsError(ErrorCode.RUNTIME, `uWebSockets.js is not installed (npm ci): ${(err as Error).message}`, { cause: err });
+    throw new LexiconsError(ErrorCode.RUNTIME, `uWebSockets.js is not installed (npm ci): ${messageOf(err)}`, { cause: err });
   }
   const file = join(dir, 'binaries', binaryName());
   try {
@@ -44,7 +44,7 @@ export function loadUws(env: NodeJS.ProcessEnv = process.env): Uws {
   } catch (err) {
     throw new LexiconsError(
       ErrorCode.RUNTIME,
-      `the native uWebSockets.js binary could not be loaded for Node.js ${process.version} (${process.platform}-${process.arch}, ABI ${process.versions.modules}): ${file}: ${(err as Error).message.split('\n')[0]}. ` +
+      `the native uWebSockets.js binary could not be loaded for Node.js ${process.version} (${process.platform}-${process.arch}, ABI ${process.versions.modules}): ${file}: ${messageOf(err).split('\n')[0]}. ` +
         'lexicons refuses to run on the slow JS fallback; use a Node.js version this uWebSockets.js build supports (engines in package.json).',
       { cause: err },
     );

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { Server } from '../server.js';
 
 const TS_EXTENSIONS = new Set(['.ts', '.mts', '.cts', '.tsx']);
@@ -80,7 +80,7 @@ export async function loadApp(appPath: string, preferred?: string): Promise<{ se
     module = (await import(pathToFileURL(appPath).href)) as Record<string, unknown>;
   } catch (err) {
     if (err instanceof LexiconsError) throw err;
-    throw new LexiconsError(ErrorCode.OPTION, `could not load app module ${appPath}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    throw new LexiconsError(ErrorCode.OPTION, `could not load app module ${appPath}: ${messageOf(err)}`, { cause: err });
   }
   return findServer(module, appPath, preferred);
 }

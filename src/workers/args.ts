@@ -5,7 +5,7 @@
  * (the original's `**kwargs`); a declared argument that is missing gets its default, or null when
  * nullable, or is an error.
  */
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { Field, FieldKind, FieldSchema, ScalarKind } from '../storage/schema.js';
 import { coerceValue } from '../storage/schema.js';
 
@@ -68,7 +68,7 @@ export function checkArgs(spec: ArgSpec | undefined, input: Record<string, unkno
     try {
       out[f.name] = coerceValue(spec.component, f, value);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = messageOf(err);
       const prefix = `${spec.component}.${f.name}: `;
       throw badArgument(spec.component, f.name, message.startsWith(prefix) ? message.slice(prefix.length) : message);
     }

@@ -7,34 +7,36 @@
  * unit to the same channels are merged into one frame, as are consecutive errors to one caller.
  */
 import { errorItemText, type CallId } from '../protocol.js';
-import type { ConnState, WorkerConnection } from './context.js';
-import { OP_EFFECT, OP_PUB, OP_SEND, type Effect, type LogEntry, type PackedEffects } from './jobs.js';
+import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
+import { OP_EFFECT, OP_PUBLISH, OP_SEND, OP_WORDS, writeOp, type Effect, type LogEntry, type PackedEffects } from '../job-contract.js';
 
 /** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
 
 /** Response items of consecutive calls of one unit to the same channels share one frame. */
-interface ItemsRecord {
-  t: 'items';
+interface ResponsesRecord {
+  kind: 'responses';
   unit: number;
+  /** The channels as one string, to compare runs. */
   key: string;
-  ch: string[];
+  channels: string[];
   items: string[];
 }
 /** Errors of consecutive calls of one unit to one caller share one frame. */
 interface ErrorsRecord {
-  t: 'errs';
+  kind: 'errors';
   unit: number;
-  c: string;
+  connectionId: string;
   items: string[];
 }
-type Rec = Effect | ItemsRecord | ErrorsRecord;
+/** What the recorder holds: effects, and the two kinds of merged frames. */
+type RecordedEffect = Effect | ResponsesRecord | ErrorsRecord;
 
 export interface Mark {
   length: number;
   inner: number;
-  conn: WorkerConnection | undefined;
-  connState: ConnState | undefined;
+  connection: ConnectionHandle | undefined;
+  connectionState: ConnectionHandleState | undefined;
   view: ChannelViewState;
 }
 
@@ -66,7 +68,7 @@ export interface ChannelViewState {
 }
 
 export class Recorder {
-  readonly #records: Rec[] = [];
+  readonly #records: RecordedEffect[] = [];
   readonly logs: LogEntry[] = [];
   /** Channels subscribed during the current call, checked before the call completes. */
   pendingSubscriptions: string[] = [];
@@ -82,34 +84,34 @@ export class Recorder {
 
   /** Adds a response item for channels (deduplicated; none: nothing is sent). */
   respond(unit: number, text: string, channels: readonly string[]): void {
-    const ch = [...new Set(channels)];
-    if (ch.length === 0) return;
-    const key = ch.length === 1 ? ch[0]! : [...ch].sort().join('\u0000');
+    const unique = [...new Set(channels)];
+    if (unique.length === 0) return;
+    const key = unique.length === 1 ? unique[0]! : [...unique].sort().join('\u0000');
     const last = this.#records.at(-1);
-    if (last?.t === 'items' && last.unit === unit && last.key === key) last.items.push(text);
-    else this.#records.push({ t: 'items', unit, key, ch, items: [text] });
+    if (last?.kind === 'responses' && last.unit === unit && last.key === key) last.items.push(text);
+    else this.#records.push({ kind: 'responses', unit, key, channels: unique, items: [text] });
   }
 
   /** Adds an error for the caller of `unit`. */
-  error(unit: number, conn: string, message: string, id?: CallId): void {
+  error(unit: number, connectionId: string, message: string, id?: CallId): void {
     const text = errorItemText([message], id);
     const last = this.#records.at(-1);
-    if (last?.t === 'errs' && last.unit === unit && last.c === conn) last.items.push(text);
-    else this.#records.push({ t: 'errs', unit, c: conn, items: [text] });
+    if (last?.kind === 'errors' && last.unit === unit && last.connectionId === connectionId) last.items.push(text);
+    else this.#records.push({ kind: 'errors', unit, connectionId, items: [text] });
   }
 
   log(status: LogEntry['status'], data: Record<string, unknown>): void {
     this.logs.push({ status, data });
   }
 
-  mark(conn?: WorkerConnection): Mark {
+  mark(connection?: ConnectionHandle): Mark {
     const last = this.#records.at(-1);
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
     return {
       length: this.#records.length,
-      inner: last && (last.t === 'items' || last.t === 'errs') ? last.items.length : 0,
-      conn,
-      connState: conn?.state(),
+      inner: last && (last.kind === 'responses' || last.kind === 'errors') ? last.items.length : 0,
+      connection,
+      connectionState: connection?.state(),
       view: this.view.state,
     };
   }
@@ -117,17 +119,17 @@ export class Recorder {
   restore(mark: Mark): void {
     this.#records.length = mark.length;
     const last = this.#records.at(-1);
-    if (last && (last.t === 'items' || last.t === 'errs')) last.items.length = mark.inner;
-    if (mark.conn && mark.connState) mark.conn.restore(mark.connState);
+    if (last && (last.kind === 'responses' || last.kind === 'errors')) last.items.length = mark.inner;
+    if (mark.connection && mark.connectionState) mark.connection.restore(mark.connectionState);
     this.view.state = mark.view;
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
   }
 
   /** Drops the subscriptions a connection made since `from` (a rejected connection keeps none). */
-  dropSubscriptions(conn: string, from: number): void {
+  dropSubscriptions(connectionId: string, from: number): void {
     for (let i = this.#records.length - 1; i >= from; i--) {
       const r = this.#records[i]!;
-      if (r.t === 'sub' && r.c === conn) this.#records.splice(i, 1);
+      if (r.kind === 'subscribe' && r.connectionId === connectionId) this.#records.splice(i, 1);
     }
   }
 
@@ -138,8 +140,8 @@ export class Recorder {
   /** The ordered effects, with merged items serialized into their frames. */
   effects(): Effect[] {
     return this.#records.map((r): Effect => {
-      if (r.t === 'items') return { t: 'pub', ch: r.ch, text: `[${r.items.join(',')}]` };
-      if (r.t === 'errs') return { t: 'send', c: r.c, text: `[${r.items.join(',')}]` };
+      if (r.kind === 'responses') return { kind: 'publish', channels: r.channels, text: `[${r.items.join(',')}]` };
+      if (r.kind === 'errors') return { kind: 'send', connectionId: r.connectionId, text: `[${r.items.join(',')}]` };
       return r;
     });
   }
@@ -149,9 +151,9 @@ export class Recorder {
    * connections and publishes become op triples over UTF-8 bytes; anything else (or a send to a
    * connection outside the job) an {@link OP_EFFECT} entry.
    */
-  pack(conns: readonly WorkerConnection[]): PackedEffects {
+  pack(connections: readonly ConnectionHandle[]): PackedEffects {
     const records = this.#records;
-    const ops = new Int32Array(records.length * 3);
+    const ops = new Int32Array(records.length * OP_WORDS);
     const extra: unknown[] = [];
     let index: Map<string, number> | undefined;
     let at = 0;
@@ -169,37 +171,29 @@ export class Recorder {
     };
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      if (r.t === 'send' || r.t === 'errs') {
-        let c = -1;
-        if (conns.length === 1) c = conns[0]!.id === r.c ? 0 : -1;
+      if (r.kind === 'send' || r.kind === 'errors') {
+        let connectionIndex = -1;
+        if (connections.length === 1) connectionIndex = connections[0]!.id === r.connectionId ? 0 : -1;
         else {
           if (index === undefined) {
             index = new Map();
-            for (let k = 0; k < conns.length; k++) index.set(conns[k]!.id, k);
+            for (let k = 0; k < connections.length; k++) index.set(connections[k]!.id, k);
           }
-          c = index.get(r.c) ?? -1;
+          connectionIndex = index.get(r.connectionId) ?? -1;
         }
-        const text = r.t === 'send' ? r.text : `[${r.items.join(',')}]`;
-        if (c >= 0) {
-          ops[at] = OP_SEND;
-          ops[at + 1] = c;
-          ops[at + 2] = write(text);
-        } else {
-          ops[at] = OP_EFFECT;
-          ops[at + 1] = extra.push({ t: 'send', c: r.c, text } satisfies Effect) - 1;
-        }
-      } else if (r.t === 'items' || r.t === 'pub') {
-        ops[at] = OP_PUB;
-        ops[at + 1] = extra.push(r.ch) - 1;
-        ops[at + 2] = write(r.t === 'pub' ? r.text : `[${r.items.join(',')}]`);
+        const text = r.kind === 'send' ? r.text : `[${r.items.join(',')}]`;
+        if (connectionIndex >= 0) writeOp(ops, at, OP_SEND, connectionIndex, write(text));
+        else writeOp(ops, at, OP_EFFECT, extra.push({ kind: 'send', connectionId: r.connectionId, text } satisfies Effect) - 1, 0);
+      } else if (r.kind === 'responses' || r.kind === 'publish') {
+        const channelsAt = extra.push(r.channels) - 1;
+        writeOp(ops, at, OP_PUBLISH, channelsAt, write(r.kind === 'publish' ? r.text : `[${r.items.join(',')}]`));
       } else {
-        ops[at] = OP_EFFECT;
-        ops[at + 1] = extra.push(r) - 1;
+        writeOp(ops, at, OP_EFFECT, extra.push(r) - 1, 0);
       }
-      at += 3;
+      at += OP_WORDS;
     }
-    const out = new Uint8Array(bytes);
-    out.set(scratch.subarray(0, bytes));
-    return { ops, out, extra };
+    const packedBytes = new Uint8Array(bytes);
+    packedBytes.set(scratch.subarray(0, bytes));
+    return { ops, bytes: packedBytes, extra };
   }
 }

@@ -2,23 +2,21 @@
  * @module workers/worker
  * The piscina entry: one module instance per pool thread. At load it imports the app module
  * (`workerData.appPath`), compiles its schema, attaches to the shared store, and opens the
- * control plane; then every pool task is a {@link Job} (a batch of units, a task, or a hook).
+ * control plane; then every pool run is a {@link Job} (a batch of units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
-import { isLexiconsError } from '../errors.js';
-import type { Header, Signal, TaskClass } from '../components.js';
+import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
+import type { TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { compileSchema } from '../storage/schema.js';
 import { SharedStore, type StoreHandles } from '../storage/store.js';
 import { Wal, type WalHandles } from '../storage/wal.js';
-import { compileArgs } from './args.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
-import { ChannelView } from './recorder.js';
-import { connectControl } from './control.js';
-import { batchFailureEffects, runBatch } from './execute.js';
-import type { ComponentEntry, WorkerApp } from './job-context.js';
-import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from './jobs.js';
-import { runHook, runTask } from './tasks.js';
+import { connectControl } from './control-plane.js';
+import { batchFailureEffects, runBatch } from './execute-batch.js';
+import { createWorkerApp } from './worker-app.js';
+import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
+import { runHook, runTask } from './execute-task.js';
 
 const init = workerData as WorkerInit;
 if (init.typescript) await registerTypeScript();
@@ -28,38 +26,10 @@ const store = SharedStore.attach(compileSchema(server.components.models), init.h
 const wal = Wal.attach(store, init.wal as WalHandles);
 const control = connectControl();
 
-function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, ComponentEntry<C>> {
-  const out = new Map<string, ComponentEntry<C>>();
-  for (const [name, cls] of classes) {
-    const args = compileArgs(name, (cls as { args?: Record<string, never> }).args);
-    out.set(name, { name, instance: new (cls as new () => C)(), args });
-  }
-  return out;
-}
-
-const signals = entries<Signal>(server.components.signals);
-const headers = entries<Header>(server.components.headers);
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
-const view = new ChannelView(server.components.channels);
+const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, debug: init.debug }, control);
 
-const app: WorkerApp = {
-  server,
-  store,
-  signals,
-  headers,
-  view,
-  progress: init.progress,
-  maxCallsPerFrame: init.maxCallsPerFrame,
-  debug: init.debug,
-  info: () => control.info(),
-  async refreshChannels() {
-    const { version, names } = await control.channels();
-    view.runtime = new Set(names);
-    view.runtimeVersion = version;
-  },
-};
-
-async function execute(job: Job): Promise<JobResult> {
+async function runJob(job: Job): Promise<JobResult> {
   switch (job.kind) {
     case 'batch':
       return runBatch(app, job);
@@ -77,7 +47,7 @@ async function execute(job: Job): Promise<JobResult> {
  * not re-run.
  */
 function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
-  const message = `Not saved: ${(err as Error)?.message ?? String(err)}`;
+  const message = `Not saved: ${messageOf(err)}`;
   const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
   if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
   return { ...(result as BatchResult), effects: batchFailureEffects(job, message), packed: undefined, logs };
@@ -86,11 +56,11 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
 export default async function handle(job: Job): Promise<JobResult> {
   let result: JobResult;
   try {
-    result = await execute(job);
+    result = await runJob(job);
   } catch (err) {
     // A commit the log could not take (disk full, I/O error, the log disabled) was refused before
     // anything was published: every caller of the batch gets the error; the worker is fine.
-    if (job.kind === 'batch' && isLexiconsError(err, 'IO')) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.heads.length, attempts: 1 } }, err);
+    if (job.kind === 'batch' && isLexiconsError(err, ErrorCode.IO)) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.unitHeads.length, attempts: 1 } }, err);
     throw err;
   }
   try {

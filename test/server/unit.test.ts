@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isLexiconsError } from '../../src/errors.js';
 import { parseCommand } from '../../src/main/cli.js';
-import { RateLimiter } from '../../src/main/connection.js';
+import { RateLimiter } from '../../src/main/socket-connection.js';
 import { isTrusted, normalizeAddress } from '../../src/main/upgrade.js';
 import { loadUws } from '../../src/main/uws.js';
 import { closeReason, decodeHeaderValue, errorFrame, itemText, parseFrame } from '../../src/protocol.js';

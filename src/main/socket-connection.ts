@@ -1,16 +1,20 @@
 /**
- * @module main/connection
- * Per-socket state on the main thread: identity, `auth`, channels, the queue of work units
- * waiting for the pool, whether a batch is in flight, and the rate limiter.
+ * @module main/socket-connection
+ * {@link SocketConnection}: a connection's state on the main thread, next to its uWS socket:
+ * identity, `auth`, channels, the queue of units waiting for the pool, whether a batch is in
+ * flight, and the rate limiter. (Its worker-side counterpart, the `ws` user code sees, is
+ * workers/handles.ts `ConnectionHandle`, built from a `ConnectionSnapshot` of this state.)
  *
- * uWS lifetime rules apply: the WebSocket is valid from `open` to `close` only; after close,
+ * uWS lifetime rules apply: the socket is valid from `open` to `close` only; after close,
  * nothing touches it (`state === 'closed'`). Sends outside uWS callbacks are corked.
  */
 import { randomUUID } from 'node:crypto';
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Json } from '../components.js';
+import type { LexiconsError } from '../errors.js';
+import type { ConnectionSnapshot, Unit } from '../job-contract.js';
 
-export type ConnState = 'upgrading' | 'open' | 'closed';
+export type SocketState = 'upgrading' | 'open' | 'closed';
 
 /** A pending upgrade, completed asynchronously once the Headers ran in the pool. */
 export interface PendingUpgrade {
@@ -22,12 +26,13 @@ export interface PendingUpgrade {
   aborted: boolean;
 }
 
-export interface UserData {
-  conn: Conn;
+/** uWS's per-socket user data. */
+export interface SocketUserData {
+  connection: SocketConnection;
 }
 
-/** A unit queued on the main thread (the worker-side Unit gets the connection index). */
-export type QueuedUnit = { k: 'frame'; text: string } | { k: 'connect'; data: Record<string, string> } | { k: 'disconnect' };
+/** `WebSocket.send` status: the frame was dropped (backpressure limit). */
+export const SEND_DROPPED = 2;
 
 /**
  * Token bucket: `rate` frames per second, bursts up to `rate`. Frames over the limit are
@@ -64,21 +69,22 @@ export class RateLimiter {
   }
 }
 
-export class Conn {
+export class SocketConnection {
   readonly id = randomUUID();
   readonly address: string;
   auth: Json | undefined = undefined;
   readonly channels = new Set<string>();
-  ws: WebSocket<UserData> | null = null;
-  state: ConnState = 'upgrading';
+  /** The uWS socket, from `open` to `close`. */
+  socket: WebSocket<SocketUserData> | null = null;
+  state: SocketState = 'upgrading';
   upgrade: PendingUpgrade | null = null;
   /** Set when the connection is refused: on open it gets the Errors frame and close 1008. */
-  rejection: string | null = null;
+  rejection: LexiconsError | null = null;
   /** Admitted (Headers, gate, anonymous policy passed); frames are only accepted from then on. */
   admitted = false;
   /** The upgrade waits for a pool job (Headers or onConnect); admission comes as an effect. */
   viaPool = false;
-  readonly queue: QueuedUnit[] = [];
+  readonly queue: Unit[] = [];
   /** A batch holding units of this connection is in flight. */
   busy = false;
   readonly limiter: RateLimiter;
@@ -90,37 +96,37 @@ export class Conn {
   }
 
   get open(): boolean {
-    return this.state === 'open' && this.ws !== null;
+    return this.state === 'open' && this.socket !== null;
   }
 
   /** Sends a text frame; false when closed or dropped (backpressure limit). */
   send(text: string): boolean {
-    const ws = this.ws;
-    if (this.state !== 'open' || !ws) return false;
+    const socket = this.socket;
+    if (this.state !== 'open' || !socket) return false;
     let status = 0;
-    ws.cork(() => {
-      status = ws.send(text, false);
+    socket.cork(() => {
+      status = socket.send(text, false);
     });
-    return status !== 2;
+    return status !== SEND_DROPPED;
   }
 
   /** Sends several text frames in one cork (one write for the lot). */
   sendMany(texts: readonly string[]): void {
-    const ws = this.ws;
-    if (this.state !== 'open' || !ws) return;
-    ws.cork(() => {
-      for (const text of texts) if (ws.send(text, false) === 2) break;
+    const socket = this.socket;
+    if (this.state !== 'open' || !socket) return;
+    socket.cork(() => {
+      for (const text of texts) if (socket.send(text, false) === SEND_DROPPED) break;
     });
   }
 
   /** Graceful close with a code and reason; the close handler runs synchronously. */
   end(code: number, reason: string): void {
-    const ws = this.ws;
-    if (this.state !== 'open' || !ws) return;
-    ws.end(code, reason);
+    const socket = this.socket;
+    if (this.state !== 'open' || !socket) return;
+    socket.end(code, reason);
   }
 
-  snapshot(): { id: string; address: string; auth: Json | undefined; channels: string[] } {
+  snapshot(): ConnectionSnapshot {
     return { id: this.id, address: this.address, auth: this.auth, channels: [...this.channels] };
   }
 }

@@ -1,5 +1,5 @@
 /**
- * @module workers/connect
+ * @module workers/execute-connection
  * Connection units of a batch: a connection attempt runs the Headers whose data the client sent
  * (each in its own savepoint; a Header that throws is rolled back and counts as a refusal), then
  * the gate, then `onConnect` for an admitted connection. The effects start with `open` (upgrade
@@ -10,9 +10,9 @@
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { decodeHeaderValue, RESERVED_ARGS } from '../protocol.js';
 import { checkArgs } from './args.js';
-import type { WorkerConnection } from './context.js';
-import type { Unit } from './jobs.js';
-import { isThenable, logFailure, publicMessage, type JobContext } from './job-context.js';
+import type { ConnectionHandle } from './handles.js';
+import { logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import { isThenable } from './steppers.js';
 
 function headerArgs(raw: string): Record<string, unknown> {
   const args = decodeHeaderValue(raw);
@@ -22,11 +22,11 @@ function headerArgs(raw: string): Record<string, unknown> {
   return args;
 }
 
-export async function runConnect(ctx: JobContext, index: number, conn: WorkerConnection, unit: Extract<Unit, { k: 'connect' }>): Promise<void> {
-  const { app, rec, progress, sv } = ctx;
-  rec.push({ t: 'open', c: conn.id });
-  const from = rec.length;
-  const present = Object.entries(unit.data);
+export async function runConnect(ctx: BatchContext, index: number, conn: ConnectionHandle, headerData: Record<string, string>): Promise<void> {
+  const { app, recorder, progress, sv } = ctx;
+  recorder.push({ kind: 'open', connectionId: conn.id });
+  const from = recorder.length;
+  const present = Object.entries(headerData);
   const reasons: string[] = [];
   let ok = true;
   if (present.length > 0) {
@@ -82,13 +82,13 @@ export async function runConnect(ctx: JobContext, index: number, conn: WorkerCon
     }
   }
   if (!ok) {
-    rec.dropSubscriptions(conn.id, from);
-    rec.log('HEADER-CHECK-FAILED', { connection: conn.id, address: conn.address, reason: reasons.join('; ') });
+    recorder.dropSubscriptions(conn.id, from);
+    recorder.log('HEADER-CHECK-FAILED', { connection: conn.id, address: conn.address, reason: reasons.join('; ') });
   }
-  rec.push({ t: 'admit', c: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
+  recorder.push({ kind: 'admit', connectionId: conn.id, ok, reason: ok ? '' : reasons.join('; ') });
 }
 
-export async function runDisconnect(ctx: JobContext, index: number, conn: WorkerConnection): Promise<void> {
+export async function runDisconnect(ctx: BatchContext, index: number, conn: ConnectionHandle): Promise<void> {
   const hook = ctx.app.server.options.onDisconnect;
   if (!hook) return;
   try {

@@ -1,6 +1,6 @@
 /**
- * @module main/tasks
- * Scheduling of Tasks on the main thread; execution happens in the pool (workers/tasks.ts).
+ * @module main/task-scheduler
+ * Scheduling of Tasks on the main thread; execution happens in the pool (workers/execute-task.ts).
  *
  * - Startup tasks run before the server accepts connections, shutdown tasks during shutdown:
  *   one at a time, ascending `priority` (0 is a real priority), declaration order on ties,
@@ -9,11 +9,12 @@
  *   A run never overlaps the previous one. A task that throws (or times out) is logged and keeps
  *   its schedule; the server and the other tasks go on.
  */
+import { messageOf } from '../errors.js';
 import type { TaskClass, TaskKind } from '../components.js';
 import { componentName } from '../components.js';
-import type { TaskResult } from '../workers/jobs.js';
+import type { TaskResult } from '../job-contract.js';
 import type { LogFn } from './log.js';
-import type { WorkerPool } from './pool.js';
+import type { JobRunner } from './pool.js';
 
 const DEFAULT_INTERVAL_SECONDS = 60;
 
@@ -33,7 +34,7 @@ export function describeTasks(classes: readonly TaskClass[]): TaskInfo[] {
 }
 
 export class TaskScheduler {
-  readonly #pool: WorkerPool;
+  readonly #pool: JobRunner;
   readonly #tasks: readonly TaskInfo[];
   readonly #onResult: (result: TaskResult) => void;
   readonly #log: LogFn;
@@ -41,7 +42,7 @@ export class TaskScheduler {
   readonly #running = new Set<Promise<void>>();
   #stopped = false;
 
-  constructor(pool: WorkerPool, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
+  constructor(pool: JobRunner, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
     this.#pool = pool;
     this.#tasks = tasks;
     this.#onResult = onResult;
@@ -56,14 +57,14 @@ export class TaskScheduler {
       .map(({ t }) => t);
   }
 
-  /** Runs one task in the pool; resolves to its result, or undefined when the job failed. */
+  /** Runs one Task in the pool; resolves to its result, or undefined when the job failed. */
   async #run(name: string, run: boolean): Promise<TaskResult | undefined> {
     try {
       const result = await this.#pool.run<TaskResult>({ kind: 'task', name, run });
       this.#onResult(result);
       return result;
     } catch (err) {
-      this.#log('TASK-ERROR', { task: name, message: (err as Error)?.message ?? String(err) });
+      this.#log('TASK-ERROR', { task: name, message: messageOf(err) });
       return undefined;
     }
   }

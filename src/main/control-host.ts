@@ -1,14 +1,14 @@
 /**
- * @module main/control
- * The main thread's end of the control plane (see workers/control.ts): one comlink endpoint per
+ * @module main/control-host
+ * The main thread's end of the control plane (see workers/control-plane.ts): one comlink endpoint per
  * worker thread, on the MessagePort the worker handed over. Calls are answered from main-thread
  * state without blocking.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { expose } from 'comlink';
-import { portEndpoint, type ControlApi } from '../workers/control.js';
+import { portEndpoint, type ControlApi } from '../workers/control-plane.js';
 
-export class ControlPlane {
+export class ControlHost {
   readonly #api: ControlApi;
   readonly #ports = new Map<number, MessagePort>();
 

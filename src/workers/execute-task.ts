@@ -1,5 +1,5 @@
 /**
- * @module workers/tasks
+ * @module workers/execute-task
  * Runs Tasks (startup, interval, shutdown) and the server hooks onStart/onShutdown in a worker,
  * each in its own transaction (retried on conflict). A task that throws is rolled back and
  * logged; it never stops the server or the other tasks. For interval tasks the result carries
@@ -7,12 +7,13 @@
  */
 import { Task, type TaskClass } from '../components.js';
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
-import { WorkerServer } from './context.js';
+import { WorkerServerHandle } from './handles.js';
 import { Recorder } from './recorder.js';
-import { publicMessage, type WorkerApp } from './job-context.js';
-import type { HookJob, TaskJob, TaskResult } from './jobs.js';
+import { publicMessage } from './batch-context.js';
+import type { WorkerApp } from './worker-app.js';
+import type { HookJob, TaskJob, TaskResult } from '../job-contract.js';
 import { ProgressWriter } from './progress.js';
-import { IsolatedStepper } from './txn.js';
+import { IsolatedStepper } from './steppers.js';
 
 type TaskInstance = InstanceType<TaskClass> & { set?: () => unknown; timer?: () => unknown; interval?: number };
 
@@ -38,28 +39,38 @@ function nextInterval(cls: TaskClass, instance: TaskInstance): number {
   return value;
 }
 
-function failure(app: WorkerApp, rec: Recorder, data: Record<string, unknown>, err: unknown): void {
+function failure(app: WorkerApp, recorder: Recorder, data: Record<string, unknown>, err: unknown): void {
   const e = toLexiconsError(err);
   const entry: Record<string, unknown> = { ...data, code: e.code, message: publicMessage(err) };
   if (app.debug) entry.stack = (e.cause instanceof Error ? e.cause : e).stack;
-  rec.log('TASK-ERROR', entry);
+  recorder.log('TASK-ERROR', entry);
+}
+
+/** What a Task or hook job runs with: its own recorder and one transaction per step. */
+function isolatedJob(app: WorkerApp, slot: number): { progress: ProgressWriter; recorder: Recorder; stepper: IsolatedStepper; sv: WorkerServerHandle } {
+  const progress = new ProgressWriter(app.progress, slot);
+  const recorder = new Recorder(app.view);
+  app.view.resetJob();
+  const stepper = new IsolatedStepper(app.store, recorder, progress);
+  const sv = new WorkerServerHandle(recorder, () => app.info());
+  return { progress, recorder, stepper, sv };
+}
+
+function taskResult(ok: boolean, next: number | undefined, recorder: Recorder, stepper: IsolatedStepper): TaskResult {
+  return { ok, next, effects: recorder.effects(), logs: recorder.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
 }
 
 export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
   const cls = tasks.get(job.name);
   if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
-  const progress = new ProgressWriter(app.progress, job.slot);
-  const rec = new Recorder(app.view);
-  app.view.resetJob();
-  const stepper = new IsolatedStepper(app.store, rec, progress);
-  const sv = new WorkerServer(rec, () => app.info());
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
   let ok = true;
   let instance: TaskInstance | undefined;
   try {
     instance = instanceOf(job.name, cls);
   } catch (err) {
     ok = false;
-    failure(app, rec, { task: job.name, phase: 'construct' }, err);
+    failure(app, recorder, { task: job.name, phase: 'construct' }, err);
   }
   if (instance && job.run) {
     const task = instance;
@@ -68,10 +79,10 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
         progress.enter(0);
         await task.execute({ db, sv });
       });
-      if (cls.kind !== 'interval') rec.log('TASK', { task: job.name, kind: cls.kind });
+      if (cls.kind !== 'interval') recorder.log('TASK', { task: job.name, kind: cls.kind });
     } catch (err) {
       ok = false;
-      failure(app, rec, { task: job.name, kind: cls.kind }, err);
+      failure(app, recorder, { task: job.name, kind: cls.kind }, err);
     }
   }
   let next: number | undefined;
@@ -80,21 +91,17 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
       progress.enter(0);
       next = nextInterval(cls, instance);
     } catch (err) {
-      failure(app, rec, { task: job.name, kind: cls.kind, phase: 'set' }, err);
+      failure(app, recorder, { task: job.name, kind: cls.kind, phase: 'set' }, err);
     } finally {
       progress.leave();
     }
   }
-  return { ok, next, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return taskResult(ok, next, recorder, stepper);
 }
 
 export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult> {
   const hook = job.hook === 'ready' ? undefined : app.server.options[job.hook];
-  const progress = new ProgressWriter(app.progress, job.slot);
-  const rec = new Recorder(app.view);
-  app.view.resetJob();
-  const stepper = new IsolatedStepper(app.store, rec, progress);
-  const sv = new WorkerServer(rec, () => app.info());
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
   let ok = true;
   if (hook) {
     try {
@@ -104,8 +111,8 @@ export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult>
       });
     } catch (err) {
       ok = false;
-      failure(app, rec, { hook: job.hook }, err);
+      failure(app, recorder, { hook: job.hook }, err);
     }
   }
-  return { ok, next: undefined, effects: rec.effects(), logs: rec.logs, stats: { calls: 0, errors: ok ? 0 : 1, attempts: stepper.attempts } };
+  return taskResult(ok, undefined, recorder, stepper);
 }

@@ -1,5 +1,5 @@
 /**
- * @module workers/control
+ * @module workers/control-plane
  * The control plane between a pool worker and the main thread, carried by comlink.
  *
  * Transport: piscina owns the worker's task port, so each worker makes its own MessageChannel at
@@ -10,7 +10,7 @@
 import { MessageChannel, parentPort, threadId, type MessagePort } from 'node:worker_threads';
 import { wrap, type Endpoint, type Remote } from 'comlink';
 import type { LogStatus } from '../server.js';
-import type { ServerInfo } from './context.js';
+import type { ServerInfo } from './handles.js';
 
 /** What the main thread exposes to workers. */
 export interface ControlApi {

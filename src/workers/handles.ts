@@ -1,12 +1,14 @@
 /**
- * @module workers/context
- * What user code sees in a worker: `ws` ({@link WorkerConnection}) and `sv`
- * ({@link WorkerServer}). Nothing here touches a socket: every effect goes to the job's
- * {@link Recorder} and reaches the main thread with the result, after the commit.
+ * @module workers/handles
+ * What user code sees in a worker: `ws` ({@link ConnectionHandle}, the public `Connection`) and
+ * `sv` ({@link WorkerServerHandle}, the public `ServerHandle`). A ConnectionHandle starts from
+ * the `ConnectionSnapshot` the main thread sent of its `SocketConnection`. Nothing here touches a
+ * socket: every effect goes to the job's {@link Recorder} and reaches the main thread with the
+ * result, after the commit.
  */
 import type { Connection, Json, ServerHandle } from '../components.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ConnSnapshot } from './jobs.js';
+import type { ConnectionSnapshot } from '../job-contract.js';
 import type { Recorder } from './recorder.js';
 
 export function assertChannelName(name: unknown): asserts name is string {
@@ -23,27 +25,27 @@ export function toJson(value: unknown): Json | undefined {
   return text === undefined ? undefined : (JSON.parse(text) as Json);
 }
 
-export interface ConnState {
+export interface ConnectionHandleState {
   auth: Json | undefined;
   channels: ReadonlySet<string>;
   closed: boolean;
 }
 
 /** `ws` in a worker: the connection's state as of the batch, plus recorded effects. */
-export class WorkerConnection implements Connection {
+export class ConnectionHandle implements Connection {
   readonly id: string;
   readonly address: string;
   #auth: Json | undefined;
   #channels: ReadonlySet<string>;
   #closed = false;
-  readonly #rec: Recorder;
+  readonly #recorder: Recorder;
 
-  constructor(snapshot: ConnSnapshot, rec: Recorder) {
+  constructor(snapshot: ConnectionSnapshot, recorder: Recorder) {
     this.id = snapshot.id;
     this.address = snapshot.address;
     this.#auth = snapshot.auth;
     this.#channels = new Set(snapshot.channels);
-    this.#rec = rec;
+    this.#recorder = recorder;
   }
 
   get pk(): string {
@@ -55,9 +57,9 @@ export class WorkerConnection implements Connection {
   }
 
   set auth(value: Json | undefined) {
-    const v = toJson(value);
-    this.#auth = v;
-    this.#rec.push({ t: 'auth', c: this.id, v });
+    const auth = toJson(value);
+    this.#auth = auth;
+    this.#recorder.push({ kind: 'auth', connectionId: this.id, auth });
   }
 
   get channels(): readonly string[] {
@@ -66,15 +68,15 @@ export class WorkerConnection implements Connection {
 
   send(payload: Json): void {
     const text = JSON.stringify(payload === undefined ? null : payload);
-    this.#rec.push({ t: 'send', c: this.id, text });
+    this.#recorder.push({ kind: 'send', connectionId: this.id, text });
   }
 
   subscribe(channel: string): void {
     assertChannelName(channel);
     if (this.#channels.has(channel)) return;
     this.#channels = new Set(this.#channels).add(channel);
-    this.#rec.pendingSubscriptions.push(channel);
-    this.#rec.push({ t: 'sub', c: this.id, ch: channel });
+    this.#recorder.pendingSubscriptions.push(channel);
+    this.#recorder.push({ kind: 'subscribe', connectionId: this.id, channel });
   }
 
   unsubscribe(channel: string): void {
@@ -83,7 +85,7 @@ export class WorkerConnection implements Connection {
     const next = new Set(this.#channels);
     next.delete(channel);
     this.#channels = next;
-    this.#rec.push({ t: 'unsub', c: this.id, ch: channel });
+    this.#recorder.push({ kind: 'unsubscribe', connectionId: this.id, channel });
   }
 
   close(code = 1000, reason = ''): void {
@@ -91,18 +93,18 @@ export class WorkerConnection implements Connection {
       throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `close code must be 1000 or 3000-4999, got ${code}`);
     }
     this.#closed = true;
-    this.#rec.push({ t: 'close', c: this.id, code, reason: String(reason) });
+    this.#recorder.push({ kind: 'close', connectionId: this.id, code, reason: String(reason) });
   }
 
   get closed(): boolean {
     return this.#closed;
   }
 
-  state(): ConnState {
+  state(): ConnectionHandleState {
     return { auth: this.#auth, channels: this.#channels, closed: this.#closed };
   }
 
-  restore(state: ConnState): void {
+  restore(state: ConnectionHandleState): void {
     this.#auth = state.auth;
     this.#channels = state.channels;
     this.#closed = state.closed;
@@ -120,42 +122,42 @@ export interface ServerInfo {
 }
 
 /** `sv` in a worker. */
-export class WorkerServer implements ServerHandle {
-  readonly #rec: Recorder;
+export class WorkerServerHandle implements ServerHandle {
+  readonly #recorder: Recorder;
   readonly #info: () => Promise<ServerInfo>;
 
-  constructor(rec: Recorder, info: () => Promise<ServerInfo>) {
-    this.#rec = rec;
+  constructor(recorder: Recorder, info: () => Promise<ServerInfo>) {
+    this.#recorder = recorder;
     this.#info = info;
   }
 
   broadcast(payload: Json, channels: readonly string[]): void {
     if (!Array.isArray(channels)) throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, 'sv.broadcast(payload, channels): channels must be a list of channel names');
-    for (const ch of channels) assertChannelName(ch);
-    const ch = [...new Set(channels)];
-    if (ch.length === 0) return;
-    this.#rec.push({ t: 'pub', ch, text: JSON.stringify(payload === undefined ? null : payload) });
+    for (const name of channels) assertChannelName(name);
+    const unique = [...new Set(channels)];
+    if (unique.length === 0) return;
+    this.#recorder.push({ kind: 'publish', channels: unique, text: JSON.stringify(payload === undefined ? null : payload) });
   }
 
   createChannel(name: string): void {
     assertChannelName(name);
-    const view = this.#rec.view;
+    const view = this.#recorder.view;
     if (view.exists(name)) return;
     const created = new Set(view.state.created).add(name);
     const dropped = new Set(view.state.dropped);
     dropped.delete(name);
     view.state = { created, dropped };
-    this.#rec.push({ t: 'mkch', ch: name });
+    this.#recorder.push({ kind: 'createChannel', channel: name });
   }
 
   dropChannel(name: string): void {
     assertChannelName(name);
-    const view = this.#rec.view;
+    const view = this.#recorder.view;
     if (view.declared.has(name)) throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `Channel [${name}] is declared and cannot be dropped`);
     const created = new Set(view.state.created);
     created.delete(name);
     view.state = { created, dropped: new Set(view.state.dropped).add(name) };
-    this.#rec.push({ t: 'rmch', ch: name });
+    this.#recorder.push({ kind: 'dropChannel', channel: name });
   }
 
   info(): Promise<ServerInfo> {

@@ -1,0 +1,56 @@
+/**
+ * @module workers/batch-context
+ * The state of one attempt at a batch ({@link BatchContext}), shared by the executors of its
+ * units (workers/execute-batch.ts, workers/execute-connection.ts), and small helpers of every
+ * executor (error messages for callers, failure logs, the check of channels subscribed during a
+ * call).
+ */
+import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
+import type { BatchJob, JobStats } from '../job-contract.js';
+import type { ConnectionHandle, WorkerServerHandle } from './handles.js';
+import type { ProgressWriter } from './progress.js';
+import type { Recorder } from './recorder.js';
+import type { Stepper } from './steppers.js';
+import type { WorkerApp } from './worker-app.js';
+
+export interface BatchContext {
+  readonly app: WorkerApp;
+  readonly job: BatchJob;
+  readonly recorder: Recorder;
+  readonly stepper: Stepper;
+  readonly progress: ProgressWriter;
+  readonly connections: ConnectionHandle[];
+  readonly sv: WorkerServerHandle;
+  readonly stats: JobStats;
+}
+
+/** The message a caller gets for an error; the stack only goes to the log. */
+export function publicMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
+}
+
+/** Channels subscribed during the call must exist (declared, or created at run time). */
+export async function checkSubscriptions(ctx: BatchContext): Promise<void> {
+  const pending = ctx.recorder.pendingSubscriptions;
+  if (pending.length === 0) return;
+  const { view } = ctx.app;
+  let unknown = pending.filter((name) => !view.exists(name));
+  if (unknown.length > 0 && view.runtimeVersion < ctx.job.channelsVersion) {
+    await ctx.app.refreshChannels();
+    unknown = unknown.filter((name) => !view.exists(name));
+  }
+  if (unknown.length > 0) {
+    throw new LexiconsError(ErrorCode.NOT_FOUND, `Channel [${unknown[0]}] does not exist (declare it, or create it with sv.createChannel)`);
+  }
+}
+
+export function logFailure(ctx: BatchContext, status: 'SIGNAL-ERROR' | 'HEADER-CHECK-FAILED' | 'ERROR', data: Record<string, unknown>, err: unknown): void {
+  const e = toLexiconsError(err);
+  const entry: Record<string, unknown> = { ...data, code: e.code, message: e.message };
+  if (ctx.app.debug && e.code === ErrorCode.EXECUTION) {
+    const cause = e.cause instanceof Error ? e.cause : e;
+    entry.stack = cause.stack;
+  }
+  ctx.recorder.log(status, entry);
+}

@@ -1,0 +1,194 @@
+/**
+ * @module workers/execute-batch
+ * Executes a batch job in a worker: frames (Signals), connection attempts (Headers, gate,
+ * onConnect) and disconnections (onDisconnect), in unit order, as one transaction with a
+ * savepoint per call. Nothing leaves the worker before the commit succeeded: the result carries
+ * the ordered effects for the main thread. On a conflict the whole batch is re-executed with a
+ * fresh transaction (outputs of the failed attempt are discarded).
+ */
+import type { Signal, SignalResponse } from '../components.js';
+import type { Db } from '../storage/api.js';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import { errorFrame, itemText, parseFrame, unknownSignalError, type Call } from '../protocol.js';
+import { checkArgs } from './args.js';
+import { runConnect, runDisconnect } from './execute-connection.js';
+import { ConnectionHandle, WorkerServerHandle } from './handles.js';
+import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, type BatchJob, type BatchResult, type Effect, type JobStats } from '../job-contract.js';
+import { checkSubscriptions, logFailure, publicMessage, type BatchContext } from './batch-context.js';
+import type { ComponentEntry, WorkerApp } from './worker-app.js';
+import { ProgressWriter } from './progress.js';
+import { Recorder } from './recorder.js';
+import { BatchStepper, commitWithRetries, IsolatedStepper, isThenable, type Stepper } from './steppers.js';
+
+export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResult> {
+  const progress = new ProgressWriter(app.progress, job.slot);
+  const stats: JobStats = { calls: 0, errors: 0, attempts: 0 };
+  let ctx!: BatchContext;
+  const outcome = await commitWithRetries(app.store, progress, 'batch', {
+    run: (txn) => {
+      // Every attempt starts from scratch: outputs of a failed attempt are discarded.
+      stats.attempts++;
+      stats.calls = 0;
+      stats.errors = 0;
+      const recorder = new Recorder(app.view);
+      app.view.resetJob();
+      ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats);
+      return runUnits(ctx, 0, 0, 0);
+    },
+    undo: () => undefined,
+  });
+  if (outcome.committed) return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
+  // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
+  // one transaction per call, so the offending call alone gets the error.
+  stats.calls = 0;
+  stats.errors = 0;
+  const recorder = new Recorder(app.view);
+  app.view.resetJob();
+  const stepper = new IsolatedStepper(app.store, recorder, progress);
+  const isolated = makeContext(app, job, recorder, stepper, progress, stats);
+  const pending = runUnits(isolated, 0, 0, 0);
+  if (pending !== undefined) await pending;
+  stats.attempts += stepper.attempts;
+  return { effects: [], packed: recorder.pack(isolated.connections), logs: recorder.logs, stats };
+}
+
+/**
+ * What every caller of a batch gets when none of it could be made durable (workers/worker.ts):
+ * an Errors frame per frame unit, a refusal per connect unit, by connection id.
+ */
+export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
+  const effects: Effect[] = [];
+  for (const { connectionIndex, unit } of decodeBatch(job)) {
+    const connectionId = job.connections[connectionIndex]!.id;
+    if (unit.kind === UNIT_FRAME) effects.push({ kind: 'send', connectionId, text: errorFrame([message]) });
+    else if (unit.kind === UNIT_CONNECT) effects.push({ kind: 'open', connectionId }, { kind: 'admit', connectionId, ok: false, reason: message });
+  }
+  return effects;
+}
+
+function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): BatchContext {
+  const connections = job.connections.map((snapshot) => new ConnectionHandle(snapshot, recorder));
+  const sv = new WorkerServerHandle(recorder, () => app.info());
+  return { app, job, recorder, stepper, progress, connections, sv, stats };
+}
+
+/**
+ * Runs the units from `from` (frame texts from `text`, header data from `data`) synchronously
+ * while user code is synchronous: no promise or microtask per call. Returns a promise only when
+ * something awaited, and then finishes the rest asynchronously.
+ */
+function runUnits(ctx: BatchContext, from: number, text: number, data: number): Promise<void> | undefined {
+  const { unitHeads, frameTexts, headerData } = ctx.job;
+  for (let i = from; i < unitHeads.length; i++) {
+    const head = unitHeads[i]!;
+    const conn = ctx.connections[unitConnectionIndex(head)]!;
+    const kind = unitKind(head);
+    let pending: Promise<void> | undefined;
+    if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, frameTexts[text++]!);
+    else if (kind === UNIT_CONNECT) pending = runConnect(ctx, i, conn, headerData[data++]!);
+    else pending = runDisconnect(ctx, i, conn);
+    if (pending !== undefined) {
+      const t = text;
+      const d = data;
+      return pending.then(() => runUnits(ctx, i + 1, t, d));
+    }
+  }
+  return undefined;
+}
+
+function runFrame(ctx: BatchContext, index: number, conn: ConnectionHandle, text: string): Promise<void> | undefined {
+  let calls: Array<Call | LexiconsError>;
+  try {
+    calls = parseFrame(text, ctx.app.maxCallsPerFrame);
+  } catch (err) {
+    ctx.stats.errors++;
+    ctx.recorder.error(index, conn.id, publicMessage(err));
+    return undefined;
+  }
+  return runCalls(ctx, index, conn, calls, 0);
+}
+
+function runCalls(ctx: BatchContext, index: number, conn: ConnectionHandle, calls: Array<Call | LexiconsError>, from: number): Promise<void> | undefined {
+  for (let j = from; j < calls.length; j++) {
+    if (conn.closed) break; // ws.close() was called: later calls of the frame are not run
+    const call = calls[j]!;
+    if (call instanceof Error) {
+      ctx.stats.errors++;
+      ctx.recorder.error(index, conn.id, call.message, (call as { callId?: string | number }).callId);
+      continue;
+    }
+    const pending = runCall(ctx, index, conn, call);
+    if (pending !== undefined) return pending.then(() => runCalls(ctx, index, conn, calls, j + 1));
+  }
+  return undefined;
+}
+
+function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call: Call): Promise<void> | undefined {
+  ctx.stats.calls++;
+  const entry = ctx.app.signals.get(call.name);
+  if (!entry) {
+    ctx.stats.errors++;
+    ctx.recorder.error(index, conn.id, unknownSignalError(call.name).message, call.id);
+    return undefined;
+  }
+  const failed = (err: unknown): void => {
+    ctx.stats.errors++;
+    ctx.recorder.error(index, conn.id, publicMessage(err), call.id);
+    logFailure(ctx, 'SIGNAL-ERROR', { signal: entry.name, connection: conn.id }, err);
+  };
+  let pending: void | Promise<void>;
+  try {
+    pending = ctx.stepper.step(conn, (db) => callBody(ctx, entry, index, conn, call, db));
+  } catch (err) {
+    failed(err);
+    return undefined;
+  }
+  return isThenable(pending) ? (pending as Promise<void>).then(undefined, failed) : undefined;
+}
+
+/** The call inside its savepoint: user code, then the subscription check and the response. */
+function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, call: Call, db: Db): void | Promise<void> {
+  const { progress } = ctx;
+  progress.enter(index);
+  let result: unknown;
+  try {
+    const args = checkArgs(entry.args, call.args);
+    result = entry.instance.execute({ ...args, db, ws: conn, sv: ctx.sv });
+  } catch (err) {
+    progress.leave();
+    throw err;
+  }
+  if (isThenable(result)) {
+    return Promise.resolve(result).then(
+      (value) => {
+        progress.leave();
+        return afterCall(ctx, entry, index, value);
+      },
+      (err: unknown) => {
+        progress.leave();
+        throw err;
+      },
+    );
+  }
+  progress.leave();
+  return afterCall(ctx, entry, index, result);
+}
+
+function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
+  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
+  respond(ctx, entry, index, result);
+}
+
+function respond(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
+  const response = asResponse(entry.name, result);
+  if (response && response.channels.length > 0) ctx.recorder.respond(index, itemText(entry.name, response.payload), response.channels);
+}
+
+function asResponse(name: string, result: unknown): SignalResponse | undefined {
+  if (result === undefined || result === null) return undefined;
+  const r = result as Partial<SignalResponse>;
+  if (typeof result !== 'object' || !('payload' in r) || !Array.isArray(r.channels) || !r.channels.every((c) => typeof c === 'string')) {
+    throw new LexiconsError(ErrorCode.EXECUTION, `Signal [${name}] returned an invalid response: use this.response(payload, channels)`);
+  }
+  return r as SignalResponse;
+}

@@ -1,0 +1,146 @@
+/**
+ * @module workers/steppers
+ * How user code runs inside storage transactions in a worker.
+ *
+ * A batch runs as ONE transaction with a savepoint per call ({@link BatchStepper}): a call that
+ * throws is rolled back to its savepoint (writes, recorded effects, connection state) and
+ * becomes an error for its caller; the batch commits once (group commit). When the commit fails
+ * on a unique constraint, the batch is re-run with one transaction per call
+ * ({@link IsolatedStepper}) so that only the offending call fails. Tasks and hooks always run
+ * isolated. Both go through the one begin/commit/retry loop of a worker,
+ * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
+ * transaction runs exclusively.
+ */
+import type { Db, Txn } from '../storage/api.js';
+import { ErrorCode, LexiconsError } from '../errors.js';
+import type { ConnectionHandle } from './handles.js';
+import type { Mark, Recorder } from './recorder.js';
+import type { ProgressWriter } from './progress.js';
+
+/** What the executor needs from the store (SharedStore satisfies it). */
+export interface TxnSource {
+  begin(options?: { exclusive?: boolean }): Txn;
+}
+
+// TODO(storage merge): SharedStore.run/runSync keep their own loop and default (3) for
+// `optimisticAttempts`; once storage exports that default, import it here instead of repeating it.
+/** Conflicting attempts before a transaction runs under the exclusive commit lock. */
+export const OPTIMISTIC_ATTEMPTS = 3;
+/** Safety net: an exclusive transaction cannot conflict, so this is never reached in practice. */
+export const MAX_ATTEMPTS = 10;
+
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+/** One attempt of {@link commitWithRetries}. */
+export interface TransactionAttempt<T> {
+  /** The work of one attempt in `txn`; synchronous work stays synchronous (no await). */
+  run(txn: Txn): T | Promise<T>;
+  /** Undoes what the attempt recorded outside the transaction (its writes were rolled back). */
+  undo(): void;
+}
+
+/** A committed attempt's value, or the unique violation its commit found. */
+export type CommitOutcome<T> = { committed: true; value: T } | { committed: false; uniqueViolation: string };
+
+/**
+ * The begin/commit/retry loop of a worker: runs `attempt` in a fresh transaction until one
+ * commits, re-running it on conflict (exclusively after {@link OPTIMISTIC_ATTEMPTS}). Work that
+ * throws is rolled back and the error propagates. A job the main thread aborted never commits:
+ * {@link ProgressWriter.checkNotAborted} runs right before the commit, after `leave()`.
+ */
+export async function commitWithRetries<T>(store: TxnSource, progress: ProgressWriter, what: string, attempt: TransactionAttempt<T>): Promise<CommitOutcome<T>> {
+  for (let i = 0; i < MAX_ATTEMPTS; i++) {
+    const txn = store.begin({ exclusive: i >= OPTIMISTIC_ATTEMPTS });
+    let value: T;
+    try {
+      const pending = attempt.run(txn);
+      value = isThenable(pending) ? await pending : (pending as T);
+    } catch (err) {
+      progress.leave();
+      txn.abort();
+      attempt.undo();
+      throw err;
+    }
+    progress.leave();
+    try {
+      progress.checkNotAborted();
+    } catch (err) {
+      txn.abort();
+      attempt.undo();
+      throw err;
+    }
+    const result = txn.commit();
+    if (result.ok) return { committed: true, value };
+    attempt.undo();
+    if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message };
+  }
+  throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${MAX_ATTEMPTS} attempts`);
+}
+
+/**
+ * Runs one call atomically with respect to failures. A synchronous `fn` completes synchronously
+ * in a batch (no promise, no microtask per call); callers `await` or check for a thenable.
+ */
+export interface Stepper {
+  step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T>;
+}
+
+export class BatchStepper implements Stepper {
+  readonly #txn: Txn;
+  readonly #recorder: Recorder;
+
+  constructor(txn: Txn, recorder: Recorder) {
+    this.#txn = txn;
+    this.#recorder = recorder;
+  }
+
+  step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T> {
+    const savepoint = this.#txn.savepoint();
+    const mark = this.#recorder.mark(conn);
+    let value: T | Promise<T>;
+    try {
+      value = fn(this.#txn.db);
+    } catch (err) {
+      this.#txn.rollbackTo(savepoint);
+      this.#recorder.restore(mark);
+      throw err;
+    }
+    if (!isThenable(value)) return value;
+    return (value as Promise<T>).then(undefined, (err: unknown) => {
+      this.#txn.rollbackTo(savepoint);
+      this.#recorder.restore(mark);
+      throw err;
+    });
+  }
+}
+
+/** One transaction per call (tasks, hooks, and a batch re-run after a unique violation). */
+export class IsolatedStepper implements Stepper {
+  readonly #store: TxnSource;
+  readonly #recorder: Recorder;
+  readonly #progress: ProgressWriter;
+  attempts = 0;
+
+  constructor(store: TxnSource, recorder: Recorder, progress: ProgressWriter) {
+    this.#store = store;
+    this.#recorder = recorder;
+    this.#progress = progress;
+  }
+
+  async step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): Promise<T> {
+    const recorder = this.#recorder;
+    let mark: Mark | undefined;
+    const outcome = await commitWithRetries(this.#store, this.#progress, 'transaction', {
+      run: (txn) => {
+        this.attempts++;
+        mark = recorder.mark(conn);
+        return fn(txn.db);
+      },
+      undo: () => recorder.restore(mark!),
+    });
+    if (!outcome.committed) throw new LexiconsError(ErrorCode.UNIQUE, outcome.uniqueViolation);
+    return outcome.value;
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The dispatcher (src/main/dispatch.ts) against a stand-in pool that holds every job until the
+ * test settles it: per-connection order and one batch in flight per connection, the batch limits
+ * (units per connection, units and bytes per job), and the requeue of innocent units after a
+ * failed job.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ErrorCode } from '../../src/errors.js';
+import { decodeBatch, UNIT_FRAME, type BatchJob, type BatchResult, type JobInput, type JobResult } from '../../src/job-contract.js';
+import { Dispatcher, MAX_BYTES_PER_JOB, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB } from '../../src/main/dispatch.js';
+import { createHub, type Hub } from '../../src/main/hub.js';
+import type { LogStatus } from '../../src/server.js';
+import { JobFailure, type JobRunner } from '../../src/main/pool.js';
+import { SocketConnection } from '../../src/main/socket-connection.js';
+
+interface HeldJob {
+  job: Omit<BatchJob, 'slot'>;
+  resolve: (result: BatchResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Holds every job; `next()` resolves with the next job the dispatcher sends. */
+class HoldingPool implements JobRunner {
+  readonly #jobs: HeldJob[] = [];
+  readonly #waiters: Array<(job: HeldJob) => void> = [];
+
+  run<R extends JobResult>(input: JobInput): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const held: HeldJob = { job: input as Omit<BatchJob, 'slot'>, resolve: resolve as (r: BatchResult) => void, reject };
+      const waiter = this.#waiters.shift();
+      if (waiter) waiter(held);
+      else this.#jobs.push(held);
+    });
+  }
+
+  next(): Promise<HeldJob> {
+    const job = this.#jobs.shift();
+    if (job) return Promise.resolve(job);
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  get waiting(): number {
+    return this.#jobs.length;
+  }
+}
+
+const done = (calls: number): BatchResult => ({ effects: [], logs: [], stats: { calls, errors: 0, attempts: 1 } });
+
+function setUp(): { hub: Hub; pool: HoldingPool; dispatcher: Dispatcher; logs: Array<{ status: LogStatus; data: Record<string, unknown> }> } {
+  const logs: Array<{ status: LogStatus; data: Record<string, unknown> }> = [];
+  const hub = createHub([], (status, data) => logs.push({ status, data }));
+  const pool = new HoldingPool();
+  return { hub, pool, dispatcher: new Dispatcher(hub, pool, 1), logs };
+}
+
+function connection(hub: Hub): SocketConnection {
+  const conn = new SocketConnection('127.0.0.1', 1000);
+  conn.admitted = true;
+  hub.connections.set(conn.id, conn);
+  return conn;
+}
+
+function enqueueFrames(dispatcher: Dispatcher, conn: SocketConnection, ...texts: string[]): void {
+  for (const text of texts) dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
+}
+
+/** The frames of a job as `connectionId:text`, in unit order. */
+function frames(held: HeldJob): string[] {
+  return decodeBatch(held.job).map(({ connectionIndex, unit }) => `${held.job.connections[connectionIndex]!.id}:${unit.kind === UNIT_FRAME ? unit.text : unit.kind}`);
+}
+
+describe('Dispatcher', () => {
+  it("packs the queued units of many connections into one job, each connection's in the order sent", async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    const b = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    enqueueFrames(dispatcher, b, 'b1');
+    enqueueFrames(dispatcher, a, 'a2');
+    const first = await pool.next();
+    assert.deepEqual(frames(first), [`${a.id}:a1`, `${a.id}:a2`, `${b.id}:b1`]);
+    assert.deepEqual(
+      first.job.connections.map((c) => c.id),
+      [a.id, b.id],
+    );
+    first.resolve(done(3));
+    await dispatcher.whenIdle();
+    assert.equal(hub.metrics.batchesTotal, 1);
+    assert.equal(hub.metrics.signalsTotal, 3);
+  });
+
+  it('keeps one batch in flight per connection: later units wait for the next job', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    const b = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    enqueueFrames(dispatcher, a, 'a2');
+    enqueueFrames(dispatcher, b, 'b1');
+    // b is free: it goes at once (up to 2 jobs in flight for 1 worker); a2 waits for a1's job.
+    const second = await pool.next();
+    assert.deepEqual(frames(second), [`${b.id}:b1`]);
+    assert.equal(a.busy, true);
+    assert.equal(dispatcher.queued, 0, 'a busy connection is not ready: its unit is not counted as queued for a job');
+    assert.equal(a.queue.length, 1);
+    first.resolve(done(1));
+    const third = await pool.next();
+    assert.deepEqual(frames(third), [`${a.id}:a2`]);
+    second.resolve(done(1));
+    third.resolve(done(1));
+    await dispatcher.whenIdle();
+    assert.equal(dispatcher.inFlight, 0);
+  });
+
+  it('takes at most MAX_UNITS_PER_CONN units of one connection and MAX_UNITS_PER_JOB units per job', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const conns = Array.from({ length: MAX_UNITS_PER_JOB / MAX_UNITS_PER_CONN + 1 }, () => connection(hub));
+    for (const conn of conns) for (let i = 0; i < MAX_UNITS_PER_CONN + 3; i++) dispatcher.enqueue(conn, { kind: UNIT_FRAME, text: `${i}` });
+    const first = await pool.next();
+    assert.equal(first.job.unitHeads.length, MAX_UNITS_PER_JOB);
+    assert.equal(first.job.connections.length, MAX_UNITS_PER_JOB / MAX_UNITS_PER_CONN);
+    const second = await pool.next();
+    assert.deepEqual(frames(second), Array.from({ length: MAX_UNITS_PER_CONN }, (_, i) => `${conns.at(-1)!.id}:${i}`));
+    first.resolve(done(0));
+    second.resolve(done(0));
+    // The 3 units left of every connection follow, in order.
+    const rest: string[] = [];
+    while (rest.length < conns.length * 3) {
+      const held = await pool.next();
+      rest.push(...frames(held));
+      held.resolve(done(0));
+    }
+    for (const conn of conns) assert.deepEqual(rest.filter((f) => f.startsWith(conn.id)), [32, 33, 34].map((i) => `${conn.id}:${i}`));
+    await dispatcher.whenIdle();
+  });
+
+  it('stops filling a job at MAX_BYTES_PER_JOB of frame text (a first frame always goes)', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    const big = 'x'.repeat(Math.floor(MAX_BYTES_PER_JOB * 0.4));
+    for (let i = 0; i < 3; i++) dispatcher.enqueue(a, { kind: UNIT_FRAME, text: big });
+    const first = await pool.next();
+    assert.equal(first.job.unitHeads.length, 2);
+    first.resolve(done(2));
+    const second = await pool.next();
+    assert.equal(second.job.unitHeads.length, 1);
+    second.resolve(done(1));
+    await dispatcher.whenIdle();
+  });
+
+  it('after a failed job, fails the unit that was running and puts the others back in front, in order', async () => {
+    const { hub, pool, dispatcher, logs } = setUp();
+    const a = connection(hub);
+    const b = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
+    enqueueFrames(dispatcher, b, 'b1');
+    const first = await pool.next();
+    enqueueFrames(dispatcher, a, 'a3');
+    first.reject(new JobFailure(ErrorCode.TIMEOUT, 'Execution timed out', 1));
+    const retry = await pool.next();
+    assert.deepEqual(frames(retry), [`${a.id}:a1`, `${a.id}:a3`, `${b.id}:b1`], 'a2 (unit 1) failed; a1 and b1 were put back ahead of a3');
+    retry.resolve(done(3));
+    await dispatcher.whenIdle();
+    assert.equal(hub.metrics.timeouts, 1);
+    assert.equal(hub.metrics.errorsTotal, 1);
+    const failure = logs.find((l) => l.status === 'SIGNAL-ERROR');
+    assert.deepEqual(failure?.data, { code: ErrorCode.TIMEOUT, message: 'Execution timed out', units: 3, guiltyUnit: 1, connection: a.id });
+  });
+
+  it('fails every unit of a job that failed before any unit ran (no loop on a deterministic failure)', async () => {
+    const { hub, pool, dispatcher, logs } = setUp();
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
+    const first = await pool.next();
+    first.reject(new Error('worker exploded'));
+    await dispatcher.whenIdle();
+    assert.equal(pool.waiting, 0);
+    assert.equal(a.queue.length, 0);
+    assert.equal(hub.metrics.workerFailures, 1);
+    assert.equal(hub.metrics.errorsTotal, 2);
+    assert.equal(logs.find((l) => l.status === 'WORKER-ERROR')?.data.message, 'Internal error: worker exploded');
+  });
+
+  it('forgets a closed connection once its last job settled', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    a.state = 'closed';
+    assert.equal(hub.connections.has(a.id), true);
+    first.resolve(done(1));
+    await dispatcher.whenIdle();
+    assert.equal(hub.connections.has(a.id), false);
+  });
+});
