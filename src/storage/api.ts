@@ -1,7 +1,7 @@
 /**
  * @module storage/api
  * The contract between the storage engine and everything that uses it (signals, tasks, headers,
- * the CSV persister, the server). The engine implements it in `store.ts` / `transaction.ts`.
+ * the CSV persister, the server). The engine implements it in `store.ts` / `transaction-db.ts`.
  *
  * Tables are named by their Model class or by table name. Inside a transaction every call is
  * synchronous (the tables are local shared memory).

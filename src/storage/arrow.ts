@@ -12,7 +12,7 @@
  * (begin, next, flags) are never included; a `pk` Utf8 column comes first.
  */
 import * as arrow from 'apache-arrow';
-import { GrowBuf } from './columns.js';
+import { GrowBuf } from './grow-buf.js';
 import { ControlBlock } from './layout.js';
 import { SharedTable } from './table.js';
 

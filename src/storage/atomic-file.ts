@@ -11,7 +11,7 @@
 import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ioError, isAlive, isNotFound } from './file-system.js';
 
 /** Temp names: `.<target name>.<pid>.<12 hex>.tmp`, next to the target. */
 const TEMP_NAME = /^\.(.+)\.(\d+)\.([0-9a-f]{12})\.tmp$/;
@@ -23,11 +23,6 @@ const active = new Set<string>();
 
 export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-}
-
-function ioError(message: string, cause: unknown): LexiconsError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  return new LexiconsError(ErrorCode.IO, `${message}: ${detail}`, { cause });
 }
 
 export interface AtomicWriteResult {
@@ -124,15 +119,6 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Removes temp files left in `dir` by writers that died (their pid is gone) and by earlier runs
  * of this process that are no longer writing. Temp files of live processes are left alone.
@@ -143,7 +129,7 @@ export async function cleanupStaleTempFiles(dir: string): Promise<string[]> {
   try {
     names = await readdir(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if (isNotFound(err)) return [];
     throw ioError(`cannot list ${dir}`, err);
   }
   const removed: string[] = [];
@@ -157,7 +143,7 @@ export async function cleanupStaleTempFiles(dir: string): Promise<string[]> {
       await unlink(path);
       removed.push(name);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(`cannot remove stale temp file ${path}`, err);
+      if (!isNotFound(err)) throw ioError(`cannot remove stale temp file ${path}`, err);
     }
   }
   return removed;

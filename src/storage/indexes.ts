@@ -21,7 +21,7 @@
  * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
  * reused by other rows.
  */
-import { Utf8Values, type Column } from './columns.js';
+import { Utf8Values } from './column-values.js';
 import type { SharedTable } from './table.js';
 
 const f64 = new Float64Array(1);
@@ -43,23 +43,16 @@ export function hashValue(value: unknown): number {
   return value === true ? 1 : 2;
 }
 
-/** {@link hashValue} of the pk of version v, from its UTF-8 bytes [start, end) when they are ASCII. */
-function hashAsciiOr(bytes: Uint8Array, start: number, end: number, t: SharedTable, v: number): number {
+/**
+ * {@link hashValue} of the string at slot v of a Utf8 store (a pk or a string column), from its
+ * UTF-8 bytes [start, end) when they are ASCII (the same FNV-1a as over the string's code units),
+ * else from the decoded string.
+ */
+function hashUtf8At(values: Utf8Values, bytes: Uint8Array, start: number, end: number, v: number): number {
   let h = 0x811c9dc5;
   for (let i = start; i < end; i++) {
     const b = bytes[i]!;
-    if (b >= 0x80) return hashValue(t.readPk(v));
-    h = Math.imul(h ^ b, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** {@link hashValue} of a string column's value at v, from its UTF-8 bytes when they are ASCII. */
-function hashUtf8Or(bytes: Uint8Array, start: number, end: number, column: Column, v: number): number {
-  let h = 0x811c9dc5;
-  for (let i = start; i < end; i++) {
-    const b = bytes[i]!;
-    if (b >= 0x80) return hashValue(column.read(v));
+    if (b >= 0x80) return hashValue(values.read(v));
     h = Math.imul(h ^ b, 0x01000193);
   }
   return h >>> 0;
@@ -180,7 +173,7 @@ export class TableIndex {
     const bytes = t.pk.data.bytes(offsets[rows]!);
     const fields = [...this.#fields];
     for (let v = this.#seen; v < rows; v++) {
-      this.#pk.insert(v, hashAsciiOr(bytes, offsets[v]!, offsets[v + 1]!, t, v));
+      this.#pk.insert(v, hashUtf8At(t.pk, bytes, offsets[v]!, offsets[v + 1]!, v));
       if (fields.length === 0 || t.isTombstone(v)) continue;
       for (const [k, index] of fields) {
         const column = t.columns[k]!;
@@ -188,7 +181,7 @@ export class TableIndex {
         const values = column.values;
         if (values instanceof Utf8Values) {
           const off = values.offsets.i32(v + 1);
-          index.insert(v, hashUtf8Or(values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, column, v));
+          index.insert(v, hashUtf8At(values, values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, v));
         } else index.insert(v, hashValue(values.read(v)));
       }
     }

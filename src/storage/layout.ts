@@ -23,7 +23,7 @@
  * The first commit id is `StoreOptions.initialCommitId` + 1 (a recovered store continues the log).
  *
  * The write-ahead log keeps its shared words (appended / durable sequence numbers, the fsync lock,
- * the current segment) in a SharedArrayBuffer of its own; they are all named in wal.ts.
+ * the current segment) in a SharedArrayBuffer of its own; they are all named in wal-shared.ts.
  */
 
 /** BigInt64 slots. */

@@ -16,13 +16,15 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import { ioError } from './file-system.js';
+import { LOCK_FILE } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions } from './persist.js';
 import type { Schema } from './schema.js';
 import { SharedStore } from './store.js';
 import { listSegments, openDataFolder, planLog, replayLog, type LogPlan, type RecoveryReport } from './recovery.js';
 import { MANIFEST_FILE, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest, type SnapshotReport } from './snapshot.js';
-import type { SegmentScan } from './wal-format.js';
+import { DISCARDED_SUFFIX, type SegmentScan } from './wal-format.js';
 
 export interface CheckReport {
   readonly dir: string;
@@ -43,10 +45,6 @@ export interface CheckReport {
   readonly lockedBy: number | null;
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Checks the data folder `dir` without writing anything. With `schema`, the CSV files are loaded
  * and the log replayed into a scratch store (memory: the size of the data).
@@ -58,18 +56,18 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
   try {
     names = await readdir(root);
   } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot read data folder ${root}: ${message(err)}`, { cause: err });
+    throw ioError(`cannot read data folder ${root}`, err);
   }
   const problems: string[] = [];
   const repairs: string[] = [];
-  const lockText = names.includes('lexicons.lock') ? await readFile(join(root, 'lexicons.lock'), 'utf8').catch(() => '') : '';
+  const lockText = names.includes(LOCK_FILE) ? await readFile(join(root, LOCK_FILE), 'utf8').catch(() => '') : '';
   const lockedBy = lockText ? Number(lockText.trim()) || null : null;
 
   let manifest: Manifest | null = null;
   try {
     manifest = await readManifest(root);
   } catch (err) {
-    problems.push(message(err));
+    problems.push(messageOf(err));
   }
   if (manifest === null && problems.length === 0 && names.some((n) => n.endsWith('.csv'))) repairs.push(`no ${MANIFEST_FILE}: the CSV files are taken as the state before the whole log`);
   if (manifest?.install) repairs.push(`a snapshot of commit ${manifest.install.commitId} was interrupted after its files were written: it will be completed`);
@@ -82,12 +80,12 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
     try {
       plan = await planLog(root, manifest?.segment ?? 0);
     } catch (err) {
-      problems.push(message(err));
+      problems.push(messageOf(err));
     }
   }
   if (plan?.cut) {
     repairs.push(`${plan.cut.file}: ${plan.cut.reason}; ${plan.cut.fileBytes - plan.cut.validBytes} bytes will be cut off (never applied)`);
-    for (const f of plan.after) repairs.push(`${f}: after the cut, will be set aside as ${f}.discarded (never applied)`);
+    for (const f of plan.after) repairs.push(`${f}: after the cut, will be set aside as ${f}${DISCARDED_SUFFIX} (never applied)`);
   }
 
   let replayable: number | null = null;
@@ -102,7 +100,7 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
         replayable = (await replayLog(store, plan, manifest?.commitId ?? 0)).replayed;
         tables = Object.fromEntries(Object.entries(store.stats().tables).map(([t, s]) => [t, s.rows]));
       } catch (err) {
-        problems.push(message(err));
+        problems.push(messageOf(err));
       }
     }
   }

@@ -4,21 +4,22 @@
  * it at shutdown. Loading also reads the original Python lexicons' files (pandas CSV, and the
  * snake_case names of its early versions such as `chat_message.csv`). Every write is atomic
  * (see atomic-file.ts). A file that fails to load is never overwritten: the failure is
- * remembered per store and folder, and a later save to that folder refuses to run.
+ * remembered per store and folder, and a later save to that folder refuses to run. Columns the
+ * Models no longer have are refused, or kept aside (extra-columns.ts).
  *
  * @example
  * const report = await loadDataFolder(store, 'data/', { unknownColumns: 'error' });
  * // ... serve ...
  * await saveDataFolder(store, 'data/');
  */
-import { access, mkdir } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { Schema, TableSchema } from './schema.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from './atomic-file.js';
-import { decodeRecord, encodeRow, formatRecords, headerOf, planHeader, readCsvFile, type Cell, type HeaderPlan } from './csv.js';
+import { createDataFolder, exists } from './file-system.js';
+import { writeExtraFile } from './extra-columns.js';
+import { formatRecords, readCsvFile } from './csv.js';
+import { decodeRecord, encodeRow, headerOf, planHeader, type Cell, type HeaderPlan } from './csv-codec.js';
 
 /** What persistence needs from the store (SharedStore satisfies it). */
 export interface PersistableStore {
@@ -117,15 +118,6 @@ export function legacyNames(table: string): string[] {
   return [...new Set([smart, naive])].filter((n) => n !== table).map((n) => `${n}.csv`);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Referenced tables first, so references point at loaded rows (cycles keep schema order). */
 function loadOrder(schema: Schema): TableSchema[] {
   const out: TableSchema[] = [];
@@ -168,7 +160,7 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
     }
   } catch (err) {
     const failures = new Map<string, string>();
-    const reason = err instanceof Error ? err.message : String(err);
+    const reason = messageOf(err);
     order.slice(current).forEach((t, i) => failures.set(t.name, i === 0 ? reason : `not loaded (the load stopped at ${order[current]!.name})`));
     // Every table not loaded is protected, whatever stopped the load (even an I/O error before
     // the first file): saving the store now would replace its file with an empty table.
@@ -218,7 +210,7 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
     try {
       rows += store.bulkLoad(table.name, batch);
     } catch (err) {
-      throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${messageOf(err)}`, { cause: err });
     }
     batch = [];
     lines = [];
@@ -284,51 +276,6 @@ async function readPlan(file: string, table: TableSchema): Promise<HeaderPlan> {
 }
 
 /**
- * Writes `<Table>.extra.csv` (pk + the extra columns, cells kept as text). The side file's
- * content is gathered in memory (only those columns) before the atomic write. An existing side
- * file with different content is never replaced: the new one gets the first free
- * `.extra.<n>.csv`; identical content already there is not written again.
- */
-async function writeExtraFile(root: string, table: string, plan: HeaderPlan): Promise<string> {
-  const chunks: string[] = [formatRecords([['pk', ...plan.extra.map((c) => c.name)]])];
-  let rows: Cell[][] = [];
-  let header = true;
-  await readCsvFile(
-    plan.file,
-    (cells) => {
-      if (header) {
-        header = false;
-        return;
-      }
-      rows.push([cells[plan.pkIndex] ?? null, ...plan.extra.map((c) => cells[c.index] ?? null)]);
-      if (rows.length >= 1000) {
-        chunks.push(formatRecords(rows));
-        rows = [];
-      }
-    },
-    (i) => plan.header[i],
-  );
-  if (rows.length) chunks.push(formatRecords(rows));
-  const hash = createHash('sha256');
-  for (const c of chunks) hash.update(c);
-  const digest = hash.digest('hex');
-  for (let n = 0; ; n++) {
-    const path = join(root, n === 0 ? `${table}.extra.csv` : `${table}.extra.${n}.csv`);
-    if (!(await exists(path))) {
-      await writeFileAtomic(path, chunks);
-      return path;
-    }
-    if ((await hashFile(path)) === digest) return path; // already preserved
-  }
-}
-
-async function hashFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/**
  * Writes every table of the store to `dir` as `<Table>.csv` (atomically, one snapshot for all
  * tables). Refuses with a CSV error, writing nothing, when a load from the same folder failed.
  */
@@ -344,37 +291,50 @@ export async function saveDataFolder(store: PersistableStore, dir: string, optio
     const list = [...failures].map(([t, why]) => `${t}: ${why}`).join('; ');
     throw new LexiconsError(ErrorCode.CSV, `refusing to save to ${root}: tables failed to load from it and their files would be overwritten (${list})`);
   }
-  try {
-    await mkdir(root, { recursive: true });
-  } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot create data folder ${root}: ${(err as Error).message}`, { cause: err });
-  }
+  await createDataFolder(root);
   const snapshot = store.snapshot();
   const tables: TableSaveReport[] = [];
   for (const table of store.schema.tables) {
     const file = join(root, `${table.name}.csv`);
-    let rows = 0;
-    async function* chunks(): AsyncGenerator<string> {
-      yield formatRecords([headerOf(table)]);
-      let records: Cell[][] = [];
-      let nextProgress = progressEvery;
-      for (const row of store.scan(table.name, snapshot)) {
-        records.push(encodeRow(table, row));
-        rows++;
-        if (records.length >= chunkRows) {
-          yield formatRecords(records);
-          records = [];
-        }
-        if (rows >= nextProgress) {
-          nextProgress += progressEvery;
-          await options.onProgress?.({ table: table.name, rows });
-        }
-      }
-      if (records.length) yield formatRecords(records);
-      await options.onProgress?.({ table: table.name, rows });
-    }
-    const { bytes } = await writeFileAtomic(file, chunks());
-    tables.push({ table: table.name, file, rows, bytes });
+    const count = { rows: 0 };
+    const onProgress = options.onProgress;
+    const onRows = onProgress && ((rows: number) => onProgress({ table: table.name, rows }));
+    const { bytes } = await writeFileAtomic(file, tableCsvChunks(store, table, snapshot, { chunkRows, progressEvery, onRows }, count));
+    tables.push({ table: table.name, file, rows: count.rows, bytes });
   }
   return { dir: root, snapshot, tables };
+}
+
+/** How {@link tableCsvChunks} cuts a table into chunks and reports its progress. */
+export interface TableCsvOptions {
+  /** Records formatted per csv-stringify call. */
+  readonly chunkRows: number;
+  /** Called every `progressEvery` rows and once at the end; a returned promise is awaited. */
+  readonly onRows?: ((rows: number) => void | Promise<void>) | undefined;
+  readonly progressEvery?: number;
+}
+
+/**
+ * The CSV text of `table` at `snapshot` (saves and snapshots): its header, then its rows in chunks
+ * of `chunkRows` records. `count.rows` counts the rows as they are read.
+ */
+export async function* tableCsvChunks(store: PersistableStore, table: TableSchema, snapshot: number, options: TableCsvOptions, count: { rows: number }): AsyncGenerator<string> {
+  yield formatRecords([headerOf(table)]);
+  let records: Cell[][] = [];
+  const every = options.progressEvery ?? Infinity;
+  let nextProgress = every;
+  for (const row of store.scan(table.name, snapshot)) {
+    records.push(encodeRow(table, row));
+    count.rows++;
+    if (records.length >= options.chunkRows) {
+      yield formatRecords(records);
+      records = [];
+    }
+    if (count.rows >= nextProgress) {
+      nextProgress += every;
+      await options.onRows?.(count.rows);
+    }
+  }
+  if (records.length > 0) yield formatRecords(records);
+  await options.onRows?.(count.rows);
 }

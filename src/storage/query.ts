@@ -1,151 +1,18 @@
 /**
  * @module storage/query
- * Filters (`field`, `field__op`, `ref__field[__op]`, `_sort`, `_limit`, `_where`) compiled into
- * predicates, and the read path that evaluates them over a table at a snapshot plus a
- * transaction's own writes.
+ * The read path: rows of a table at a transaction's snapshot plus its own writes, matching filters
+ * compiled by filters.ts.
  *
  * Candidate rows come from the pk index (`pk` equality), a field hash index (equality or `in` on an
  * indexed field), or a scan of the version slots. A scan decodes only the columns a predicate needs
  * and materializes a row object only once every column predicate has passed.
  */
-import { ErrorCode, LexiconsError } from '../errors.js';
 import type { Filters } from './api.js';
-import type { TableSchema } from './schema.js';
-import type { SharedTable } from './table.js';
+import { normalize, type Cond, type Parsed } from './filters.js';
 import type { TableIndex } from './indexes.js';
+import type { SharedTable } from './table.js';
 
 export type Row = { pk: string } & Record<string, unknown>;
-
-const OPS = new Set(['eq', 'ne', 'gt', 'lt', 'ge', 'le', 'in', 'nin', 'f', 're', 'max', 'min']);
-
-/** A predicate on one column (k = field index, -1 = pk). */
-export interface Cond {
-  readonly k: number;
-  readonly name: string;
-  readonly op: string;
-  readonly value: unknown;
-  readonly test: (v: unknown) => boolean;
-}
-
-export interface Parsed {
-  readonly conds: Cond[];
-  /** Through-reference filters, grouped per reference field: `author__name` -> {name: ...}. */
-  readonly refs: Array<{ k: number; name: string; target: string; sub: Filters }>;
-  readonly extremes: Array<{ k: number; name: string; op: 'max' | 'min' }>;
-  readonly sort: Array<{ name: string; desc: boolean }>;
-  readonly limit: number | undefined;
-  readonly where: ((row: Record<string, unknown>) => boolean) | undefined;
-}
-
-function normalize(value: unknown): unknown {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && typeof (value as { pk?: unknown }).pk === 'string') {
-    return (value as { pk: string }).pk;
-  }
-  return value;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (Array.isArray(a) || Array.isArray(b)) {
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    return a.every((x, i) => x === b[i]);
-  }
-  return a === b;
-}
-
-function members(table: string, key: string, value: unknown): Set<unknown> {
-  if (value instanceof Set) return new Set([...value].map(normalize));
-  if (Array.isArray(value)) return new Set(value.map(normalize));
-  throw new LexiconsError(ErrorCode.TYPE, `${table}.${key}: expected an array or Set, got ${typeof value}`);
-}
-
-function makeTest(table: string, key: string, op: string, raw: unknown): (v: unknown) => boolean {
-  const value = normalize(raw);
-  switch (op) {
-    case 'eq':
-      return (v) => sameValue(v, value);
-    case 'ne':
-      return (v) => !sameValue(v, value);
-    case 'gt':
-      return (v) => v !== null && (v as number) > (value as number);
-    case 'lt':
-      return (v) => v !== null && (v as number) < (value as number);
-    case 'ge':
-      return (v) => v !== null && (v as number) >= (value as number);
-    case 'le':
-      return (v) => v !== null && (v as number) <= (value as number);
-    case 'in': {
-      const set = members(table, key, raw);
-      return (v) => set.has(v);
-    }
-    case 'nin': {
-      const set = members(table, key, raw);
-      return (v) => !set.has(v);
-    }
-    case 'f':
-      return (v) => (typeof v === 'string' ? v.includes(String(value)) : Array.isArray(v) ? v.includes(value) : false);
-    case 're': {
-      const re = raw instanceof RegExp ? new RegExp(raw.source, raw.flags.replace(/[gy]/g, '')) : new RegExp(String(raw));
-      return (v) => v !== null && re.test(Array.isArray(v) ? v.join(',') : String(v));
-    }
-    default:
-      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table}: unknown filter operator ${op} in ${key}`);
-  }
-}
-
-/** Compiles filters for a table; unknown fields/operators raise NOT_FOUND naming them. */
-export function parseFilters(table: TableSchema, filters: Filters | undefined): Parsed {
-  const parsed = { conds: [] as Cond[], refs: [] as Parsed['refs'], extremes: [] as Parsed['extremes'], sort: [] as Parsed['sort'], limit: undefined as number | undefined, where: undefined as Parsed['where'] };
-  if (!filters) return parsed;
-  const fieldIndex = (name: string): number => {
-    if (name === 'pk') return -1;
-    const k = table.fields.findIndex((f) => f.name === name);
-    if (k < 0) throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown field ${name}`);
-    return k;
-  };
-  for (const [key, value] of Object.entries(filters)) {
-    if (value === undefined) continue;
-    if (key === '_sort') {
-      for (const s of Array.isArray(value) ? value : [value]) {
-        const desc = String(s).startsWith('-');
-        const name = desc ? String(s).slice(1) : String(s);
-        fieldIndex(name);
-        parsed.sort.push({ name, desc });
-      }
-      continue;
-    }
-    if (key === '_limit') {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-        throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _limit must be a non-negative integer`);
-      }
-      parsed.limit = value;
-      continue;
-    }
-    if (key === '_where') {
-      if (typeof value !== 'function') throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _where must be a function`);
-      parsed.where = value as Parsed['where'];
-      continue;
-    }
-    const parts = key.split('__');
-    const name = parts[0]!;
-    const k = fieldIndex(name);
-    const f = k >= 0 ? table.fields[k]! : undefined;
-    if (parts.length === 1 || (parts.length === 2 && OPS.has(parts[1]!))) {
-      const op = parts[1] ?? 'eq';
-      if (op === 'max' || op === 'min') {
-        if (value) parsed.extremes.push({ k, name, op });
-        continue;
-      }
-      parsed.conds.push({ k, name, op, value: normalize(value), test: makeTest(table.name, key, op, value) });
-    } else if (f?.kind === 'ref') {
-      let ref = parsed.refs.find((r) => r.k === k);
-      if (!ref) parsed.refs.push((ref = { k, name, target: f.ref!, sub: {} }));
-      ref.sub[parts.slice(1).join('__')] = value;
-    } else {
-      throw new LexiconsError(ErrorCode.NOT_FOUND, `${table.name}: unknown filter operator ${parts.slice(1).join('__')} in ${key}`);
-    }
-  }
-  return parsed;
-}
 
 /** What the read path needs from a transaction for one table. */
 export interface ReadContext {
@@ -213,36 +80,60 @@ function compareValues(a: unknown, b: unknown): number {
 }
 
 /**
- * Rows matching the parsed filters at the context's snapshot, including the transaction's own
- * writes. With `countOnly` and no row-level options, returns only the count (no materialization).
+ * The filters of one query bound to its read context: the test every candidate goes through in
+ * {@link select}, {@link countMatching} and selectTop. A committed slot passes when it is visible
+ * at the snapshot, not replaced by the transaction's own writes, and its columns (read one by one,
+ * no row built) pass every predicate and through-reference filter; a row the transaction wrote
+ * passes on its values. A class with two small methods: each caller's loop calls them directly
+ * (monomorphic, inlined), where a shared loop would call back into the callers once per slot.
  */
+class Matcher {
+  readonly #ctx: ReadContext;
+  readonly #conds: readonly Cond[];
+  readonly #refSets: ReadonlyArray<{ k: number; pks: Set<unknown> }>;
+  readonly #names: readonly string[];
+
+  constructor(ctx: ReadContext, q: Parsed) {
+    this.#ctx = ctx;
+    this.#conds = q.conds;
+    this.#refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+    this.#names = ctx.table.schema.fields.map((f) => f.name);
+  }
+
+  /** Whether committed version slot v passes. */
+  slot(v: number): boolean {
+    const { table: t, snapshot, shadowed } = this.#ctx;
+    if (!t.isVisible(v, snapshot) || shadowed.has(v)) return false;
+    for (const c of this.#conds) if (!c.test(readCol(t, c.k, v))) return false;
+    for (const r of this.#refSets) if (!r.pks.has(readCol(t, r.k, v))) return false;
+    return true;
+  }
+
+  /** Whether a row the transaction wrote passes. */
+  row(row: Row): boolean {
+    const names = this.#names;
+    for (const c of this.#conds) if (!c.test(row[c.k < 0 ? 'pk' : names[c.k]!] ?? null)) return false;
+    for (const r of this.#refSets) if (!r.pks.has(row[r.k < 0 ? 'pk' : names[r.k]!])) return false;
+    return true;
+  }
+}
+
+/** Rows matching the parsed filters at the context's snapshot, including the transaction's own writes. */
 export function select(ctx: ReadContext, q: Parsed): Row[] {
   if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
   const t = ctx.table;
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+  const m = new Matcher(ctx, q);
   const out: Row[] = [];
   const accept = (row: Row): void => {
     if (q.where === undefined || q.where(row)) out.push(row);
   };
-  const scanSlot = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
-    accept(t.readRow(v));
-  };
   const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) scanSlot(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) scanSlot(v);
+  if (cands !== null) {
+    for (const v of cands) if (m.slot(v)) accept(t.readRow(v));
+  } else {
+    for (let v = 0, rows = t.rowCount(); v < rows; v++) if (m.slot(v)) accept(t.readRow(v));
   }
-  const names = t.schema.fields.map((f) => f.name);
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    accept(copyRow(row));
-  }
+  for (const row of ctx.pending) if (m.row(row)) accept(copyRow(row));
   let rows = out;
   for (const e of q.extremes) {
     let best: unknown = null;
@@ -270,27 +161,15 @@ export function select(ctx: ReadContext, q: Parsed): Row[] {
 export function countMatching(ctx: ReadContext, q: Parsed): number {
   if (q.where !== undefined || q.extremes.length > 0) return Math.min(select(ctx, q).length, q.limit ?? Infinity);
   const t = ctx.table;
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
+  const m = new Matcher(ctx, q);
   let n = 0;
-  const check = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
-    n++;
-  };
   const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) check(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) check(v);
+  if (cands !== null) {
+    for (const v of cands) if (m.slot(v)) n++;
+  } else {
+    for (let v = 0, rows = t.rowCount(); v < rows; v++) if (m.slot(v)) n++;
   }
-  const names = t.schema.fields.map((f) => f.name);
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    n++;
-  }
+  for (const row of ctx.pending) if (m.row(row)) n++;
   return Math.min(n, q.limit ?? Infinity);
 }
 
@@ -326,7 +205,6 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
   const t = ctx.table;
   const names = t.schema.fields.map((f) => f.name);
   const sortCols = q.sort.map((s) => (s.name === 'pk' ? -1 : names.indexOf(s.name)));
-  const refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
   const heap: TopEntry[] = [];
   // Worse first: the heap's root is the entry the next better candidate evicts.
   const worse = (a: TopEntry, b: TopEntry): boolean => {
@@ -368,26 +246,17 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
       down(0);
     }
   };
-  const scanSlot = (v: number): void => {
-    if (!t.isVisible(v, ctx.snapshot) || ctx.shadowed.has(v)) return;
-    for (const c of q.conds) if (!c.test(readCol(t, c.k, v))) return;
-    for (const r of refSets) if (!r.pks.has(readCol(t, r.k, v))) return;
+  const m = new Matcher(ctx, q);
+  const offerSlot = (v: number): void => {
+    if (!m.slot(v)) return;
     const keys = new Array<unknown>(sortCols.length);
     for (let i = 0; i < sortCols.length; i++) keys[i] = readCol(t, sortCols[i]!, v);
     offer(keys, v, undefined);
   };
   const cands = candidates(ctx, q.conds);
-  if (cands !== null) for (const v of cands) scanSlot(v);
-  else {
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) scanSlot(v);
-  }
-  const colName = (k: number): string => (k < 0 ? 'pk' : names[k]!);
-  pending: for (const row of ctx.pending) {
-    for (const c of q.conds) if (!c.test(row[colName(c.k)] ?? null)) continue pending;
-    for (const r of refSets) if (!r.pks.has(row[colName(r.k)])) continue pending;
-    offer(q.sort.map((s) => row[s.name]), -1, row);
-  }
+  if (cands !== null) for (const v of cands) offerSlot(v);
+  else for (let v = 0, rows = t.rowCount(); v < rows; v++) offerSlot(v);
+  for (const row of ctx.pending) if (m.row(row)) offer(q.sort.map((s) => row[s.name]), -1, row);
   heap.sort((a, b) => compareKeys(q.sort, a.keys, b.keys) || a.seq - b.seq);
   return heap.map((e) => (e.row !== undefined ? copyRow(e.row) : t.readRow(e.slot)));
 }

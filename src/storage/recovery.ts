@@ -9,17 +9,19 @@
  * if (report.reason) log('RECOVERY', { cut: report.truncatedBytes, reason: report.reason });
  * // workers: SharedStore.attach(schema, store.handles); Wal.attach(store, wal.handles)
  */
-import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { open, readdir, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir } from './atomic-file.js';
+import { createDataFolder } from './file-system.js';
+import { lockDataFolder } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions, type LoadReport } from './persist.js';
-import { coerceValue, type FieldSchema, type Schema } from './schema.js';
+import { coerceValue, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, type Manifest } from './snapshot.js';
 import { FSYNC_POLICIES, Wal, type FsyncPolicy } from './wal.js';
-import { createSegment, LogResolver, scanSegment, segmentNumber, type SegmentScan, type WalRecord } from './wal-format.js';
+import { createSegment, DISCARDED_SUFFIX, logError, LogResolver, scanSegment, segmentNumber, segmentNumberOfAny, type SegmentScan, type WalRecord } from './wal-format.js';
 
 export interface OpenOptions {
   /** When an acknowledged commit is on disk: `always`, `everysec` (default) or `no` (see wal.ts). */
@@ -63,44 +65,6 @@ export interface RecoveryReport {
   readonly segment: number;
 }
 
-// -- the folder lock ---------------------------------------------------------------------------
-
-const LOCK_FILE = 'lexicons.lock';
-const held = new Set<string>();
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Takes `dir/lexicons.lock` (pid inside); a lock of a dead process is taken over. */
-export async function lockDataFolder(root: string): Promise<() => Promise<void>> {
-  const file = join(root, LOCK_FILE);
-  if (held.has(root)) throw new LexiconsError(ErrorCode.IO, `data folder ${root} is already open in this process`);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await writeFile(file, `${process.pid}\n`, { flag: 'wx' });
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw new LexiconsError(ErrorCode.IO, `cannot lock data folder ${root}: ${(err as Error).message}`, { cause: err });
-    }
-    const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new LexiconsError(ErrorCode.IO, `data folder ${root} is in use by process ${pid} (${file}); stop it first, or remove the file if no lexicons process uses the folder`);
-    }
-    await unlink(file).catch(() => undefined); // stale: its process is gone
-  }
-  held.add(root);
-  return async () => {
-    if (!held.delete(root)) return;
-    await unlink(file).catch(() => undefined);
-  };
-}
-
 // -- reading the log ---------------------------------------------------------------------------
 
 export interface LogPlan {
@@ -138,11 +102,11 @@ export async function planLog(dir: string, from = 0): Promise<LogPlan> {
       try {
         resolver.push(record);
       } catch (err) {
-        throw new LexiconsError(ErrorCode.CSV, `${file}: ${(err as Error).message}; the log is not one lexicons wrote (segments mixed from another folder?)`);
+        throw logError(`${file}: ${messageOf(err)}; the log is not one lexicons wrote (segments mixed from another folder?)`);
       }
       lastCommitId = Math.max(lastCommitId, record.commitId);
     });
-    if (scan.foreign) throw new LexiconsError(ErrorCode.CSV, `${file}: ${scan.problem}; move it out of the data folder`);
+    if (scan.foreign) throw logError(`${file}: ${scan.problem}; move it out of the data folder`);
     segments.push(scan);
     if (scan.problem) {
       const cut = { file, validBytes: scan.validBytes, fileBytes: scan.fileBytes, reason: scan.problem };
@@ -164,8 +128,8 @@ async function applyCut(plan: LogPlan): Promise<string[]> {
       await fh.close();
     }
     for (const file of plan.after) {
-      await rename(file, `${file}.discarded`);
-      discarded.push(`${file}.discarded`);
+      await rename(file, file + DISCARDED_SUFFIX);
+      discarded.push(file + DISCARDED_SUFFIX);
     }
   }
   // What was replayed may only be in the page cache (a process crash): make it durable before
@@ -182,13 +146,6 @@ async function applyCut(plan: LogPlan): Promise<string[]> {
 }
 
 // -- replay ------------------------------------------------------------------------------------
-
-const noTransform = new WeakMap<FieldSchema, FieldSchema>();
-function withoutTransform(f: FieldSchema): FieldSchema {
-  let g = noTransform.get(f);
-  if (!g) noTransform.set(f, (g = { ...f, transform: undefined }));
-  return g;
-}
 
 /** Rows written per replay transaction. */
 const REPLAY_BATCH = 10_000;
@@ -221,16 +178,16 @@ export class Replayer {
     const txn = (this.#txn ??= this.#store.begin({ exclusive: true }) as Transaction);
     for (const [name, tc] of Object.entries(record.tables)) {
       const t = this.#store.schema.byName.get(name);
-      if (!t) throw new LexiconsError(ErrorCode.CSV, `${where}: table ${name} is not a Model (was it removed?)`);
+      if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed?)`);
       const id = txn.tableId(name);
       for (const pk of tc.deletes) {
-        if (typeof pk !== 'string') throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: a deleted pk is not a string`);
+        if (typeof pk !== 'string') throw logError(`${where}: ${name}: a deleted pk is not a string`);
         txn.put(id, pk, null);
       }
       for (const raw of tc.upserts) {
         const pk = raw.pk;
-        if (typeof pk !== 'string' || pk === '') throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: a row without a pk`);
-        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw new LexiconsError(ErrorCode.CSV, `${where}: ${name}: field ${key} is not in the Model (was it removed?)`);
+        if (typeof pk !== 'string' || pk === '') throw logError(`${where}: ${name}: a row without a pk`);
+        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw logError(`${where}: ${name}: field ${key} is not in the Model (was it removed?)`);
         const row: Record<string, unknown> & { pk: string } = { pk };
         for (const f of t.fields) {
           const g = withoutTransform(f);
@@ -251,7 +208,7 @@ export class Replayer {
     this.#txn = null;
     this.#rows = 0;
     const result = txn.commit();
-    if (!result.ok) throw new LexiconsError(ErrorCode.CSV, `replaying the log: ${result.message}`);
+    if (!result.ok) throw logError(`replaying the log: ${result.message}`);
   }
 
   abort(): void {
@@ -286,8 +243,8 @@ export async function replayLog(store: SharedStore, plan: LogPlan, after: number
 async function nextSegmentNumber(dir: string, manifest: Manifest | null): Promise<number> {
   let n = Math.max(1, manifest?.segment ?? 0);
   for (const name of await readdir(dir)) {
-    const m = /^wal-(\d{8,})\.log/.exec(name);
-    if (m) n = Math.max(n, Number(m[1]) + 1);
+    const m = segmentNumberOfAny(name);
+    if (m !== null) n = Math.max(n, m + 1);
   }
   return n;
 }
@@ -304,11 +261,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
   const policy = options.fsync ?? 'everysec';
   if (!FSYNC_POLICIES.includes(policy)) throw new LexiconsError(ErrorCode.OPTION, `options.fsync must be one of ${FSYNC_POLICIES.join(', ')}`);
   const root = resolve(dir);
-  try {
-    await mkdir(root, { recursive: true });
-  } catch (err) {
-    throw new LexiconsError(ErrorCode.IO, `cannot create data folder ${root}: ${(err as Error).message}`, { cause: err });
-  }
+  await createDataFolder(root);
   const release = await lockDataFolder(root);
   try {
     const install = await completeInterruptedSnapshot(root, await readManifest(root));

@@ -19,7 +19,7 @@
  * }
  * type ChatMessageRow = Row<typeof ChatMessage>; // { pk: string; author: string | null; ... }
  */
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 
 export type ScalarKind = 'str' | 'int' | 'float' | 'bool';
 export type FieldKind = ScalarKind | 'list' | 'set' | 'ref';
@@ -226,7 +226,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
     try {
       target = typeof f.target === 'function' ? (f.target as () => ModelClass)() : f.target;
     } catch (err) {
-      throw schemaError(`${where}: reference target could not be resolved (${(err as Error).message})`);
+      throw schemaError(`${where}: reference target could not be resolved (${messageOf(err)})`);
     }
     ref = typeof target === 'string' ? target : typeof target === 'function' ? tableNameOf(target as ModelClass) : undefined;
     if (!ref || !models.has(ref)) throw schemaError(`${where}: references unregistered model ${ref ?? String(target)}`);
@@ -276,7 +276,8 @@ function describe(value: unknown): string {
   return t;
 }
 
-function checkScalar(kind: ScalarKind, value: unknown): boolean {
+/** Whether `value` is a valid value of a scalar kind (list/set elements too). */
+export function isScalar(kind: ScalarKind, value: unknown): boolean {
   switch (kind) {
     case 'str':
       return typeof value === 'string';
@@ -309,7 +310,7 @@ export function coerceValue(table: string, f: FieldSchema, input: unknown): unkn
     case 'int':
     case 'float':
     case 'bool':
-      if (!checkScalar(f.kind, value)) fail(f.kind === 'int' ? 'int (a safe integer)' : f.kind);
+      if (!isScalar(f.kind, value)) fail(f.kind === 'int' ? 'int (a safe integer)' : f.kind);
       return value;
     case 'ref': {
       const pk = typeof value === 'object' && value !== null && typeof (value as { pk?: unknown }).pk === 'string' ? (value as { pk: string }).pk : value;
@@ -321,8 +322,20 @@ export function coerceValue(table: string, f: FieldSchema, input: unknown): unkn
       const items = value instanceof Set ? [...value] : value;
       if (!Array.isArray(items)) fail(`${f.kind}<${f.element}>`);
       const arr = items as unknown[];
-      for (const item of arr) if (!checkScalar(f.element!, item)) fail(`${f.kind}<${f.element}> element, found ${describe(item)} in`);
+      for (const item of arr) if (!isScalar(f.element!, item)) fail(`${f.kind}<${f.element}> element, found ${describe(item)} in`);
       return f.kind === 'set' ? [...new Set(arr)] : [...arr];
     }
   }
+}
+
+const noTransform = new WeakMap<FieldSchema, FieldSchema>();
+
+/**
+ * The field without its transform (cached per field): values read back from saved data (CSV
+ * loads, log replay) are already transformed and are only checked with {@link coerceValue}.
+ */
+export function withoutTransform(f: FieldSchema): FieldSchema {
+  let g = noTransform.get(f);
+  if (!g) noTransform.set(f, (g = { ...f, transform: undefined }));
+  return g;
 }

@@ -26,9 +26,10 @@
  */
 import { readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './atomic-file.js';
-import { encodeRow, formatRecords, headerOf, type Cell } from './csv.js';
+import { ioError, isNotFound } from './file-system.js';
+import { tableCsvChunks } from './persist.js';
 import type { TableSchema } from './schema.js';
 import type { Txn } from './api.js';
 import type { SharedStore } from './store.js';
@@ -94,14 +95,14 @@ export async function readManifest(dir: string): Promise<Manifest | null> {
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new LexiconsError(ErrorCode.IO, `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    if (isNotFound(err)) return null;
+    throw ioError(`cannot read ${file}`, err);
   }
   let m: Manifest;
   try {
     m = JSON.parse(text) as Manifest;
   } catch (err) {
-    throw malformed(file, `not JSON (${(err as Error).message})`);
+    throw malformed(file, `not JSON (${messageOf(err)})`);
   }
   if (m?.format !== 'lexicons-snapshot' || m.version !== 1) throw malformed(file, 'not a lexicons snapshot manifest of version 1');
   if (!isId(m.commitId) || !isId(m.segment)) throw malformed(file, 'commitId and segment must be non-negative integers');
@@ -133,7 +134,7 @@ export async function completeInterruptedSnapshot(dir: string, manifest: Manifes
       try {
         await rename(join(dir, table + NEXT_SUFFIX), join(dir, `${table}.csv`));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LexiconsError(ErrorCode.IO, `cannot install ${table}${NEXT_SUFFIX}: ${(err as Error).message}`, { cause: err });
+        if (!isNotFound(err)) throw ioError(`cannot install ${table}${NEXT_SUFFIX}`, err);
       }
     }
     await fsyncDir(dir);
@@ -164,22 +165,9 @@ export async function removeSegmentsBelow(dir: string, segment: number): Promise
 }
 
 async function writeTable(store: SharedStore, table: TableSchema, file: string, snapshot: number): Promise<TableSnapshot> {
-  let rows = 0;
-  async function* chunks(): AsyncGenerator<string> {
-    yield formatRecords([headerOf(table)]);
-    let records: Cell[][] = [];
-    for (const row of store.scan(table.name, snapshot)) {
-      records.push(encodeRow(table, row));
-      rows++;
-      if (records.length >= 1000) {
-        yield formatRecords(records);
-        records = [];
-      }
-    }
-    if (records.length > 0) yield formatRecords(records);
-  }
-  const { bytes } = await writeFileAtomic(file, chunks());
-  return { rows, bytes };
+  const count = { rows: 0 };
+  const { bytes } = await writeFileAtomic(file, tableCsvChunks(store, table, snapshot, { chunkRows: 1000 }, count));
+  return { rows: count.rows, bytes };
 }
 
 /** How long a snapshot tries to take the commit lock before it fails (and is retried later). */

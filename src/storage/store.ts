@@ -15,28 +15,22 @@
  * const store = SharedStore.attach(compileSchema([User, ChatMessage]), workerData);
  * const { value } = store.runSync((db) => db.create(ChatMessage, { content: 'hi' }));
  */
-import { isMainThread, threadId } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
-import { ErrorCode, isLexiconsError, LexiconsError } from '../errors.js';
+import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChangeSet, Db, RunOptions, StoreStats, Txn } from './api.js';
-import { tableNameOf, type ModelClass, type Schema } from './schema.js';
-import { GrowBuf, type Allocator } from './columns.js';
-import { ControlBlock, i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kLockWaiters, kLockWord, kPendingCommit, kRepairEpoch } from './layout.js';
-import { SharedTable } from './table.js';
-import { TableIndex } from './indexes.js';
-import { insertRow, Transaction, type Engine } from './transaction.js';
 import { tableToArrow } from './arrow.js';
+import { CommitLock, repairIfDirty } from './commit-lock.js';
+import { GrowBuf, type Allocator } from './grow-buf.js';
+import { TableIndex } from './indexes.js';
+import { ControlBlock, kCommitId } from './layout.js';
+import { tableNameOf, type ModelClass, type Schema } from './schema.js';
+import { describeSchema, dictCount, HANDLES_VERSION, schemaMismatch, type StoreHandles } from './store-handles.js';
+import { SharedTable } from './table.js';
+import { Transaction, type Engine } from './transaction.js';
+import { insertRow } from './transaction-db.js';
+import { commitOrRetry, isThenable, optimisticAttemptsOf, runOrAbort, type Committed } from './transaction-runner.js';
 
-/** Everything a worker needs to attach: structured-cloneable (SharedArrayBuffers, numbers, strings). */
-export interface StoreHandles {
-  readonly version: number;
-  /** JSON description of the schema the buffers were laid out for. */
-  readonly fingerprint: string;
-  readonly maxBytesPerBuffer: number;
-  readonly control: SharedArrayBuffer;
-  /** Per table (schema order), its buffers in allocation order. */
-  readonly tables: readonly (readonly SharedArrayBuffer[])[];
-}
+export type { StoreHandles } from './store-handles.js';
 
 export interface StoreOptions {
   /** Rows per table the buffers are first sized for (they grow). Default 1024. */
@@ -51,49 +45,7 @@ export interface StoreOptions {
   initialCommitId?: number;
 }
 
-const HANDLES_VERSION = 1;
 const DEFAULT_MAX_BYTES = 1 << 30;
-/** The main thread never waits on the lock; it gives up after spinning this long. */
-const MAIN_THREAD_SPIN_MS = 5000;
-/** Thrown by #lock under tryBegin when another thread holds the lock (caught there). */
-const LOCK_BUSY = new Error('the commit lock is busy');
-/** Failed lock attempts a worker spins through before it waits. */
-const SPIN_TRIES = 200;
-/** A worker re-checks the lock word at least this often while waiting. */
-const WAIT_MS = 20;
-
-function describeSchema(schema: Schema): string {
-  return JSON.stringify(
-    schema.tables.map((t) => ({
-      table: t.name,
-      fields: t.fields.map((f) => ({ name: f.name, kind: f.kind, element: f.element ?? null, ref: f.ref ?? null, nullable: f.nullable, unique: f.unique, indexed: f.indexed, dictionary: f.dictionary })),
-    })),
-  );
-}
-
-function schemaMismatch(stored: string, given: string): string {
-  const a = JSON.parse(stored) as Array<{ table: string; fields: unknown[] }>;
-  const b = JSON.parse(given) as Array<{ table: string; fields: unknown[] }>;
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i];
-    const y = b[i];
-    if (!x || !y || x.table !== y.table) return `table #${i}: store has ${x?.table ?? 'none'}, schema has ${y?.table ?? 'none'}`;
-    for (let j = 0; j < Math.max(x.fields.length, y.fields.length); j++) {
-      const fx = JSON.stringify(x.fields[j] ?? null);
-      const fy = JSON.stringify(y.fields[j] ?? null);
-      if (fx !== fy) return `table ${x.table}, field #${j}: store has ${fx}, schema has ${fy}`;
-    }
-  }
-  return 'unknown difference';
-}
-
-function dictCount(schema: Schema): number {
-  return schema.tables.reduce((n, t) => n + t.fields.filter((f) => f.dictionary).length, 0);
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 export class SharedStore {
   readonly schema: Schema;
@@ -112,10 +64,7 @@ export class SharedStore {
   readonly #indexes: Array<TableIndex | undefined>;
   readonly #snapshots = new Map<number, number>();
   readonly #engine: Engine;
-  #lockOwner: object | null = null;
-  /** Set by tryBegin only: #lock then fails at once instead of spinning or waiting. */
-  #tryOnly = false;
-  #localWaiters: Array<() => void> = [];
+  readonly #lock: CommitLock;
 
   private constructor(schema: Schema, handles: StoreHandles, alloc: (table: number) => Allocator, rows: number) {
     this.schema = schema;
@@ -129,6 +78,7 @@ export class SharedStore {
     });
     this.#tableIds = new Map(schema.tables.map((t, id) => [t.name, id]));
     this.#indexes = schema.tables.map(() => undefined);
+    const lock = (this.#lock = new CommitLock(this.#control));
     const self = this;
     this.#engine = {
       schema,
@@ -136,9 +86,9 @@ export class SharedStore {
       tables: this.#tables,
       tableIds: this.#tableIds,
       index: (id) => this.#index(id),
-      lock: (owner) => this.#lock(owner),
-      unlock: (owner) => this.#unlock(owner),
-      repairIfDirty: () => this.#repairIfDirty(),
+      lock: (owner) => lock.lock(owner),
+      unlock: (owner) => lock.unlock(owner),
+      repairIfDirty: () => repairIfDirty(this.#control, this.#tables),
       openSnapshot: (s) => this.#snapshots.set(s, (this.#snapshots.get(s) ?? 0) + 1),
       closeSnapshot: (s) => {
         const n = (this.#snapshots.get(s) ?? 1) - 1;
@@ -213,84 +163,6 @@ export class SharedStore {
     return id;
   }
 
-  // -- the commit lock -------------------------------------------------------------------------
-
-  #lock(owner: object): boolean {
-    if (this.#lockOwner !== null) return false; // another transaction of this thread holds it
-    const i32 = this.#control.i32;
-    const me = threadId + 1;
-    const deadline = isMainThread ? Date.now() + MAIN_THREAD_SPIN_MS : 0;
-    let spins = 0;
-    for (;;) {
-      const seen = Atomics.compareExchange(i32, kLockWord, 0, me);
-      if (seen === 0) break;
-      if (seen === me) return false; // held by another store instance of this thread
-      if (this.#tryOnly) throw LOCK_BUSY;
-      if (isMainThread) {
-        // The main thread owns the sockets: it never blocks in Atomics.wait, it spins (and only
-        // commits at start-up in practice, before workers exist).
-        if (Date.now() > deadline) throw new LexiconsError(ErrorCode.TXN, `commit lock held by thread ${seen - 1} for more than ${MAIN_THREAD_SPIN_MS} ms`);
-        continue;
-      }
-      // Commit sections are microseconds long: spin a little before parking in the kernel, so a
-      // hand-off does not cost two context switches.
-      if (++spins <= SPIN_TRIES) continue;
-      Atomics.add(i32, kLockWaiters, 1);
-      Atomics.wait(i32, kLockWord, seen, WAIT_MS);
-      Atomics.sub(i32, kLockWaiters, 1);
-    }
-    this.#lockOwner = owner;
-    return true;
-  }
-
-  #unlock(owner: object): void {
-    if (this.#lockOwner !== owner) return;
-    this.#lockOwner = null;
-    const i32 = this.#control.i32;
-    Atomics.store(i32, kLockWord, 0);
-    if (Atomics.load(i32, kLockWaiters) > 0) Atomics.notify(i32, kLockWord, 1);
-    const waiters = this.#localWaiters;
-    this.#localWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
-  /** Resolves when no transaction of this thread holds the lock. */
-  #localRelease(): Promise<void> {
-    if (this.#lockOwner === null) return Promise.resolve();
-    return new Promise((resolve) => this.#localWaiters.push(resolve));
-  }
-
-  /**
-   * Under the lock: if the previous holder died mid-commit (dirty = 1), undo its unpublished
-   * commit. Its slots are the contiguous tail of each table with begin == pending; `next` links
-   * into them are the only other writes it may have published. O(rows), and rare.
-   */
-  #repairIfDirty(): void {
-    const c = this.#control;
-    if (Atomics.load(c.i32, kDirty) === 0) return;
-    const pending = Number(Atomics.load(c.i64, kPendingCommit));
-    const latest = c.commitId();
-    if (pending > latest) {
-      Atomics.add(c.i32, kRepairEpoch, 1);
-      for (const t of this.#tables) {
-        const rows = t.rowCount();
-        let keep = rows;
-        while (keep > 0 && t.beginOf(keep - 1) === pending) keep--;
-        if (keep !== rows) Atomics.store(c.i32, i32RowCount(t.id), keep);
-        let dead = 0;
-        for (let v = 0; v < keep; v++) {
-          const n = t.nextOf(v);
-          if (n >= keep) t.setNext(v, -1);
-          else if (n !== -1) dead++;
-          if (t.isTombstone(v)) dead++;
-        }
-        Atomics.store(c.i32, i32DeadVersions(t.id), dead);
-        if (c.lastWrite(t.id) > latest) Atomics.store(c.i64, i64LastWrite(t.id), BigInt(latest));
-      }
-    }
-    Atomics.store(c.i32, kDirty, 0);
-  }
-
   /**
    * Frees the commit lock if thread `threadId` holds it (call on worker exit). Never blocks. The
    * next lock holder repairs any half-written commit.
@@ -302,10 +174,7 @@ export class SharedStore {
     if (!Number.isInteger(threadId) || threadId < 0) {
       throw new LexiconsError(ErrorCode.OPTION, `releaseIfHeldBy: threadId must be a non-negative integer, got ${threadId} (read worker.threadId while the worker runs: it is -1 in its 'exit' handler)`);
     }
-    const i32 = this.#control.i32;
-    if (Atomics.compareExchange(i32, kLockWord, threadId + 1, 0) !== threadId + 1) return false;
-    Atomics.notify(i32, kLockWord, 1);
-    return true;
+    return this.#lock.releaseIfHeldBy(threadId);
   }
 
   // -- transactions ----------------------------------------------------------------------------
@@ -315,16 +184,7 @@ export class SharedStore {
    * waits (the main thread's way to take the lock; retry later, e.g. after setImmediate).
    */
   tryBegin(): Txn | null {
-    if (this.#lockOwner !== null) return null;
-    this.#tryOnly = true;
-    try {
-      return this.begin({ exclusive: true });
-    } catch (err) {
-      if (err === LOCK_BUSY || (isLexiconsError(err, 'TXN') && Atomics.load(this.#control.i32, kLockWord) === threadId + 1)) return null;
-      throw err;
-    } finally {
-      this.#tryOnly = false;
-    }
+    return this.#lock.tryOnly(() => this.begin({ exclusive: true }));
   }
 
   /** Starts a transaction at the latest snapshot. `exclusive` holds the commit lock until commit/abort. */
@@ -337,47 +197,26 @@ export class SharedStore {
    * `optimisticAttempts` conflicts it runs under the exclusive lock. Errors thrown by `fn` abort
    * (nothing becomes visible) and propagate; a unique violation found at commit throws UNIQUE.
    */
-  runSync<T>(fn: (db: Db) => T, options?: RunOptions): { value: T; commitId: number; changes: ChangeSet } {
-    const attempts = checkAttempts(options);
+  runSync<T>(fn: (db: Db) => T, options?: RunOptions): Committed<T> {
+    const attempts = optimisticAttemptsOf(options);
     for (let i = 0; ; i++) {
-      const txn = this.begin({ exclusive: i >= attempts });
-      let value: T;
-      try {
-        value = fn(txn.db);
-        if (isThenable(value)) {
-          Promise.resolve(value).catch(() => undefined);
-          throw new LexiconsError(ErrorCode.TXN, 'runSync: the function returned a Promise; use run() for async functions');
-        }
-      } catch (err) {
-        txn.abort();
-        throw err;
-      }
-      const result = txn.commit();
-      if (result.ok) return { value, commitId: result.commitId, changes: result.changes };
-      if (result.reason === 'unique') throw new LexiconsError(ErrorCode.UNIQUE, result.message);
-      if (i >= attempts) throw new LexiconsError(ErrorCode.TXN, `exclusive commit failed: ${result.message}`);
+      const exclusive = i >= attempts;
+      const txn = this.begin({ exclusive });
+      const done = commitOrRetry(txn, runOrAbort(txn, (db) => refusePromise(fn(db))), exclusive);
+      if (done) return done;
     }
   }
 
   /** Like {@link runSync}, but `fn` may be async (an exclusive run holds the lock across awaits). */
-  async run<T>(fn: (db: Db) => T | Promise<T>, options?: RunOptions): Promise<{ value: T; commitId: number; changes: ChangeSet }> {
-    const attempts = checkAttempts(options);
+  async run<T>(fn: (db: Db) => T | Promise<T>, options?: RunOptions): Promise<Committed<T>> {
+    const attempts = optimisticAttemptsOf(options);
     for (let i = 0; ; i++) {
       const exclusive = i >= attempts;
-      if (exclusive) await this.#localRelease();
+      if (exclusive) await this.#lock.localRelease();
       const txn = this.begin({ exclusive });
-      let value: T;
-      try {
-        value = await fn(txn.db);
-      } catch (err) {
-        txn.abort();
-        throw err;
-      }
-      const result = txn.commit();
-      if (result.ok) return { value, commitId: result.commitId, changes: result.changes };
-      if (result.reason === 'unique') throw new LexiconsError(ErrorCode.UNIQUE, result.message);
-      if (exclusive) throw new LexiconsError(ErrorCode.TXN, `exclusive commit failed: ${result.message}`);
-      await this.#localRelease();
+      const done = commitOrRetry(txn, await runOrAbort(txn, fn), exclusive);
+      if (done) return done;
+      await this.#lock.localRelease();
     }
   }
 
@@ -433,9 +272,11 @@ export class SharedStore {
   }
 }
 
-function checkAttempts(options?: RunOptions): number {
-  const attempts = options?.optimisticAttempts ?? 3;
-  if (!Number.isInteger(attempts) || attempts < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.optimisticAttempts must be a non-negative integer');
-  return attempts;
+/** runSync's check: a function that returned a promise must be run with run(). */
+function refusePromise<T>(value: T): T {
+  if (isThenable(value)) {
+    Promise.resolve(value).catch(() => undefined);
+    throw new LexiconsError(ErrorCode.TXN, 'runSync: the function returned a Promise; use run() for async functions');
+  }
+  return value;
 }
-

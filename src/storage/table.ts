@@ -10,7 +10,9 @@
  * Then the pk (Utf8) and one {@link Column} per field, in declaration order.
  */
 import type { TableSchema } from './schema.js';
-import { Column, GrowBuf, Utf8Values, type Allocator } from './columns.js';
+import { Utf8Values } from './column-values.js';
+import { Column } from './columns.js';
+import type { Allocator, GrowBuf } from './grow-buf.js';
 import { ControlBlock, i32DictCount } from './layout.js';
 
 export const TOMBSTONE = 1;

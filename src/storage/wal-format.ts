@@ -19,6 +19,7 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
+import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { ChangeSet } from './api.js';
 import { fsyncDir } from './atomic-file.js';
 
@@ -52,19 +53,39 @@ export const MAX_PAYLOAD_BYTES = 1 << 30;
 
 export const RecordType = { COMMIT: 1, ABORT: 2 } as const;
 
+/** A LOG error: the log is corrupt, foreign, or cannot be replayed against the Models. */
+export function logError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.LOG, message);
+}
+
 export type WalRecord =
   | { readonly type: 'commit'; readonly commitId: number; readonly tables: ChangeSet['tables'] }
   | { readonly type: 'abort'; readonly commitId: number };
 
 const SEGMENT_NAME = /^wal-(\d{8,})\.log$/;
+/** A segment's name, possibly followed by a suffix (a segment set aside: `wal-00000003.log.discarded`). */
+const SEGMENT_NAME_START = /^wal-(\d{8,})\.log/;
+/** Appended to the name of a segment set aside after a corrupt record (never replayed). */
+export const DISCARDED_SUFFIX = '.discarded';
 
 export function segmentName(n: number): string {
   return `wal-${String(n).padStart(8, '0')}.log`;
 }
 
+/** The path of segment `n` in the data folder `dir`. */
+export function segmentPath(dir: string, n: number): string {
+  return join(dir, segmentName(n));
+}
+
 /** The segment number of a file name, or null when it is not a segment. */
 export function segmentNumber(name: string): number | null {
   const m = SEGMENT_NAME.exec(name);
+  return m ? Number(m[1]) : null;
+}
+
+/** The segment number a file name starts with (a segment, or one set aside), or null. */
+export function segmentNumberOfAny(name: string): number | null {
+  const m = SEGMENT_NAME_START.exec(name);
   return m ? Number(m[1]) : null;
 }
 
@@ -217,7 +238,7 @@ export async function scanSegment(file: string, onRecord?: (record: WalRecord, o
       try {
         record = decodePayload(payload);
       } catch (err) {
-        return result(offset, records, first, last, `undecodable record at offset ${offset}: ${(err as Error).message}`);
+        return result(offset, records, first, last, `undecodable record at offset ${offset}: ${messageOf(err)}`);
       }
       await onRecord?.(record, offset);
       records++;
@@ -242,14 +263,14 @@ export class LogResolver {
   /** Records cancelled so far. */
   cancelled = 0;
 
-  /** Feeds the next record; returns the commits that can no longer be cancelled. Throws on an inconsistency. */
+  /** Feeds the next record; returns the commits that can no longer be cancelled. Throws LOG on an inconsistency. */
   push(record: WalRecord): Array<WalRecord & { type: 'commit' }> {
     if (record.commitId <= this.#released) {
-      throw new Error(`${record.type} record for commit ${record.commitId} after commit ${this.#released} was final (commit ids must increase)`);
+      throw logError(`${record.type} record for commit ${record.commitId} after commit ${this.#released} was final (commit ids must increase)`);
     }
     const top = this.#held[this.#held.length - 1];
     if (top && top.commitId > record.commitId) {
-      throw new Error(`${record.type} record for commit ${record.commitId} after commit ${top.commitId} (commit ids must increase)`);
+      throw logError(`${record.type} record for commit ${record.commitId} after commit ${top.commitId} (commit ids must increase)`);
     }
     if (top && top.commitId === record.commitId) {
       this.#held.pop();
@@ -274,7 +295,7 @@ export class LogResolver {
  * segment no record was ever appended to (a number above the current one).
  */
 export async function createSegment(dir: string, n: number): Promise<string> {
-  const path = join(dir, segmentName(n));
+  const path = segmentPath(dir, n);
   const fh = await open(path, 'w');
   try {
     await fh.write(SEGMENT_MAGIC, 0, HEADER_BYTES, 0);

@@ -251,7 +251,7 @@ describe('offline check and compact', () => {
       const foreign = await checkDataFolder(dir);
       assert.equal(foreign.ok, false);
       assert.match(foreign.problems[0]!, /wal-00000001\.log: not a lexicons write-ahead log segment \(bad magic\); move it out of the data folder/);
-      await assert.rejects(openDataFolder(schema(), dir), /bad magic/);
+      await assert.rejects(openDataFolder(schema(), dir), (e) => isLexiconsError(e, 'LOG') && /bad magic/.test(e.message));
       await writeFile(join(dir, 'wal-00000001.log'), '');
       await writeFile(join(dir, 'snapshot.json'), '{"format":"lexicons-snapshot","version":1}');
       const manifest = await checkDataFolder(dir);
@@ -268,6 +268,7 @@ describe('offline check and compact', () => {
       const other = await checkDataFolder(dir, compileSchema([Counter2]));
       assert.equal(other.ok, false);
       assert.match(other.problems[0]!, /log record of commit \d+: Counter: field value is not in the Model \(was it removed\?\)/);
+      await assert.rejects(openDataFolder(compileSchema([Counter2]), dir, { fsync: 'no' }), (e) => isLexiconsError(e, 'LOG') && /field value is not in the Model/.test(e.message));
     });
   });
 });

@@ -6,24 +6,16 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile, chmod } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLexiconsError } from '../../src/errors.js';
+import { withTempDir } from './fixtures/temp-dir.js';
 import { cleanupStaleTempFiles, writeFileAtomic } from '../../src/storage/atomic-file.js';
 import { formatRecords, readCsvFile } from '../../src/storage/csv.js';
 
 const CRASH_WRITER = fileURLToPath(new URL('../fixtures/csv/crash-writer.js', import.meta.url));
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'lexicons-atomic-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function countRecords(file: string): Promise<number> {
   let n = 0;

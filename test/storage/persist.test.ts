@@ -7,26 +7,17 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isLexiconsError } from '../../src/errors.js';
+import { withTempDir } from './fixtures/temp-dir.js';
 import { legacyNames, loadDataFolder, saveDataFolder, type LoadOptions } from '../../src/storage/persist.js';
 import { Model, compileSchema, field, type ModelClass } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
 import { FIXTURES, schema } from '../fixtures/csv/models.js';
 
 const CRASH_WRITER = fileURLToPath(new URL('../fixtures/csv/crash-writer.js', import.meta.url));
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'lexicons-persist-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 const newStore = (models?: ModelClass[]) => SharedStore.create(models ? compileSchema(models) : schema);
 

@@ -1,0 +1,142 @@
+/**
+ * @module storage/commit-protocol
+ * What a commit does under the commit lock: validate the transaction against the latest state,
+ * then publish its versions so that a reader sees all of it or none of it, without a lock. The
+ * transaction model it serves is explained in transaction.ts.
+ *
+ * Validation. If any table the transaction read has last-write > its snapshot S, a transaction
+ * serialized after S changed what it read: the commit fails with `conflict` (the runner re-runs it
+ * at a fresh snapshot). Otherwise its reads are still current, so executing it at the new commit
+ * id is equivalent to executing it alone after the previous commit: serializable. Blind creates do
+ * not add the table to the read set (chat messages do not conflict with each other); instead pk
+ * existence and unique constraints are re-checked here against the latest state, with the indexes
+ * caught up.
+ *
+ * Publish order. A committer with new commit id C = latest + 1:
+ *   1. sets pending = C and dirty = 1 (so a successor can undo it if this thread dies),
+ *   2. writes the new versions' data into slots >= the row count (growing buffers first: growth
+ *      never moves published bytes; every thread sees the new byte length),
+ *   3. writes `begin` of each new slot,
+ *   4. Atomics.store of each table's row count,
+ *   5. Atomics.store of `next` of each superseded version,
+ *   6. Atomics.store of each written table's last-write commit id,
+ *   7. Atomics.store of the global commit id = C   <- the single publish point,
+ *   8. dirty = 0, then releases the lock.
+ * A reader loads S = global commit id FIRST, then row counts, and looks only at slots below the row
+ * count, filtered by visibility. Atomics are sequentially consistent, so every plain write made
+ * before a store (steps 2-3) is visible to a thread that loaded that store's value. Any slot or
+ * `next` link of a commit newer than S is filtered out by `begin`, so a reader sees either all of a
+ * commit or none of it, without ever taking a lock.
+ *
+ * Dead writers. A worker can be terminated between steps 1 and 8. Its commit id was never
+ * published, so no reader ever saw any of its slots. The lock is freed by the main thread
+ * (`releaseIfHeldBy`); the next lock holder sees dirty = 1 and repairs (commit-lock.ts): truncates
+ * row counts past slots whose begin == pending, resets `next` links into truncated slots, bumps the
+ * repair epoch so threads rebuild their derived indexes.
+ */
+import type { ChangeSet, CommitResult } from './api.js';
+import { i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kPendingCommit } from './layout.js';
+import type { Engine } from './transaction.js';
+import type { TablePlan } from './write-set.js';
+
+/** Test-only hooks to simulate a writer dying mid-commit (never set in production). */
+export const testHooks: { afterHalfSlots?: () => void; beforeGlobalPublish?: () => void } = {};
+
+/**
+ * Under the lock: serializability (unless `exclusive`: it read under the lock), pk existence and
+ * unique checks against the latest state. A failed commit result, or undefined when it may publish.
+ */
+export function validateCommit(engine: Engine, plan: readonly TablePlan[], snapshot: number, exclusive: boolean, readSet: ReadonlySet<number>): CommitResult | undefined {
+  const latest = engine.control.commitId();
+  if (!exclusive) {
+    for (const id of readSet) {
+      if (engine.control.lastWrite(id) > snapshot) {
+        return { ok: false, reason: 'conflict', message: `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}` };
+      }
+    }
+  }
+  for (const { id, entries, rows: mine } of plan) {
+    const t = engine.tables[id]!;
+    const index = engine.index(id);
+    index.sync();
+    const seen = t.schema.fields.map(() => new Map<unknown, string>());
+    for (const [pk, p] of entries) {
+      const now = index.lookupPk(pk, latest);
+      if (now !== p.base) {
+        if (p.base === -1) return { ok: false, reason: 'unique', message: `${t.schema.name}: a row with pk ${pk} already exists` };
+        return { ok: false, reason: 'conflict', message: `${t.schema.name} row ${pk} changed since snapshot ${snapshot}` };
+      }
+      if (p.row === null) continue;
+      for (let k = 0; k < t.schema.fields.length; k++) {
+        const f = t.schema.fields[k]!;
+        const value = p.row[f.name];
+        if (!f.unique || value === null) continue;
+        const clash = (): CommitResult => ({ ok: false, reason: 'unique', message: `${t.schema.name}.${f.name}: value ${JSON.stringify(value)} already exists (unique field)` });
+        if (seen[k]!.has(value)) return clash();
+        seen[k]!.set(value, pk);
+        for (const v of index.lookupField(k, value, latest)) {
+          const other = t.readPk(v);
+          if (other !== pk && !mine.has(other)) return clash();
+        }
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Under the lock, after {@link validateCommit}: the publish order of the module comment. */
+export function publishCommit(engine: Engine, plan: readonly TablePlan[]): CommitResult {
+  const control = engine.control;
+  const commitId = control.commitId() + 1;
+  const changes: ChangeSet = { commitId, tables: {} };
+  for (const { id, entries } of plan) {
+    const tc = { upserts: [] as Array<Record<string, unknown>>, deletes: [] as string[] };
+    for (const [pk, p] of entries) {
+      if (p.row === null) tc.deletes.push(pk);
+      else tc.upserts.push({ ...p.row });
+    }
+    changes.tables[engine.tables[id]!.schema.name] = tc;
+  }
+  Atomics.store(control.i64, kPendingCommit, BigInt(commitId));
+  Atomics.store(control.i32, kDirty, 1);
+  const starts: number[] = [];
+  try {
+    engine.beforePublish?.(changes);
+    const total = plan.reduce((n, p) => n + p.entries.length, 0);
+    let written = 0;
+    for (const { id, entries } of plan) {
+      const t = engine.tables[id]!;
+      const start = t.rowCount();
+      starts.push(start);
+      for (let i = 0; i < entries.length; i++) {
+        const [pk, p] = entries[i]!;
+        t.writeVersion(start + i, pk, p.row);
+        if (++written === Math.ceil(total / 2)) testHooks.afterHalfSlots?.();
+      }
+    }
+    plan.forEach(({ id, entries }, j) => engine.tables[id]!.setBegin(starts[j]!, starts[j]! + entries.length, commitId));
+  } catch (err) {
+    // Nothing is published yet (no row count moved): clearing the dirty flag is enough.
+    Atomics.store(control.i32, kDirty, 0);
+    throw err;
+  }
+  plan.forEach(({ id, entries }, j) => Atomics.store(control.i32, i32RowCount(id), starts[j]! + entries.length));
+  plan.forEach(({ id, entries }, j) => {
+    const t = engine.tables[id]!;
+    let dead = 0;
+    entries.forEach(([, p], i) => {
+      if (p.row === null) dead++; // the tombstone itself
+      if (p.base >= 0) {
+        t.setNext(p.base, starts[j]! + i);
+        dead++;
+      }
+    });
+    if (dead > 0) Atomics.add(control.i32, i32DeadVersions(id), dead);
+    Atomics.store(control.i64, i64LastWrite(id), BigInt(commitId));
+  });
+  testHooks.beforeGlobalPublish?.();
+  Atomics.store(control.i64, kCommitId, BigInt(commitId)); // <- publish point
+  Atomics.store(control.i32, kDirty, 0);
+  engine.afterPublish?.(changes);
+  return { ok: true, commitId, changes };
+}

@@ -1,0 +1,53 @@
+/**
+ * @module storage/store-handles
+ * What one thread hands another so that both open the same shared-memory store: the
+ * SharedArrayBuffers and a fingerprint of the schema they were laid out for. `SharedStore.attach`
+ * refuses handles of another version or schema, naming the first difference.
+ */
+import type { Schema } from './schema.js';
+
+/** Everything a worker needs to attach: structured-cloneable (SharedArrayBuffers, numbers, strings). */
+export interface StoreHandles {
+  readonly version: number;
+  /** JSON description of the schema the buffers were laid out for. */
+  readonly fingerprint: string;
+  readonly maxBytesPerBuffer: number;
+  readonly control: SharedArrayBuffer;
+  /** Per table (schema order), its buffers in allocation order. */
+  readonly tables: readonly (readonly SharedArrayBuffer[])[];
+}
+
+/** The layout version of {@link StoreHandles} (attach refuses any other). */
+export const HANDLES_VERSION = 1;
+
+/** The schema's fingerprint: what decides the buffers' layout, as JSON. */
+export function describeSchema(schema: Schema): string {
+  return JSON.stringify(
+    schema.tables.map((t) => ({
+      table: t.name,
+      fields: t.fields.map((f) => ({ name: f.name, kind: f.kind, element: f.element ?? null, ref: f.ref ?? null, nullable: f.nullable, unique: f.unique, indexed: f.indexed, dictionary: f.dictionary })),
+    })),
+  );
+}
+
+/** The first difference between two fingerprints, for the attach error. */
+export function schemaMismatch(stored: string, given: string): string {
+  const a = JSON.parse(stored) as Array<{ table: string; fields: unknown[] }>;
+  const b = JSON.parse(given) as Array<{ table: string; fields: unknown[] }>;
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i];
+    const y = b[i];
+    if (!x || !y || x.table !== y.table) return `table #${i}: store has ${x?.table ?? 'none'}, schema has ${y?.table ?? 'none'}`;
+    for (let j = 0; j < Math.max(x.fields.length, y.fields.length); j++) {
+      const fx = JSON.stringify(x.fields[j] ?? null);
+      const fy = JSON.stringify(y.fields[j] ?? null);
+      if (fx !== fy) return `table ${x.table}, field #${j}: store has ${fx}, schema has ${fy}`;
+    }
+  }
+  return 'unknown difference';
+}
+
+/** Dictionary-encoded columns of the schema (each has an entry count in the control block). */
+export function dictCount(schema: Schema): number {
+  return schema.tables.reduce((n, t) => n + t.fields.filter((f) => f.dictionary).length, 0);
+}
