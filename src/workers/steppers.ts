@@ -12,6 +12,7 @@
  * transaction runs exclusively.
  */
 import type { Db, Txn } from '../storage/api.js';
+import { DEFAULT_OPTIMISTIC_ATTEMPTS, isThenable } from '../storage/transaction-runner.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ConnectionHandle } from './handles.js';
 import type { Mark, Recorder } from './recorder.js';
@@ -22,16 +23,17 @@ export interface TxnSource {
   begin(options?: { exclusive?: boolean }): Txn;
 }
 
-// TODO(storage merge): SharedStore.run/runSync keep their own loop and default (3) for
-// `optimisticAttempts`; once storage exports that default, import it here instead of repeating it.
-/** Conflicting attempts before a transaction runs under the exclusive commit lock. */
-export const OPTIMISTIC_ATTEMPTS = 3;
+/**
+ * Conflicting attempts before a transaction runs under the exclusive commit lock: the store's own
+ * default, so `SharedStore.run` and the workers agree. This loop differs from storage's
+ * runOrAbort/commitOrRetry on purpose: a unique violation is an outcome here (the batch re-runs
+ * isolated, so only the offending call fails), and the main thread's abort is checked before commit.
+ */
+export const OPTIMISTIC_ATTEMPTS = DEFAULT_OPTIMISTIC_ATTEMPTS;
 /** Safety net: an exclusive transaction cannot conflict, so this is never reached in practice. */
 export const MAX_ATTEMPTS = 10;
 
-export function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
-}
+export { isThenable };
 
 /** One attempt of {@link commitWithRetries}. */
 export interface TransactionAttempt<T> {
