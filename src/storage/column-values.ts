@@ -191,6 +191,14 @@ export class DictValues implements Values {
       this.#map?.set(value, k);
     }
   }
+  /** Entries of the shared dictionary (all threads). */
+  entries(): number {
+    return Atomics.load(this.#count, this.#countSlot);
+  }
+  /** Publishes the entry count of a dictionary whose bytes were loaded directly (start-up load, before any reader). */
+  setEntries(count: number): void {
+    Atomics.store(this.#count, this.#countSlot, count);
+  }
   read(i: number): string {
     const idx = this.buf.i32(i)[i]!;
     if (idx >= this.#values.length) this.#refresh();

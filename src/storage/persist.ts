@@ -38,10 +38,14 @@ export interface LoadOptions {
   unknownColumns?: 'error' | 'keep';
   /** Rows per `bulkLoad` call. Default 50,000. */
   batchSize?: number;
+  /** Only these tables are loaded (the others are left as they are and not reported). Default: all. */
+  tables?: Iterable<string>;
 }
 
 export interface TableLoadReport {
   readonly table: string;
+  /** Where the rows came from: a CSV file (or none), or a binary snapshot file (recovery.ts). */
+  readonly source: 'csv' | 'arrow';
   /** The file read (absolute), or null when the table had no file (it starts empty). */
   readonly file: string | null;
   /** Whether `file` is a legacy snake_case name. */
@@ -149,7 +153,8 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
   if (unknownColumns !== 'error' && unknownColumns !== 'keep') throw optionError(`options.unknownColumns must be 'error' or 'keep'`);
   const batchSize = positiveInt('batchSize', options.batchSize, 50_000);
 
-  const order = loadOrder(store.schema);
+  const only = options.tables === undefined ? null : new Set(options.tables);
+  const order = loadOrder(store.schema).filter((t) => only === null || only.has(t.name));
   const reports: TableLoadReport[] = [];
   let removedTempFiles: string[] = [];
   let current = 0;
@@ -185,7 +190,7 @@ async function findFile(root: string, table: string): Promise<{ file: string; le
 
 async function loadTable(store: PersistableStore, root: string, table: TableSchema, unknownColumns: 'error' | 'keep', batchSize: number): Promise<TableLoadReport> {
   const found = await findFile(root, table.name);
-  if (!found) return { table: table.name, file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null };
+  if (!found) return { table: table.name, source: 'csv', file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null };
   const { file } = found;
 
   const plan = await readPlan(file, table);
@@ -232,6 +237,7 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
   flush();
   return {
     table: table.name,
+    source: 'csv',
     file,
     legacyName: found.legacy,
     rows,

@@ -22,7 +22,7 @@ import { tableToArrow } from './arrow.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
 import { TableIndex } from './indexes.js';
-import { ControlBlock, kCommitId } from './layout.js';
+import { ControlBlock, i32RowCount, i64LastWrite, kCommitId } from './layout.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { describeSchema, dictCount, HANDLES_VERSION, schemaMismatch, type StoreHandles } from './store-handles.js';
 import { SharedTable } from './table.js';
@@ -240,6 +240,39 @@ export class SharedStore {
     } catch (err) {
       txn.abort();
       throw err;
+    }
+  }
+
+  /**
+   * Main thread, at start-up: publishes as one commit the rows that `fill` wrote straight into the
+   * table's column buffers, at its unpublished slots from `start` (it returns how many; 0 publishes
+   * nothing). Sets their `begin`, `next` and `flags`; checks no constraint and logs nothing: for
+   * binary snapshots this store wrote itself (arrow-snapshot.ts, verified by their checksum).
+   */
+  appendColumns(table: ModelClass | string, fill: (t: SharedTable, start: number) => number): number {
+    const id = this.#tableId(table);
+    const t = this.#tables[id]!;
+    const owner = {};
+    if (!this.#lock.lock(owner)) throw new LexiconsError(ErrorCode.TXN, 'appendColumns: a transaction of this thread holds the commit lock');
+    try {
+      repairIfDirty(this.#control, this.#tables);
+      const start = t.rowCount();
+      const n = fill(t, start);
+      if (n === 0) return 0;
+      const c = this.#control;
+      const commitId = c.commitId() + 1;
+      t.beginBuf.ensure((start + n) * 8);
+      t.nextBuf.ensure((start + n) * 4);
+      t.flagsBuf.ensure(start + n);
+      t.setBegin(start, start + n, commitId);
+      t.nextBuf.i32(start + n - 1).fill(-1, start, start + n);
+      t.flagsBuf.u8(start + n - 1).fill(0, start, start + n);
+      Atomics.store(c.i32, i32RowCount(id), start + n);
+      Atomics.store(c.i64, i64LastWrite(id), BigInt(commitId));
+      Atomics.store(c.i64, kCommitId, BigInt(commitId));
+      return n;
+    } finally {
+      this.#lock.unlock(owner);
     }
   }
 

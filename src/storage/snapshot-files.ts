@@ -1,0 +1,96 @@
+/**
+ * @module storage/snapshot-files
+ * Writing the binary snapshot files of every table, in a thread of their own so that the main
+ * thread keeps serving while they are written (the reads are lock-free: MVCC at the snapshot id).
+ * The thread opens the store from its handles alone: the tables' layout comes from the schema
+ * fingerprint the handles carry, so the thread needs neither the app nor its Models.
+ *
+ * @example
+ * const tables = await writeSnapshotFiles(store.handles, snapshotId, { ChatMessage: 'data/ChatMessage.arrow.next' });
+ * // { ChatMessage: { rows, bytes, crc32 } }
+ */
+import { Worker } from 'node:worker_threads';
+import { ErrorCode, LexiconsError, type SerializedError } from '../errors.js';
+import { writeTableFile, type ArrowFileInfo } from './arrow-snapshot.js';
+import { GrowBuf } from './grow-buf.js';
+import { ControlBlock } from './layout.js';
+import type { FieldKind, FieldSchema, ScalarKind, TableSchema } from './schema.js';
+import { HANDLES_VERSION, type StoreHandles } from './store-handles.js';
+import { SharedTable } from './table.js';
+
+/** The job of a snapshot thread (its workerData). */
+export interface SnapshotJob {
+  readonly handles: StoreHandles;
+  readonly snapshot: number;
+  /** Table name -> the path to write its file to. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+export type SnapshotThreadResult = { ok: true; tables: Record<string, ArrowFileInfo> } | { ok: false; error: SerializedError };
+
+interface FingerprintTable {
+  table: string;
+  fields: Array<{ name: string; kind: FieldKind; element: ScalarKind | null; ref: string | null; nullable: boolean; unique: boolean; indexed: boolean; dictionary: boolean }>;
+}
+
+/** The tables of a store, opened from its handles (layout from the fingerprint; no defaults, no transforms). */
+export function tablesOfHandles(handles: StoreHandles): SharedTable[] {
+  if (handles?.version !== HANDLES_VERSION) throw new LexiconsError(ErrorCode.OPTION, 'snapshot thread: handles are not StoreHandles of this lexicons version');
+  const described = JSON.parse(handles.fingerprint) as FingerprintTable[];
+  const dicts = described.reduce((n, t) => n + t.fields.filter((f) => f.dictionary).length, 0);
+  const control = new ControlBlock(handles.control, described.length, dicts);
+  let dictBase = 0;
+  return described.map((d, id) => {
+    const fields: FieldSchema[] = d.fields.map((f) => ({ ...f, element: f.element ?? undefined, ref: f.ref ?? undefined, transform: undefined, makeDefault: () => null }));
+    const schema: TableSchema = { name: d.table, fields, byName: new Map(fields.map((f) => [f.name, f])), model: undefined };
+    const list = handles.tables[id] ?? [];
+    let next = 0;
+    const table = new SharedTable(schema, id, control, (label) => {
+      const sab = list[next++];
+      if (!(sab instanceof SharedArrayBuffer)) throw new LexiconsError(ErrorCode.OPTION, `snapshot thread: missing buffer for ${label}`);
+      return new GrowBuf(sab, label);
+    }, 1, dictBase);
+    dictBase += fields.filter((f) => f.dictionary).length;
+    return table;
+  });
+}
+
+/** Writes the job's files, synchronously (the body of the snapshot thread; callable inline too). */
+export function writeSnapshotJob(job: SnapshotJob): Record<string, ArrowFileInfo> {
+  const tables = tablesOfHandles(job.handles);
+  const out: Record<string, ArrowFileInfo> = {};
+  for (const t of tables) {
+    const path = job.files[t.schema.name];
+    if (path !== undefined) out[t.schema.name] = writeTableFile(t, t.control, job.snapshot, path);
+  }
+  return out;
+}
+
+const THREAD = new URL('./snapshot-thread.js', import.meta.url);
+
+/**
+ * Writes the job's files in a new thread and resolves with what each holds; rejects with the
+ * thread's error (an IO LexiconsError naming the file, typically). The thread only reads shared
+ * memory and writes files: it never takes the commit lock.
+ */
+export function writeSnapshotFiles(job: SnapshotJob): Promise<Record<string, ArrowFileInfo>> {
+  return new Promise((resolvePromise, reject) => {
+    let settled = false;
+    const worker = new Worker(THREAD, { workerData: job });
+    worker.once('message', (result: SnapshotThreadResult) => {
+      settled = true;
+      if (result.ok) resolvePromise(result.tables);
+      else reject(LexiconsError.fromJSON(result.error));
+    });
+    worker.once('error', (err) => {
+      if (settled) return;
+      settled = true;
+      reject(new LexiconsError(ErrorCode.IO, `the snapshot thread failed: ${err.message}`, { cause: err }));
+    });
+    worker.once('exit', (code) => {
+      if (settled) return;
+      settled = true;
+      reject(new LexiconsError(ErrorCode.IO, `the snapshot thread exited with code ${code} before it reported`));
+    });
+  });
+}
