@@ -66,7 +66,8 @@ export function writeSnapshotJob(job: SnapshotJob): Record<string, ArrowFileInfo
   return out;
 }
 
-const THREAD = new URL('./snapshot-thread.js', import.meta.url);
+/** The thread's entry: the compiled sibling, or (running from the TypeScript sources) a bootstrap registering tsx. */
+const THREAD = new URL(import.meta.url.endsWith('.ts') ? './snapshot-thread-ts.mjs' : './snapshot-thread.js', import.meta.url);
 
 /**
  * Writes the job's files in a new thread and resolves with what each holds; rejects with the
