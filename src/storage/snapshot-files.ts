@@ -1,12 +1,13 @@
 /**
  * @module storage/snapshot-files
- * Writing the binary snapshot files of every table, in a thread of their own so that the main
- * thread keeps serving while they are written (the reads are lock-free: MVCC at the snapshot id).
+ * Writing the binary snapshot files of every table in a thread of their own (one per process, kept
+ * between snapshots), so that the main thread keeps serving while they are written (the reads are
+ * lock-free: MVCC at the snapshot id).
  * The thread opens the store from its handles alone: the tables' layout comes from the schema
  * fingerprint the handles carry, so the thread needs neither the app nor its Models.
  *
  * @example
- * const tables = await writeSnapshotFiles(store.handles, snapshotId, { ChatMessage: 'data/ChatMessage.arrow.next' });
+ * const tables = await writeSnapshotFiles({ handles: store.handles, snapshot: id, files: { ChatMessage: 'data/ChatMessage.arrow.next' } });
  * // { ChatMessage: { rows, bytes, crc32 } }
  */
 import { Worker } from 'node:worker_threads';
@@ -69,29 +70,73 @@ export function writeSnapshotJob(job: SnapshotJob): Record<string, ArrowFileInfo
 /** The thread's entry: the compiled sibling, or (running from the TypeScript sources) a bootstrap registering tsx. */
 const THREAD = new URL(import.meta.url.endsWith('.ts') ? './snapshot-thread-ts.mjs' : './snapshot-thread.js', import.meta.url);
 
+/** A job of the snapshot thread and its answer. */
+export interface SnapshotRequest {
+  readonly id: number;
+  readonly job: SnapshotJob;
+}
+export interface SnapshotAnswer {
+  readonly id: number;
+  readonly result: SnapshotThreadResult;
+}
+
+interface Waiting {
+  resolve(tables: Record<string, ArrowFileInfo>): void;
+  reject(err: unknown): void;
+}
+
 /**
- * Writes the job's files in a new thread and resolves with what each holds; rejects with the
- * thread's error (an IO LexiconsError naming the file, typically). The thread only reads shared
- * memory and writes files: it never takes the commit lock.
+ * The process's snapshot thread, started by the first snapshot and kept (its start costs more CPU
+ * than writing a million rows: loading apache-arrow and our modules, ~0.2-0.4 s). It is unref'd
+ * while idle, so it never keeps the process alive.
+ */
+class SnapshotThread {
+  readonly #worker: Worker;
+  readonly #waiting = new Map<number, Waiting>();
+  #next = 1;
+  #dead = false;
+
+  constructor(onGone: () => void) {
+    this.#worker = new Worker(THREAD);
+    this.#worker.unref();
+    this.#worker.on('message', ({ id, result }: SnapshotAnswer) => {
+      const w = this.#waiting.get(id);
+      this.#waiting.delete(id);
+      if (this.#waiting.size === 0) this.#worker.unref();
+      if (result.ok) w?.resolve(result.tables);
+      else w?.reject(LexiconsError.fromJSON(result.error));
+    });
+    const fail = (err: LexiconsError): void => {
+      if (this.#dead) return;
+      this.#dead = true;
+      onGone();
+      for (const w of this.#waiting.values()) w.reject(err);
+      this.#waiting.clear();
+    };
+    this.#worker.on('error', (err) => fail(new LexiconsError(ErrorCode.IO, `the snapshot thread failed: ${err.message}`, { cause: err })));
+    this.#worker.on('exit', (code) => fail(new LexiconsError(ErrorCode.IO, `the snapshot thread exited with code ${code}`)));
+  }
+
+  run(job: SnapshotJob): Promise<Record<string, ArrowFileInfo>> {
+    return new Promise((resolve, reject) => {
+      const id = this.#next++;
+      this.#waiting.set(id, { resolve, reject });
+      this.#worker.ref(); // a snapshot in flight keeps the process alive
+      this.#worker.postMessage({ id, job } satisfies SnapshotRequest);
+    });
+  }
+}
+
+let thread: SnapshotThread | null = null;
+
+/**
+ * Writes the job's files in the snapshot thread and resolves with what each holds; rejects with
+ * the thread's error (an IO LexiconsError naming the file, typically). The thread only reads
+ * shared memory and writes files: it never takes the commit lock.
  */
 export function writeSnapshotFiles(job: SnapshotJob): Promise<Record<string, ArrowFileInfo>> {
-  return new Promise((resolvePromise, reject) => {
-    let settled = false;
-    const worker = new Worker(THREAD, { workerData: job });
-    worker.once('message', (result: SnapshotThreadResult) => {
-      settled = true;
-      if (result.ok) resolvePromise(result.tables);
-      else reject(LexiconsError.fromJSON(result.error));
-    });
-    worker.once('error', (err) => {
-      if (settled) return;
-      settled = true;
-      reject(new LexiconsError(ErrorCode.IO, `the snapshot thread failed: ${err.message}`, { cause: err }));
-    });
-    worker.once('exit', (code) => {
-      if (settled) return;
-      settled = true;
-      reject(new LexiconsError(ErrorCode.IO, `the snapshot thread exited with code ${code} before it reported`));
-    });
-  });
+  const t = (thread ??= new SnapshotThread(() => {
+    thread = null;
+  }));
+  return t.run(job);
 }

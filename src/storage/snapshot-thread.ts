@@ -1,16 +1,18 @@
 /**
  * @module storage/snapshot-thread
- * Entry of the thread that writes a binary snapshot's files (see snapshot-files.ts): it writes
- * the job of its workerData and posts the result (or the error) once, then exits.
+ * Entry of the thread that writes binary snapshot files (see snapshot-files.ts): it writes each
+ * job it receives and answers with the files' sizes and CRCs, or the error.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { toLexiconsError } from '../errors.js';
-import { writeSnapshotJob, type SnapshotJob, type SnapshotThreadResult } from './snapshot-files.js';
+import { writeSnapshotJob, type SnapshotAnswer, type SnapshotRequest, type SnapshotThreadResult } from './snapshot-files.js';
 
-let result: SnapshotThreadResult;
-try {
-  result = { ok: true, tables: writeSnapshotJob(workerData as SnapshotJob) };
-} catch (err) {
-  result = { ok: false, error: toLexiconsError(err).toJSON() };
-}
-parentPort!.postMessage(result);
+parentPort!.on('message', ({ id, job }: SnapshotRequest) => {
+  let result: SnapshotThreadResult;
+  try {
+    result = { ok: true, tables: writeSnapshotJob(job) };
+  } catch (err) {
+    result = { ok: false, error: toLexiconsError(err).toJSON() };
+  }
+  parentPort!.postMessage({ id, result } satisfies SnapshotAnswer);
+});
