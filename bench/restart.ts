@@ -39,8 +39,8 @@ function uuidLike(i: number, r: number): string {
   return `${hex(i, 8)}-${hex(r, 4)}-4${hex(i % 4096, 3)}-8${hex(r % 4096, 3)}-${hex((i * 2654435761) % 2 ** 48, 12)}`;
 }
 
-/** The seed's data folder: `User.csv` and `ChatMessage.csv` (the bench app's Models), no manifest. */
-async function writeSeedFolder(dir: string, rows: number): Promise<void> {
+/** The seed's data folder: `User.csv` and `ChatMessage.csv` (the bench app's Models), no manifest (also used by bench/csv.ts). */
+export async function writeSeedFolder(dir: string, rows: number): Promise<void> {
   const users = Array.from({ length: USERS }, (_, i) => [userPk(i), `user${i}@example.com`, 'x'.repeat(64)]);
   await writeFileAtomic(join(dir, 'User.csv'), [formatRecords([['pk', 'email', 'password'], ...users])]);
   let seed = 42;
