@@ -86,6 +86,8 @@ async function startStop(root: string, data: string): Promise<Run> {
     child.stderr.on('data', onData);
     void exited.then(([code]) => reject(new Error(`${root}: the server exited with ${code} before it listened: ${out}`)));
   });
+  // The signal handlers are installed right after the LISTEN line: give them a moment.
+  await new Promise((r) => setTimeout(r, 1000));
   const stopping = performance.now();
   child.kill('SIGTERM');
   const [code] = (await exited) as [number | null];

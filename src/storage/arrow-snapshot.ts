@@ -259,14 +259,18 @@ class SnapshotFile {
     return into;
   }
 
-  /** Reads the next `length` bytes in file order into `into` (or a scratch array), chaining the CRC. */
+  /**
+   * Reads the next `length` bytes in file order into `into` (or a scratch array), chaining the CRC.
+   * 1 MiB at a time, each piece checksummed while it is still in the CPU cache (measured: a CRC pass
+   * over 36 MB just read cost as much as the read itself, against ~10% in pieces).
+   */
   next(length: number, into?: Uint8Array): void {
-    for (let left = length; left > 0; ) {
-      const n = into ? left : Math.min(left, 1 << 20);
-      const buf = this.readAt(this.position, n, into ? into.subarray(length - left, length - left + n) : undefined);
+    for (let done = 0; done < length; ) {
+      const n = Math.min(length - done, 1 << 20);
+      const buf = this.readAt(this.position, n, into?.subarray(done, done + n));
       this.crc = crc32(buf, this.crc);
       this.position += n;
-      left -= n;
+      done += n;
     }
   }
 
