@@ -18,7 +18,8 @@
  */
 import { join } from 'node:path';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { loadTableFile, type ArrowFileInfo } from './arrow-snapshot.js';
+import { loadTableFile } from './arrow-snapshot-load.js';
+import type { ArrowFileInfo } from './arrow-snapshot.js';
 import { loadDataFolder, type LoadOptions, type LoadReport, type TableLoadReport } from './persist.js';
 import type { Schema } from './schema.js';
 import type { SharedStore } from './store.js';
