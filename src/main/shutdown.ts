@@ -9,7 +9,8 @@
  * 4. close every connection (1001) and run the onDisconnect hooks;
  * 5. shutdown tasks (priority order), then the onShutdown hook;
  * 6. close the worker pool;
- * 7. write the tables to CSV (atomic per file).
+ * 7. write the tables to CSV (atomic per file);
+ * 8. close the admin port's listen socket (it answered /health, /ready and /metrics until now).
  *
  * {@link stopOnRequest} runs it on `stop()` and on SIGINT/SIGTERM.
  */
@@ -29,6 +30,8 @@ export interface ShutdownSteps {
   runShutdownHook: () => Promise<void>;
   closePool: () => Promise<void>;
   save: () => Promise<Record<string, unknown>>;
+  /** Close the admin port's listen socket, if any. */
+  stopAdmin?: () => void;
 }
 
 export class Shutdown {
@@ -73,7 +76,12 @@ export class Shutdown {
     await s.scheduler.runPhase('shutdown');
     await s.runShutdownHook();
     await s.closePool();
-    const saved = await s.save();
+    let saved: Record<string, unknown>;
+    try {
+      saved = await s.save();
+    } finally {
+      s.stopAdmin?.();
+    }
     hub.log('SHUTDOWN', { phase: 'done', reason, ms: Date.now() - started, ...saved });
   }
 }

@@ -1,15 +1,14 @@
 /**
  * The main-thread state in the hub (src/main/hub.ts) without sockets: the channel registry
  * (src/main/channels.ts: run-time channels, drop, fan-out to several channels once per
- * recipient), the metrics (src/main/metrics.ts) and the log (src/main/log.ts: a throwing onLog
- * is reported once per status). The uWS app and sockets are stand-ins that record calls.
+ * recipient) and the log (src/main/log.ts: a throwing onLog is reported once per status). The
+ * metrics have their own test (metrics.test.ts). The uWS app and sockets are stand-ins that record calls.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { createHub, openConnectionCount } from '../../src/main/hub.js';
 import { createLogger } from '../../src/main/log.js';
-import { Metrics } from '../../src/main/metrics.js';
 import { SocketConnection, type SocketUserData } from '../../src/main/socket-connection.js';
 
 function open(seen: string[], name: string): SocketConnection {
@@ -60,21 +59,6 @@ describe('ChannelRegistry', () => {
     hub.connections.set(a.id, a).set(b.id, b);
     b.state = 'closed';
     assert.equal(openConnectionCount(hub), 1);
-  });
-});
-
-describe('Metrics', () => {
-  it('renders counters and gauges as Prometheus text, with the signals rate over the last seconds', () => {
-    const metrics = new Metrics();
-    const now = Date.now();
-    metrics.recordSignals(90, 3, now);
-    metrics.recordSignals(0, 0, now + 1000);
-    assert.equal(metrics.signalsPerSecond(now + 1000), 10);
-    const text = metrics.render({ connections: 2, channels: 1, workers: 1, queuedUnits: 3, inFlightJobs: 1, poolQueue: 4, store: undefined, wal: undefined, uptimeSeconds: 5 });
-    assert.match(text, /^# HELP lexicons_connections Open WebSocket connections\.\n# TYPE lexicons_connections gauge\nlexicons_connections 2\n/);
-    assert.match(text, /\nlexicons_signals_total 90\n/);
-    assert.match(text, /\nlexicons_errors_total 3\n/);
-    assert.match(text, /\nlexicons_pool_queue_depth 7\n/);
   });
 });
 
