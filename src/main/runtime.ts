@@ -34,7 +34,7 @@ import { createHub, openConnectionCount, type Hub } from './hub.js';
 import { createLogger, type LogFn } from './log.js';
 import { ServerMetrics } from './metrics-registry.js';
 import { JobFailure, WorkerPool } from './pool.js';
-import { Shutdown, stopOnRequest } from './shutdown.js';
+import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler } from './task-scheduler.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 
@@ -66,7 +66,14 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
   const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
   await startWorkers(runtime, pool, scheduler, release);
-  const listening = await listen(runtime, pool, dispatcher, release);
+  const signals = holdSignals(overrides.handleSignals !== false);
+  let listening: Listening;
+  try {
+    listening = await listen(runtime, pool, dispatcher, release);
+  } catch (err) {
+    signals.release(undefined);
+    throw err;
+  }
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
@@ -83,6 +90,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     runShutdownHook: () => runHook(runtime, pool, 'onShutdown'),
   });
   const { stop, closed } = stopOnRequest(shutdown, log, overrides.handleSignals !== false);
+  signals.release((reason) => void stop(reason));
   await scheduler.startIntervals();
   if (listening.phase === 'starting') listening.phase = 'ready';
   return { host: settings.options.host, port: listening.port, adminPort: listening.adminPort ?? undefined, stop: () => stop(), closed };

@@ -121,3 +121,28 @@ export function stopOnRequest(shutdown: Shutdown, log: LogFn, handleSignals: boo
   }
   return { stop, closed };
 }
+
+/**
+ * SIGINT/SIGTERM handlers from just before the server listens until {@link stopOnRequest}
+ * installs its own: without them, a signal sent right after the LISTEN line (a supervisor, a
+ * test) would meet Node's default disposition and kill the process without a graceful shutdown.
+ * A signal received meanwhile is handed to `release(stop)`.
+ */
+export function holdSignals(handleSignals: boolean): { release: (stop: ((reason: string) => unknown) | undefined) => void } {
+  let pending: NodeJS.Signals | undefined;
+  const hold = (signal: NodeJS.Signals): void => {
+    pending ??= signal;
+  };
+  if (handleSignals) {
+    process.on('SIGINT', hold);
+    process.on('SIGTERM', hold);
+  }
+  return {
+    release(stop) {
+      if (!handleSignals) return;
+      process.off('SIGINT', hold);
+      process.off('SIGTERM', hold);
+      if (pending !== undefined && stop) stop(pending);
+    },
+  };
+}
