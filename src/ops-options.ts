@@ -81,14 +81,20 @@ function checkAddressEntry(entry: string, name: string, allowAny: boolean): void
   throw optionError(`${name}: ${JSON.stringify(entry)} is not an IP address or CIDR range (e.g. 10.0.0.1, 10.0.0.0/8, fd00::/8, localhost)`);
 }
 
-/** A list of addresses/CIDR ranges: an array of strings (options) or a comma-separated string (flags, env). */
+/** A list of addresses/CIDR ranges in the options: an array of strings (empty: none). */
 export function validateAddressList(value: unknown, name: string, allowAny = false): string[] {
-  const list = typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value;
-  if (!Array.isArray(list) || list.some((e) => typeof e !== 'string') || list.length === 0) {
-    throw optionError(`${name} must be a non-empty list of IP addresses or CIDR ranges, got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value) || value.some((e) => typeof e !== 'string')) {
+    throw optionError(`${name} must be a list of IP addresses or CIDR ranges, got ${JSON.stringify(value)}`);
   }
-  for (const entry of list as string[]) checkAddressEntry(entry, name, allowAny);
-  return (list as string[]).map((e) => e.trim());
+  for (const entry of value as string[]) checkAddressEntry(entry, name, allowAny);
+  return (value as string[]).map((e) => e.trim());
+}
+
+/** A comma-separated list of addresses/CIDR ranges (a flag, an environment variable): at least one. */
+export function parseAddressList(text: string, name: string, allowAny = false): string[] {
+  const list = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.length === 0) throw optionError(`${name} must list at least one IP address or CIDR range, got ${JSON.stringify(text)}`);
+  return validateAddressList(list, name, allowAny);
 }
 
 export function validateAdminToken(value: unknown, name = 'adminToken'): string {
@@ -99,7 +105,7 @@ export function validateAdminToken(value: unknown, name = 'adminToken'): string 
 }
 
 function validateHost(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw optionError(`${name} must be a non-empty string, got ${describe(value)}`);
+  if (typeof value !== 'string' || value.trim() === '') throw optionError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -136,8 +142,8 @@ function envTls(env: NodeJS.ProcessEnv): TlsOptions | null {
 
 /** Run overrides, then the Server's options, then the environment, then the defaults. */
 export function resolveOps(o: OpsOptions, overrides: OpsOptions, host: string, port: number, env: NodeJS.ProcessEnv): ResolvedOps {
-  const trustProxy = overrides.trustProxy ?? o.trustProxy ?? (env.LEXICONS_TRUST_PROXY ? validateAddressList(env.LEXICONS_TRUST_PROXY, 'LEXICONS_TRUST_PROXY') : []);
-  const adminTrust = overrides.adminTrust ?? o.adminTrust ?? (env.LEXICONS_ADMIN_TRUST ? validateAddressList(env.LEXICONS_ADMIN_TRUST, 'LEXICONS_ADMIN_TRUST', true) : ['localhost']);
+  const trustProxy = overrides.trustProxy ?? o.trustProxy ?? (env.LEXICONS_TRUST_PROXY ? parseAddressList(env.LEXICONS_TRUST_PROXY, 'LEXICONS_TRUST_PROXY') : []);
+  const adminTrust = overrides.adminTrust ?? o.adminTrust ?? (env.LEXICONS_ADMIN_TRUST ? parseAddressList(env.LEXICONS_ADMIN_TRUST, 'LEXICONS_ADMIN_TRUST', true) : ['localhost']);
   const token = overrides.adminToken ?? o.adminToken ?? (env.LEXICONS_ADMIN_TOKEN !== undefined ? validateAdminToken(env.LEXICONS_ADMIN_TOKEN, 'LEXICONS_ADMIN_TOKEN') : null);
   const adminPort = overrides.adminPort ?? o.adminPort ?? null;
   if (adminPort !== null && adminPort !== 0 && adminPort === port) throw optionError(`adminPort must differ from port (both ${port})`);

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
 import { validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
-import { validateAddressList } from '../ops-options.js';
+import { parseAddressList } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { compileSchema } from '../storage/schema.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
@@ -152,8 +152,8 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
 /** The operations flags (proxies, admin access, TLS) into `overrides`; UsageError with the exact message. */
 function parseOpsFlags(values: Partial<Record<'trust-proxy' | 'admin-trust' | 'admin-port' | 'admin-host' | 'cert' | 'key', string>>, overrides: RunOverrides): void {
   try {
-    if (values['trust-proxy'] !== undefined) overrides.trustProxy = validateAddressList(values['trust-proxy'], '--trust-proxy');
-    if (values['admin-trust'] !== undefined) overrides.adminTrust = validateAddressList(values['admin-trust'], '--admin-trust', true);
+    if (values['trust-proxy'] !== undefined) overrides.trustProxy = parseAddressList(values['trust-proxy'], '--trust-proxy');
+    if (values['admin-trust'] !== undefined) overrides.adminTrust = parseAddressList(values['admin-trust'], '--admin-trust', true);
     if (values['admin-port'] !== undefined) overrides.adminPort = validatePort(values['admin-port'], '--admin-port');
     if (values.cert !== undefined || values.key !== undefined) {
       if (values.cert === undefined || values.key === undefined) throw new UsageError(`--cert and --key go together (got only --${values.cert === undefined ? 'key' : 'cert'})`);
