@@ -121,7 +121,7 @@ export interface ServerOptions extends OpsOptions {
   onStart?: (context: ExecutionContext) => unknown;
   /** Runs in a worker after shutdown tasks, before the tables are written. */
   onShutdown?: (context: ExecutionContext) => unknown;
-  /** Runs on the main thread for every log event; default prints one JSON line to stderr. */
+  /** Runs on the main thread for every log event, instead of the default log (pino JSON lines on stderr, main/log.ts). */
   onLog?: (status: LogStatus, data: Record<string, unknown>) => void;
 }
 
