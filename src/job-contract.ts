@@ -172,6 +172,10 @@ export interface JobStats {
   calls: number;
   errors: number;
   attempts: number;
+  /** Batches: time in `txn.commit()` (validation, log append, publication), all attempts. */
+  commitMs?: number;
+  /** Batches: time waiting until the commits were durable before the result left the worker. */
+  durableMs?: number;
 }
 
 // Op codes of PackedEffects: triples `[op, target, length]` in `ops` (writeOp). Small numbers on

@@ -19,6 +19,7 @@ import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, S
 import type { ModelClass } from './storage/schema.js';
 import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
+import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -83,9 +84,9 @@ export interface HookContext extends ExecutionContext {
 type SignalSet = ComponentSet<typeof Signal>;
 type HeaderSet = ComponentSet<typeof Header>;
 
-export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> {
-  /** Only `ws` (plain WebSocket) is supported; TLS belongs in a reverse proxy. */
-  protocol?: 'ws';
+export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> extends OpsOptions {
+  /** `ws` (default), or `wss`, which requires `tls` (the server serves wss:// whenever `tls` is set). */
+  protocol?: 'ws' | 'wss';
   /** Default env HOST or `localhost`. */
   host?: string;
   /** Default env PORT or 5000; 0 picks a free port. */
@@ -125,12 +126,12 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   onStart?: (context: ExecutionContext) => unknown;
   /** Runs in a worker after shutdown tasks, before the tables are written. */
   onShutdown?: (context: ExecutionContext) => unknown;
-  /** Runs on the main thread for every log event; default prints one JSON line to stderr. */
+  /** Runs on the main thread for every log event, instead of the default log (pino JSON lines on stderr, main/log.ts). */
   onLog?: (status: LogStatus, data: Record<string, unknown>) => void;
 }
 
 /** Options resolved against environment defaults, as the runtime consumes them. */
-export interface ResolvedServerOptions {
+export interface ResolvedServerOptions extends ResolvedOps {
   host: string;
   port: number;
   data: string;
@@ -151,7 +152,7 @@ export interface Components {
 }
 
 /** Overrides accepted by `run()` and the CLI. */
-export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & {
+export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & OpsOptions & {
   /** Module path that exports this server; required for the worker threads to load it. */
   appPath?: string;
   /** Durability settings over the Server's (the CLI's --fsync, --snapshot-seconds). */
@@ -164,6 +165,8 @@ export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' |
 export interface RunningServer {
   readonly host: string;
   readonly port: number;
+  /** The bound admin port (`adminPort`), if any. */
+  readonly adminPort: number | undefined;
   /** Graceful, idempotent stop: stop accepting, finish in-flight work, shutdown tasks, save. */
   stop(): Promise<void>;
   /** Resolves when the server has stopped. */
@@ -275,6 +278,8 @@ export function runSettings(server: Server, overrides: RunOverrides): RunSetting
     );
   }
   checkUwsLimits(options.limits);
+  if (server.options.protocol === 'wss' && options.tls === null) throw optionError("protocol 'wss' needs tls: { cert, key } (or lexicons start --cert/--key)");
+  if (options.tls) checkTlsFiles(options.tls);
   const durability = durabilitySettings(server.options.durability, overrides.durability);
   return { options, appPath: resolve(overrides.appPath), durability };
 }
@@ -314,8 +319,8 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
   readonly components: Components;
 
   constructor(options: ServerOptions<S, H> = {}) {
-    if (options.protocol !== undefined && options.protocol !== 'ws') {
-      throw optionError(`protocol must be 'ws', got ${JSON.stringify(options.protocol)}`);
+    if (options.protocol !== undefined && options.protocol !== 'ws' && options.protocol !== 'wss') {
+      throw optionError(`protocol must be 'ws' or 'wss', got ${JSON.stringify(options.protocol)}`);
     }
     if (options.gate !== undefined && typeof options.gate !== 'function') throw optionError('gate must be a function (results: boolean[]) => boolean');
     if (options.anonymous !== undefined && options.anonymous !== 'reject' && options.anonymous !== 'allow') {
@@ -331,6 +336,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       positive(key, value);
     }
     if (options.durability !== undefined) validateDurability(options.durability);
+    validateOpsOptions(options, validatePort);
     this.options = Object.freeze({ ...options });
     const tasks = [...(options.tasks ?? [])];
     for (const task of tasks) {
@@ -347,13 +353,16 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     };
   }
 
-  /** Options merged with environment defaults (HOST, PORT, DATA, TRUST) and overrides. */
+  /** Options merged with environment defaults (HOST, PORT, DATA, TRUST, LEXICONS_TRUST_PROXY, LEXICONS_ADMIN_*, LEXICONS_TLS_*) and overrides. */
   resolve(overrides: RunOverrides = {}, env: NodeJS.ProcessEnv = process.env): ResolvedServerOptions {
     const o = this.options;
     const trust = overrides.trust ?? o.trust ?? (env.TRUST ? env.TRUST.split(',').map((s) => s.trim()).filter(Boolean) : ['*']);
+    const host = overrides.host ?? o.host ?? env.HOST ?? 'localhost';
+    const port = validatePort(overrides.port ?? o.port ?? env.PORT ?? 5000);
     return {
-      host: overrides.host ?? o.host ?? env.HOST ?? 'localhost',
-      port: validatePort(overrides.port ?? o.port ?? env.PORT ?? 5000),
+      ...resolveOps(o, overrides, host, port, env),
+      host,
+      port,
       data: resolve(overrides.data ?? o.data ?? env.DATA ?? 'data/'),
       trust: trust.length === 0 ? ['*'] : trust,
       origins: o.origins && o.origins.length > 0 ? [...o.origins] : ['*'],

@@ -1,7 +1,9 @@
 /**
  * @module main/app
- * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
- * routes `/health` and `/metrics` on the same port.
+ * The uWebSockets.js app (SSLApp with `tls`): the WebSocket route (upgrade, open, message, close)
+ * and the HTTP routes of main/admin-routes.ts (`/health`, `/ready`, and `/metrics` unless the
+ * admin routes have their own port) on the same port. The client address is the socket peer or,
+ * behind a `trustProxy`, the forwarded one (main/client-address.ts).
  *
  * Upgrade (decided by main/upgrade.ts decideUpgrade): untrusted addresses and disallowed origins
  * get an HTTP 403 before any upgrade; login attempts (header data) over
@@ -25,8 +27,11 @@ import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection } from './effects.js';
 import type { Hub } from './hub.js';
-import type { Uws } from './uws.js';
-import { AttemptLimiter, collectHeaderData, decideUpgrade, remoteAddress, type UpgradePolicy } from './upgrade.js';
+import { newApp, type Uws } from './uws.js';
+import { AttemptLimiter, collectHeaderData, decideUpgrade, type UpgradePolicy } from './upgrade.js';
+import type { AddressList } from '../ops-options.js';
+import { addAdminRoutes, addHealthRoutes, type AdminDeps } from './admin-routes.js';
+import { requestAddress } from './client-address.js';
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -40,14 +45,15 @@ export interface AppDeps {
   hooks: Pick<ServerOptions, 'onConnect' | 'onDisconnect'>;
   /** False once shutdown began: upgrades get 503, frames an error. */
   accepting: () => boolean;
-  health: () => { ok: boolean; body: Record<string, unknown> };
-  metrics: () => string;
+  /** Trusted reverse proxies (`trustProxy`), or null. */
+  proxies: AddressList | null;
+  admin: AdminDeps;
 }
 
 export function createApp(deps: AppDeps): TemplatedApp {
   const { uws, options } = deps;
   const { limits } = options;
-  const app = uws.App();
+  const app = newApp(uws, options.tls);
   app.ws<SocketUserData>('/*', {
     compression: uws.DISABLED,
     // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
@@ -82,7 +88,7 @@ function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, co
     onConnect: hooks.onConnect !== undefined,
   };
   return (res, req, context) => {
-    const address = remoteAddress(res);
+    const address = requestAddress(res, req, deps.proxies);
     const request = { address, origin: req.getHeader('origin'), headerData: () => collectHeaderData(req, headerNames) };
     const decision = decideUpgrade(request, policy, deps.accepting());
     if (decision.kind === 'refuse') {
@@ -193,18 +199,14 @@ function onClose(deps: AppDeps, conn: SocketConnection, code: number): void {
 }
 
 /**
- * `/health`, `/metrics`, and a 404 for anything else. HTTP responses close their connection: a
- * kept-alive scrape connection would otherwise outlive the listen socket at shutdown.
+ * `/health`, `/ready`, `/metrics` (guarded; on the admin port instead when there is one), and a
+ * 404 for anything else. HTTP responses close their connection: a kept-alive scrape connection
+ * would otherwise outlive the listen socket at shutdown.
  */
 function addHttpRoutes(app: TemplatedApp, deps: AppDeps): void {
-  app.get('/health', (res) => {
-    const { ok, body } = deps.health();
-    res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body), true);
-  });
-  app.get('/metrics', (res) => {
-    res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(deps.metrics(), true);
-  });
+  addHealthRoutes(app, deps.admin);
+  if (deps.options.adminPort === null) addAdminRoutes(app, deps.admin, true);
   app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics', true);
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /ready', true);
   });
 }

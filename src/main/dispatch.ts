@@ -127,10 +127,13 @@ export class Dispatcher {
     const { metrics } = this.#hub;
     metrics.batchesTotal++;
     metrics.batchUnitsTotal += n;
+    const started = performance.now();
     this.#pool.run<BatchResult>(job).then(
       (result) => {
         this.#inFlight--;
         try {
+          const { stats } = result;
+          metrics.recordBatch((performance.now() - started) / 1000, n, stats.calls, stats.commitMs, stats.durableMs);
           if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
           if (result.packed) applyPacked(this.#hub, batch.connections, result.packed);
           for (const entry of result.logs) this.#hub.log(entry.status, entry.data);

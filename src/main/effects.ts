@@ -40,7 +40,7 @@ export function rejectConnection(hub: Hub, conn: SocketConnection, reason: strin
 
 export function admitConnection(hub: Hub, conn: SocketConnection): void {
   conn.admitted = true;
-  hub.metrics.connectionsTotal++;
+  hub.metrics.connectionsAdmitted++;
   hub.log('CONNECT', { connection: conn.id, address: conn.address });
 }
 
@@ -50,7 +50,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
     const e = effects[i]!;
     switch (e.kind) {
       case 'publish':
-        channels.publish(e.channels, e.text);
+        hub.metrics.fanout.observe(channels.publish(e.channels, e.text));
         break;
       case 'send': {
         // Consecutive sends to one connection (its calls are contiguous in a batch) share one
@@ -154,7 +154,7 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       i = j - OP_WORDS;
     } else if (op === OP_PUBLISH) {
       const length = opLength(ops, i);
-      hub.channels.publish(extra[opTarget(ops, i)] as string[], bytes.subarray(offset, offset + length));
+      hub.metrics.fanout.observe(hub.channels.publish(extra[opTarget(ops, i)] as string[], bytes.subarray(offset, offset + length)));
       offset += length;
     } else {
       applyEffects(hub, [extra[opTarget(ops, i)] as Effect]);

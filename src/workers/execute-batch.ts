@@ -37,6 +37,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
     },
     undo: () => undefined,
   });
+  stats.commitMs = outcome.commitMs;
   if (outcome.committed) return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
   // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
   // one transaction per call, so the offending call alone gets the error.
@@ -49,6 +50,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
   const pending = runUnits(isolated, 0, 0, 0);
   if (pending !== undefined) await pending;
   stats.attempts += stepper.attempts;
+  stats.commitMs += stepper.commitMs;
   return { effects: [], packed: recorder.pack(isolated.connections), logs: recorder.logs, stats };
 }
 

@@ -10,6 +10,8 @@ export interface ConnectOptions {
   /** Query parameters (values are JSON-encoded unless strings). */
   query?: Record<string, unknown>;
   timeoutMs?: number;
+  /** More options of the `ws` client (e.g. `localAddress`, TLS `ca`). */
+  ws?: WebSocket.ClientOptions;
 }
 
 export interface Closed {
@@ -54,7 +56,7 @@ export class TestClient {
 
   /** Opens a connection; rejects with `HTTP <status>` when the upgrade is refused. */
   static connect(base: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(TestClient.url(base, options.query), { headers: options.headers });
+    const ws = new WebSocket(TestClient.url(base, options.query), { ...options.ws, headers: options.headers });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LogStatus, RunningServer } from '../../src/server.js';
+import type { LogStatus, RunningServer, RunOverrides } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { setTestLogHook } from '../fixtures/apps/log-sink.js';
 
@@ -55,6 +55,8 @@ export interface StartOptions {
   workers?: number;
   data?: string;
   trust?: string[];
+  /** More run overrides (trustProxy, adminPort, tls, ...). */
+  overrides?: RunOverrides;
 }
 
 /** Starts an app module in this process on 127.0.0.1, port 0. */
@@ -76,6 +78,7 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
     data,
     handleSignals: false,
     ...(options.trust ? { trust: options.trust } : {}),
+    ...options.overrides,
   });
   return {
     url: `ws://127.0.0.1:${running.port}`,
