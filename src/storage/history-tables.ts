@@ -22,7 +22,9 @@
  * const { store, wal } = await openDataFolder(schema, dir);
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
+import type { LoadReport } from './persist.js';
 import { compileModels, field, Model, type Schema, type TableSchema } from './schema.js';
+import type { Manifest } from './snapshot.js';
 
 export const CHANNEL_TABLE = 'lexicons_channel';
 export const PUBLICATION_TABLE = 'lexicons_publication';
@@ -70,4 +72,14 @@ export function publicationPk(channel: string, offset: number): string {
 /** The error of a history call on a store without the tables. */
 export function historyDisabled(what: string): LexiconsError {
   return new LexiconsError(ErrorCode.OPTION, `${what}: this store keeps no channel history (create it with withHistory(schema))`);
+}
+
+/**
+ * Whether the history CSV files just loaded are older than the snapshot: the manifest's snapshot
+ * did not write them (history was off then), yet they exist, left by an earlier snapshot. The
+ * log records in between were not kept, so every channel's history is incomplete: new epochs.
+ */
+export function historyFilesStale(manifest: Manifest | null, load: LoadReport): boolean {
+  if (manifest === null || CHANNEL_TABLE in manifest.tables) return false;
+  return load.tables.some((t) => (t.table === CHANNEL_TABLE || t.table === PUBLICATION_TABLE) && t.file !== null);
 }
