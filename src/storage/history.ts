@@ -182,8 +182,8 @@ export class HistoryWriter {
 
   /** Applies the transaction's operations in the order they were recorded, then trims. */
   apply(ops: readonly HistoryOp[]): void {
-    const policies = new Map<string, HistoryPolicy>();
-    let added = 0;
+    // Per channel: its policy (the last one given) and the rows it added this commit.
+    const added = new Map<string, { policy: HistoryPolicy; rows: number }>();
     for (const op of ops) {
       if (op.kind === 'reset') {
         const st = this.#state(op.channel, false);
@@ -199,11 +199,11 @@ export class HistoryWriter {
       const base = this.#pubs.index.lookupPk(pk, this.#latest);
       this.#rows.set(pk, { row: { pk, channel: op.channel, offset, time: this.#now, text: op.text }, base });
       this.outcome.publications.push({ channel: op.channel, offset, epoch: st.epoch, time: this.#now });
-      policies.set(op.channel, op.policy);
-      added++;
+      added.set(op.channel, { policy: op.policy, rows: (added.get(op.channel)?.rows ?? 0) + 1 });
     }
-    let budget = 2 * added;
-    for (const [channel, policy] of policies) budget -= this.trim(this.#states.get(channel)!, policy, this.#now, budget);
+    // At most 2 deletions per row a channel added: a channel within its size before the commit is
+    // within it after (whatever other channels trim), and a backlog drains at 1 row per row added.
+    for (const [channel, { policy, rows }] of added) this.trim(this.#states.get(channel)!, policy, this.#now, 2 * rows);
   }
 
   /** Trims every channel the resolver has a policy for (a sweep), within `maxRows` deletions. */
