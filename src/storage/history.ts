@@ -25,6 +25,11 @@
  * commits or a `trimHistory` sweep). Deleting from `oldest` upward keeps the retained offsets one
  * contiguous range [oldest, offset], which is what lets a reader probe offsets by pk.
  *
+ * Locks. History takes no lock of its own: the offsets are read and written inside the commit
+ * lock the transaction takes anyway (one lock, so no ordering to get wrong), before the WAL append
+ * of commit-protocol.ts step 2 (the append still happens under the same lock, so the log's record
+ * order is the offset order). The main thread never waits for it: `trimHistory` only try-locks there.
+ *
  * Reads take no lock: a reader loads a snapshot, reads the channel row and then the publication
  * rows `<offset>@<channel>` through the pk index at that snapshot, so it sees a commit's
  * publications and the channel row that counts them together, or neither (the MVCC rules of

@@ -15,9 +15,9 @@
  * const store = SharedStore.attach(compileSchema([User, ChatMessage]), workerData);
  * const { value } = store.runSync((db) => db.create(ChatMessage, { content: 'hi' }));
  */
+import { isMainThread } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { isMainThread } from 'node:worker_threads';
 import type { ChangeSet, ChannelPosition, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
 import { tableToArrow } from './arrow.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
