@@ -40,6 +40,8 @@ export interface ServerLimits {
   authAttemptsPerMinute?: number;
   /** Old-generation heap of each worker thread in MiB; a Signal exceeding it kills only its worker. Default 512. */
   workerMemoryMb?: number;
+  /** Seconds a lexicons.v1 client has to send its `$connect` frame after the upgrade (else close 1008). Default 10. */
+  connectTimeoutSeconds?: number;
 }
 
 /** Durability of the data folder (docs/durability.md). */
@@ -179,7 +181,11 @@ export const DEFAULT_LIMITS: Required<ServerLimits> = {
   executionTimeoutMs: 10_000,
   authAttemptsPerMinute: 30,
   workerMemoryMb: 512,
+  connectTimeoutSeconds: 10,
 };
+
+/** Longest `limits.connectTimeoutSeconds` a Node timer can hold (2^31 - 1 ms). */
+export const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
 
 function optionError(message: string): LexiconsError {
   return new LexiconsError(ErrorCode.OPTION, message);
@@ -328,6 +334,9 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     if (options.workers !== undefined) validateWorkers(options.workers);
     for (const [key, value] of Object.entries(options.limits ?? {})) {
       if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+      if (key === 'connectTimeoutSeconds' && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
+        throw optionError(`limits.connectTimeoutSeconds must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
+      }
       positive(key, value);
     }
     if (options.durability !== undefined) validateDurability(options.durability);

@@ -89,7 +89,8 @@ describe('protocol', () => {
   it('builds response, error and close texts', () => {
     assert.equal(itemText('A', { x: 1 }), '{"A":{"x":1}}');
     assert.equal(itemText('A', undefined), '{"A":null}');
-    assert.equal(errorFrame(['bad'], 'q'), '[{"Errors":["bad"],"$id":"q"}]');
+    assert.equal(errorFrame(['bad']), '[{"Errors":["bad"]}]');
+    assert.equal(errorFrame(['bad'], 'EXECUTION', 'q'), '[{"Errors":["bad"],"code":"EXECUTION","$id":"q"}]');
     assert.equal(Buffer.byteLength(closeReason('é'.repeat(100))), 122);
   });
 });
