@@ -9,6 +9,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** Query parameters (values are JSON-encoded unless strings). */
   query?: Record<string, unknown>;
+  /** Subprotocols offered (`lexicons.v1`). */
+  protocols?: string | string[];
   timeoutMs?: number;
 }
 
@@ -54,7 +56,7 @@ export class TestClient {
 
   /** Opens a connection; rejects with `HTTP <status>` when the upgrade is refused. */
   static connect(base: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(TestClient.url(base, options.query), { headers: options.headers });
+    const ws = new WebSocket(TestClient.url(base, options.query), options.protocols ?? [], { headers: options.headers });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -55,6 +55,8 @@ export interface StartOptions {
   workers?: number;
   data?: string;
   trust?: string[];
+  /** Default 0 (any free port); a restarted server takes its old port. */
+  port?: number;
 }
 
 /** Starts an app module in this process on 127.0.0.1, port 0. */
@@ -71,7 +73,7 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
   const running = await server.run({
     appPath,
     host: '127.0.0.1',
-    port: 0,
+    port: options.port ?? 0,
     workers: options.workers ?? 1,
     data,
     handleSignals: false,
