@@ -142,6 +142,23 @@ describe('client against the server: calls', () => {
     });
   }
 
+  it('delivers pushes by name to on() handlers; a removed handler gets no more', async () => {
+    const reader = connect(srv.url);
+    const poster = connect(srv.url);
+    await reader.call('Join', { channel: 'Other' });
+    const got: unknown[] = [];
+    const off = reader.on('Post', (payload) => got.push(payload));
+    const next = () => new Promise((resolve) => { const stop = reader.on('Post', (p) => { stop(); resolve(p); }); });
+    let arrived = next();
+    await poster.call('Post', { channels: ['Other'], text: 'one' });
+    await arrived;
+    off();
+    arrived = next();
+    await poster.call('Post', { channels: ['Other'], text: 'two' });
+    assert.deepEqual(await arrived, { text: 'two', from: null });
+    assert.deepEqual(got, [{ text: 'one', from: null }]);
+  });
+
   it('times out a call without an outcome; its late reply reaches on() only', async () => {
     const client = connect(srv.url);
     const late = new Promise((resolve) => client.on('Later', resolve));

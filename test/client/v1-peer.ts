@@ -2,9 +2,9 @@
  * PROTOCOL STAND-IN, NOT LEXICONS. A tiny WebSocket peer (the `ws` package's WebSocketServer on
  * 127.0.0.1, port 0) that speaks the `lexicons.v1` frames of the design (docs: protocol-v1 design,
  * issue #9) so the client's own logic (correlation, timeouts, reconnect, replay, refused auth,
- * backoff) can be tested against a real socket before the real server supports v1. Phase 2
- * runs the same scenarios against lexicons itself; this file then only serves cases the real
- * server cannot produce on demand (out-of-order and duplicated replies).
+ * backoff) can be tested against a real socket. The client's scenarios run against lexicons itself
+ * (test/client/server-*.test.ts); this stand-in only serves what the real server never does:
+ * outcomes out of call order and duplicated outcome frames.
  *
  * What it does, per the design: selects `lexicons.v1`; expects `{"$connect": {...}}` first (else
  * a PROTOCOL error and close 1008); runs `auth` on the headers (refusal: an AUTH_FAILED error item
