@@ -19,6 +19,7 @@ import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, S
 import type { ModelClass } from './storage/schema.js';
 import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
+import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -117,6 +118,13 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   workers?: number;
   /** Include error details in the log. Default true, as the original. */
   debug?: boolean;
+  /**
+   * A folder of static files served on the same port (GET/HEAD; `/health`, `/metrics` and
+   * WebSocket upgrades keep their routes), e.g. a web page using `lexicons/client`: a path
+   * (relative to the working directory), or `{ dir, prefix?, cacheControl?, maxFileBytes?, index? }`.
+   * `lexicons start --static DIR` overrides it.
+   */
+  static?: StaticOption;
   limits?: ServerLimits;
   durability?: DurabilityOptions;
   /** Runs in a worker after the gate admits a connection. */
@@ -142,6 +150,8 @@ export interface ResolvedServerOptions {
   debug: boolean;
   anonymous: 'reject' | 'allow';
   limits: Required<ServerLimits>;
+  /** The static folder (absolute) and how it is served, when one is set. */
+  static: StaticSettings | undefined;
 }
 
 export interface Components {
@@ -154,6 +164,8 @@ export interface Components {
 
 /** Overrides accepted by `run()` and the CLI. */
 export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & {
+  /** A static folder over the Server's `static` option (the CLI's --static). */
+  static?: string;
   /** Module path that exports this server; required for the worker threads to load it. */
   appPath?: string;
   /** Durability settings over the Server's (the CLI's --fsync, --snapshot-seconds). */
@@ -281,6 +293,7 @@ export function runSettings(server: Server, overrides: RunOverrides): RunSetting
     );
   }
   checkUwsLimits(options.limits);
+  if (options.static) checkStaticOption(options.static, overrides.static !== undefined ? '--static' : 'static');
   const durability = durabilitySettings(server.options.durability, overrides.durability);
   return { options, appPath: resolve(overrides.appPath), durability };
 }
@@ -340,6 +353,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       positive(key, value);
     }
     if (options.durability !== undefined) validateDurability(options.durability);
+    if (options.static !== undefined) resolveStaticOption(options.static);
     this.options = Object.freeze({ ...options });
     const tasks = [...(options.tasks ?? [])];
     for (const task of tasks) {
@@ -370,6 +384,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       debug: o.debug ?? (env.DEBUG === undefined ? true : !['0', 'false', 'False'].includes(env.DEBUG)),
       anonymous: o.anonymous ?? (this.components.headers.size > 0 ? 'reject' : 'allow'),
       limits: { ...DEFAULT_LIMITS, ...o.limits },
+      static: resolveStaticOption(overrides.static ?? o.static),
     };
   }
 

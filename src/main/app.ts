@@ -1,7 +1,7 @@
 /**
  * @module main/app
  * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
- * routes `/health` and `/metrics` on the same port.
+ * routes `/health` and `/metrics` on the same port, and the `static` folder's files when set.
  *
  * Upgrade (decided by main/upgrade.ts decideUpgrade): untrusted addresses and disallowed origins
  * get an HTTP 403 before any upgrade; login attempts (header data) over
@@ -30,6 +30,7 @@ import { refuseFrame } from './call-replies.js';
 import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection } from './effects.js';
+import { serveStatic } from './static.js';
 import type { Hub } from './hub.js';
 import type { Uws } from './uws.js';
 import { AttemptLimiter, collectHeaderData, decideUpgrade, remoteAddress, type UpgradePolicy } from './upgrade.js';
@@ -72,6 +73,8 @@ export function createApp(deps: AppDeps): TemplatedApp {
     close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, v1, socket.getUserData().connection, code),
   });
   addHttpRoutes(app, deps);
+  // GET/HEAD of the folder's files; /health and /metrics (exact routes) win, upgrades are yielded to the ws route.
+  if (options.static) serveStatic(app, options.static.dir, options.static);
   return app;
 }
 

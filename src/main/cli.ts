@@ -3,7 +3,7 @@
  * The `lexicons` command line. The only module that prints usage or calls process.exit.
  *
  *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
- *                        [--fsync always|everysec|no] [--snapshot-seconds S]
+ *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--static DIR]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
  *   lexicons --help | --version
  */
@@ -36,6 +36,8 @@ Options for start:
                        (default env LEXICONS_FSYNC or everysec)
   --snapshot-seconds <s>  seconds between CSV snapshots of the tables, which bound the
                        write-ahead log (default env LEXICONS_SNAPSHOT_SECONDS or 300)
+  --static <dir>       serve the files of this folder on the same port, e.g. a web page
+                       (default: the Server's static option, if any)
 
 The app module exports the Server: export const server = new Server({ ... }).
 TypeScript app modules (.ts) are loaded with tsx. SIGINT/SIGTERM stop the server gracefully
@@ -75,6 +77,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
         trust: { type: 'string', short: 't' },
         fsync: { type: 'string' },
         'snapshot-seconds': { type: 'string' },
+        static: { type: 'string' },
       },
     });
   } catch (err) {
@@ -112,13 +115,17 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     if (values.data.trim() === '') throw new UsageError('--data must not be empty');
     overrides.data = values.data;
   }
+  if (values.static !== undefined) {
+    if (values.static.trim() === '') throw new UsageError('--static must not be empty');
+    overrides.static = values.static;
+  }
   if (values.trust !== undefined) {
     const trust = values.trust.split(',').map((s) => s.trim()).filter(Boolean);
     if (trust.length === 0) throw new UsageError('--trust must list at least one address (or *)');
     overrides.trust = trust;
   }
   if (command === 'check' || command === 'compact') {
-    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds'] as const).find((k) => values[k] !== undefined);
+    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'static'] as const).find((k) => values[k] !== undefined);
     if (extra) throw new UsageError(`--${extra} does not apply to ${command}`);
   }
   return { command: command === 'run' ? 'start' : command, app: app ?? './main', overrides };
