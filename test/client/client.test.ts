@@ -6,12 +6,11 @@
  * ./server-calls.test.ts and ./server-connect.test.ts.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions, type ClientState, type StateEvent } from '../../src/client/index.js';
 import { backoffDelay } from '../../src/client/backoff.js';
-import { V1Peer, type Outcome, type PeerConnection } from './v1-peer.js';
+import { V1Peer, type Outcome } from './v1-peer.js';
 
 const peers: V1Peer[] = [];
 const clients: Client[] = [];
@@ -20,8 +19,8 @@ after(async () => {
   for (const p of peers) await p.close();
 });
 
-async function startPeer(options: Parameters<typeof V1Peer.start>[0] = {}, port = 0): Promise<V1Peer> {
-  const peer = await V1Peer.start(options, port);
+async function startPeer(options: Parameters<typeof V1Peer.start>[0] = {}): Promise<V1Peer> {
+  const peer = await V1Peer.start(options);
   peers.push(peer);
   return peer;
 }
@@ -50,10 +49,6 @@ function nextState<S extends ClientState>(client: Client, state: S, match: (e: S
 }
 
 const echo = (args: Record<string, unknown>): Outcome => ({ items: [{ Echo: args }] });
-
-function codeOf(result: PromiseSettledResult<unknown>): string | undefined {
-  return result.status === 'rejected' ? (result.reason as ClientError).code : undefined;
-}
 
 describe('client: calls', () => {
   it('correlates 10,000 concurrent calls answered out of order: each settles once with its own reply, in list frames', async () => {
