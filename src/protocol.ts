@@ -194,31 +194,24 @@ export function errorItemsFrame(message: string, code: string, ids: readonly Cal
   return `${text}]`;
 }
 
+/** The internal codes raised on purpose that have a wire code of their own (everything else is EXECUTION). */
+const WIRE_CODES: Partial<Record<ErrorCode, WireCode>> = {
+  [ErrorCode.PROTOCOL]: WireCode.PROTOCOL,
+  [ErrorCode.UNKNOWN_SIGNAL]: WireCode.UNKNOWN_SIGNAL,
+  [ErrorCode.BAD_ARGUMENTS]: WireCode.BAD_ARGUMENTS,
+  [ErrorCode.CHANNEL_NOT_FOUND]: WireCode.CHANNEL_NOT_FOUND,
+  [ErrorCode.TIMEOUT]: WireCode.TIMEOUT,
+  [ErrorCode.IO]: WireCode.NOT_SAVED,
+  [ErrorCode.AUTH]: WireCode.AUTH_FAILED,
+};
+
 /**
  * The {@link WireCode} (or an app's {@link SignalError} code) of anything thrown while running a
  * call; what was not raised on purpose is `EXECUTION`.
  */
 export function wireCodeOf(err: unknown): string {
   if (err instanceof SignalError) return err.code;
-  if (!(err instanceof LexiconsError)) return WireCode.EXECUTION;
-  switch (err.code) {
-    case ErrorCode.PROTOCOL:
-      return WireCode.PROTOCOL;
-    case ErrorCode.UNKNOWN_SIGNAL:
-      return WireCode.UNKNOWN_SIGNAL;
-    case ErrorCode.BAD_ARGUMENTS:
-      return WireCode.BAD_ARGUMENTS;
-    case ErrorCode.CHANNEL_NOT_FOUND:
-      return WireCode.CHANNEL_NOT_FOUND;
-    case ErrorCode.TIMEOUT:
-      return WireCode.TIMEOUT;
-    case ErrorCode.IO:
-      return WireCode.NOT_SAVED;
-    case ErrorCode.AUTH:
-      return WireCode.AUTH_FAILED;
-    default:
-      return WireCode.EXECUTION;
-  }
+  return (err instanceof LexiconsError && WIRE_CODES[err.code]) || WireCode.EXECUTION;
 }
 
 /** Close reasons must fit in a control frame (123 bytes of UTF-8). */

@@ -10,6 +10,7 @@ import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions, type ClientState, type StateEvent } from '../../src/client/index.js';
 import { backoffDelay } from '../../src/client/backoff.js';
+import { echoBurst, nextState } from './client-helpers.js';
 import { V1Peer, type Outcome } from './v1-peer.js';
 
 const peers: V1Peer[] = [];
@@ -31,23 +32,6 @@ function connect(url: string, options: Partial<ClientOptions> = {}): Client {
   return client;
 }
 
-/** Resolves with the next state event `state` (matching `match`), bounded in time. */
-function nextState<S extends ClientState>(client: Client, state: S, match: (e: StateEvent & { state: S }) => boolean = () => true, timeoutMs = 10_000): Promise<StateEvent & { state: S }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${state} state within ${timeoutMs} ms (now ${client.state})`));
-    }, timeoutMs);
-    const off = client.onState((e) => {
-      if (e.state === state && match(e as StateEvent & { state: S })) {
-        clearTimeout(timer);
-        off();
-        resolve(e as StateEvent & { state: S });
-      }
-    });
-  });
-}
-
 const echo = (args: Record<string, unknown>): Outcome => ({ items: [{ Echo: args }] });
 
 describe('client: calls', () => {
@@ -59,15 +43,7 @@ describe('client: calls', () => {
     const client = connect(peer.url);
     await nextState(client, 'open');
     const N = 10_000;
-    let settlements = 0;
-    const calls = Array.from({ length: N }, (_, n) =>
-      client.call('Echo', { n }, { timeoutMs: 60_000 }).finally(() => {
-        settlements++;
-      }),
-    );
-    const results = await Promise.allSettled(calls);
-    assert.equal(settlements, N);
-    results.forEach((r, n) => assert.deepEqual(r, { status: 'fulfilled', value: { n } }));
+    await echoBurst(client, N);
     const frames = peer.frames.get(1) ?? 0;
     assert.ok(frames <= N / 100 + 1, `${N} calls in ${frames} frames (at most 100 calls each)`);
   });

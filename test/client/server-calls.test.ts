@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
+import { echoBurst } from './client-helpers.js';
 import { fixture, startApp, tempDir, type TestServer } from '../helpers/server.js';
 import type { server as clientApp } from '../fixtures/apps/client-app.js';
 
@@ -83,15 +84,7 @@ describe('client against the server: calls', () => {
     client.on('Echo', () => delivered++);
     const framesBefore = await metric(srv, 'lexicons_frames_total');
     const N = 10_000;
-    let settlements = 0;
-    const calls = Array.from({ length: N }, (_, n) =>
-      client.call('Echo', { n }, { timeoutMs: 60_000 }).finally(() => {
-        settlements++;
-      }),
-    );
-    const results = await Promise.allSettled(calls);
-    assert.equal(settlements, N);
-    results.forEach((r, n) => assert.deepEqual(r, { status: 'fulfilled', value: { n } }));
+    await echoBurst(client, N);
     assert.equal(delivered, N, 'each reply item reached on() once');
     const frames = (await metric(srv, 'lexicons_frames_total')) - framesBefore;
     assert.ok(frames <= N / 100 + 2, `${N} calls in ${frames} frames (at most 100 calls each, plus $connect)`);

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions, type ClientState, type StateEvent } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
+import { nextState } from './client-helpers.js';
 import { startRelay } from '../helpers/relay.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
 import type { server as clientApp } from '../fixtures/apps/client-app.js';
@@ -30,23 +31,6 @@ async function open(url: string, options: Parameters<typeof TestClient.connect>[
   const socket = await TestClient.connect(url, { protocols: 'lexicons.v1', ...options });
   sockets.push(socket);
   return socket;
-}
-
-/** Resolves with the next state event `state` (matching `match`), bounded in time. */
-function nextState<S extends ClientState>(client: Client<App>, state: S, match: (e: StateEvent & { state: S }) => boolean = () => true, timeoutMs = 10_000): Promise<StateEvent & { state: S }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${state} state within ${timeoutMs} ms (now ${client.state})`));
-    }, timeoutMs);
-    const off = client.onState((e) => {
-      if (e.state === state && match(e as StateEvent & { state: S })) {
-        clearTimeout(timer);
-        off();
-        resolve(e as StateEvent & { state: S });
-      }
-    });
-  });
 }
 
 /** The call's outcome as a settled result, handled at once (a rejection is never unhandled). */
