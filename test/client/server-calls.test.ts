@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions } from '../../src/client/index.js';
+import { SignalError } from '../../src/index.js';
 import { TestClient } from '../helpers/client.js';
 import { echoBurst } from './client-helpers.js';
 import { fixture, startApp, tempDir, type TestServer } from '../helpers/server.js';
@@ -163,9 +164,48 @@ describe('client against the server: calls', () => {
     assert.deepEqual(await late, { tag: 'late' });
   });
 
-  it('rejects with the code a Signal threw (SignalError)', async () => {
+  it('rejects with the code a Signal threw (SignalError); a bad code is refused when the error is made', async () => {
     const err = await rejectsWith(connect(srv.url).call('Deny'));
     assert.deepEqual([err.code, err.message], ['NOT_ALLOWED', 'only admins']);
+    for (const bad of ['not_allowed', '1ABC', '', 'A'.repeat(65)]) {
+      assert.throws(() => new SignalError(bad, 'x'), { name: 'TypeError', message: `SignalError: code must match /^[A-Z][A-Z0-9_]{0,63}$/, got ${JSON.stringify(bad)}` });
+    }
+  });
+});
+
+describe('frames that never run still answer each call with $id', () => {
+  it('too many calls in a frame: one PROTOCOL error item per $id', async () => {
+    const socket = await rawV1(srv.url);
+    socket.send(Array.from({ length: 101 }, (_, i) => ({ Echo: {}, $id: i })));
+    const frame = (await socket.next()) as Array<Record<string, unknown>>;
+    assert.equal(frame.length, 101);
+    frame.forEach((item, i) => assert.deepEqual(item, { Errors: ['Too many calls in one frame: 101 (limit 100)'], code: 'PROTOCOL', $id: i }));
+  });
+
+  it('refused unparsed (rate limit): an item per $id up to 64 KiB, one untagged item for a larger frame', async () => {
+    const strict = await startApp(fixture('client-strict-app'));
+    try {
+      const socket = await rawV1(strict.url);
+      for (let i = 0; i < 10; i++) socket.send({ Ack: {}, $id: `ok${i}` }); // empties the bucket (5 frames per second)
+      socket.send([{ Echo: { nested: { $id: 'not a call id' } }, $id: 'a' }, { Echo: { s: 'say "$id": 1' }, $id: 'b' }, { Ack: null, $id: 7 }]);
+      socket.send([{ Echo: { pad: 'x'.repeat(70 * 1024) }, $id: 'big' }]);
+      const refusals: unknown[] = [];
+      while (refusals.length < 2) {
+        const frame = (await socket.next()) as Array<Record<string, unknown>>;
+        if (frame.every((item) => item.code === 'RATE_LIMITED' && !String(item.$id).startsWith('ok'))) refusals.push(frame);
+      }
+      const message = 'Rate limit exceeded (5 messages per second)';
+      assert.deepEqual(refusals, [
+        [
+          { Errors: [message], code: 'RATE_LIMITED', $id: 'a' },
+          { Errors: [message], code: 'RATE_LIMITED', $id: 'b' },
+          { Errors: [message], code: 'RATE_LIMITED', $id: 7 },
+        ],
+        [{ Errors: [message], code: 'RATE_LIMITED' }],
+      ]);
+    } finally {
+      await strict.stop({ removeData: true });
+    }
   });
 });
 

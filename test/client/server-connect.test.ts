@@ -14,6 +14,7 @@ import { TestClient } from '../helpers/client.js';
 import { nextState } from './client-helpers.js';
 import { startRelay } from '../helpers/relay.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { Server } from '../../src/server.js';
 import type { server as clientApp } from '../fixtures/apps/client-app.js';
 
 type App = typeof clientApp;
@@ -156,6 +157,18 @@ describe('client against the server: $connect admission', () => {
     const lost = await nextState(client, 'disconnected');
     assert.equal(lost.error?.code, WireCode.RATE_LIMITED);
     assert.equal(client.state, 'disconnected', 'not closed: it retries');
+  });
+});
+
+describe('limits.connectTimeoutSeconds', () => {
+  it('is checked when the Server is built, with an exact message', () => {
+    for (const bad of [0, -1, 3_000_000, Number.NaN, '10']) {
+      assert.throws(() => new Server({ limits: { connectTimeoutSeconds: bad as number } }), {
+        message: `limits.connectTimeoutSeconds must be a number of seconds from 0.001 to 2147483, got ${JSON.stringify(bad)}`,
+      });
+    }
+    assert.equal(new Server({ limits: { connectTimeoutSeconds: 2.5 } }).resolve().limits.connectTimeoutSeconds, 2.5);
+    assert.equal(new Server().resolve().limits.connectTimeoutSeconds, 10);
   });
 });
 
