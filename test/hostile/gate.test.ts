@@ -6,26 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp, type TestServer } from '../helpers/server.js';
 import { frame, OPCODE, RawClient, sendRequest, upgradeRequest } from './raw.js';
 
 async function marks(srv: TestServer, tag: string): Promise<number> {
-  const c = await TestClient.connect(srv.url);
+  await using c = await TestClient.connect(srv.url);
   const [reply] = (await c.call({ Marks: { tag } })) as [{ Marks: number }];
-  await c.close();
   return reply.Marks;
 }
 
 describe('gate: nothing runs before admission; hashing off the socket thread', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('hostile-app'), { workers: 1 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('hostile-app'), { workers: 1 });
 
   for (const ok of [false, true]) {
     it(`drops frames sent during a slow Header that ${ok ? 'admits' : 'refuses'} (never executed)`, async () => {
@@ -55,19 +48,15 @@ describe('gate: nothing runs before admission; hashing off the socket thread', {
   }
 
   it('keeps the socket thread responsive while 50 scrypt logins are in flight', async () => {
-    const logins = Array.from({ length: 50 }, (_, i) =>
-      TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ password: i % 5 === 0 ? 'wrong' : 'correct horse' }) }, timeoutMs: 30_000 }),
-    );
     let settled = false;
-    const all = Promise.all(logins).finally(() => (settled = true));
+    const all = TestClient.many(srv.url, 50, (i) => ({ headers: { Login: JSON.stringify({ password: i % 5 === 0 ? 'wrong' : 'correct horse' }) }, timeoutMs: 30_000 })).finally(() => (settled = true));
     const latencies: number[] = [];
     for (let i = 0; i < 200 && !settled; i++) {
       const t = performance.now();
       assert.equal((await fetch(`http://127.0.0.1:${srv.port}/health`)).status, 200);
       latencies.push(performance.now() - t);
     }
-    const results = await all;
-    for (const c of results) c.ws.terminate();
+    await using _logins = await all;
     const worst = Math.max(...latencies);
     process.stdout.write(`# gate: ${latencies.length} /health answers while 50 scrypt logins were in flight; worst ${worst.toFixed(1)} ms\n`);
     assert.ok(latencies.length >= 3, 'logins finished before the main thread could be probed');
@@ -76,13 +65,7 @@ describe('gate: nothing runs before admission; hashing off the socket thread', {
 });
 
 describe('gate: origins allowlist and login attempts per address', { timeout: 30_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('hostile-strict-app'), { workers: 1 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('hostile-strict-app'), { workers: 1 });
 
   it('refuses a disallowed Origin with 403; admits a listed one and clients that send none', async () => {
     for (const origin of ['https://evil.example', 'null', 'https://app.example.evil.example', 'http://app.example']) {
@@ -91,15 +74,14 @@ describe('gate: origins allowlist and login attempts per address', { timeout: 30
     await srv.waitForLog((r) => r.status === 'ORIGIN-DENIED' && r.data.origin === 'https://evil.example');
     const allowed: Array<Record<string, string>> = [{ Origin: 'https://app.example' }, { Origin: 'HTTPS://APP.EXAMPLE' }, {}];
     for (const headers of allowed) {
-      const c = await TestClient.connect(srv.url, { headers });
+      await using c = await TestClient.connect(srv.url, { headers });
       assert.deepEqual(await c.call({ Echo: {} }), [{ Echo: {} }]);
-      await c.close();
     }
   });
 
   it('caps login attempts per address: the sixth within a minute gets 429 before any Header runs', async () => {
     for (let i = 0; i < 5; i++) {
-      const c = await TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ password: `guess ${i}` }) } });
+      await using c = await TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ password: `guess ${i}` }) } });
       assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Login rejected the credentials'] }]);
       await c.waitClosed();
     }
@@ -111,20 +93,13 @@ describe('gate: origins allowlist and login attempts per address', { timeout: 30
     await srv.waitForLog((r) => r.status === 'LIMIT' && String(r.data.message).includes('HTTP 429'));
     assert.equal(srv.logs.filter((r) => r.status === 'HEADER-CHECK-FAILED').length, refusalsBefore, 'no Header ran for a refused attempt');
     // Connections without credentials are not login attempts.
-    const anon = await TestClient.connect(srv.url);
+    await using anon = await TestClient.connect(srv.url);
     assert.deepEqual(await anon.call({ Echo: { anon: true } }), [{ Echo: { anon: true } }]);
-    await anon.close();
   });
 });
 
 describe('gate: header data over limits.maxMessageBytes', { timeout: 30_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('hostile-small-head-app'), { workers: 1 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('hostile-small-head-app'), { workers: 1 });
 
   it('answers 431 before any Header runs, and keeps serving', async () => {
     const data = await sendRequest(srv.port, upgradeRequest({ Slow: JSON.stringify({ ms: 0, ok: true, pad: 'p'.repeat(2048) }) }));
@@ -132,8 +107,7 @@ describe('gate: header data over limits.maxMessageBytes', { timeout: 30_000 }, (
     data.socket.destroy();
     await srv.waitForLog((r) => r.status === 'LIMIT' && String(r.data.message).includes('HTTP 431'));
     assert.equal(srv.logs.filter((r) => r.status === 'HEADER-CHECK-FAILED').length, 0, 'no Header ran');
-    const c = await TestClient.connect(srv.url, { query: { Slow: { ms: 0, ok: true } } });
+    await using c = await TestClient.connect(srv.url, { query: { Slow: { ms: 0, ok: true } } });
     assert.deepEqual(await c.call({ Echo: { small: true } }), [{ Echo: { small: true } }]);
-    await c.close();
   });
 });
