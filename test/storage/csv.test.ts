@@ -4,8 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { isLexiconsError } from '../../src/errors.js';
@@ -15,18 +14,10 @@ import {
 } from '../../src/storage/csv.js';
 import type { FieldSchema } from '../../src/storage/schema.js';
 import { tableOf } from '../fixtures/csv/models.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const item = tableOf('Item');
 const f = (name: string): FieldSchema => item.byName.get(name)!;
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'lexicons-csv-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 async function readAll(file: string): Promise<Cell[][]> {
   const out: Cell[][] = [];
@@ -38,12 +29,11 @@ async function readAll(file: string): Promise<Cell[][]> {
 
 /** Writes records with formatRecords and reads them back with readCsvRecords. */
 async function roundTripText(records: Cell[][]): Promise<{ text: string; back: Cell[][] }> {
-  return withTempDir(async (dir) => {
-    const file = join(dir, 't.csv');
-    const text = formatRecords(records);
-    await writeFile(file, text);
-    return { text, back: await readAll(file) };
-  });
+  await using folder = await tempDir('lexicons-csv-');
+  const file = join(folder.path, 't.csv');
+  const text = formatRecords(records);
+  await writeFile(file, text);
+  return { text, back: await readAll(file) };
 }
 
 const TRICKY_STRINGS = [
@@ -230,67 +220,67 @@ describe('csv codec: headers and records', () => {
 
 describe('csv streaming read', () => {
   test('a BOM at the very start of the file is stripped; a BOM inside a cell is kept', async () => {
-    await withTempDir(async (dir) => {
-      const file = join(dir, 'bom.csv');
-      await writeFile(file, '\uFEFFpk,v\r\n\uFEFFk,\uFEFFx\r\n');
-      assert.deepEqual(await readAll(file), [['pk', 'v'], ['\uFEFFk', '\uFEFFx']]);
-    });
+    await using folder = await tempDir('lexicons-csv-');
+    const dir = folder.path;
+    const file = join(dir, 'bom.csv');
+    await writeFile(file, '\uFEFFpk,v\r\n\uFEFFk,\uFEFFx\r\n');
+    assert.deepEqual(await readAll(file), [['pk', 'v'], ['\uFEFFk', '\uFEFFx']]);
   });
 
   test('empty unquoted cells are null and quoted empty cells are "", wherever they sit in the record', async () => {
-    await withTempDir(async (dir) => {
-      const file = join(dir, 'empties.csv');
-      await writeFile(file, 'a,b,c,d\n"",,"x,""y"",",\n,"",,""\n"""",,"a\nb",""\n');
-      assert.deepEqual(await readAll(file), [
-        ['a', 'b', 'c', 'd'],
-        ['', null, 'x,"y",', null],
-        [null, '', null, ''],
-        ['"', null, 'a\nb', ''],
-      ]);
-    });
+    await using folder = await tempDir('lexicons-csv-');
+    const dir = folder.path;
+    const file = join(dir, 'empties.csv');
+    await writeFile(file, 'a,b,c,d\n"",,"x,""y"",",\n,"",,""\n"""",,"a\nb",""\n');
+    assert.deepEqual(await readAll(file), [
+      ['a', 'b', 'c', 'd'],
+      ['', null, 'x,"y",', null],
+      [null, '', null, ''],
+      ['"', null, 'a\nb', ''],
+    ]);
   });
 
   test('multi-byte characters split across 1 MiB read chunks are decoded intact', async () => {
-    await withTempDir(async (dir) => {
-      const file = join(dir, 'wide.csv');
-      const records: Cell[][] = [['pk', 'v']];
-      for (let i = 0; i < 150_000; i++) records.push([`k${i}`, `${'é'.repeat(i % 7)}🎉中${i}`]);
-      const text = formatRecords(records);
-      const bytes = Buffer.from(text);
-      const splits = [1, 2, 3].filter((k) => (bytes[k << 20]! & 0xc0) === 0x80);
-      assert.ok(splits.length > 0, 'a read chunk boundary falls inside a character');
-      await writeFile(file, bytes);
-      assert.deepEqual(await readAll(file), records);
-    });
+    await using folder = await tempDir('lexicons-csv-');
+    const dir = folder.path;
+    const file = join(dir, 'wide.csv');
+    const records: Cell[][] = [['pk', 'v']];
+    for (let i = 0; i < 150_000; i++) records.push([`k${i}`, `${'é'.repeat(i % 7)}🎉中${i}`]);
+    const text = formatRecords(records);
+    const bytes = Buffer.from(text);
+    const splits = [1, 2, 3].filter((k) => (bytes[k << 20]! & 0xc0) === 0x80);
+    assert.ok(splits.length > 0, 'a read chunk boundary falls inside a character');
+    await writeFile(file, bytes);
+    assert.deepEqual(await readAll(file), records);
   });
 
   test('line numbers count line breaks inside quoted cells (LF and CRLF)', async () => {
-    await withTempDir(async (dir) => {
-      const file = join(dir, 'lines.csv');
-      await writeFile(file, 'pk,v\r\na,"x\r\ny\r\nz"\r\nb,w\r\n');
-      const lines: number[] = [];
-      await readCsvFile(file, (_cells, line) => {
-        lines.push(line);
-      });
-      assert.deepEqual(lines, [1, 2, 5]);
+    await using folder = await tempDir('lexicons-csv-');
+    const dir = folder.path;
+    const file = join(dir, 'lines.csv');
+    await writeFile(file, 'pk,v\r\na,"x\r\ny\r\nz"\r\nb,w\r\n');
+    const lines: number[] = [];
+    await readCsvFile(file, (_cells, line) => {
+      lines.push(line);
     });
+    assert.deepEqual(lines, [1, 2, 5]);
   });
 
   test('malformed files: unclosed quote, wrong cell count, stray quote, invalid UTF-8, unreadable', async () => {
-    await withTempDir(async (dir) => {
-      const cases: Array<[string, string | Buffer, RegExp]> = [
-        ['quote.csv', 'pk,v\na,1\nb,"open\nc,2\n', /quote\.csv, line 3, column v: unclosed quote/],
-        ['count.csv', 'pk,v\na,1\nb,1,2\n', /count\.csv, line 3: wrong number of cells \(Invalid Record Length: expect 2, got 3\)/],
-        ['stray.csv', 'pk,v\na,x"y\n', /stray\.csv, line 2, column v: Invalid Opening Quote/],
-        ['utf8.csv', Buffer.from([0x70, 0x6b, 0x0a, 0xff, 0xfe, 0x0a]), /utf8\.csv: not valid UTF-8/],
-      ];
-      for (const [name, content, re] of cases) {
-        const file = join(dir, name);
-        await writeFile(file, content);
-        await assert.rejects(readCsvFile(file, () => undefined, (i) => ['pk', 'v'][i]), (e) => isLexiconsError(e, 'CSV') && re.test(e.message), name);
-      }
-      await assert.rejects(readCsvFile(dir, () => undefined), (e) => isLexiconsError(e, 'CSV') && /cannot read: EISDIR/.test(e.message));
-    });
+    await using folder = await tempDir('lexicons-csv-');
+    const dir = folder.path;
+    const cases: Array<[string, string | Buffer, RegExp]> = [
+      ['quote.csv', 'pk,v\na,1\nb,"open\nc,2\n', /quote\.csv, line 3, column v: unclosed quote/],
+      ['count.csv', 'pk,v\na,1\nb,1,2\n', /count\.csv, line 3: wrong number of cells \(Invalid Record Length: expect 2, got 3\)/],
+      ['stray.csv', 'pk,v\na,x"y\n', /stray\.csv, line 2, column v: Invalid Opening Quote/],
+      ['utf8.csv', Buffer.from([0x70, 0x6b, 0x0a, 0xff, 0xfe, 0x0a]), /utf8\.csv: not valid UTF-8/],
+    ];
+    for (const [name, content, re] of cases) {
+      const file = join(dir, name);
+      await writeFile(file, content);
+      await assert.rejects(readCsvFile(file, () => undefined, (i) => ['pk', 'v'][i]), (e) => isLexiconsError(e, 'CSV') && re.test(e.message), name);
+    }
+    await assert.rejects(readCsvFile(dir, () => undefined), (e) => isLexiconsError(e, 'CSV') && /cannot read: EISDIR/.test(e.message));
   });
 });
 
@@ -298,14 +288,15 @@ describe('csv streaming read', () => {
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import pandas'], { stdio: 'ignore' }).status === 0);
 
 test('files we write are readable by pandas read_csv (null as NaN, "" as empty string, lists as JSON)', { skip: python ? false : 'no Python with pandas here' }, async () => {
-  await withTempDir(async (dir) => {
-    const file = join(dir, 'Item.csv');
-    const rows = [
-      { pk: 'i1', title: 'comma, "quoted"\nnewline', count: 3, score: 0.1, flag: true, tags: ["it's", 'ü'], nums: [1], labels: ['x'], ratios: [0.5], flags: [false], note: '', owner: null },
-      { pk: 'i2', title: '=cmd|\' /C calc\'!A0', count: -1, score: 1637000000.123456, flag: false, tags: [], nums: [], labels: null, ratios: [], flags: [], note: null, owner: 'u1' },
-    ];
-    await writeFile(file, formatRecords([headerOf(item), ...rows.map((r) => encodeRow(item, r))]));
-    const script = `
+  await using folder = await tempDir('lexicons-csv-');
+  const dir = folder.path;
+  const file = join(dir, 'Item.csv');
+  const rows = [
+    { pk: 'i1', title: 'comma, "quoted"\nnewline', count: 3, score: 0.1, flag: true, tags: ["it's", 'ü'], nums: [1], labels: ['x'], ratios: [0.5], flags: [false], note: '', owner: null },
+    { pk: 'i2', title: '=cmd|\' /C calc\'!A0', count: -1, score: 1637000000.123456, flag: false, tags: [], nums: [], labels: null, ratios: [], flags: [], note: null, owner: 'u1' },
+  ];
+  await writeFile(file, formatRecords([headerOf(item), ...rows.map((r) => encodeRow(item, r))]));
+  const script = `
 import json, sys, pandas as pd
 df = pd.read_csv(sys.argv[1], keep_default_na=False, na_values=[''])
 # keep_default_na=False: only empty cells are NaN; pandas reads quoted "" as NaN too unless told otherwise
@@ -314,13 +305,12 @@ out = {c: [None if (isinstance(v, float) and v != v) else v for v in raw[c].toli
 out['_tags'] = [json.loads(t) for t in raw['tags']]
 out['_score'] = df['score'].tolist()
 print(json.dumps(out))`;
-    const res = spawnSync(python!, ['-c', script, file], { encoding: 'utf8' });
-    assert.equal(res.status, 0, res.stderr);
-    const out = JSON.parse(res.stdout) as Record<string, unknown[]>;
-    assert.deepEqual(out.title, rows.map((r) => r.title));
-    assert.deepEqual(out._tags, rows.map((r) => r.tags));
-    assert.deepEqual(out._score, rows.map((r) => r.score));
-    assert.deepEqual(out.flag, ['True', 'False']);
-    assert.equal(await readFile(file, 'utf8').then((t) => t.split('\n')[0]), headerOf(item).join(','));
-  });
+  const res = spawnSync(python!, ['-c', script, file], { encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout) as Record<string, unknown[]>;
+  assert.deepEqual(out.title, rows.map((r) => r.title));
+  assert.deepEqual(out._tags, rows.map((r) => r.tags));
+  assert.deepEqual(out._score, rows.map((r) => r.score));
+  assert.deepEqual(out.flag, ['True', 'False']);
+  assert.equal(await readFile(file, 'utf8').then((t) => t.split('\n')[0]), headerOf(item).join(','));
 });
