@@ -5,11 +5,39 @@
  * thread keeps answering while 50 of them are in flight.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { fixture, suiteApp, type TestServer } from '../helpers/server.js';
 import { frame, OPCODE, RawClient, sendRequest, upgradeRequest } from './raw.js';
+
+/**
+ * An HTTP endpoint that holds the one request it gets: `reached` resolves when the request comes
+ * in (a Slow Header with `hold` is running), `release()` answers it (the Header returns).
+ * Disposable: closes the endpoint and any connection left.
+ */
+async function holdPoint(): Promise<AsyncDisposable & { url: string; reached: Promise<void>; release(): void }> {
+  let held: ServerResponse | undefined;
+  let reached!: () => void;
+  const server = createServer((_req, res) => {
+    held = res;
+    reached();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hold`,
+    reached: new Promise<void>((resolve) => (reached = resolve)),
+    release: () => void held?.end('released'),
+    async [Symbol.asyncDispose]() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}
 
 async function marks(srv: TestServer, tag: string): Promise<number> {
   await using c = await TestClient.connect(srv.url);
@@ -24,12 +52,14 @@ describe('gate: nothing runs before admission; hashing off the socket thread', {
     it(`drops frames sent during a slow Header that ${ok ? 'admits' : 'refuses'} (never executed)`, async () => {
       const tag = `early-${ok}`;
       const call = frame(OPCODE.TEXT, JSON.stringify({ MarkIt: { tag } }));
-      // The calls ride in the same TCP write as the upgrade request, and more follow while the Header runs.
+      // The calls ride in the same TCP write as the upgrade request, and one more follows while the
+      // Header runs: written once the Header has reached the hold point, which releases it only after
+      // the kernel has taken those bytes.
+      await using hold = await holdPoint();
       const during = (socket: Socket) => {
-        const timer = setTimeout(() => socket.destroyed || socket.write(call), 150); // lands while the Header sleeps (400 ms)
-        socket.once('close', () => clearTimeout(timer));
+        void hold.reached.then(() => (socket.destroyed ? hold.release() : socket.write(call, () => hold.release())));
       };
-      const answer = await sendRequest(srv.port, Buffer.concat([Buffer.from(upgradeRequest({ Slow: JSON.stringify({ ms: 400, ok }) })), call, call]), 5000, during);
+      const answer = await sendRequest(srv.port, Buffer.concat([Buffer.from(upgradeRequest({ Slow: JSON.stringify({ ms: 0, ok, hold: hold.url }) })), call, call]), 5000, during);
       assert.match(answer.status, /^HTTP\/1\.1 101/);
       const client = new RawClient(answer.socket, answer.rest);
       answer.socket.resume();
