@@ -35,10 +35,12 @@ describe('limits', { timeout: 60_000 }, () => {
     const socket = (slow.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     socket.pause();
     slow.send({ Flood: { count: 64, size: 512 * 1024 } }); // 32 MiB: more than the kernel buffers hold
-    const entry = await srv.waitForLog((r) => r.status === 'DISCONNECT' && r.data.connection === me.Me.id, 10_000);
+    // 30 s only bounds a hang: on a loaded machine the drop came more than 10 s after the flood was
+    // sent; when it comes is not what this test asserts (that it comes, with a code other than 1000, is).
+    const entry = await srv.waitForLog((r) => r.status === 'DISCONNECT' && r.data.connection === me.Me.id, 30_000);
     assert.notEqual(entry.data.code, 1000);
     socket.resume();
-    const closed = await slow.waitClosed(10_000);
+    const closed = await slow.waitClosed(30_000);
     assert.notEqual(closed.code, 1000);
   });
 
