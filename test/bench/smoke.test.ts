@@ -38,7 +38,10 @@ function options(system: RunningSystem, extra: Partial<LoadOptions> & Pick<LoadO
     // checks the harness's figures, not latency.
     timeoutMs: 20_000,
     warmupMs: 100,
-    durationMs: 400,
+    // The measurement window: beside two CPU hogs (load average ~12 on 2 cores) no Login handshake,
+    // and no read call of lexicons-w2, completed within 0.4 s. The smoke test checks the figures'
+    // sanity, so the window only has to see some completions.
+    durationMs: 1500,
     serverPid: system.pid,
     ...extra,
   };
@@ -105,10 +108,8 @@ function suite(name: SystemName, register: boolean): void {
     });
 
     it('connect: a storm of Login handshakes, each proven by an Echo', async () => {
-      // A 2 s window, not 0.4 s: beside two CPU hogs no Login handshake completed within 0.4 s.
-      // (On an idle machine the 200 attempts take longer than the 0.1 s warm-up, so the window still
-      // sees completions.)
-      const r = await runLoad(options(system, { mode: 'connect', conns: 0, durationMs: 2000, storm: { concurrency: 2, max: 200, sourceAddresses: 1, probe: true } }));
+      // On an idle machine the 200 attempts take longer than the 0.1 s warm-up: the window sees some.
+      const r = await runLoad(options(system, { mode: 'connect', conns: 0, storm: { concurrency: 2, max: 200, sourceAddresses: 1, probe: true } }));
       assertSane(r);
     });
   });
