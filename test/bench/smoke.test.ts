@@ -34,9 +34,14 @@ function options(system: RunningSystem, extra: Partial<LoadOptions> & Pick<LoadO
     channel: 'Public',
     padding: 0,
     setupConcurrency: 8,
-    timeoutMs: 5000,
+    // Per handshake and call: a loaded machine took over 5 s for a lexicons handshake; the smoke test
+    // checks the harness's figures, not latency.
+    timeoutMs: 20_000,
     warmupMs: 100,
-    durationMs: 400,
+    // The measurement window: beside two CPU hogs (load average ~12 on 2 cores) no Login handshake,
+    // and no read call of lexicons-w2, completed within 0.4 s. The smoke test checks the figures'
+    // sanity, so the window only has to see some completions.
+    durationMs: 1500,
     serverPid: system.pid,
     ...extra,
   };
@@ -103,6 +108,7 @@ function suite(name: SystemName, register: boolean): void {
     });
 
     it('connect: a storm of Login handshakes, each proven by an Echo', async () => {
+      // On an idle machine the 200 attempts take longer than the 0.1 s warm-up: the window sees some.
       const r = await runLoad(options(system, { mode: 'connect', conns: 0, storm: { concurrency: 2, max: 200, sourceAddresses: 1, probe: true } }));
       assertSane(r);
     });
