@@ -20,6 +20,7 @@ import type { ModelClass } from './storage/schema.js';
 import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
+import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -41,6 +42,8 @@ export interface ServerLimits {
   authAttemptsPerMinute?: number;
   /** Old-generation heap of each worker thread in MiB; a Signal exceeding it kills only its worker. Default 512. */
   workerMemoryMb?: number;
+  /** Seconds a lexicons.v1 client has to send its `$connect` frame after the upgrade (else close 1008). Default 10. */
+  connectTimeoutSeconds?: number;
 }
 
 /** Durability of the data folder (docs/durability.md). */
@@ -116,6 +119,13 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   workers?: number;
   /** Include error details in the log. Default true, as the original. */
   debug?: boolean;
+  /**
+   * A folder of static files served on the same port (GET/HEAD; `/health`, `/metrics` and
+   * WebSocket upgrades keep their routes), e.g. a web page using `lexicons/client`: a path
+   * (relative to the working directory), or `{ dir, prefix?, cacheControl?, maxFileBytes?, index? }`.
+   * `lexicons start --static DIR` overrides it.
+   */
+  static?: StaticOption;
   limits?: ServerLimits;
   durability?: DurabilityOptions;
   /** Runs in a worker after the gate admits a connection. */
@@ -141,6 +151,8 @@ export interface ResolvedServerOptions extends ResolvedOps {
   debug: boolean;
   anonymous: 'reject' | 'allow';
   limits: Required<ServerLimits>;
+  /** The static folder (absolute) and how it is served, when one is set. */
+  static: StaticSettings | undefined;
 }
 
 export interface Components {
@@ -153,6 +165,8 @@ export interface Components {
 
 /** Overrides accepted by `run()` and the CLI. */
 export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & OpsOptions & {
+  /** A static folder over the Server's `static` option (the CLI's --static). */
+  static?: string;
   /** Module path that exports this server; required for the worker threads to load it. */
   appPath?: string;
   /** Durability settings over the Server's (the CLI's --fsync, --snapshot-seconds). */
@@ -182,7 +196,11 @@ export const DEFAULT_LIMITS: Required<ServerLimits> = {
   executionTimeoutMs: 10_000,
   authAttemptsPerMinute: 30,
   workerMemoryMb: 512,
+  connectTimeoutSeconds: 10,
 };
+
+/** Longest `limits.connectTimeoutSeconds` a Node timer can hold (2^31 - 1 ms). */
+export const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
 
 function optionError(message: string): LexiconsError {
   return new LexiconsError(ErrorCode.OPTION, message);
@@ -280,6 +298,7 @@ export function runSettings(server: Server, overrides: RunOverrides): RunSetting
   checkUwsLimits(options.limits);
   if (server.options.protocol === 'wss' && options.tls === null) throw optionError("protocol 'wss' needs tls: { cert, key } (or lexicons start --cert/--key)");
   if (options.tls) checkTlsFiles(options.tls);
+  if (options.static) checkStaticOption(options.static, overrides.static !== undefined ? '--static' : 'static');
   const durability = durabilitySettings(server.options.durability, overrides.durability);
   return { options, appPath: resolve(overrides.appPath), durability };
 }
@@ -333,10 +352,14 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     if (options.workers !== undefined) validateWorkers(options.workers);
     for (const [key, value] of Object.entries(options.limits ?? {})) {
       if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+      if (key === 'connectTimeoutSeconds' && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
+        throw optionError(`limits.connectTimeoutSeconds must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
+      }
       positive(key, value);
     }
     if (options.durability !== undefined) validateDurability(options.durability);
     validateOpsOptions(options, validatePort);
+    if (options.static !== undefined) resolveStaticOption(options.static);
     this.options = Object.freeze({ ...options });
     const tasks = [...(options.tasks ?? [])];
     for (const task of tasks) {
@@ -370,6 +393,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       debug: o.debug ?? (env.DEBUG === undefined ? true : !['0', 'false', 'False'].includes(env.DEBUG)),
       anonymous: o.anonymous ?? (this.components.headers.size > 0 ? 'reject' : 'allow'),
       limits: { ...DEFAULT_LIMITS, ...o.limits },
+      static: resolveStaticOption(overrides.static ?? o.static),
     };
   }
 

@@ -4,7 +4,7 @@
  *
  *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
  *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--trust-proxy LIST]
- *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F]
+ *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F] [--static DIR]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
  *   lexicons --help | --version
  */
@@ -38,6 +38,8 @@ Options for start:
                        (default env LEXICONS_FSYNC or everysec)
   --snapshot-seconds <s>  seconds between CSV snapshots of the tables, which bound the
                        write-ahead log (default env LEXICONS_SNAPSHOT_SECONDS or 300)
+  --static <dir>       serve the files of this folder on the same port, e.g. a web page
+                       (default: the Server's static option, if any)
   --trust-proxy <list> reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For
                        gives the client address (default env LEXICONS_TRUST_PROXY or none)
   --admin-trust <list> addresses or CIDR ranges allowed /metrics without a token
@@ -97,6 +99,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
         'admin-host': { type: 'string' },
         cert: { type: 'string' },
         key: { type: 'string' },
+        static: { type: 'string' },
       },
     });
   } catch (err) {
@@ -134,6 +137,10 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     if (values.data.trim() === '') throw new UsageError('--data must not be empty');
     overrides.data = values.data;
   }
+  if (values.static !== undefined) {
+    if (values.static.trim() === '') throw new UsageError('--static must not be empty');
+    overrides.static = values.static;
+  }
   if (values.trust !== undefined) {
     const trust = values.trust.split(',').map((s) => s.trim()).filter(Boolean);
     if (trust.length === 0) throw new UsageError('--trust must list at least one address (or *)');
@@ -141,7 +148,7 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
   }
   parseOpsFlags(values, overrides);
   if (command === 'check' || command === 'compact') {
-    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key'] as const).find(
+    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static'] as const).find(
       (k) => values[k] !== undefined,
     );
     if (extra) throw new UsageError(`--${extra} does not apply to ${command}`);

@@ -15,8 +15,9 @@ import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
 import { lockDataFolder } from './folder-lock.js';
+import { hasHistory, historyFilesStale } from './history-tables.js';
 import { loadDataFolder, type LoadOptions, type LoadReport } from './persist.js';
-import { coerceValue, withoutTransform, type Schema } from './schema.js';
+import { coerceValue, isSystemTableName, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, type Manifest } from './snapshot.js';
@@ -63,6 +64,8 @@ export interface RecoveryReport {
   readonly commitId: number;
   /** The segment new commits are appended to. */
   readonly segment: number;
+  /** Channels whose history was found incomplete and got a new epoch (history.ts repair). */
+  readonly historyRepaired: readonly string[];
 }
 
 // -- reading the log ---------------------------------------------------------------------------
@@ -178,6 +181,7 @@ export class Replayer {
     const txn = (this.#txn ??= this.#store.begin({ exclusive: true }) as Transaction);
     for (const [name, tc] of Object.entries(record.tables)) {
       const t = this.#store.schema.byName.get(name);
+      if (!t && isSystemTableName(name)) continue; // history kept while it was enabled: not kept now
       if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed?)`);
       const id = txn.tableId(name);
       for (const pk of tc.deletes) {
@@ -281,6 +285,8 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
     await fsyncDir(root);
     const wal = Wal.create(root, policy, segment, release);
     wal.bind(store);
+    // Logged (after bind): a crash right after start finds the same epochs.
+    const historyRepaired = hasHistory(schema) ? store.repairHistory({ renewEpochs: historyFilesStale(manifest, load) }) : [];
     wal.startTimer((err) => options.onError?.(err));
     const report: RecoveryReport = {
       dir: root,
@@ -297,6 +303,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
       lastLoggedCommitId,
       commitId: store.snapshot(),
       segment,
+      historyRepaired,
     };
     return { store, wal, report };
   } catch (err) {

@@ -165,18 +165,36 @@ export function tableNameOf(model: ModelClass | string): string {
   return Object.prototype.hasOwnProperty.call(model, 'table') && model.table ? model.table : model.name;
 }
 
+/** Table names starting with this (any case) belong to lexicons' system tables (history-tables.ts). */
+export const SYSTEM_TABLE_PREFIX = 'lexicons_';
+
+/** Whether `name` is reserved for a system table. */
+export function isSystemTableName(name: string): boolean {
+  return name.toLowerCase().startsWith(SYSTEM_TABLE_PREFIX);
+}
+
 /**
  * Validates Models and compiles them into a {@link Schema}. Fails with a SCHEMA error naming the
  * model and field for: unknown field types, references to unregistered models, duplicate table
- * names, reserved or invalid field names, and bad options.
+ * names, table names reserved for system tables (`lexicons_*`), reserved or invalid field names,
+ * and bad options.
  */
 export function compileSchema(models: Iterable<ModelClass>): Schema {
+  return compileModels(models, false);
+}
+
+/**
+ * {@link compileSchema}, and with `system` the lexicons_* names are allowed (history-tables.ts
+ * compiles its own Models this way; user Models never go through here with `system`).
+ */
+export function compileModels(models: Iterable<ModelClass>, system: boolean): Schema {
   const list = [...models];
   const names = new Map<string, ModelClass>();
   for (const model of list) {
     if (typeof model !== 'function') throw schemaError(`Model ${String(model)} is not a class`);
     const name = tableNameOf(model);
     if (!IDENT.test(name)) throw schemaError(`Model ${name}: table name must be an identifier`);
+    if (!system && isSystemTableName(name)) throw schemaError(`Model ${name}: table names starting with ${SYSTEM_TABLE_PREFIX} are reserved for lexicons' system tables (rename the Model or set static table)`);
     if (names.has(name)) throw schemaError(`Duplicate table name ${name}: two models are named ${name}`);
     names.set(name, model);
   }

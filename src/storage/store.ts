@@ -15,12 +15,15 @@
  * const store = SharedStore.attach(compileSchema([User, ChatMessage]), workerData);
  * const { value } = store.runSync((db) => db.create(ChatMessage, { content: 'hi' }));
  */
+import { isMainThread } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, Db, RunOptions, StoreStats, Txn } from './api.js';
+import type { ChangeSet, ChannelPosition, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
 import { tableToArrow } from './arrow.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
+import { historyTableIds, planHistoryRepair } from './history.js';
+import { historyDisabled } from './history-tables.js';
 import { randomHashSeed, TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
@@ -62,6 +65,11 @@ export class SharedStore {
    * (for a write-ahead log that must be durable before publication). A throw aborts the commit.
    */
   onBeforePublish?: (changes: ChangeSet) => void;
+  /**
+   * This thread's channel history policies (set it in every thread that publishes or sweeps):
+   * `Txn.publish` records only for channels it gives a policy, and commits trim by it.
+   */
+  historyPolicy?: HistoryPolicyResolver;
 
   readonly #control: ControlBlock;
   readonly #tables: SharedTable[];
@@ -105,6 +113,10 @@ export class SharedStore {
       },
       get afterPublish() {
         return self.onCommit;
+      },
+      history: historyTableIds(this.#tableIds),
+      get historyPolicy() {
+        return self.historyPolicy;
       },
     };
   }
@@ -244,6 +256,107 @@ export class SharedStore {
       const result = txn.commit();
       if (!result.ok) throw new LexiconsError(result.reason === 'unique' ? ErrorCode.UNIQUE : ErrorCode.TXN, result.message);
       return n;
+    } catch (err) {
+      txn.abort();
+      throw err;
+    }
+  }
+
+  // -- channel history (history.ts) ---------------------------------------------------------------
+
+  /** Runs `read` in a read-only transaction at the latest snapshot: never takes the lock, never waits. */
+  #read<T>(read: (txn: Txn) => T): T {
+    const txn = this.begin();
+    try {
+      return read(txn);
+    } finally {
+      txn.abort();
+    }
+  }
+
+  /**
+   * The retained history of `channel` at the latest commit: its position and the items with
+   * offset > `after`, oldest first, at most `limit`; null when the channel never kept history.
+   * Lock-free (any thread, the main thread included); one pk probe per item. Recovery from a
+   * client's (epoch, offset) is complete when the epoch matches and `offset + 1 >= oldest`.
+   * @example
+   * const page = store.history('Public', { after: 42, limit: 1000 });
+   */
+  history(channel: string, query?: HistoryQuery): HistoryPage | null {
+    return this.#read((txn) => txn.history(channel, query));
+  }
+
+  /** The position (epoch, last offset, oldest retained) of `channel` at the latest commit, or null. Lock-free. */
+  channelPosition(channel: string): ChannelPosition | null {
+    return this.#read((txn) => txn.channelPosition(channel));
+  }
+
+  /**
+   * Deletes the retained history of `channel` and gives it a new epoch, in one commit; offsets go
+   * on after the old top. Returns the new position (null for a channel without history). Takes the
+   * commit lock: call it from a worker (on the main thread it spins, 5 s at most).
+   */
+  resetHistory(channel: string): ChannelPosition | null {
+    const txn = this.begin();
+    try {
+      txn.resetHistory(channel);
+      const result = txn.commit();
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `resetHistory: ${result.message}`);
+    } finally {
+      txn.abort();
+    }
+    return this.channelPosition(channel);
+  }
+
+  /**
+   * A trim sweep (for a periodic task): deletes, in one commit, publications beyond the policy of
+   * every channel `historyPolicy` knows (`size`, and `maxAgeSeconds` measured against `now`), at most
+   * `maxRows` (default 10,000); channels it gives no policy are left alone. Returns the rows
+   * deleted and whether more remain. Never blocks the main thread: there it returns null when the
+   * commit lock is busy (try again later).
+   */
+  trimHistory(now = Date.now(), options: { maxRows?: number } = {}): { deleted: number; more: boolean } | null {
+    const policyOf = this.historyPolicy;
+    if (!policyOf) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: set store.historyPolicy first (the sweep trims by it)');
+    const maxRows = options.maxRows ?? 10_000;
+    if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: options.maxRows must be a positive integer');
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: now must be a number of ms since the Unix epoch');
+    const txn = this.begin() as Transaction;
+    try {
+      txn.requestSweep({ now, maxRows, policyOf });
+      // The main thread never waits for the lock: it only tries (null when busy).
+      const result = isMainThread ? this.#lock.tryOnly(() => txn.commit()) : txn.commit();
+      if (result === null) return null;
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `trimHistory: ${result.message}`);
+      const outcome = txn.historyOutcome;
+      return { deleted: outcome?.deleted ?? 0, more: outcome?.more ?? false };
+    } finally {
+      txn.abort();
+    }
+  }
+
+  /**
+   * At open, before anything else commits (recovery.ts calls it): makes every channel's history
+   * consistent again. A channel whose retained range [oldest, offset] is not exactly the rows
+   * present (rows deleted by other means, publications without their channel row, rows past the
+   * top), or every channel when `renewEpochs` (the history files are older than the rest), gets a
+   * new epoch, keeps the contiguous run of rows ending at its top, and its offsets go on after the
+   * highest one seen. Rows below `oldest` are deleted. Returns the channels whose epoch changed.
+   */
+  repairHistory(options: { renewEpochs?: boolean } = {}): string[] {
+    const ids = historyTableIds(this.#tableIds);
+    if (!ids) throw historyDisabled('repairHistory');
+    const txn = this.begin({ exclusive: true }) as Transaction;
+    try {
+      const view = (id: number) => ({ table: this.#tables[id]!, index: this.#index(id) });
+      view(ids.channel).index.sync();
+      view(ids.publication).index.sync();
+      const repair = planHistoryRepair(view(ids.channel), view(ids.publication), txn.snapshot, options.renewEpochs === true);
+      for (const row of repair.channels) txn.put(ids.channel, row.pk, row);
+      for (const pk of repair.deletes) txn.put(ids.publication, pk, null);
+      const result = txn.commit();
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `repairHistory: ${result.message}`);
+      return repair.renewed;
     } catch (err) {
       txn.abort();
       throw err;

@@ -9,6 +9,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** Query parameters (values are JSON-encoded unless strings). */
   query?: Record<string, unknown>;
+  /** Subprotocols offered (`lexicons.v1`). */
+  protocols?: string | string[];
   timeoutMs?: number;
   /** More options of the `ws` client (e.g. `localAddress`, TLS `ca`). */
   ws?: WebSocket.ClientOptions;
@@ -56,7 +58,7 @@ export class TestClient {
 
   /** Opens a connection; rejects with `HTTP <status>` when the upgrade is refused. */
   static connect(base: string, options: ConnectOptions = {}): Promise<TestClient> {
-    const ws = new WebSocket(TestClient.url(base, options.query), { ...options.ws, headers: options.headers });
+    const ws = new WebSocket(TestClient.url(base, options.query), options.protocols ?? [], { ...options.ws, headers: options.headers });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

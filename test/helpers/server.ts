@@ -57,6 +57,8 @@ export interface StartOptions {
   trust?: string[];
   /** More run overrides (trustProxy, adminPort, tls, ...). */
   overrides?: RunOverrides;
+  /** Default 0 (any free port); a restarted server takes its old port. */
+  port?: number;
 }
 
 /** Starts an app module in this process on 127.0.0.1, port 0. */
@@ -73,7 +75,7 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
   const running = await server.run({
     appPath,
     host: '127.0.0.1',
-    port: 0,
+    port: options.port ?? 0,
     workers: options.workers ?? 1,
     data,
     handleSignals: false,

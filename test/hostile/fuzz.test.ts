@@ -146,7 +146,7 @@ interface Figures {
   losses: number;
 }
 
-/** Asserts a server frame is a JSON list whose error items are `{"Errors": [strings], "$id"?}`. */
+/** Asserts a server frame is a JSON list whose error items are `{"Errors": [strings], "code"?, "$id"?}` (a code with every `$id`). */
 function checkReply(text: string, figures: Figures, fuzzAcks: Set<string>): void {
   const value: unknown = JSON.parse(text);
   assert.ok(Array.isArray(value), `reply is not a list: ${text.slice(0, 200)}`);
@@ -156,7 +156,8 @@ function checkReply(text: string, figures: Figures, fuzzAcks: Set<string>): void
     if ('Errors' in record) {
       figures.errorItems++;
       assert.ok(Array.isArray(record.Errors) && record.Errors.length > 0 && record.Errors.every((m) => typeof m === 'string'), `bad Errors item: ${text.slice(0, 200)}`);
-      for (const key of Object.keys(record)) assert.ok(key === 'Errors' || key === '$id', `unexpected key ${key} in an error item`);
+      for (const key of Object.keys(record)) assert.ok(key === 'Errors' || key === '$id' || key === 'code', `unexpected key ${key} in an error item`);
+      if ('$id' in record) assert.ok(typeof record.code === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(record.code), `an error item with $id has a code: ${text.slice(0, 200)}`);
     }
     const put = record.Put as { key?: unknown } | undefined;
     if (put && typeof put.key === 'string') fuzzAcks.add(put.key);

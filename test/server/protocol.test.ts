@@ -142,12 +142,12 @@ describe('wire protocol', { timeout: 60_000 }, () => {
       assert.deepEqual(await a.next(), [{ Errors: ['Binary frames are not supported: send JSON text frames'] }]);
     });
 
-    it('returns the correlation id with the errors of that call', async () => {
+    it('returns the correlation id and the code with the errors of that call', async () => {
       const a = await connect();
       a.send([{ Nope: {}, $id: 7 }, { Echo: { ok: true } }, { Fail: {}, $id: 'x' }]);
-      assert.deepEqual(await a.next(), [{ Errors: ['No signal [Nope]'], $id: 7 }]);
+      assert.deepEqual(await a.next(), [{ Errors: ['No signal [Nope]'], code: 'UNKNOWN_SIGNAL', $id: 7 }]);
       assert.deepEqual(await a.next(), [{ Echo: { ok: true } }]);
-      assert.deepEqual(await a.next(), [{ Errors: ['boom'], $id: 'x' }]);
+      assert.deepEqual(await a.next(), [{ Errors: ['boom'], code: 'EXECUTION', $id: 'x' }]);
     });
 
     it('rolls back the writes of a call that throws, keeping the others of the list', async () => {

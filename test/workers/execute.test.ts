@@ -122,7 +122,7 @@ describe('runBatch', () => {
     assert.deepEqual(batchFailureEffects(batch(), 'Not saved: disk full'), [
       { kind: 'send', connectionId: 'c1', text: '[{"Errors":["Not saved: disk full"]}]' },
       { kind: 'open', connectionId: 'c2' },
-      { kind: 'admit', connectionId: 'c2', ok: false, reason: 'Not saved: disk full' },
+      { kind: 'admit', connectionId: 'c2', ok: false, reason: 'Not saved: disk full', code: 'NOT_SAVED' },
       { kind: 'send', connectionId: 'c2', text: '[{"Errors":["Not saved: disk full"]}]' },
     ]);
   });
