@@ -10,7 +10,6 @@
  * /usr/bin/chromium (`.ci/run` installs it) the test is skipped with the reason.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,6 +18,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
 import type { server as chatServer } from '../../examples/chat/main.js';
+import { chromiumSkip, launchChromium } from '../helpers/chromium.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { CHAT_APP, ROOT, spawnCli, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -26,16 +26,9 @@ import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 /** Functions passed to page.waitForFunction run in the page (this file is compiled without the DOM lib). */
 declare const document: { title: string; body: { textContent: string | null }; querySelector(s: string): { getAttribute(n: string): string | null } | null; querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (Debian's chromium package; .ci/run installs it)`;
+const skip = chromiumSkip;
 if (skip) console.log(`# browser test skipped: ${skip}`);
-
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-async function launch(profile: string): Promise<BrowserContext> {
-  const { chromium } = await import('playwright-core');
-  return chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-}
+const launch = (): Promise<BrowserContext> => launchChromium();
 
 /** Registers (or logs in) through the page's form; resolves once the page shows the chat. */
 async function enter(page: Page, action: 'Register' | 'Login', email: string, password: string): Promise<void> {

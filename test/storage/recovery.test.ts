@@ -120,9 +120,9 @@ describe('recovery', () => {
     const { wal } = await openDataFolder(schema(), dir, { fsync: 'no' });
     await assert.rejects(openDataFolder(schema(), dir), (err) => isLexiconsError(err, 'IO') && /is already open in this process/.test(err.message));
     await wal.close();
-    await writeFile(join(dir, 'lexicons.lock'), `${process.ppid}\n`); // a live process
-    await assert.rejects(openDataFolder(schema(), dir), (err) => isLexiconsError(err, 'IO') && new RegExp(`in use by process ${process.ppid}`).test(err.message));
-    await writeFile(join(dir, 'lexicons.lock'), '999999999\n'); // a dead one: taken over
+    // The pid file names a live process, but nothing holds the lock socket: the folder is free
+    // (a process of another folder, as after pid reuse; live owners: folder-lock.test.ts).
+    await writeFile(join(dir, 'lexicons.lock'), `${process.ppid}\n`);
     const { wal: wal2 } = await openDataFolder(schema(), dir, { fsync: 'no' });
     await wal2.close();
   });
