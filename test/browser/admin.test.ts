@@ -15,7 +15,8 @@ import WebSocket from 'ws';
 import { MASK } from '../../src/main/admin-secrets.js';
 import { chromiumSkip, launchChromium } from '../helpers/chromium.js';
 import { TestClient } from '../helpers/client.js';
-import { CHAT_APP, startApp, tempDir, type TestServer } from '../helpers/server.js';
+import { CHAT_APP, startApp, type TestServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 /** Functions passed to page.waitForFunction run in the page (this file is compiled without the DOM lib). */
 declare const document: { querySelector(s: string): { dataset: Record<string, string | undefined>; textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<{ textContent: string | null }> };
@@ -81,7 +82,7 @@ describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () =>
   });
   after(async () => {
     await context?.close();
-    await srv?.stop({ removeData: true });
+    await srv?.[Symbol.asyncDispose]();
   });
 
   it('answers 401 without the token, on the page, its assets and its API', async () => {
@@ -150,7 +151,8 @@ describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () =>
     assert.ok(channels.includes('Public'), channels.join(','));
     assert.deepEqual(errors, []);
 
-    const shot = join(await tempDir('lexicons-admin-screenshot-'), 'admin.png');
+    await using shots = await tempDir('lexicons-admin-screenshot-');
+    const shot = join(shots.path, 'admin.png');
     await page.screenshot({ path: shot, fullPage: true });
     const { size } = await stat(shot);
     assert.deepEqual([...(await readFile(shot)).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');

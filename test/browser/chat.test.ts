@@ -57,7 +57,6 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
   let data: TempDir;
   let srv: TestServer;
   let relay: Relay;
-  let profile: TempDir;
   let context: BrowserContext;
   let url: string;
   const t0 = performance.now();
@@ -67,12 +66,10 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     srv = await startApp(CHAT_APP, { data: data.path });
     relay = await startRelay(srv.port);
     url = `http://127.0.0.1:${relay.port}/`;
-    profile = await tempDir('lexicons-chromium-');
-    context = await launch(profile.path);
+    context = await launch();
   });
   after(async () => {
     await context?.close();
-    await profile?.[Symbol.asyncDispose]();
     await relay?.close();
     await srv?.stop();
     await data?.[Symbol.asyncDispose]();

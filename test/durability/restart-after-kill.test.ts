@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { BIN, fixture, spawnCli, tempDir } from '../helpers/server.js';
+import { BIN, fixture, spawnCli } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import { TestClient } from '../helpers/client.js';
 
 /**
@@ -94,7 +95,8 @@ async function processState(pid: number): Promise<string | null> {
 
 describe('restart after kill -9 (issue #12)', { skip: process.platform !== 'linux' && 'uses /proc and sh (Linux)' }, () => {
   it('restarts within 100 ms of each kill -9, ten times, though the killed server is still a zombie; no acknowledged write is lost', async () => {
-    const data = await tempDir();
+    await using folder = await tempDir();
+    const data = folder.path;
     const args = [fixture('cli-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', data];
     const servers: UnreapedServer[] = [];
     try {
@@ -125,7 +127,8 @@ describe('restart after kill -9 (issue #12)', { skip: process.platform !== 'linu
   });
 
   it('two servers started at once on one folder, fresh or left by a killed server: exactly one runs', async () => {
-    const data = await tempDir();
+    await using folder = await tempDir();
+    const data = folder.path;
     const args = [fixture('cli-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', data];
     for (const stale of [false, true]) {
       if (stale) await (await spawnCli(args)).stop('SIGKILL');

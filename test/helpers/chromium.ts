@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { BrowserContext } from 'playwright-core';
-import { tempDir } from './server.js';
+import { tempDir } from './temp-dir.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -13,8 +13,19 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 /** false when Chromium is there, else the reason to skip (printed once by the caller). */
 export const chromiumSkip: false | string = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (Debian's chromium package; .ci/run installs it)`;
 
-/** A browser context on a fresh user-data-dir; `extraHTTPHeaders` go with every request. */
+/**
+ * A browser context on a fresh user-data-dir, removed when the context closes; `extraHTTPHeaders`
+ * go with every request.
+ */
 export async function launchChromium(options: { extraHTTPHeaders?: Record<string, string> } = {}): Promise<BrowserContext> {
   const { chromium } = await import('playwright-core');
-  return chromium.launchPersistentContext(await tempDir('lexicons-chromium-'), { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, ...options });
+  const profile = await tempDir('lexicons-chromium-');
+  try {
+    const context = await chromium.launchPersistentContext(profile.path, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, ...options });
+    context.once('close', () => void profile[Symbol.asyncDispose]());
+    return context;
+  } catch (err) {
+    await profile[Symbol.asyncDispose]();
+    throw err;
+  }
 }
