@@ -5,7 +5,9 @@
  *   full filter scan (unindexed substring over every message), one transaction per operation,
  *   with 1 and 2 worker threads on one shared store (ratio 2t/1t = scaling);
  * - memory per row of 1,000,000 ChatMessage rows in the shared store vs the same rows as plain JS
- *   objects in a Map, each measured in its own child process with forced GC (ratio store/map).
+ *   objects in a Map, each measured in its own child process with forced GC (ratio store/map);
+ * - memory per 1,000 channel history items of 100 bytes (one publication per commit): all
+ *   retained, and trimmed to the last 1,000 (what trimmed publications leave behind until a restart).
  * Writes bench/results/storage.json.
  *
  * Usage: node dist/bench/storage.js [--quick]
@@ -17,6 +19,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, isMainThread } from 'node:worker_threads';
+import { PUBLICATION_TABLE, CHANNEL_TABLE, withHistory } from '../src/storage/history-tables.js';
 import { Model, compileSchema, field } from '../src/storage/schema.js';
 import { SharedStore } from '../src/storage/store.js';
 
@@ -50,6 +53,10 @@ interface Sizes {
 
 const FULL: Sizes = { users: 100_000, messages: 100_000, creates: 40_000, gets: 200_000, scans: 200, memoryRows: 1_000_000 };
 const QUICK: Sizes = { users: 10_000, messages: 10_000, creates: 2_000, gets: 20_000, scans: 40, memoryRows: 100_000 };
+/** Publications in the history memory figures (one per commit). */
+const HISTORY_ITEMS = 100_000;
+
+type MemoryKind = 'store' | 'map' | 'history' | 'history-trimmed';
 
 /** A flat copy of a string (slices and concatenations keep extra objects alive and skew the Map figure). */
 function flat(s: string): string {
@@ -113,8 +120,25 @@ async function runThreads(store: SharedStore, op: string, total: number, threads
   return { opsPerSec: Math.round((per * threads) / (elapsed / 1000)), warmMs: Math.round(Math.max(...done.map((d) => d.warmMs))) };
 }
 
-/** Child-process mode: build `rows` messages one way, report memory deltas after forced GC. */
-function measureMemory(kind: 'store' | 'map', rows: number): void {
+/**
+ * `rows` publications of 100 bytes to one channel, one per commit (each also writes a version of
+ * the channel row), through Txn.publish; `trimmed` keeps only the last 1,000 (size policy).
+ */
+function publishHistory(rows: number, trimmed: boolean): { store: SharedStore; shared: number } {
+  const store = SharedStore.create(withHistory(benchSchema()));
+  store.historyPolicy = () => ({ size: trimmed ? 1000 : rows });
+  for (let k = 0; k < rows; k++) {
+    const txn = store.begin();
+    txn.publish('channel-0', flat(`{"ChatMessage":{"content":"${String(k).padStart(8, '0')} lorem ipsum dolor sit amet, consectetur adipisc"}}`.slice(0, 100)));
+    if (!txn.commit().ok) throw new Error('publish commit failed');
+  }
+  store.history('channel-0', { after: rows - 1 }); // this thread's indexes, as a reader has them
+  const t = store.stats().tables;
+  return { store, shared: t[PUBLICATION_TABLE]!.bytes + t[CHANNEL_TABLE]!.bytes };
+}
+
+/** Child-process mode: build `rows` messages (or history items) one way, report memory deltas after forced GC. */
+function measureMemory(kind: MemoryKind, rows: number): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
   const authors = Array.from({ length: 1000 }, () => flat(randomUUID()));
@@ -124,7 +148,11 @@ function measureMemory(kind: 'store' | 'map', rows: number): void {
   const before = process.memoryUsage();
   let keep: unknown;
   let shared = 0;
-  if (kind === 'store') {
+  if (kind === 'history' || kind === 'history-trimmed') {
+    const built = publishHistory(rows, kind === 'history-trimmed');
+    shared = built.shared;
+    keep = built.store;
+  } else if (kind === 'store') {
     const store = SharedStore.create(benchSchema());
     for (const chunk of chunks(rows, 10_000, (k) => message(k, authors, channels))) store.bulkLoad(BenchMessage, chunk);
     shared = store.stats().tables.ChatMessage!.bytes;
@@ -154,7 +182,7 @@ function measureMemory(kind: 'store' | 'map', rows: number): void {
   );
 }
 
-function childMemory(kind: 'store' | 'map', rows: number): Record<string, number> {
+function childMemory(kind: MemoryKind, rows: number): Record<string, number> {
   const out = execFileSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--memory', kind, '--rows', String(rows)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   return JSON.parse(out) as Record<string, number>;
 }
@@ -163,7 +191,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const memIdx = args.indexOf('--memory');
   if (memIdx >= 0) {
-    measureMemory(args[memIdx + 1] as 'store' | 'map', Number(args[args.indexOf('--rows') + 1]));
+    measureMemory(args[memIdx + 1] as MemoryKind, Number(args[args.indexOf('--rows') + 1]));
     return;
   }
   const quick = args.includes('--quick');
@@ -213,6 +241,19 @@ async function main(): Promise<void> {
   ratios.memoryStoreOverMapRss = round(store.rssPerRow! / map.rssPerRow!);
   // Three threads reading the same rows: one shared copy + three indexes, vs three Maps.
   ratios.memoryStoreOverMap3Threads = round((store.sharedPerRow! + 3 * store.heapPerRow!) / (3 * map.heapPerRow!));
+
+  // Channel history: bytes per 1,000 items of 100 bytes (shared buffers allocated + this thread's indexes).
+  const items = quick ? HISTORY_ITEMS / 10 : HISTORY_ITEMS;
+  const kept = childMemory('history', items);
+  const trimmed = childMemory('history-trimmed', items);
+  figures.historyMemory = {
+    items,
+    retainedSharedBytesPer1000: round(kept.sharedPerRow! * 1000),
+    retainedIndexHeapBytesPer1000PerThread: round(kept.heapPerRow! * 1000),
+    retainedRssBytesPer1000: round(kept.rssPerRow! * 1000),
+    trimmedTo1000SharedBytesPer1000Published: round(trimmed.sharedPerRow! * 1000),
+    trimmedTo1000RssBytesPer1000Published: round(trimmed.rssPerRow! * 1000),
+  };
 
   let commit = 'unknown';
   try {

@@ -32,6 +32,8 @@ export const ErrorCode = {
   UNKNOWN_SIGNAL: 'UNKNOWN_SIGNAL',
   /** A signal rejected its arguments. */
   BAD_ARGUMENTS: 'BAD_ARGUMENTS',
+  /** A call subscribed its connection to a channel that does not exist. */
+  CHANNEL_NOT_FOUND: 'CHANNEL_NOT_FOUND',
   /** A signal/task/header threw; the message is forwarded, the stack is logged. */
   EXECUTION: 'EXECUTION',
   /** An execution exceeded its time budget and its worker was aborted. */
@@ -72,6 +74,30 @@ export class LexiconsError extends Error {
 
   static fromJSON(data: SerializedError): LexiconsError {
     return new LexiconsError(data.code, data.message);
+  }
+}
+
+/** What an app-defined error code must look like (`NOT_ALLOWED`): sent on the wire as is. */
+export const APP_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * An error a Signal throws on purpose, with its own machine-readable code for the client:
+ * the caller gets `{"Errors": [message], "code": code, "$id": ...}` (anything else a Signal throws
+ * is sent with the code `EXECUTION`). The code must match {@link APP_CODE_PATTERN}.
+ *
+ * @example
+ * if (ws.auth !== 'admin') throw new SignalError('NOT_ALLOWED', 'only admins can do that');
+ */
+export class SignalError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    if (typeof code !== 'string' || !APP_CODE_PATTERN.test(code)) {
+      throw new TypeError(`SignalError: code must match ${String(APP_CODE_PATTERN)}, got ${JSON.stringify(code) ?? String(code)}`);
+    }
+    super(message);
+    this.name = 'SignalError';
+    this.code = code;
   }
 }
 

@@ -22,5 +22,6 @@ export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js'
 export type { Db, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
 export { Database } from './database.js';
 export type { DatabaseOpenOptions, OpenDatabase } from './database.js';
-export { LexiconsError, ErrorCode, isLexiconsError } from './errors.js';
+export { LexiconsError, ErrorCode, isLexiconsError, SignalError } from './errors.js';
+export { WireCode, SUBPROTOCOL } from './wire.js';
 export { utils } from './utils.js';

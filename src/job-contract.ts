@@ -32,6 +32,8 @@ export interface ConnectionSnapshot {
   address: string;
   auth: Json | undefined;
   channels: string[];
+  /** The connection speaks lexicons.v1 (its error items carry a `code`). */
+  v1?: boolean;
 }
 
 /** Unit kinds (the low bits of a unit head). */
@@ -151,10 +153,13 @@ export type Effect =
   /** A connect unit started: upgrade the pending HTTP request now. */
   | { kind: 'open'; connectionId: string }
   /** A connect unit finished: admitted, or refused with a reason (Errors + close 1008). */
-  | { kind: 'admit'; connectionId: string; ok: boolean; reason: string }
+  | { kind: 'admit'; connectionId: string; ok: boolean; reason: string; code?: string }
   | { kind: 'send'; connectionId: string; text: string }
-  /** Response items or a broadcast to the subscribers of channels (each recipient once). */
-  | { kind: 'publish'; channels: string[]; text: string }
+  /**
+   * Response items or a broadcast to the subscribers of channels (each recipient once), except
+   * the connection `except` (a caller that gets its tagged copy in its reply frame).
+   */
+  | { kind: 'publish'; channels: string[]; text: string; except?: string }
   | { kind: 'subscribe'; connectionId: string; channel: string }
   | { kind: 'unsubscribe'; connectionId: string; channel: string }
   | { kind: 'auth'; connectionId: string; auth: Json | undefined }
@@ -172,6 +177,10 @@ export interface JobStats {
   calls: number;
   errors: number;
   attempts: number;
+  /** Batches: time in `txn.commit()` (validation, log append, publication), all attempts. */
+  commitMs?: number;
+  /** Batches: time waiting until the commits were durable before the result left the worker. */
+  durableMs?: number;
 }
 
 // Op codes of PackedEffects: triples `[op, target, length]` in `ops` (writeOp). Small numbers on
@@ -182,6 +191,11 @@ export const OP_SEND = 1;
 export const OP_PUBLISH = 2;
 /** Any other effect: target = index in `extra` of the {@link Effect}; length = 0. */
 export const OP_EFFECT = 3;
+/**
+ * Publish to all subscribers but one: target = index in `extra` of `{channels, except}` (except:
+ * index of the connection in the job); length = bytes of the frame.
+ */
+export const OP_PUBLISH_EXCEPT = 4;
 /** Int32 words per op. */
 export const OP_WORDS = 3;
 
@@ -232,6 +246,10 @@ export function unpackEffects(packed: PackedEffects, connectionIds: readonly str
     offset += length;
     if (op === OP_SEND) effects.push({ kind: 'send', connectionId: connectionIds[opTarget(ops, at)]!, text });
     else if (op === OP_PUBLISH) effects.push({ kind: 'publish', channels: extra[opTarget(ops, at)] as string[], text });
+    else if (op === OP_PUBLISH_EXCEPT) {
+      const target = extra[opTarget(ops, at)] as { channels: string[]; except: number };
+      effects.push({ kind: 'publish', channels: target.channels, text, except: connectionIds[target.except]! });
+    }
     else effects.push(extra[opTarget(ops, at)] as Effect);
   }
   return effects;

@@ -4,14 +4,17 @@
  *
  * A client sends text frames holding JSON: one call `{"SignalName": {...args}}` or a list of
  * calls `[{"A": {...}}, {"B": {...}}]`. A call may carry a correlation id `"$id"` (string or
- * number) that comes back with the errors of that call. Responses are JSON lists of
- * `{"SignalName": payload}` items; errors go to the caller only as `[{"Errors": [...]}]`.
+ * number): every item of its outcome for the caller then carries it, in one terminal frame
+ * (workers/recorder.ts). Responses are JSON lists of `{"SignalName": payload}` items; errors go
+ * to the caller only as `[{"Errors": [...], "code": "..."}]` (the `code`, a {@link WireCode}, on
+ * calls with `$id` and on `lexicons.v1` connections: v0 frames stay as they were).
  *
  * Parsing happens in the worker threads (it is CPU work); the main thread only checks size,
  * opcode and rate. Every inbound value is checked with small `assert*` functions before dispatch.
  */
-import { ErrorCode, LexiconsError, messageOf } from './errors.js';
-import { Frame } from './wire.js';
+import { ErrorCode, LexiconsError, messageOf, SignalError } from './errors.js';
+import { scanCallIds } from './call-ids.js';
+import { Frame, WireCode } from './wire.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -44,6 +47,10 @@ export const RESERVED_ARGS: ReadonlySet<string> = new Set(['db', 'ws', 'sv']);
 
 function protocolError(message: string): LexiconsError {
   return new LexiconsError(ErrorCode.PROTOCOL, message);
+}
+
+function argumentsError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.BAD_ARGUMENTS, message);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -79,9 +86,9 @@ export function parseCall(item: unknown, index: number | undefined): Call {
   if (name === undefined) throw withId(protocolError(`${where} names no signal`), id);
   const args = item[name];
   if (args === null || args === undefined) return { name, args: {}, id };
-  if (!isPlainObject(args)) throw withId(protocolError(`Arguments of [${name}] must be an object`), id);
+  if (!isPlainObject(args)) throw withId(argumentsError(`Arguments of [${name}] must be an object`), id);
   for (const key of RESERVED_ARGS) {
-    if (Object.prototype.hasOwnProperty.call(args, key)) throw withId(protocolError(`Argument name ${key} is reserved (db, ws and sv are given by the server)`), id);
+    if (Object.prototype.hasOwnProperty.call(args, key)) throw withId(argumentsError(`Argument name ${key} is reserved (db, ws and sv are given by the server)`), id);
   }
   return { name, args, id };
 }
@@ -101,6 +108,14 @@ export interface CallError extends LexiconsError {
   callId?: CallId;
 }
 
+/**
+ * A frame-level protocol error (malformed JSON, too many calls) with the `$id`s of the frame's
+ * calls that could still be read, so each of them gets its terminal error.
+ */
+export interface FrameError extends LexiconsError {
+  callIds?: CallId[];
+}
+
 function withId(err: LexiconsError, id: CallId | undefined): LexiconsError {
   if (id !== undefined) (err as CallError).callId = id;
   return err;
@@ -116,9 +131,16 @@ export function parseFrame(text: string, maxCalls: number): Array<Call | Lexicon
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw protocolError(`Malformed JSON: ${messageOf(err)}`);
+    const error: FrameError = protocolError(`Malformed JSON: ${messageOf(err)}`);
+    error.callIds = scanCallIds(text); // what a well-formed prefix still tells
+    throw error;
   }
-  assertFrameShape(value, maxCalls);
+  try {
+    assertFrameShape(value, maxCalls);
+  } catch (err) {
+    if (Array.isArray(value)) (err as FrameError).callIds = value.map(idOf).filter((id): id is CallId => id !== undefined);
+    throw err;
+  }
   if (!Array.isArray(value)) return [safeParseCall(value, undefined)];
   return value.map((item, i) => safeParseCall(item, i));
 }
@@ -131,22 +153,65 @@ function safeParseCall(item: unknown, index: number | undefined): Call | Lexicon
   }
 }
 
+/** A call item's valid `$id`, if any. */
+function idOf(item: unknown): CallId | undefined {
+  if (!isPlainObject(item)) return undefined;
+  const id = item[CALL_ID_KEY];
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
+}
+
 /** The text of one response item `{"Name": payload}`. Throws when the payload is not JSON-serializable. */
 export function itemText(name: string, payload: unknown): string {
   const body = JSON.stringify(payload === undefined ? null : payload);
   return `{${JSON.stringify(name)}:${body}}`;
 }
 
-/** The text of one error item `{"Errors": [...]}`, with the call's correlation id when it had one. */
-export function errorItemText(messages: readonly string[], id?: CallId): string {
-  const item: Record<string, unknown> = { [ERRORS_KEY]: messages };
-  if (id !== undefined) item[CALL_ID_KEY] = id;
-  return JSON.stringify(item);
+/**
+ * The text of one error item `{"Errors": [...], "code": "...", "$id": ...}`: `code` when given,
+ * `$id` when the call had one.
+ */
+export function errorItemText(messages: readonly string[], code?: string, id?: CallId): string {
+  let text = `{"${ERRORS_KEY}":${JSON.stringify(messages)}`;
+  if (code !== undefined) text += `,"${Frame.CODE}":${JSON.stringify(code)}`;
+  if (id !== undefined) text += `,"${CALL_ID_KEY}":${JSON.stringify(id)}`;
+  return `${text}}`;
 }
 
-/** A whole error frame `[{"Errors": [...]}]`. */
-export function errorFrame(messages: readonly string[], id?: CallId): string {
-  return `[${errorItemText(messages, id)}]`;
+/** A whole error frame `[{"Errors": [...], ...}]`. */
+export function errorFrame(messages: readonly string[], code?: string, id?: CallId): string {
+  return `[${errorItemText(messages, code, id)}]`;
+}
+
+/**
+ * One error item per `$id` (the terminal outcome of each of those calls), or, with none, one
+ * untagged item as before. `v1`: the connection speaks lexicons.v1 (untagged items carry the
+ * code only then: v0 frames stay as they were).
+ */
+export function errorItemsFrame(message: string, code: string, ids: readonly CallId[], v1: boolean): string {
+  if (ids.length === 0) return errorFrame([message], v1 ? code : undefined);
+  let text = '[';
+  for (let i = 0; i < ids.length; i++) text += (i > 0 ? ',' : '') + errorItemText([message], code, ids[i]);
+  return `${text}]`;
+}
+
+/** The internal codes raised on purpose that have a wire code of their own (everything else is EXECUTION). */
+const WIRE_CODES: Partial<Record<ErrorCode, WireCode>> = {
+  [ErrorCode.PROTOCOL]: WireCode.PROTOCOL,
+  [ErrorCode.UNKNOWN_SIGNAL]: WireCode.UNKNOWN_SIGNAL,
+  [ErrorCode.BAD_ARGUMENTS]: WireCode.BAD_ARGUMENTS,
+  [ErrorCode.CHANNEL_NOT_FOUND]: WireCode.CHANNEL_NOT_FOUND,
+  [ErrorCode.TIMEOUT]: WireCode.TIMEOUT,
+  [ErrorCode.IO]: WireCode.NOT_SAVED,
+  [ErrorCode.AUTH]: WireCode.AUTH_FAILED,
+};
+
+/**
+ * The {@link WireCode} (or an app's {@link SignalError} code) of anything thrown while running a
+ * call; what was not raised on purpose is `EXECUTION`.
+ */
+export function wireCodeOf(err: unknown): string {
+  if (err instanceof SignalError) return err.code;
+  return (err instanceof LexiconsError && WIRE_CODES[err.code]) || WireCode.EXECUTION;
 }
 
 /** Close reasons must fit in a control frame (123 bytes of UTF-8). */

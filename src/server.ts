@@ -19,6 +19,8 @@ import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, S
 import type { ModelClass } from './storage/schema.js';
 import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
+import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
+import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -40,6 +42,8 @@ export interface ServerLimits {
   authAttemptsPerMinute?: number;
   /** Old-generation heap of each worker thread in MiB; a Signal exceeding it kills only its worker. Default 512. */
   workerMemoryMb?: number;
+  /** Seconds a lexicons.v1 client has to send its `$connect` frame after the upgrade (else close 1008). Default 10. */
+  connectTimeoutSeconds?: number;
 }
 
 /** Durability of the data folder (docs/durability.md). */
@@ -83,9 +87,9 @@ export interface HookContext extends ExecutionContext {
 type SignalSet = ComponentSet<typeof Signal>;
 type HeaderSet = ComponentSet<typeof Header>;
 
-export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> {
-  /** Only `ws` (plain WebSocket) is supported; TLS belongs in a reverse proxy. */
-  protocol?: 'ws';
+export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> extends OpsOptions {
+  /** `ws` (default), or `wss`, which requires `tls` (the server serves wss:// whenever `tls` is set). */
+  protocol?: 'ws' | 'wss';
   /** Default env HOST or `localhost`. */
   host?: string;
   /** Default env PORT or 5000; 0 picks a free port. */
@@ -115,6 +119,13 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   workers?: number;
   /** Include error details in the log. Default true, as the original. */
   debug?: boolean;
+  /**
+   * A folder of static files served on the same port (GET/HEAD; `/health`, `/metrics` and
+   * WebSocket upgrades keep their routes), e.g. a web page using `lexicons/client`: a path
+   * (relative to the working directory), or `{ dir, prefix?, cacheControl?, maxFileBytes?, index? }`.
+   * `lexicons start --static DIR` overrides it.
+   */
+  static?: StaticOption;
   limits?: ServerLimits;
   durability?: DurabilityOptions;
   /** Runs in a worker after the gate admits a connection. */
@@ -125,12 +136,12 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   onStart?: (context: ExecutionContext) => unknown;
   /** Runs in a worker after shutdown tasks, before the tables are written. */
   onShutdown?: (context: ExecutionContext) => unknown;
-  /** Runs on the main thread for every log event; default prints one JSON line to stderr. */
+  /** Runs on the main thread for every log event, instead of the default log (pino JSON lines on stderr, main/log.ts). */
   onLog?: (status: LogStatus, data: Record<string, unknown>) => void;
 }
 
 /** Options resolved against environment defaults, as the runtime consumes them. */
-export interface ResolvedServerOptions {
+export interface ResolvedServerOptions extends ResolvedOps {
   host: string;
   port: number;
   data: string;
@@ -140,6 +151,8 @@ export interface ResolvedServerOptions {
   debug: boolean;
   anonymous: 'reject' | 'allow';
   limits: Required<ServerLimits>;
+  /** The static folder (absolute) and how it is served, when one is set. */
+  static: StaticSettings | undefined;
 }
 
 export interface Components {
@@ -151,7 +164,9 @@ export interface Components {
 }
 
 /** Overrides accepted by `run()` and the CLI. */
-export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & {
+export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' | 'data' | 'workers' | 'trust'>> & OpsOptions & {
+  /** A static folder over the Server's `static` option (the CLI's --static). */
+  static?: string;
   /** Module path that exports this server; required for the worker threads to load it. */
   appPath?: string;
   /** Durability settings over the Server's (the CLI's --fsync, --snapshot-seconds). */
@@ -164,6 +179,8 @@ export type RunOverrides = Partial<Pick<ResolvedServerOptions, 'host' | 'port' |
 export interface RunningServer {
   readonly host: string;
   readonly port: number;
+  /** The bound admin port (`adminPort`), if any. */
+  readonly adminPort: number | undefined;
   /** Graceful, idempotent stop: stop accepting, finish in-flight work, shutdown tasks, save. */
   stop(): Promise<void>;
   /** Resolves when the server has stopped. */
@@ -179,7 +196,11 @@ export const DEFAULT_LIMITS: Required<ServerLimits> = {
   executionTimeoutMs: 10_000,
   authAttemptsPerMinute: 30,
   workerMemoryMb: 512,
+  connectTimeoutSeconds: 10,
 };
+
+/** Longest `limits.connectTimeoutSeconds` a Node timer can hold (2^31 - 1 ms). */
+export const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
 
 function optionError(message: string): LexiconsError {
   return new LexiconsError(ErrorCode.OPTION, message);
@@ -275,6 +296,9 @@ export function runSettings(server: Server, overrides: RunOverrides): RunSetting
     );
   }
   checkUwsLimits(options.limits);
+  if (server.options.protocol === 'wss' && options.tls === null) throw optionError("protocol 'wss' needs tls: { cert, key } (or lexicons start --cert/--key)");
+  if (options.tls) checkTlsFiles(options.tls);
+  if (options.static) checkStaticOption(options.static, overrides.static !== undefined ? '--static' : 'static');
   const durability = durabilitySettings(server.options.durability, overrides.durability);
   return { options, appPath: resolve(overrides.appPath), durability };
 }
@@ -314,8 +338,8 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
   readonly components: Components;
 
   constructor(options: ServerOptions<S, H> = {}) {
-    if (options.protocol !== undefined && options.protocol !== 'ws') {
-      throw optionError(`protocol must be 'ws', got ${JSON.stringify(options.protocol)}`);
+    if (options.protocol !== undefined && options.protocol !== 'ws' && options.protocol !== 'wss') {
+      throw optionError(`protocol must be 'ws' or 'wss', got ${JSON.stringify(options.protocol)}`);
     }
     if (options.gate !== undefined && typeof options.gate !== 'function') throw optionError('gate must be a function (results: boolean[]) => boolean');
     if (options.anonymous !== undefined && options.anonymous !== 'reject' && options.anonymous !== 'allow') {
@@ -328,9 +352,14 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     if (options.workers !== undefined) validateWorkers(options.workers);
     for (const [key, value] of Object.entries(options.limits ?? {})) {
       if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
+      if (key === 'connectTimeoutSeconds' && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
+        throw optionError(`limits.connectTimeoutSeconds must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
+      }
       positive(key, value);
     }
     if (options.durability !== undefined) validateDurability(options.durability);
+    validateOpsOptions(options, validatePort);
+    if (options.static !== undefined) resolveStaticOption(options.static);
     this.options = Object.freeze({ ...options });
     const tasks = [...(options.tasks ?? [])];
     for (const task of tasks) {
@@ -347,13 +376,16 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     };
   }
 
-  /** Options merged with environment defaults (HOST, PORT, DATA, TRUST) and overrides. */
+  /** Options merged with environment defaults (HOST, PORT, DATA, TRUST, LEXICONS_TRUST_PROXY, LEXICONS_ADMIN_*, LEXICONS_TLS_*) and overrides. */
   resolve(overrides: RunOverrides = {}, env: NodeJS.ProcessEnv = process.env): ResolvedServerOptions {
     const o = this.options;
     const trust = overrides.trust ?? o.trust ?? (env.TRUST ? env.TRUST.split(',').map((s) => s.trim()).filter(Boolean) : ['*']);
+    const host = overrides.host ?? o.host ?? env.HOST ?? 'localhost';
+    const port = validatePort(overrides.port ?? o.port ?? env.PORT ?? 5000);
     return {
-      host: overrides.host ?? o.host ?? env.HOST ?? 'localhost',
-      port: validatePort(overrides.port ?? o.port ?? env.PORT ?? 5000),
+      ...resolveOps(o, overrides, host, port, env),
+      host,
+      port,
       data: resolve(overrides.data ?? o.data ?? env.DATA ?? 'data/'),
       trust: trust.length === 0 ? ['*'] : trust,
       origins: o.origins && o.origins.length > 0 ? [...o.origins] : ['*'],
@@ -361,6 +393,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       debug: o.debug ?? (env.DEBUG === undefined ? true : !['0', 'false', 'False'].includes(env.DEBUG)),
       anonymous: o.anonymous ?? (this.components.headers.size > 0 ? 'reject' : 'allow'),
       limits: { ...DEFAULT_LIMITS, ...o.limits },
+      static: resolveStaticOption(overrides.static ?? o.static),
     };
   }
 

@@ -40,6 +40,14 @@ export const WireCode = {
 } as const;
 export type WireCode = (typeof WireCode)[keyof typeof WireCode];
 
+/**
+ * Frames refused by the server before they are parsed (rate limit, queue full, binary, shutting
+ * down) still give each of their calls with `$id` an error item, but only when the frame holds at
+ * most this many bytes (a flood of large frames stays cheap to refuse); larger frames get one
+ * untagged error item. The client keeps its frames under it.
+ */
+export const MAX_ID_SCAN_BYTES = 64 * 1024;
+
 /** The WebSocket subprotocol a v1 client asks for (`new WebSocket(url, SUBPROTOCOL)`). */
 export const SUBPROTOCOL = 'lexicons.v1';
 
@@ -47,7 +55,10 @@ export const SUBPROTOCOL = 'lexicons.v1';
 export const Frame = {
   /** A v1 client's first frame: `{"$connect": {"headers": {"Login": {...}}}}`. */
   CONNECT: '$connect',
-  /** The server's admission item: `[{"$connected": {"id": "<connection uuid>"}}]`. */
+  /**
+   * The server's admission item:
+   * `[{"$connected": {"id": "<connection uuid>", "limits": {"maxCallsPerFrame": 100, "maxMessageBytes": 1048576}}}]`.
+   */
   CONNECTED: '$connected',
   /** The acknowledgement of a call that sent nothing to its caller: `[{"$ok": true, "$id": 9}]`. */
   OK: '$ok',

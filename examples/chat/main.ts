@@ -3,6 +3,8 @@
  * Run it with `npm start` (or `node dist/examples/chat/main.js`, or
  * `lexicons start dist/examples/chat/main.js --workers 4`).
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ChannelManager, HeaderManager, ModelManager, Server, SignalManager, TaskManager } from '../../src/index.js';
 import { Public } from './channels.js';
 import { Login, Register } from './headers.js';
@@ -18,6 +20,22 @@ const signals = new SignalManager({ Subscribe, CreateChatMessage, GetChatList })
 const tasks = new TaskManager(OnShutdown);
 const channels = new ChannelManager(Public);
 
-export const server = new Server({ protocol: 'ws', host: 'localhost', port: 5000, models, tasks, signals, headers, channels, data: 'data/', trust: [] });
+// The web page (web/, bundled next to this module by `npm run build`) at http://localhost:5000/.
+const web = fileURLToPath(new URL('./web/', import.meta.url));
+const built = existsSync(new URL('./web/app.js', import.meta.url));
+
+export const server = new Server({
+  protocol: 'ws',
+  host: 'localhost',
+  port: 5000,
+  models,
+  tasks,
+  signals,
+  headers,
+  channels,
+  data: 'data/',
+  trust: [],
+  static: built ? web : undefined,
+});
 
 server.runIfMain(import.meta.url);

@@ -12,10 +12,10 @@
  * error item, or `$ok`), so a call settles on the first frame that names its id. Every call
  * settles exactly once: with its outcome, its timeout, `CONNECTION_LOST` (it was on a socket that
  * closed), `ABORTED`, or `CLOSED`. Calls made before `open` wait in a queue; calls issued in the
- * same tick share list frames (at most `maxCallsPerFrame` each), which keeps a burst of calls
- * under the server's frames-per-second limit.
+ * same tick share list frames (at most `maxCallsPerFrame` each, and of the server's limits from
+ * `$connected`), which keeps a burst of calls under the server's frames-per-second limit.
  */
-import { Frame, SUBPROTOCOL, WireCode } from '../wire.js';
+import { Frame, MAX_ID_SCAN_BYTES, SUBPROTOCOL, WireCode } from '../wire.js';
 import { backoffDelay } from './backoff.js';
 import { ClientCode, ClientError } from './errors.js';
 import type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
@@ -24,10 +24,21 @@ import type { AbortSignalLike, CallOptions, Item } from './types.js';
 type CallId = number;
 
 /**
- * Calls batched into one frame stay under this many characters (at most 3 bytes of UTF-8 each:
- * 768 KiB, under the server's default 1 MiB `limits.maxMessageBytes`).
+ * Calls batched into one frame stay within this many bytes of UTF-8: the server reads the `$id`s
+ * of a frame it refuses unparsed (rate limit, queue full) only up to this size, so every call
+ * of such a frame still gets its error. A single larger call goes alone.
  */
-const MAX_FRAME_CHARS = 256 * 1024;
+const MAX_FRAME_BYTES = MAX_ID_SCAN_BYTES;
+
+/** Bytes of a string in UTF-8 (JSON text has no lone surrogates). */
+function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+  }
+  return n;
+}
 
 interface Pending {
   readonly name: string;
@@ -75,6 +86,9 @@ export class Engine {
   readonly #connectTimeoutMs: number;
   readonly #reconnect: Required<ReconnectOptions> | false;
   readonly #maxCallsPerFrame: number;
+  /** Calls and bytes per frame on the current connection (the option, within the server's `$connected` limits). */
+  #callsPerFrame: number;
+  #bytesPerFrame = MAX_FRAME_BYTES;
 
   #state: ClientState = 'disconnected';
   #sock: WebSocketLike | undefined;
@@ -108,6 +122,7 @@ export class Engine {
     this.#timeoutMs = positive('timeoutMs', options.timeoutMs, 15_000);
     this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
     this.#maxCallsPerFrame = positive('maxCallsPerFrame', options.maxCallsPerFrame, 100);
+    this.#callsPerFrame = this.#maxCallsPerFrame;
     const r = options.reconnect;
     this.#reconnect =
       r === false
@@ -258,7 +273,8 @@ export class Engine {
       const name = itemName(item);
       if (name === undefined) continue;
       if (name === Frame.CONNECTED) {
-        this.#opened(isObject(item[name]) ? String((item[name] as Record<string, unknown>).id) : '');
+        const connected = isObject(item[name]) ? (item[name] as Record<string, unknown>) : {};
+        this.#opened(String(connected.id), isObject(connected.limits) ? connected.limits : {});
         continue;
       }
       const error = name === Frame.ERRORS ? errorOf(item) : undefined;
@@ -293,8 +309,11 @@ export class Engine {
     }
   }
 
-  #opened(id: string): void {
+  #opened(id: string, limits: Record<string, unknown>): void {
     if (this.#state !== 'connecting') return;
+    const { maxCallsPerFrame: calls, maxMessageBytes: bytes } = limits;
+    this.#callsPerFrame = typeof calls === 'number' && calls >= 1 ? Math.min(this.#maxCallsPerFrame, calls) : this.#maxCallsPerFrame;
+    this.#bytesPerFrame = typeof bytes === 'number' && bytes >= 1 ? Math.min(MAX_FRAME_BYTES, bytes) : MAX_FRAME_BYTES;
     clearTimeout(this.#connectTimer);
     this.#attempt = 0;
     this.#connectionId = id;
@@ -320,8 +339,8 @@ export class Engine {
   }
 
   /**
-   * Sends the outbox as frames of at most `maxCallsPerFrame` calls and about
-   * {@link MAX_FRAME_CHARS} characters (a single call as an object, never split).
+   * Sends the outbox as frames of at most `maxCallsPerFrame` calls and {@link MAX_FRAME_BYTES}
+   * bytes (within the server's limits; a single call as an object, never split).
    */
   #flush(): void {
     this.#flushing = false;
@@ -330,16 +349,17 @@ export class Engine {
     const sock = this.#sock;
     if (!sock || this.#state !== 'open') return; // the socket closed meanwhile: its calls were settled or kept for replay
     let chunk: string[] = [];
-    let chars = 0;
+    let bytes = 1; // the list's `[`, then each call and its `,` or `]`
     try {
       for (const text of texts) {
-        if (chunk.length > 0 && (chunk.length === this.#maxCallsPerFrame || chars + text.length > MAX_FRAME_CHARS)) {
+        const size = utf8Length(text) + 1;
+        if (chunk.length > 0 && (chunk.length === this.#callsPerFrame || bytes + size > this.#bytesPerFrame)) {
           sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
           chunk = [];
-          chars = 0;
+          bytes = 1;
         }
         chunk.push(text);
-        chars += text.length + 1;
+        bytes += size;
       }
       if (chunk.length > 0) sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
     } catch {

@@ -1,7 +1,10 @@
 /**
  * @module main/app
- * The uWebSockets.js app: the WebSocket route (upgrade, open, message, close) and the HTTP
- * routes `/health` and `/metrics` on the same port.
+ * The uWebSockets.js app (SSLApp with `tls`): the WebSocket route (upgrade, open, message, close)
+ * and the HTTP routes of main/admin-routes.ts (`/health`, `/ready`, and `/metrics` unless the
+ * admin routes have their own port) on the same port, and the `static` folder's files when set.
+ * The client address is the socket peer or, behind a `trustProxy`, the forwarded one
+ * (main/client-address.ts).
  *
  * Upgrade (decided by main/upgrade.ts decideUpgrade): untrusted addresses and disallowed origins
  * get an HTTP 403 before any upgrade; login attempts (header data) over
@@ -13,20 +16,31 @@
  * cannot read the status of a failed upgrade): it gets `[{"Errors": ["Authentication failed:
  * <reason>"]}]` and close 1008.
  *
+ * A client offering the `lexicons.v1` subprotocol is upgraded at once (after the trust, origin
+ * and 431 checks) and admitted by its first frame, `$connect` (main/v1-admission.ts).
+ *
  * Inbound frames: binary frames and frames over the rate limit get an Errors reply without
- * reaching the pool; text frames are copied out of uWS's buffer (valid only during the callback)
- * and queued for the dispatcher. JSON parsing happens in the workers.
+ * reaching the pool (an item per call with `$id`, main/call-replies.ts); text frames are copied
+ * out of uWS's buffer (valid only during the callback) and queued for the dispatcher. JSON
+ * parsing happens in the workers.
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
 import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
+import { SUBPROTOCOL, WireCode } from '../wire.js';
+import { refuseFrame } from './call-replies.js';
 import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
 import { admitConnection } from './effects.js';
+import { serveStatic } from './static.js';
 import type { Hub } from './hub.js';
-import type { Uws } from './uws.js';
-import { AttemptLimiter, collectHeaderData, decideUpgrade, remoteAddress, type UpgradePolicy } from './upgrade.js';
+import { newApp, type Uws } from './uws.js';
+import { AttemptLimiter, collectHeaderData, decideUpgrade, type UpgradePolicy } from './upgrade.js';
+import type { AddressList } from '../ops-options.js';
+import { addAdminRoutes, addHealthRoutes, type AdminDeps } from './admin-routes.js';
+import { requestAddress } from './client-address.js';
+import { offersV1, V1Admission } from './v1-admission.js';
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -40,14 +54,17 @@ export interface AppDeps {
   hooks: Pick<ServerOptions, 'onConnect' | 'onDisconnect'>;
   /** False once shutdown began: upgrades get 503, frames an error. */
   accepting: () => boolean;
-  health: () => { ok: boolean; body: Record<string, unknown> };
-  metrics: () => string;
+  /** Trusted reverse proxies (`trustProxy`), or null. */
+  proxies: AddressList | null;
+  admin: AdminDeps;
 }
 
 export function createApp(deps: AppDeps): TemplatedApp {
   const { uws, options } = deps;
   const { limits } = options;
-  const app = uws.App();
+  const policy = upgradePolicy(deps);
+  const v1 = new V1Admission({ hub: deps.hub, dispatcher: deps.dispatcher, policy, limits, accepting: deps.accepting });
+  const app = newApp(uws, options.tls);
   app.ws<SocketUserData>('/*', {
     compression: uws.DISABLED,
     // uWS drops (1006) frames over maxPayloadLength; frames between the limit and twice it get
@@ -57,21 +74,23 @@ export function createApp(deps: AppDeps): TemplatedApp {
     maxBackpressure: limits.maxBackpressureBytes,
     closeOnBackpressureLimit: 1,
     sendPingsAutomatically: true,
-    upgrade: upgradeHandler(deps),
-    open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, socket),
-    message: inboundFrameHandler(deps),
-    close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, socket.getUserData().connection, code),
+    upgrade: upgradeHandler(deps, policy, v1),
+    open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, v1, socket),
+    message: inboundFrameHandler(deps, v1),
+    close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, v1, socket.getUserData().connection, code),
   });
   addHttpRoutes(app, deps);
+  // GET/HEAD of the folder's files; /health and /metrics (exact routes) win, upgrades are yielded to the ws route.
+  if (options.static) serveStatic(app, options.static.dir, options.static);
   return app;
 }
 
-/** The upgrade step: {@link decideUpgrade}, then refuse, reject, admit, or wait for the pool. */
-function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void {
-  const { hub, dispatcher, options, components, hooks } = deps;
+/** The server's upgrade policy (shared by upgrades and v1 `$connect` frames: one login-attempt limiter). */
+function upgradePolicy(deps: AppDeps): UpgradePolicy {
+  const { options, components, hooks } = deps;
   const { limits } = options;
   const headerNames = [...components.headers.keys()];
-  const policy: UpgradePolicy = {
+  return {
     trust: options.trust,
     origins: options.origins,
     maxHeaderDataBytes: limits.maxMessageBytes,
@@ -81,9 +100,17 @@ function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, co
     anonymous: options.anonymous,
     onConnect: hooks.onConnect !== undefined,
   };
+}
+
+/** The upgrade step: {@link decideUpgrade}, then refuse, reject, admit, upgrade a v1 client, or wait for the pool. */
+function upgradeHandler(deps: AppDeps, policy: UpgradePolicy, v1: V1Admission): (res: HttpResponse, req: HttpRequest, context: us_socket_context_t) => void {
+  const { hub, dispatcher, options } = deps;
+  const { limits } = options;
+  const { headerNames } = policy;
   return (res, req, context) => {
-    const address = remoteAddress(res);
-    const request = { address, origin: req.getHeader('origin'), headerData: () => collectHeaderData(req, headerNames) };
+    const address = requestAddress(res, req, deps.proxies);
+    const protocol = req.getHeader('sec-websocket-protocol');
+    const request = { address, origin: req.getHeader('origin'), v1: offersV1(protocol), headerData: () => collectHeaderData(req, headerNames) };
     const decision = decideUpgrade(request, policy, deps.accepting());
     if (decision.kind === 'refuse') {
       if (decision.log) hub.log(decision.log.status, decision.log.data);
@@ -94,9 +121,13 @@ function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, co
       return;
     }
     const key = req.getHeader('sec-websocket-key');
-    const protocol = req.getHeader('sec-websocket-protocol');
     const extensions = req.getHeader('sec-websocket-extensions');
     const conn = new SocketConnection(address, limits.messagesPerSecond);
+    if (decision.kind === 'v1') {
+      conn.v1 = v1.session(decision.headerData);
+      res.upgrade({ connection: conn } satisfies SocketUserData, key, SUBPROTOCOL, extensions, context);
+      return;
+    }
     if (decision.kind === 'reject') {
       conn.rejection = authenticationError(decision.reason);
       hub.log('HEADER-CHECK-FAILED', { connection: conn.id, address, reason: 'no header data' });
@@ -116,11 +147,12 @@ function upgradeHandler(deps: AppDeps): (res: HttpResponse, req: HttpRequest, co
   };
 }
 
-function onOpen(hub: Hub, socket: WebSocket<SocketUserData>): void {
+function onOpen(hub: Hub, v1: V1Admission, socket: WebSocket<SocketUserData>): void {
   const conn = socket.getUserData().connection;
   conn.socket = socket;
   conn.state = 'open';
   hub.connections.set(conn.id, conn);
+  if (conn.v1 !== null) return v1.opened(conn);
   if (conn.rejection !== null) {
     const reason = conn.rejection.message;
     conn.send(errorFrame([reason]));
@@ -136,15 +168,18 @@ function onOpen(hub: Hub, socket: WebSocket<SocketUserData>): void {
  * frame is queued for the dispatcher. The ArrayBuffer is only valid during the uWS callback:
  * decoding copies it. (Hot path: everything it reads is bound once, here.)
  */
-function inboundFrameHandler(deps: AppDeps): (socket: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean) => void {
+function inboundFrameHandler(deps: AppDeps, v1: V1Admission): (socket: WebSocket<SocketUserData>, message: ArrayBuffer, isBinary: boolean) => void {
   const { hub, dispatcher } = deps;
   const { limits } = deps.options;
   return (socket, message, isBinary) => {
     const conn = socket.getUserData().connection;
-    if (!conn.admitted) return;
+    if (!conn.admitted) {
+      if (conn.v1 !== null) v1.frame(conn, message, isBinary);
+      return;
+    }
     if (isBinary) {
       hub.metrics.errorsTotal++;
-      conn.send(errorFrame(['Binary frames are not supported: send JSON text frames']));
+      refuseFrame(conn, message, 'Binary frames are not supported: send JSON text frames', WireCode.PROTOCOL);
       return;
     }
     if (message.byteLength > limits.maxMessageBytes) {
@@ -152,7 +187,7 @@ function inboundFrameHandler(deps: AppDeps): (socket: WebSocket<SocketUserData>,
       return;
     }
     if (!deps.accepting()) {
-      conn.send(errorFrame(['Server is shutting down']));
+      refuseFrame(conn, message, 'Server is shutting down', WireCode.SHUTTING_DOWN);
       return;
     }
     const verdict = conn.limiter.take();
@@ -162,13 +197,13 @@ function inboundFrameHandler(deps: AppDeps): (socket: WebSocket<SocketUserData>,
         hub.log('LIMIT', { connection: conn.id, address: conn.address, message: 'rate limit abuse: connection closed' });
         conn.end(CloseCode.POLICY, 'rate limit exceeded');
       } else {
-        conn.send(errorFrame([`Rate limit exceeded (${limits.messagesPerSecond} messages per second)`]));
+        refuseFrame(conn, message, `Rate limit exceeded (${limits.messagesPerSecond} messages per second)`, WireCode.RATE_LIMITED);
       }
       return;
     }
     if (conn.queue.length >= MAX_QUEUED_FRAMES) {
       hub.metrics.rateLimited++;
-      conn.send(errorFrame([`Too many pending messages (${MAX_QUEUED_FRAMES}); wait for replies`]));
+      refuseFrame(conn, message, `Too many pending messages (${MAX_QUEUED_FRAMES}); wait for replies`, WireCode.QUEUE_FULL);
       return;
     }
     const text = Buffer.from(message).toString('utf8');
@@ -177,10 +212,11 @@ function inboundFrameHandler(deps: AppDeps): (socket: WebSocket<SocketUserData>,
   };
 }
 
-function onClose(deps: AppDeps, conn: SocketConnection, code: number): void {
+function onClose(deps: AppDeps, v1: V1Admission, conn: SocketConnection, code: number): void {
   const { hub } = deps;
   conn.state = 'closed';
   conn.socket = null;
+  if (conn.v1 !== null) v1.closed(conn);
   hub.channels.leaveAll(conn);
   if (conn.admitted) {
     hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });
@@ -193,18 +229,14 @@ function onClose(deps: AppDeps, conn: SocketConnection, code: number): void {
 }
 
 /**
- * `/health`, `/metrics`, and a 404 for anything else. HTTP responses close their connection: a
- * kept-alive scrape connection would otherwise outlive the listen socket at shutdown.
+ * `/health`, `/ready`, `/metrics` (guarded; on the admin port instead when there is one), and a
+ * 404 for anything else. HTTP responses close their connection: a kept-alive scrape connection
+ * would otherwise outlive the listen socket at shutdown.
  */
 function addHttpRoutes(app: TemplatedApp, deps: AppDeps): void {
-  app.get('/health', (res) => {
-    const { ok, body } = deps.health();
-    res.writeStatus(ok ? '200 OK' : '503 Service Unavailable').writeHeader('content-type', 'application/json').end(JSON.stringify(body), true);
-  });
-  app.get('/metrics', (res) => {
-    res.writeHeader('content-type', 'text/plain; version=0.0.4; charset=utf-8').end(deps.metrics(), true);
-  });
+  addHealthRoutes(app, deps.admin);
+  if (deps.options.adminPort === null) addAdminRoutes(app, deps.admin, true);
   app.any('/*', (res) => {
-    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /metrics', true);
+    res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons: connect with a WebSocket client; see /health and /ready', true);
   });
 }

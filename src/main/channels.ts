@@ -9,7 +9,9 @@
  *
  * Fan-out: a payload for one channel is one `app.publish` (native, no JS loop over sockets);
  * a payload for several channels goes once to each connection subscribed to at least one of
- * them. Unknown channel names are logged CHANNEL-NOT-FOUND and skipped.
+ * them. Unknown channel names are logged CHANNEL-NOT-FOUND and skipped. A publish may leave out
+ * one connection (`except`: a caller that gets its own tagged copy): for one channel that is
+ * uWS's `WebSocket.publish`, which skips the publishing socket.
  */
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { LogFn } from './log.js';
@@ -90,8 +92,8 @@ export class ChannelRegistry {
     conn.channels.clear();
   }
 
-  /** Sends `text` once to every connection in at least one of `names`; returns recipients (approx.). */
-  publish(names: readonly string[], text: string | Uint8Array): number {
+  /** Sends `text` once to every connection in at least one of `names` but `except`; returns recipients (approx.). */
+  publish(names: readonly string[], text: string | Uint8Array, except?: SocketConnection): number {
     const app = this.#app;
     if (!app) return 0;
     const known: string[] = [];
@@ -102,12 +104,17 @@ export class ChannelRegistry {
     if (known.length === 0) return 0;
     if (known.length === 1) {
       const name = known[0]!;
-      const n = this.#members.get(name)!.size;
-      if (n > 0) app.publish(name, text, false);
-      return n;
+      const members = this.#members.get(name)!;
+      if (except !== undefined && except.open && members.has(except)) {
+        if (members.size > 1) except.socket!.publish(name, text, false);
+        return members.size - 1;
+      }
+      if (members.size > 0) app.publish(name, text, false);
+      return members.size;
     }
     const recipients = new Set<SocketConnection>();
     for (const name of known) for (const conn of this.#members.get(name)!) recipients.add(conn);
+    if (except !== undefined) recipients.delete(except);
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     for (const conn of recipients) conn.send(frame);
     return recipients.size;

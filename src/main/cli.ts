@@ -3,7 +3,8 @@
  * The `lexicons` command line. The only module that prints usage or calls process.exit.
  *
  *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
- *                        [--fsync always|everysec|no] [--snapshot-seconds S]
+ *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--trust-proxy LIST]
+ *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F] [--static DIR]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
  *   lexicons --help | --version
  */
@@ -11,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
 import { validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
+import { parseAddressList } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { compileSchema } from '../storage/schema.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
@@ -36,6 +38,22 @@ Options for start:
                        (default env LEXICONS_FSYNC or everysec)
   --snapshot-seconds <s>  seconds between CSV snapshots of the tables, which bound the
                        write-ahead log (default env LEXICONS_SNAPSHOT_SECONDS or 300)
+  --static <dir>       serve the files of this folder on the same port, e.g. a web page
+                       (default: the Server's static option, if any)
+  --trust-proxy <list> reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For
+                       gives the client address (default env LEXICONS_TRUST_PROXY or none)
+  --admin-trust <list> addresses or CIDR ranges allowed /metrics without a token
+                       (default env LEXICONS_ADMIN_TRUST or localhost; token: env
+                       LEXICONS_ADMIN_TOKEN, sent as Authorization: Bearer <token>)
+  --admin-port <port>  serve /metrics, /health and /ready on this port only (plain HTTP)
+  --admin-host <host>  interface of --admin-port (default: --host)
+  --cert <file>        PEM certificate (chain): serve wss:// and https:// (with --key;
+                       default env LEXICONS_TLS_CERT)
+  --key <file>         PEM private key (passphrase: env LEXICONS_TLS_PASSPHRASE;
+                       default env LEXICONS_TLS_KEY)
+
+Logs: one JSON line per event on stderr (pino), a readable line when stderr is a terminal;
+LEXICONS_LOG=all|errors|silent (or a pino level: debug, info, warn, error).
 
 The app module exports the Server: export const server = new Server({ ... }).
 TypeScript app modules (.ts) are loaded with tsx. SIGINT/SIGTERM stop the server gracefully
@@ -75,6 +93,13 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
         trust: { type: 'string', short: 't' },
         fsync: { type: 'string' },
         'snapshot-seconds': { type: 'string' },
+        'trust-proxy': { type: 'string' },
+        'admin-trust': { type: 'string' },
+        'admin-port': { type: 'string' },
+        'admin-host': { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        static: { type: 'string' },
       },
     });
   } catch (err) {
@@ -112,16 +137,44 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     if (values.data.trim() === '') throw new UsageError('--data must not be empty');
     overrides.data = values.data;
   }
+  if (values.static !== undefined) {
+    if (values.static.trim() === '') throw new UsageError('--static must not be empty');
+    overrides.static = values.static;
+  }
   if (values.trust !== undefined) {
     const trust = values.trust.split(',').map((s) => s.trim()).filter(Boolean);
     if (trust.length === 0) throw new UsageError('--trust must list at least one address (or *)');
     overrides.trust = trust;
   }
+  parseOpsFlags(values, overrides);
   if (command === 'check' || command === 'compact') {
-    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds'] as const).find((k) => values[k] !== undefined);
+    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static'] as const).find(
+      (k) => values[k] !== undefined,
+    );
     if (extra) throw new UsageError(`--${extra} does not apply to ${command}`);
   }
   return { command: command === 'run' ? 'start' : command, app: app ?? './main', overrides };
+}
+
+/** The operations flags (proxies, admin access, TLS) into `overrides`; UsageError with the exact message. */
+function parseOpsFlags(values: Partial<Record<'trust-proxy' | 'admin-trust' | 'admin-port' | 'admin-host' | 'cert' | 'key', string>>, overrides: RunOverrides): void {
+  try {
+    if (values['trust-proxy'] !== undefined) overrides.trustProxy = parseAddressList(values['trust-proxy'], '--trust-proxy');
+    if (values['admin-trust'] !== undefined) overrides.adminTrust = parseAddressList(values['admin-trust'], '--admin-trust', true);
+    if (values['admin-port'] !== undefined) overrides.adminPort = validatePort(values['admin-port'], '--admin-port');
+    if (values.cert !== undefined || values.key !== undefined) {
+      if (values.cert === undefined || values.key === undefined) throw new UsageError(`--cert and --key go together (got only --${values.cert === undefined ? 'key' : 'cert'})`);
+      for (const flag of ['cert', 'key'] as const) if (values[flag]!.trim() === '') throw new UsageError(`--${flag} must not be empty`);
+      const passphrase = process.env.LEXICONS_TLS_PASSPHRASE;
+      overrides.tls = { cert: values.cert, key: values.key, ...(passphrase !== undefined ? { passphrase } : {}) };
+    }
+  } catch (err) {
+    throw err instanceof UsageError ? err : new UsageError(messageOf(err));
+  }
+  if (values['admin-host'] !== undefined) {
+    if (values['admin-host'].trim() === '') throw new UsageError('--admin-host must not be empty');
+    overrides.adminHost = values['admin-host'];
+  }
 }
 
 async function start(command: StartCommand): Promise<number> {

@@ -16,7 +16,8 @@
  * (nothing of that job was committed).
  */
 import { ErrorCode, messageOf } from '../errors.js';
-import { errorFrame } from '../protocol.js';
+import { WireCode } from '../wire.js';
+import { failFrame } from './call-replies.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
 import type { SocketConnection } from './socket-connection.js';
 import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
@@ -127,10 +128,13 @@ export class Dispatcher {
     const { metrics } = this.#hub;
     metrics.batchesTotal++;
     metrics.batchUnitsTotal += n;
+    const started = performance.now();
     this.#pool.run<BatchResult>(job).then(
       (result) => {
         this.#inFlight--;
         try {
+          const { stats } = result;
+          metrics.recordBatch((performance.now() - started) / 1000, n, stats.calls, stats.commitMs, stats.durableMs);
           if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
           if (result.packed) applyPacked(this.#hub, batch.connections, result.packed);
           for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
@@ -187,7 +191,7 @@ export class Dispatcher {
     const back = new Map<SocketConnection, Unit[]>();
     batch.units.forEach((unit, i) => {
       const conn = batch.connections[batch.owners[i]!]!;
-      if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure.message);
+      if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure);
       else {
         let list = back.get(conn);
         if (!list) back.set(conn, (list = []));
@@ -197,12 +201,13 @@ export class Dispatcher {
     for (const [conn, list] of back) conn.queue.unshift(...list);
   }
 
-  #failUnit(conn: SocketConnection, unit: Unit, message: string): void {
+  #failUnit(conn: SocketConnection, unit: Unit, failure: JobFailure): void {
     this.#hub.metrics.errorsTotal++;
-    if (unit.kind === UNIT_FRAME) conn.send(errorFrame([message]));
+    const code = failure.code === ErrorCode.TIMEOUT ? WireCode.TIMEOUT : WireCode.WORKER_FAILED;
+    if (unit.kind === UNIT_FRAME) failFrame(conn, unit.text, failure.message, code);
     else if (unit.kind === UNIT_CONNECT) {
       completeUpgrade(conn);
-      rejectConnection(this.#hub, conn, message);
+      rejectConnection(this.#hub, conn, failure.message, code);
     }
   }
 }

@@ -6,7 +6,8 @@
  * meanwhile are dropped (uWS: never touch a socket after close).
  */
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
-import { OP_PUBLISH, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
+import { OP_PUBLISH, OP_PUBLISH_EXCEPT, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
+import { WireCode } from '../wire.js';
 import type { Hub } from './hub.js';
 import { SEND_DROPPED, type SocketConnection, type SocketUserData } from './socket-connection.js';
 
@@ -26,22 +27,28 @@ export function completeUpgrade(conn: SocketConnection): boolean {
   return conn.open;
 }
 
-/** Refuses a connection: the Errors frame, then close 1008 with the reason. */
-export function rejectConnection(hub: Hub, conn: SocketConnection, reason: string): void {
+/**
+ * Refuses a connection: the Errors frame, then close 1008 with the reason. `code` (sent to
+ * lexicons.v1 connections): AUTH_FAILED, or why admission could not run (NOT_SAVED, TIMEOUT,
+ * WORKER_FAILED: a client library retries those).
+ */
+export function rejectConnection(hub: Hub, conn: SocketConnection, reason: string, code: string = WireCode.AUTH_FAILED): void {
   const rejection = authenticationError(reason);
   hub.metrics.connectionsRejected++;
   if (conn.open) {
-    conn.send(errorFrame([rejection.message]));
+    conn.send(errorFrame([rejection.message], conn.v1 !== null ? code : undefined));
     conn.end(CloseCode.POLICY, closeReason(rejection.message));
   } else {
     conn.rejection = rejection;
   }
 }
 
+/** Admits a connection; a lexicons.v1 one gets `[{"$connected": {"id": ..., "limits": {...}}}]`. */
 export function admitConnection(hub: Hub, conn: SocketConnection): void {
   conn.admitted = true;
-  hub.metrics.connectionsTotal++;
+  hub.metrics.connectionsAdmitted++;
   hub.log('CONNECT', { connection: conn.id, address: conn.address });
+  if (conn.v1 !== null) conn.send(`[{"$connected":{"id":"${conn.id}"${conn.v1.connectedTail}`);
 }
 
 export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
@@ -50,7 +57,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
     const e = effects[i]!;
     switch (e.kind) {
       case 'publish':
-        channels.publish(e.channels, e.text);
+        hub.metrics.fanout.observe(channels.publish(e.channels, e.text, e.except === undefined ? undefined : connections.get(e.except)));
         break;
       case 'send': {
         // Consecutive sends to one connection (its calls are contiguous in a batch) share one
@@ -97,7 +104,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
         if (!conn) break;
         if (e.ok) {
           if (conn.open) admitConnection(hub, conn);
-        } else rejectConnection(hub, conn, e.reason);
+        } else rejectConnection(hub, conn, e.reason, e.code);
         break;
       }
       case 'createChannel':
@@ -154,7 +161,12 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       i = j - OP_WORDS;
     } else if (op === OP_PUBLISH) {
       const length = opLength(ops, i);
-      hub.channels.publish(extra[opTarget(ops, i)] as string[], bytes.subarray(offset, offset + length));
+      hub.metrics.fanout.observe(hub.channels.publish(extra[opTarget(ops, i)] as string[], bytes.subarray(offset, offset + length)));
+      offset += length;
+    } else if (op === OP_PUBLISH_EXCEPT) {
+      const length = opLength(ops, i);
+      const target = extra[opTarget(ops, i)] as { channels: string[]; except: number };
+      hub.metrics.fanout.observe(hub.channels.publish(target.channels, bytes.subarray(offset, offset + length), connections[target.except]));
       offset += length;
     } else {
       applyEffects(hub, [extra[opTarget(ops, i)] as Effect]);

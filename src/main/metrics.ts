@@ -1,31 +1,60 @@
 /**
  * @module main/metrics
- * Counters kept by the main thread and their Prometheus text rendering for `GET /metrics`.
- * Counters only grow (use `rate()` in Prometheus); `lexicons_signals_per_second` is a
- * convenience gauge averaged over the last 10 seconds.
+ * What the main thread counts on its hot paths, as plain numbers: counters (`framesTotal++`),
+ * a 10-second window for `lexicons_signals_per_second`, and {@link BucketHistogram}s (call and
+ * batch latency, batch size, commit and durable-wait time reported by the workers, fan-out per
+ * publication). Nothing here formats or allocates; main/metrics-registry.ts reads these numbers
+ * when `/metrics` is scraped (prom-client `collect()`).
  */
-import type { StoreStats } from '../storage/api.js';
-import type { WalStats } from '../storage/wal.js';
 
 const WINDOW_SECONDS = 10;
 
-export interface Gauges {
-  connections: number;
-  channels: number;
-  workers: number;
-  /** Units waiting on the main thread for a batch. */
-  queuedUnits: number;
-  /** Batches in flight (running or waiting in piscina's queue). */
-  inFlightJobs: number;
-  /** Jobs waiting in piscina's queue. */
-  poolQueue: number;
-  store: StoreStats | undefined;
-  wal: WalStats | undefined;
-  uptimeSeconds: number;
+/**
+ * A histogram kept as plain numbers: one count per bucket (not cumulative), a sum and a count.
+ * `observe` is a short linear scan over the bounds: cheap enough for once per batch or per
+ * publication; the exposition (cumulative buckets, `+Inf`) is built on scrape.
+ */
+export class BucketHistogram {
+  /** Upper bounds, ascending; the last bucket (`+Inf`) is implicit. */
+  readonly bounds: readonly number[];
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(bounds: readonly number[]) {
+    this.bounds = bounds;
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  /** Counts `value` `weight` times (e.g. a batch's latency once per call it carried). */
+  observe(value: number, weight = 1): void {
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    this.counts[i]! += weight;
+    this.sum += value * weight;
+    this.count += weight;
+  }
+
+  /** Cumulative counts per upper bound, `+Inf` last (the exposition's `_bucket` samples). */
+  cumulative(): Array<{ le: number | '+Inf'; count: number }> {
+    const out: Array<{ le: number | '+Inf'; count: number }> = [];
+    let running = 0;
+    for (let i = 0; i < this.counts.length; i++) {
+      running += this.counts[i]!;
+      out.push({ le: i < this.bounds.length ? this.bounds[i]! : '+Inf', count: running });
+    }
+    return out;
+  }
 }
 
+/** Bounds in seconds for latencies from 100 µs to 10 s. */
+export const LATENCY_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
+/** Bounds for counts (units per batch, recipients per publication). */
+export const SIZE_BOUNDS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384];
+
 export class Metrics {
-  connectionsTotal = 0;
+  connectionsAdmitted = 0;
   connectionsRejected = 0;
   untrustedDenied = 0;
   framesTotal = 0;
@@ -37,6 +66,18 @@ export class Metrics {
   rateLimited = 0;
   timeouts = 0;
   workerFailures = 0;
+  /** Per call: the round trip of the batch that carried it (dispatch to result). */
+  readonly callSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per batch: dispatch to result. */
+  readonly batchSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per batch: units carried. */
+  readonly batchSize = new BucketHistogram(SIZE_BOUNDS);
+  /** Per batch, worker-reported: the commit (validation, log append, publication). */
+  readonly commitSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per batch, worker-reported: the wait until the log was durable (the fsync under `always`). */
+  readonly durableWaitSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per publication: recipients. */
+  readonly fanout = new BucketHistogram(SIZE_BOUNDS);
   readonly #buckets = new Float64Array(WINDOW_SECONDS);
   #bucketSecond = Math.floor(Date.now() / 1000);
 
@@ -54,53 +95,19 @@ export class Metrics {
     this.#buckets[this.#bucketSecond % WINDOW_SECONDS]! += calls;
   }
 
+  /** A batch came back: its round trip, units, calls, and the timings its worker reported. */
+  recordBatch(seconds: number, units: number, calls: number, commitMs: number | undefined, durableMs: number | undefined): void {
+    this.batchSeconds.observe(seconds);
+    this.batchSize.observe(units);
+    if (calls > 0) this.callSeconds.observe(seconds, calls);
+    if (commitMs !== undefined) this.commitSeconds.observe(commitMs / 1000);
+    if (durableMs !== undefined) this.durableWaitSeconds.observe(durableMs / 1000);
+  }
+
   signalsPerSecond(now = Date.now()): number {
     this.#advance(now);
     let sum = 0;
     for (let i = 0; i < WINDOW_SECONDS; i++) if (i !== this.#bucketSecond % WINDOW_SECONDS) sum += this.#buckets[i]!;
     return sum / (WINDOW_SECONDS - 1);
-  }
-
-  render(g: Gauges): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number, labels?: Record<string, string>) => {
-      if (!lines.some((l) => l.startsWith(`# TYPE ${name} `))) {
-        lines.push(`# HELP ${name} ${help}`);
-        lines.push(`# TYPE ${name} ${type}`);
-      }
-      const l = labels ? `{${Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`).join(',')}}` : '';
-      lines.push(`${name}${l} ${Number.isFinite(value) ? value : 0}`);
-    };
-    metric('lexicons_connections', 'gauge', 'Open WebSocket connections.', g.connections);
-    metric('lexicons_connections_total', 'counter', 'Connections admitted since start.', this.connectionsTotal);
-    metric('lexicons_connections_rejected_total', 'counter', 'Connections refused by Headers, gate or anonymous policy.', this.connectionsRejected);
-    metric('lexicons_untrusted_denied_total', 'counter', 'Upgrades refused because the address is not trusted.', this.untrustedDenied);
-    metric('lexicons_frames_total', 'counter', 'Inbound frames accepted for execution.', this.framesTotal);
-    metric('lexicons_signals_total', 'counter', 'Signal calls executed.', this.signalsTotal);
-    metric('lexicons_signals_per_second', 'gauge', 'Signal calls per second, averaged over the last 10 s.', Math.round(this.signalsPerSecond() * 100) / 100);
-    metric('lexicons_errors_total', 'counter', 'Errors returned to callers.', this.errorsTotal);
-    metric('lexicons_rate_limited_total', 'counter', 'Frames refused by the per-connection rate limit.', this.rateLimited);
-    metric('lexicons_batches_total', 'counter', 'Pool batches executed.', this.batchesTotal);
-    metric('lexicons_batch_units_total', 'counter', 'Units (frames, connects, disconnects) carried by batches.', this.batchUnitsTotal);
-    metric('lexicons_txn_attempts_total', 'counter', 'Transaction attempts (more than batches means conflicts were retried).', this.txnAttemptsTotal);
-    metric('lexicons_execution_timeouts_total', 'counter', 'Jobs aborted by the execution time limit.', this.timeouts);
-    metric('lexicons_worker_failures_total', 'counter', 'Jobs lost to a crashed worker.', this.workerFailures);
-    metric('lexicons_channels', 'gauge', 'Channels (declared and run-time).', g.channels);
-    metric('lexicons_pool_workers', 'gauge', 'Worker threads in the pool.', g.workers);
-    metric('lexicons_pool_queue_depth', 'gauge', 'Units queued on the main thread plus jobs queued in the pool.', g.queuedUnits + g.poolQueue);
-    metric('lexicons_pool_jobs_in_flight', 'gauge', 'Pool jobs running or queued in the pool.', g.inFlightJobs);
-    metric('lexicons_uptime_seconds', 'gauge', 'Seconds since the server started.', Math.round(g.uptimeSeconds));
-    if (g.store) {
-      metric('lexicons_commit_id', 'counter', 'Latest committed transaction id.', g.store.commitId);
-      for (const [table, t] of Object.entries(g.store.tables)) metric('lexicons_table_rows', 'gauge', 'Live rows per table.', t.rows, { table });
-      for (const [table, t] of Object.entries(g.store.tables)) metric('lexicons_table_bytes', 'gauge', 'Shared memory bytes per table.', t.bytes, { table });
-    }
-    if (g.wal) {
-      metric('lexicons_wal_records_total', 'counter', 'Write-ahead log records appended since start.', g.wal.written);
-      metric('lexicons_wal_durable_records_total', 'counter', 'Write-ahead log records known to be on disk.', g.wal.durable);
-      metric('lexicons_wal_fsyncs_total', 'counter', 'fdatasync calls of the write-ahead log.', g.wal.fsyncs);
-      metric('lexicons_wal_failed', 'gauge', '1 when an I/O failure disabled the log (commits are refused).', g.wal.failed === null ? 0 : 1);
-    }
-    return lines.join('\n') + '\n';
   }
 }

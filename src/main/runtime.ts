@@ -9,11 +9,12 @@
  *    store), with the control plane the workers call back on;
  * 4. {@link startWorkers}: check one worker loaded the app, run the startup tasks (priority
  *    order, awaited), then the onStart hook;
- * 5. {@link listen}: the uWS app (main/app.ts) on its port (the LISTEN log line carries it),
- *    snapshots every `snapshotSeconds`, the interval tasks;
+ * 5. {@link listen}: the uWS app (main/app.ts) on its port (the LISTEN log line carries it), and
+ *    the admin routes on `adminPort` if set; snapshots every `snapshotSeconds`, the interval
+ *    tasks; then `/ready` says ready;
  * 6. {@link createShutdown}: stop() and SIGINT/SIGTERM → graceful shutdown (main/shutdown.ts).
  */
-import type { us_listen_socket } from 'uWebSockets.js';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import type { HookName, JobResult, TaskResult } from '../job-contract.js';
 import { runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
@@ -23,16 +24,22 @@ import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { SharedStore } from '../storage/store.js';
 import type { Wal } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
+import { AddressList } from '../ops-options.js';
+import { AdminData } from './admin-data.js';
+import { AdminAccess, addAdminRoutes, addHealthRoutes, type AdminDeps, type Phase } from './admin-routes.js';
+import { AdminSampler } from './admin-sampler.js';
+import { maskingLog } from './admin-secrets.js';
 import { createApp } from './app.js';
 import { ControlHost } from './control-host.js';
 import { Dispatcher } from './dispatch.js';
 import { applyEffects } from './effects.js';
 import { createHub, openConnectionCount, type Hub } from './hub.js';
 import { createLogger, type LogFn } from './log.js';
+import { ServerMetrics } from './metrics-registry.js';
 import { JobFailure, WorkerPool } from './pool.js';
-import { Shutdown, stopOnRequest } from './shutdown.js';
+import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler } from './task-scheduler.js';
-import { loadUws, type Uws } from './uws.js';
+import { loadUws, newApp, type Uws } from './uws.js';
 
 /** What the steps build, in order; each step reads what the ones before it built. */
 interface Runtime {
@@ -48,7 +55,7 @@ interface Runtime {
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const settings = runSettings(server, overrides);
-  const log = createLogger(server.options.onLog);
+  const log = maskingLog(createLogger(server.options.onLog), compileSchema(server.components.models));
   const uws = loadUws();
   const startedAt = Date.now();
   const { store, wal } = await openData(server, settings, log);
@@ -62,7 +69,14 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
   const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
   await startWorkers(runtime, pool, scheduler, release);
-  const listening = await listen(runtime, pool, dispatcher, release);
+  const signals = holdSignals(overrides.handleSignals !== false);
+  let listening: Listening;
+  try {
+    listening = await listen(runtime, pool, dispatcher, release);
+  } catch (err) {
+    signals.release(undefined);
+    throw err;
+  }
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
@@ -79,8 +93,10 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     runShutdownHook: () => runHook(runtime, pool, 'onShutdown'),
   });
   const { stop, closed } = stopOnRequest(shutdown, log, overrides.handleSignals !== false);
+  signals.release((reason) => void stop(reason));
   await scheduler.startIntervals();
-  return { host: settings.options.host, port: listening.port, stop: () => stop(), closed };
+  if (listening.phase === 'starting') listening.phase = 'ready';
+  return { host: settings.options.host, port: listening.port, adminPort: listening.adminPort ?? undefined, stop: () => stop(), closed };
 }
 
 function rowCounts(tables: Record<string, { rows: number }>): Record<string, number> {
@@ -175,33 +191,49 @@ async function startWorkers(runtime: Runtime, pool: WorkerPool, scheduler: TaskS
   }
 }
 
-/** Whether upgrades and frames are accepted, and the socket the server listens on. */
+/** Whether upgrades and frames are accepted, the phase `/ready` reports, and the listen sockets. */
 interface Listening {
   accepting: boolean;
+  phase: Phase;
   socket: us_listen_socket | null;
   port: number;
+  /** The admin port's socket (open until the end of shutdown), or null. */
+  adminSocket: us_listen_socket | null;
+  adminPort: number | null;
+  /** The admin page's chart sampler (stopped with the admin port). */
+  sampler: AdminSampler;
 }
 
-/** The uWS app (WebSocket route, /health, /metrics) listening on the configured host and port. */
+function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
+  return new Promise((resolvePromise, reject) => {
+    app.listen(host, port, (s) => {
+      if (s) resolvePromise(s);
+      else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${host}:${port}${what} (address in use, or host not available)`));
+    });
+  });
+}
+
+/**
+ * The uWS app (WebSocket route, /health, /ready, /metrics) listening on the configured host and
+ * port, and the admin app on `adminPort` if set (plain HTTP: /health, /ready, /metrics).
+ */
 async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher, release: () => Promise<void>): Promise<Listening> {
   const { server, settings, uws, hub, store, wal, startedAt } = runtime;
   const { options } = settings;
-  const listening: Listening = { accepting: false, socket: null, port: 0 };
-  const uptimeSeconds = () => (Date.now() - startedAt) / 1000;
-  const app = createApp({
-    uws,
-    hub,
-    dispatcher,
-    options,
-    components: server.components,
-    hooks: { onConnect: server.options.onConnect, onDisconnect: server.options.onDisconnect },
-    accepting: () => listening.accepting,
-    health: () => ({
-      ok: listening.accepting,
-      body: { status: listening.accepting ? 'ok' : 'stopping', connections: openConnectionCount(hub), workers: pool.threads, uptimeSeconds: Math.round(uptimeSeconds()) },
+  const sampler = new AdminSampler({ metrics: hub.metrics, connections: () => openConnectionCount(hub), storeBytes: () => Object.values(store.stats().tables).reduce((n, t) => n + t.bytes, 0) });
+  const listening: Listening = { accepting: false, phase: 'starting', socket: null, port: 0, adminSocket: null, adminPort: null, sampler };
+  const proxies = options.trustProxy.length > 0 ? new AddressList(options.trustProxy) : null;
+  const admin: AdminDeps = {
+    status: () => ({
+      phase: listening.phase,
+      walFailed: wal.failed,
+      connections: openConnectionCount(hub),
+      workers: pool.threads,
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
     }),
-    metrics: () =>
-      hub.metrics.render({
+    metrics: new ServerMetrics({
+      counters: hub.metrics,
+      gauges: () => ({
         connections: openConnectionCount(hub),
         channels: hub.channels.count,
         workers: pool.threads,
@@ -210,25 +242,46 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
         poolQueue: pool.queueSize,
         store: store.stats(),
         wal: wal.stats(),
-        uptimeSeconds: uptimeSeconds(),
+        uptimeSeconds: (Date.now() - startedAt) / 1000,
       }),
+    }),
+    access: new AdminAccess(options.adminTrust, options.adminToken, proxies),
+    page: { data: new AdminData({ store, hub }), sampler },
+  };
+  const app = createApp({
+    uws,
+    hub,
+    dispatcher,
+    options,
+    components: server.components,
+    hooks: { onConnect: server.options.onConnect, onDisconnect: server.options.onDisconnect },
+    accepting: () => listening.accepting,
+    proxies,
+    admin,
   });
   hub.channels.attach(app);
   try {
-    listening.socket = await new Promise<us_listen_socket>((resolvePromise, reject) => {
-      app.listen(options.host, options.port, (s) => {
-        if (s) resolvePromise(s);
-        else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${options.host}:${options.port} (address in use, or host not available)`));
-      });
-    });
+    if (options.adminPort !== null) {
+      const adminApp = newApp(uws, null);
+      addHealthRoutes(adminApp, admin);
+      addAdminRoutes(adminApp, admin, false);
+      adminApp.any('/*', (res) => void res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons admin port: /admin, /metrics, /health, /ready', true));
+      listening.adminSocket = await listenOn(adminApp, options.adminHost, options.adminPort, ' (adminPort)');
+      listening.adminPort = uws.us_socket_local_port(listening.adminSocket as never);
+    }
+    listening.socket = await listenOn(app, options.host, options.port, '');
   } catch (err) {
+    if (listening.adminSocket) uws.us_listen_socket_close(listening.adminSocket);
     await release();
     throw err;
   }
+  sampler.start();
   const port = uws.us_socket_local_port(listening.socket as never);
   listening.port = port;
   listening.accepting = true;
-  runtime.log('LISTEN', { host: options.host, port, url: `ws://${options.host}:${port}`, workers: options.workers });
+  const scheme = options.tls ? 'wss' : 'ws';
+  const adminUrl = listening.adminPort !== null ? { adminPort: listening.adminPort, adminUrl: `http://${options.adminHost}:${listening.adminPort}` } : {};
+  runtime.log('LISTEN', { host: options.host, port, url: `${scheme}://${options.host}:${port}`, workers: options.workers, ...adminUrl });
   return listening;
 }
 
@@ -251,8 +304,15 @@ function createShutdown(
     scheduler: parts.scheduler,
     stopListening: () => {
       listening.accepting = false;
+      listening.phase = 'stopping';
       const socket = listening.socket;
       listening.socket = null;
+      if (socket) uws.us_listen_socket_close(socket);
+    },
+    stopAdmin: () => {
+      listening.sampler.stop();
+      const socket = listening.adminSocket;
+      listening.adminSocket = null;
       if (socket) uws.us_listen_socket_close(socket);
     },
     runShutdownHook: parts.runShutdownHook,

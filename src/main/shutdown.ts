@@ -9,7 +9,8 @@
  * 4. close every connection (1001) and run the onDisconnect hooks;
  * 5. shutdown tasks (priority order), then the onShutdown hook;
  * 6. close the worker pool;
- * 7. write the tables to CSV (atomic per file).
+ * 7. write the tables to CSV (atomic per file);
+ * 8. close the admin port's listen socket (it answered /health, /ready and /metrics until now).
  *
  * {@link stopOnRequest} runs it on `stop()` and on SIGINT/SIGTERM.
  */
@@ -29,6 +30,8 @@ export interface ShutdownSteps {
   runShutdownHook: () => Promise<void>;
   closePool: () => Promise<void>;
   save: () => Promise<Record<string, unknown>>;
+  /** Close the admin port's listen socket, if any. */
+  stopAdmin?: () => void;
 }
 
 export class Shutdown {
@@ -73,7 +76,12 @@ export class Shutdown {
     await s.scheduler.runPhase('shutdown');
     await s.runShutdownHook();
     await s.closePool();
-    const saved = await s.save();
+    let saved: Record<string, unknown>;
+    try {
+      saved = await s.save();
+    } finally {
+      s.stopAdmin?.();
+    }
     hub.log('SHUTDOWN', { phase: 'done', reason, ms: Date.now() - started, ...saved });
   }
 }
@@ -112,4 +120,29 @@ export function stopOnRequest(shutdown: Shutdown, log: LogFn, handleSignals: boo
     process.on('SIGTERM', onSignal);
   }
   return { stop, closed };
+}
+
+/**
+ * SIGINT/SIGTERM handlers from just before the server listens until {@link stopOnRequest}
+ * installs its own: without them, a signal sent right after the LISTEN line (a supervisor, a
+ * test) would meet Node's default disposition and kill the process without a graceful shutdown.
+ * A signal received meanwhile is handed to `release(stop)`.
+ */
+export function holdSignals(handleSignals: boolean): { release: (stop: ((reason: string) => unknown) | undefined) => void } {
+  let pending: NodeJS.Signals | undefined;
+  const hold = (signal: NodeJS.Signals): void => {
+    pending ??= signal;
+  };
+  if (handleSignals) {
+    process.on('SIGINT', hold);
+    process.on('SIGTERM', hold);
+  }
+  return {
+    release(stop) {
+      if (!handleSignals) return;
+      process.off('SIGINT', hold);
+      process.off('SIGTERM', hold);
+      if (pending !== undefined && stop) stop(pending);
+    },
+  };
 }

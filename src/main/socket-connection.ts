@@ -26,6 +26,21 @@ export interface PendingUpgrade {
   aborted: boolean;
 }
 
+/**
+ * A lexicons.v1 connection's admission (main/v1-admission.ts): it is upgraded at once and admitted
+ * by its first frame, `{"$connect": {...}}`.
+ */
+export interface V1Session {
+  /** Header data of the upgrade request (HTTP headers, URL query), merged with the frame's. */
+  readonly headerData: Record<string, string>;
+  /** `awaiting` the `$connect` frame; `admitting` (it came: later frames are dropped until `$connected`). */
+  phase: 'awaiting' | 'admitting';
+  /** Closes the connection when no `$connect` came in time. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** The `$connected` frame after the id: `,"limits":{...}}}]`. */
+  readonly connectedTail: string;
+}
+
 /** uWS's per-socket user data. */
 export interface SocketUserData {
   connection: SocketConnection;
@@ -84,6 +99,8 @@ export class SocketConnection {
   admitted = false;
   /** The upgrade waits for a pool job (Headers or onConnect); admission comes as an effect. */
   viaPool = false;
+  /** Set for a lexicons.v1 connection (it selected the subprotocol). */
+  v1: V1Session | null = null;
   readonly queue: Unit[] = [];
   /** A batch holding units of this connection is in flight. */
   busy = false;
@@ -127,6 +144,6 @@ export class SocketConnection {
   }
 
   snapshot(): ConnectionSnapshot {
-    return { id: this.id, address: this.address, auth: this.auth, channels: [...this.channels] };
+    return { id: this.id, address: this.address, auth: this.auth, channels: [...this.channels], v1: this.v1 !== null };
   }
 }

@@ -175,6 +175,8 @@ export interface UpgradePolicy {
 export interface UpgradeRequest {
   readonly address: string;
   readonly origin: string;
+  /** The client offered the lexicons.v1 subprotocol: admission waits for its `$connect` frame. */
+  readonly v1?: boolean;
   headerData(): Record<string, string>;
 }
 
@@ -186,13 +188,36 @@ export type UpgradeDecision =
   /** Run the Headers (and onConnect) in the pool first; the upgrade completes as an effect. */
   | { kind: 'viaPool'; headerData: Record<string, string> }
   /** Upgrade now; the connection is admitted at `open`. */
+  | { kind: 'admit' }
+  /** A lexicons.v1 client: upgrade now; its `$connect` frame decides admission (main/v1-admission.ts). */
+  | { kind: 'v1'; headerData: Record<string, string> };
+
+/**
+ * Admission by header data, after the request checks (shared by upgrades and v1 `$connect`
+ * frames): a login attempt over the address's budget, no credentials while anonymous connections
+ * are refused, Headers or onConnect to run in the pool, or a plain admission.
+ */
+export type AdmissionDecision =
+  | { kind: 'limited' }
+  | { kind: 'anonymous' }
+  | { kind: 'viaPool'; headerData: Record<string, string> }
   | { kind: 'admit' };
+
+export function decideAdmission(address: string, headerData: Record<string, string>, policy: UpgradePolicy): AdmissionDecision {
+  const hasData = Object.keys(headerData).length > 0;
+  // A login attempt (header data for the app's Headers) costs a token of the address's bucket;
+  // without one the attempt is refused here, before any Header (scrypt) runs.
+  if (hasData && !policy.attempts.take(address)) return { kind: 'limited' };
+  if (policy.headerNames.length > 0 && !hasData && policy.anonymous === 'reject') return { kind: 'anonymous' };
+  if (hasData || policy.onConnect) return { kind: 'viaPool', headerData };
+  return { kind: 'admit' };
+}
 
 /**
  * Decides an upgrade in order: shutting down (503), untrusted address (403), disallowed origin
- * (403), header data too long (431), login attempts over the address's budget (429), then no
- * credentials while anonymous connections are refused, Headers or onConnect to run in the pool,
- * or a plain admission.
+ * (403), header data too long (431); a lexicons.v1 client is then upgraded at once; otherwise
+ * {@link decideAdmission}: login attempts over the address's budget (429), no credentials while
+ * anonymous connections are refused, Headers or onConnect to run in the pool, or a plain admission.
  */
 export function decideUpgrade(request: UpgradeRequest, policy: UpgradePolicy, accepting: boolean): UpgradeDecision {
   const { address, origin } = request;
@@ -210,17 +235,15 @@ export function decideUpgrade(request: UpgradeRequest, policy: UpgradePolicy, ac
     const message = `header data of ${dataBytes} bytes over limits.maxMessageBytes: HTTP 431`;
     return { kind: 'refuse', status: '431 Request Header Fields Too Large', body: 'header data too large', log: { status: 'LIMIT', data: { address, message } } };
   }
-  const hasData = Object.keys(headerData).length > 0;
-  // A login attempt (header data for the app's Headers) costs a token of the address's bucket;
-  // without one the upgrade is refused here, before any Header (scrypt) runs.
-  if (hasData && !policy.attempts.take(address)) {
+  if (request.v1) return { kind: 'v1', headerData };
+  const admission = decideAdmission(address, headerData, policy);
+  if (admission.kind === 'limited') {
     const perMinute = policy.authAttemptsPerMinute;
     const message = `login attempts over ${perMinute} per minute: HTTP 429`;
     return { kind: 'refuse', status: '429 Too Many Requests', body: 'too many login attempts', retryAfterSeconds: Math.ceil(60 / perMinute), log: { status: 'LIMIT', data: { address, message } } };
   }
-  if (policy.headerNames.length > 0 && !hasData && policy.anonymous === 'reject') {
+  if (admission.kind === 'anonymous') {
     return { kind: 'reject', reason: `no credentials (send one of the headers ${policy.headerNames.join(', ')} as an HTTP header or query parameter)` };
   }
-  if (hasData || policy.onConnect) return { kind: 'viaPool', headerData };
-  return { kind: 'admit' };
+  return admission;
 }

@@ -55,3 +55,9 @@ export function loadUws(env: NodeJS.ProcessEnv = process.env): Uws {
   }
   return cached;
 }
+
+/** A uWS app: `SSLApp` (wss://, https://) with the PEM files of `tls`, else a plain `App`. */
+export function newApp(uws: Uws, tls: { cert: string; key: string; passphrase?: string } | null): UWS.TemplatedApp {
+  if (tls === null) return uws.App();
+  return uws.SSLApp({ cert_file_name: tls.cert, key_file_name: tls.key, ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}) });
+}

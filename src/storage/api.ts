@@ -68,8 +68,65 @@ export interface Db {
 
 /** Outcome of a commit attempt. */
 export type CommitResult =
-  | { ok: true; commitId: number; changes: ChangeSet }
+  | {
+      ok: true;
+      commitId: number;
+      changes: ChangeSet;
+      /** The transaction's publications (history channels only), in publish order, with the offsets the commit assigned. */
+      publications: Publication[];
+    }
   | { ok: false; reason: 'conflict' | 'unique'; message: string };
+
+// -- channel history (history.ts) ------------------------------------------------------------------
+
+/** How much history a channel keeps: the last `size` publications and/or those younger than `maxAgeSeconds`. */
+export interface HistoryPolicy {
+  size?: number;
+  maxAgeSeconds?: number;
+}
+
+/**
+ * The history policy of a channel, or null/undefined when it keeps no history (publishing to it
+ * records nothing). Set per thread on the store (`store.historyPolicy`).
+ */
+export type HistoryPolicyResolver = (channel: string) => HistoryPolicy | null | undefined;
+
+/** A publication as its commit recorded it. `time`: ms since the Unix epoch, taken at commit. */
+export interface Publication {
+  channel: string;
+  offset: number;
+  epoch: string;
+  time: number;
+}
+
+/**
+ * Where a channel's history stands: `offset` is the last offset assigned (the top), `oldest` the
+ * lowest retained one (`offset + 1` when nothing is retained); `epoch` changes only when the
+ * history is lost (resetHistory, a repair at load).
+ */
+export interface ChannelPosition {
+  epoch: string;
+  offset: number;
+  oldest: number;
+}
+
+export interface HistoryItem {
+  offset: number;
+  time: number;
+  /** The published text, exactly as given to publish(). */
+  text: string;
+}
+
+/** A channel's position and the items read, in offset order. */
+export interface HistoryPage extends ChannelPosition {
+  items: HistoryItem[];
+}
+
+/** Items with offset > `after` (default 0: everything retained), at most `limit` (default: all). */
+export interface HistoryQuery {
+  after?: number;
+  limit?: number;
+}
 
 /**
  * What a committed transaction changed, in a form a write-ahead log can append as one record:
@@ -91,6 +148,23 @@ export interface Txn {
   /** Validates (serializability, unique constraints) and publishes the writes atomically. */
   commit(): CommitResult;
   abort(): void;
+  /**
+   * Records a publication of `text` on `channel` (runtime use; not on `db`). Its offset is
+   * assigned at commit, in commit order, +1 per channel (see `CommitResult.publications`);
+   * publishing never makes the transaction conflict. A savepoint rollback drops it. Returns false,
+   * recording nothing, when the store's `historyPolicy` gives the channel no policy. Throws OPTION
+   * on a store without history tables.
+   */
+  publish(channel: string, text: string): boolean;
+  /**
+   * At commit: deletes the channel's retained history and gives it a new epoch; offsets go on
+   * after the old top (no-op for a channel without history). In call order with publish().
+   */
+  resetHistory(channel: string): void;
+  /** The channel's history at this transaction's snapshot (committed rows only; no read-set entry). */
+  history(channel: string, query?: HistoryQuery): HistoryPage | null;
+  /** The channel's position at this transaction's snapshot, or null (never published). */
+  channelPosition(channel: string): ChannelPosition | null;
 }
 
 /** Options for {@link SharedStore.run}. */

@@ -12,8 +12,63 @@
  * from ~60% of its time (garbage collection of the write sets included) to ~15%.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { coerceValue, withoutTransform, type FieldSchema, type TableSchema } from './schema.js';
+import { i32RowCount, i64LastWrite, kCommitId } from './layout.js';
+import { coerceValue, withoutTransform, type FieldSchema, type ModelClass, type TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
+import type { SharedTable } from './table.js';
+import type { Engine, Transaction } from './transaction.js';
+import { insertRow } from './transaction-db.js';
+
+/** `SharedStore.bulkLoad`: the rows inserted by `txn` (exclusive) and committed; any error aborts it. */
+export function insertAndCommit(txn: Transaction, table: ModelClass | string, rows: Iterable<Record<string, unknown>>): number {
+  try {
+    const id = txn.tableId(table);
+    let n = 0;
+    for (const row of rows) {
+      insertRow(txn, id, row, false);
+      n++;
+    }
+    const result = txn.commit();
+    if (!result.ok) throw new LexiconsError(result.reason === 'unique' ? ErrorCode.UNIQUE : ErrorCode.TXN, result.message);
+    return n;
+  } catch (err) {
+    txn.abort();
+    throw err;
+  }
+}
+
+/**
+ * `SharedStore.appendColumns`: under the commit lock, `fill` writes rows straight into table `id`'s
+ * column buffers at its unpublished slots from `start` and returns how many (0 publishes nothing);
+ * they are published as one commit (their `begin`, `next` and `flags` set). No constraint is
+ * checked and nothing is logged: for start-up loads only (binary snapshot files, verified by their
+ * checksum; CSV rows into an empty table, checked by {@link BulkAppender}).
+ */
+export function appendColumns(engine: Engine, id: number, fill: (t: SharedTable, start: number) => number): number {
+  const t = engine.tables[id]!;
+  const owner = {};
+  if (!engine.lock(owner)) throw new LexiconsError(ErrorCode.TXN, 'appendColumns: a transaction of this thread holds the commit lock');
+  try {
+    engine.repairIfDirty();
+    const start = t.rowCount();
+    const n = fill(t, start);
+    if (n === 0) return 0;
+    const c = engine.control;
+    const commitId = c.commitId() + 1;
+    t.beginBuf.ensure((start + n) * 8);
+    t.nextBuf.ensure((start + n) * 4);
+    t.flagsBuf.ensure(start + n);
+    t.setBegin(start, start + n, commitId);
+    t.nextBuf.i32(start + n - 1).fill(-1, start, start + n);
+    t.flagsBuf.u8(start + n - 1).fill(0, start, start + n);
+    Atomics.store(c.i32, i32RowCount(id), start + n);
+    Atomics.store(c.i64, i64LastWrite(id), BigInt(commitId));
+    Atomics.store(c.i64, kCommitId, BigInt(commitId));
+    return n;
+  } finally {
+    engine.unlock(owner);
+  }
+}
 
 export class BulkAppender {
   readonly #store: SharedStore;

@@ -85,7 +85,7 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
 }
 
 /** Under the lock, after {@link validateCommit}: the publish order of the module comment. */
-export function publishCommit(engine: Engine, plan: readonly TablePlan[]): CommitResult {
+export function publishCommit(engine: Engine, plan: readonly TablePlan[]): { ok: true; commitId: number; changes: ChangeSet } {
   const control = engine.control;
   const commitId = control.commitId() + 1;
   const changes: ChangeSet = { commitId, tables: {} };

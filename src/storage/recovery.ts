@@ -16,8 +16,9 @@ import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
 import { lockDataFolder } from './folder-lock.js';
+import { hasHistory, historyFilesStale } from './history-tables.js';
 import type { LoadOptions, LoadReport } from './persist.js';
-import { coerceValue, withoutTransform, type Schema } from './schema.js';
+import { coerceValue, isSystemTableName, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest } from './snapshot.js';
@@ -68,6 +69,8 @@ export interface RecoveryReport {
   readonly commitId: number;
   /** The segment new commits are appended to. */
   readonly segment: number;
+  /** Channels whose history was found incomplete and got a new epoch (history.ts repair). */
+  readonly historyRepaired: readonly string[];
 }
 
 // -- reading the log ---------------------------------------------------------------------------
@@ -183,6 +186,7 @@ export class Replayer {
     const txn = (this.#txn ??= this.#store.begin({ exclusive: true }) as Transaction);
     for (const [name, tc] of Object.entries(record.tables)) {
       const t = this.#store.schema.byName.get(name);
+      if (!t && isSystemTableName(name)) continue; // history kept while it was enabled: not kept now
       if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed?)`);
       const id = txn.tableId(name);
       for (const pk of tc.deletes) {
@@ -289,17 +293,18 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
     await fsyncDir(root);
     const wal = Wal.create(root, policy, segment, release);
     wal.bind(store);
-    wal.startTimer((err) => options.onError?.(err));
-    // A person's edit of a CSV file was loaded: record the files as they are now with a snapshot,
-    // before any commit, so that the next start loads the binary snapshot again.
-    if (sources.editedCsv.length > 0) {
-      try {
-        await snapshotDataFolder(store, wal, root, { acceptCsv: true });
-      } catch (err) {
-        await wal.close({ flush: false }); // releases the folder's lock too
-        throw err;
-      }
+    let historyRepaired: string[] = [];
+    try {
+      // A person's edit of a CSV file was loaded: record the files as they are now with a
+      // snapshot, before any commit, so that the next start loads the binary snapshot again.
+      if (sources.editedCsv.length > 0) await snapshotDataFolder(store, wal, root, { acceptCsv: true });
+      // Logged (after bind): a crash right after start finds the same epochs.
+      if (hasHistory(schema)) historyRepaired = store.repairHistory({ renewEpochs: historyFilesStale(manifest, load) });
+    } catch (err) {
+      await wal.close({ flush: false }); // releases the folder's lock too
+      throw err;
     }
+    wal.startTimer((err) => options.onError?.(err));
     const report: RecoveryReport = {
       dir: root,
       snapshotCommitId,
@@ -316,6 +321,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
       lastLoggedCommitId,
       commitId: store.snapshot(),
       segment,
+      historyRepaired,
     };
     return { store, wal, report };
   } catch (err) {

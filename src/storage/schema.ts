@@ -46,6 +46,11 @@ export interface FieldOptions<T> {
    * equivalent of the seed's password property whose setter hashes the raw value.
    */
   transform?: (value: any) => T;
+  /**
+   * A secret (a password hash, a token): shown masked on the admin page and in the server's logs,
+   * and never the sort key of an admin view. Stored and read like any other value.
+   */
+  secret?: boolean;
 }
 
 export interface StrOptions extends FieldOptions<string> {
@@ -125,6 +130,8 @@ export interface FieldSchema {
   /** unique implies indexed. */
   readonly indexed: boolean;
   readonly dictionary: boolean;
+  /** `secret: true`: masked on the admin page and in logs. */
+  readonly secret: boolean;
   readonly transform: ((value: any) => unknown) | undefined;
   /** Returns a fresh default value for a new row (null when nullable and no default). */
   readonly makeDefault: () => unknown;
@@ -165,18 +172,36 @@ export function tableNameOf(model: ModelClass | string): string {
   return Object.prototype.hasOwnProperty.call(model, 'table') && model.table ? model.table : model.name;
 }
 
+/** Table names starting with this (any case) belong to lexicons' system tables (history-tables.ts). */
+export const SYSTEM_TABLE_PREFIX = 'lexicons_';
+
+/** Whether `name` is reserved for a system table. */
+export function isSystemTableName(name: string): boolean {
+  return name.toLowerCase().startsWith(SYSTEM_TABLE_PREFIX);
+}
+
 /**
  * Validates Models and compiles them into a {@link Schema}. Fails with a SCHEMA error naming the
  * model and field for: unknown field types, references to unregistered models, duplicate table
- * names, reserved or invalid field names, and bad options.
+ * names, table names reserved for system tables (`lexicons_*`), reserved or invalid field names,
+ * and bad options.
  */
 export function compileSchema(models: Iterable<ModelClass>): Schema {
+  return compileModels(models, false);
+}
+
+/**
+ * {@link compileSchema}, and with `system` the lexicons_* names are allowed (history-tables.ts
+ * compiles its own Models this way; user Models never go through here with `system`).
+ */
+export function compileModels(models: Iterable<ModelClass>, system: boolean): Schema {
   const list = [...models];
   const names = new Map<string, ModelClass>();
   for (const model of list) {
     if (typeof model !== 'function') throw schemaError(`Model ${String(model)} is not a class`);
     const name = tableNameOf(model);
     if (!IDENT.test(name)) throw schemaError(`Model ${name}: table name must be an identifier`);
+    if (!system && isSystemTableName(name)) throw schemaError(`Model ${name}: table names starting with ${SYSTEM_TABLE_PREFIX} are reserved for lexicons' system tables (rename the Model or set static table)`);
     if (names.has(name)) throw schemaError(`Duplicate table name ${name}: two models are named ${name}`);
     names.set(name, model);
   }
@@ -235,6 +260,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
   if (o.unique && (f.kind === 'list' || f.kind === 'set')) throw schemaError(`${where}: ${f.kind} fields cannot be unique`);
   if (o.index && (f.kind === 'list' || f.kind === 'set')) throw schemaError(`${where}: ${f.kind} fields cannot be indexed`);
   if (o.transform !== undefined && typeof o.transform !== 'function') throw schemaError(`${where}: transform must be a function`);
+  if (o.secret !== undefined && typeof o.secret !== 'boolean') throw schemaError(`${where}: secret must be a boolean`);
   const nullable = o.nullable ?? (f.kind === 'ref' || f.kind === 'set');
   const hasDefault = Object.prototype.hasOwnProperty.call(o, 'default');
   const dflt = o.default;
@@ -254,6 +280,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
     unique: !!o.unique,
     indexed: !!o.unique || !!o.index,
     dictionary: !!o.dictionary,
+    secret: o.secret === true,
     transform: o.transform,
     makeDefault,
   };

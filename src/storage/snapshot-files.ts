@@ -42,7 +42,7 @@ export function tablesOfHandles(handles: StoreHandles): SharedTable[] {
   const control = new ControlBlock(handles.control, described.length, dicts);
   let dictBase = 0;
   return described.map((d, id) => {
-    const fields: FieldSchema[] = d.fields.map((f) => ({ ...f, element: f.element ?? undefined, ref: f.ref ?? undefined, transform: undefined, makeDefault: () => null }));
+    const fields: FieldSchema[] = d.fields.map((f) => ({ ...f, element: f.element ?? undefined, ref: f.ref ?? undefined, secret: false, transform: undefined, makeDefault: () => null }));
     const schema: TableSchema = { name: d.table, fields, byName: new Map(fields.map((f) => [f.name, f])), model: undefined };
     const list = handles.tables[id] ?? [];
     let next = 0;

@@ -14,18 +14,24 @@
  *   would drop the edit, so the start stops with an error saying what to do. After a start that
  *   loaded edits, a snapshot records the CSV files as they are, so the edit is loaded once;
  * - a missing CSV file is not an edit (the binary file holds the table; the CSV file is written
- *   again at shutdown). A table with neither file starts empty.
+ *   again at shutdown). A table with neither file starts empty;
+ * - a table the manifest names nowhere (a Model added since, the history tables switched on again)
+ *   loads the files it has, as the state before the log (as in a folder without a manifest; there
+ *   is no record to call them edited against): its CSV file, else its binary file (apache-arrow's
+ *   reader, no checksum to check), else nothing.
  */
 import { join } from 'node:path';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { loadTableFile } from './arrow-snapshot-load.js';
+import { exists } from './file-system.js';
 import type { ArrowFileInfo } from './arrow-snapshot.js';
 import { loadDataFolder, type LoadOptions, type LoadReport, type TableLoadReport } from './persist.js';
 import type { Schema } from './schema.js';
 import type { SharedStore } from './store.js';
 import { ARROW_SUFFIX, csvUnchanged, type Manifest } from './snapshot-manifest.js';
 
-export type TableSource = { readonly kind: 'arrow'; readonly file: string; readonly expect: ArrowFileInfo } | { readonly kind: 'csv' } | { readonly kind: 'empty' };
+/** `expect`: the manifest's record of the binary file (null: a file the manifest does not name, read by apache-arrow's reader). */
+export type TableSource = { readonly kind: 'arrow'; readonly file: string; readonly expect: ArrowFileInfo | null } | { readonly kind: 'csv' } | { readonly kind: 'empty' };
 
 export interface SourcePlan {
   /** Per table of the schema. */
@@ -48,7 +54,8 @@ export async function planSources(root: string, schema: Schema, manifest: Manife
   for (const t of schema.tables) {
     const recorded = manifest.csv?.tables[t.name];
     const binary = manifest.tables[t.name];
-    if (!(await csvUnchanged(join(root, `${t.name}.csv`), recorded))) {
+    if (!recorded && !binary) sources.set(t.name, await unnamedSource(root, t.name));
+    else if (!(await csvUnchanged(join(root, `${t.name}.csv`), recorded))) {
       edited.push(t.name);
       sources.set(t.name, { kind: 'csv' });
     } else if (binary) sources.set(t.name, { kind: 'arrow', file: join(root, t.name + ARROW_SUFFIX), expect: binary });
@@ -67,6 +74,13 @@ export async function planSources(root: string, schema: Schema, manifest: Manife
     );
   }
   return { sources, editedCsv: edited };
+}
+
+/** The source of a table the manifest does not name: whatever files of it the folder holds. */
+async function unnamedSource(root: string, table: string): Promise<TableSource> {
+  if (await exists(join(root, `${table}.csv`))) return { kind: 'csv' };
+  const binary = join(root, table + ARROW_SUFFIX);
+  return (await exists(binary)) ? { kind: 'arrow', file: binary, expect: null } : { kind: 'csv' };
 }
 
 /**

@@ -15,19 +15,22 @@
  * const store = SharedStore.attach(compileSchema([User, ChatMessage]), workerData);
  * const { value } = store.runSync((db) => db.create(ChatMessage, { content: 'hi' }));
  */
+import { isMainThread } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, Db, RunOptions, StoreStats, Txn } from './api.js';
+import type { ChangeSet, ChannelPosition, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
 import { tableToArrow } from './arrow.js';
+import { appendColumns, insertAndCommit } from './bulk-append.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
-import { TableIndex } from './indexes.js';
-import { ControlBlock, i32RowCount, i64LastWrite, kCommitId } from './layout.js';
+import { historyTableIds, planHistoryRepair } from './history.js';
+import { historyDisabled } from './history-tables.js';
+import { randomHashSeed, TableIndex } from './indexes.js';
+import { ControlBlock, kCommitId } from './layout.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { describeSchema, dictCount, HANDLES_VERSION, schemaMismatch, type StoreHandles } from './store-handles.js';
 import { SharedTable } from './table.js';
 import { Transaction, type Engine } from './transaction.js';
-import { insertRow } from './transaction-db.js';
 import { commitOrRetry, isThenable, optimisticAttemptsOf, runOrAbort, type Committed } from './transaction-runner.js';
 
 export type { StoreHandles } from './store-handles.js';
@@ -43,6 +46,11 @@ export interface StoreOptions {
    * restarts (see recovery.ts).
    */
   initialCommitId?: number;
+  /**
+   * The indexes' hash seed (a uint32). Default: random, which is what a server wants (clients
+   * cannot craft keys that collide); a fixed seed is for tests.
+   */
+  hashSeed?: number;
 }
 
 const DEFAULT_MAX_BYTES = 1 << 30;
@@ -57,6 +65,11 @@ export class SharedStore {
    * (for a write-ahead log that must be durable before publication). A throw aborts the commit.
    */
   onBeforePublish?: (changes: ChangeSet) => void;
+  /**
+   * This thread's channel history policies (set it in every thread that publishes or sweeps):
+   * `Txn.publish` records only for channels it gives a policy, and commits trim by it.
+   */
+  historyPolicy?: HistoryPolicyResolver;
 
   readonly #control: ControlBlock;
   readonly #tables: SharedTable[];
@@ -101,6 +114,10 @@ export class SharedStore {
       get afterPublish() {
         return self.onCommit;
       },
+      history: historyTableIds(this.#tableIds),
+      get historyPolicy() {
+        return self.historyPolicy;
+      },
     };
   }
 
@@ -112,10 +129,12 @@ export class SharedStore {
     if (!Number.isInteger(max) || max < 1024) throw new LexiconsError(ErrorCode.OPTION, 'options.maxBytesPerBuffer must be an integer >= 1024');
     const initial = options.initialCommitId ?? 0;
     if (!Number.isSafeInteger(initial) || initial < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.initialCommitId must be a non-negative safe integer');
+    const seed = options.hashSeed ?? randomHashSeed();
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LexiconsError(ErrorCode.OPTION, 'options.hashSeed must be an integer from 0 to 4294967295');
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
     Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
-    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, control: control.sab, tables: buffers };
+    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, hashSeed: seed, control: control.sab, tables: buffers };
     return new SharedStore(schema, handles, (id) => (label, bytes) => {
       const buf = GrowBuf.allocate(bytes, max, label, true);
       buffers[id]!.push(buf.buffer as SharedArrayBuffer);
@@ -125,7 +144,7 @@ export class SharedStore {
 
   /** Attaches to a store created in another thread; the schema must match the handles. */
   static attach(schema: Schema, handles: StoreHandles): SharedStore {
-    if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer)) {
+    if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer) || !Number.isInteger(handles.hashSeed)) {
       throw new LexiconsError(ErrorCode.OPTION, 'SharedStore.attach: handles are not StoreHandles of this lexicons version');
     }
     const given = describeSchema(schema);
@@ -145,7 +164,7 @@ export class SharedStore {
 
   #index(id: number): TableIndex {
     let index = this.#indexes[id];
-    if (!index) this.#indexes[id] = index = new TableIndex(this.#tables[id]!, () => this.#horizon());
+    if (!index) this.#indexes[id] = index = new TableIndex(this.#tables[id]!, () => this.#horizon(), this.handles.hashSeed);
     return index;
   }
 
@@ -226,53 +245,116 @@ export class SharedStore {
    * NOT applied (saved data is already transformed). Returns the number of rows loaded.
    */
   bulkLoad(table: ModelClass | string, rows: Iterable<Record<string, unknown>>): number {
-    const txn = this.begin({ exclusive: true }) as Transaction;
+    return insertAndCommit(this.begin({ exclusive: true }) as Transaction, table, rows);
+  }
+
+  /**
+   * Main thread, at start-up: publishes as one commit the rows `fill` wrote straight into the
+   * table's column buffers from slot `start` (it returns how many). Checks nothing, logs nothing
+   * (bulk-append.ts: binary snapshot files, CSV rows into an empty table).
+   */
+  appendColumns(table: ModelClass | string, fill: (t: SharedTable, start: number) => number): number {
+    return appendColumns(this.#engine, this.#tableId(table), fill);
+  }
+
+  // -- channel history (history.ts) ---------------------------------------------------------------
+
+  /** Runs `read` in a read-only transaction at the latest snapshot: never takes the lock, never waits. */
+  #read<T>(read: (txn: Txn) => T): T {
+    const txn = this.begin();
     try {
-      const id = txn.tableId(table);
-      let n = 0;
-      for (const row of rows) {
-        insertRow(txn, id, row, false);
-        n++;
-      }
-      const result = txn.commit();
-      if (!result.ok) throw new LexiconsError(result.reason === 'unique' ? ErrorCode.UNIQUE : ErrorCode.TXN, result.message);
-      return n;
-    } catch (err) {
+      return read(txn);
+    } finally {
       txn.abort();
-      throw err;
     }
   }
 
   /**
-   * Main thread, at start-up: publishes as one commit the rows that `fill` wrote straight into the
-   * table's column buffers, at its unpublished slots from `start` (it returns how many; 0 publishes
-   * nothing). Sets their `begin`, `next` and `flags`; checks no constraint and logs nothing: for
-   * binary snapshots this store wrote itself (arrow-snapshot.ts, verified by their checksum).
+   * The retained history of `channel` at the latest commit: its position and the items with
+   * offset > `after`, oldest first, at most `limit`; null when the channel never kept history.
+   * Lock-free (any thread, the main thread included); one pk probe per item. Recovery from a
+   * client's (epoch, offset) is complete when the epoch matches and `offset + 1 >= oldest`.
+   * @example
+   * const page = store.history('Public', { after: 42, limit: 1000 });
    */
-  appendColumns(table: ModelClass | string, fill: (t: SharedTable, start: number) => number): number {
-    const id = this.#tableId(table);
-    const t = this.#tables[id]!;
-    const owner = {};
-    if (!this.#lock.lock(owner)) throw new LexiconsError(ErrorCode.TXN, 'appendColumns: a transaction of this thread holds the commit lock');
+  history(channel: string, query?: HistoryQuery): HistoryPage | null {
+    return this.#read((txn) => txn.history(channel, query));
+  }
+
+  /** The position (epoch, last offset, oldest retained) of `channel` at the latest commit, or null. Lock-free. */
+  channelPosition(channel: string): ChannelPosition | null {
+    return this.#read((txn) => txn.channelPosition(channel));
+  }
+
+  /**
+   * Deletes the retained history of `channel` and gives it a new epoch, in one commit; offsets go
+   * on after the old top. Returns the new position (null for a channel without history). Takes the
+   * commit lock: call it from a worker (on the main thread it spins, 5 s at most).
+   */
+  resetHistory(channel: string): ChannelPosition | null {
+    const txn = this.begin();
     try {
-      repairIfDirty(this.#control, this.#tables);
-      const start = t.rowCount();
-      const n = fill(t, start);
-      if (n === 0) return 0;
-      const c = this.#control;
-      const commitId = c.commitId() + 1;
-      t.beginBuf.ensure((start + n) * 8);
-      t.nextBuf.ensure((start + n) * 4);
-      t.flagsBuf.ensure(start + n);
-      t.setBegin(start, start + n, commitId);
-      t.nextBuf.i32(start + n - 1).fill(-1, start, start + n);
-      t.flagsBuf.u8(start + n - 1).fill(0, start, start + n);
-      Atomics.store(c.i32, i32RowCount(id), start + n);
-      Atomics.store(c.i64, i64LastWrite(id), BigInt(commitId));
-      Atomics.store(c.i64, kCommitId, BigInt(commitId));
-      return n;
+      txn.resetHistory(channel);
+      const result = txn.commit();
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `resetHistory: ${result.message}`);
     } finally {
-      this.#lock.unlock(owner);
+      txn.abort();
+    }
+    return this.channelPosition(channel);
+  }
+
+  /**
+   * A trim sweep (for a periodic task): deletes, in one commit, publications beyond the policy of
+   * every channel `historyPolicy` knows (`size`, and `maxAgeSeconds` measured against `now`), at most
+   * `maxRows` (default 10,000); channels it gives no policy are left alone. Returns the rows
+   * deleted and whether more remain. Never blocks the main thread: there it returns null when the
+   * commit lock is busy (try again later).
+   */
+  trimHistory(now = Date.now(), options: { maxRows?: number } = {}): { deleted: number; more: boolean } | null {
+    const policyOf = this.historyPolicy;
+    if (!policyOf) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: set store.historyPolicy first (the sweep trims by it)');
+    const maxRows = options.maxRows ?? 10_000;
+    if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: options.maxRows must be a positive integer');
+    if (typeof now !== 'number' || !Number.isFinite(now)) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: now must be a number of ms since the Unix epoch');
+    const txn = this.begin() as Transaction;
+    try {
+      txn.requestSweep({ now, maxRows, policyOf });
+      // The main thread never waits for the lock: it only tries (null when busy).
+      const result = isMainThread ? this.#lock.tryOnly(() => txn.commit()) : txn.commit();
+      if (result === null) return null;
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `trimHistory: ${result.message}`);
+      const outcome = txn.historyOutcome;
+      return { deleted: outcome?.deleted ?? 0, more: outcome?.more ?? false };
+    } finally {
+      txn.abort();
+    }
+  }
+
+  /**
+   * At open, before anything else commits (recovery.ts calls it): makes every channel's history
+   * consistent again. A channel whose retained range [oldest, offset] is not exactly the rows
+   * present (rows deleted by other means, publications without their channel row, rows past the
+   * top), or every channel when `renewEpochs` (the history files are older than the rest), gets a
+   * new epoch, keeps the contiguous run of rows ending at its top, and its offsets go on after the
+   * highest one seen. Rows below `oldest` are deleted. Returns the channels whose epoch changed.
+   */
+  repairHistory(options: { renewEpochs?: boolean } = {}): string[] {
+    const ids = historyTableIds(this.#tableIds);
+    if (!ids) throw historyDisabled('repairHistory');
+    const txn = this.begin({ exclusive: true }) as Transaction;
+    try {
+      const view = (id: number) => ({ table: this.#tables[id]!, index: this.#index(id) });
+      view(ids.channel).index.sync();
+      view(ids.publication).index.sync();
+      const repair = planHistoryRepair(view(ids.channel), view(ids.publication), txn.snapshot, options.renewEpochs === true);
+      for (const row of repair.channels) txn.put(ids.channel, row.pk, row);
+      for (const pk of repair.deletes) txn.put(ids.publication, pk, null);
+      const result = txn.commit();
+      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `repairHistory: ${result.message}`);
+      return repair.renewed;
+    } catch (err) {
+      txn.abort();
+      throw err;
     }
   }
 

@@ -10,7 +10,7 @@ import type { AnyRecord, Db, Filters, Target } from './api.js';
 import { parseFilters } from './filters.js';
 import { countMatching, select, type Row } from './query.js';
 import { makeRecord, recordFrom } from './record.js';
-import { coerceValue, withoutTransform, type ModelClass, type Schema, type TableSchema } from './schema.js';
+import { coerceValue, isSystemTableName, withoutTransform, type ModelClass, type Schema, type TableSchema } from './schema.js';
 import type { Transaction } from './transaction.js';
 
 type Rec = AnyRecord;
@@ -23,6 +23,14 @@ function checkKeys(t: TableSchema, values: Record<string, unknown>): void {
   for (const key of Object.keys(values)) {
     if (key !== 'pk' && !t.byName.has(key)) throw new LexiconsError(ErrorCode.NOT_FOUND, `${t.name}: unknown field ${key}`);
   }
+}
+
+/** The id of a table user code may write: the system tables (lexicons_*) are read-only here. */
+function writableTable(txn: Transaction, table: ModelClass | string): number {
+  const id = txn.tableId(table);
+  const name = txn.tableSchema(id).name;
+  if (isSystemTableName(name)) throw new LexiconsError(ErrorCode.SCHEMA, `${name} is a system table: it is written by publications (history), not by db calls`);
+  return id;
 }
 
 /**
@@ -60,7 +68,7 @@ export class TxnDb implements Db {
 
   create(table: ModelClass | string, values: Record<string, unknown> = {}): any {
     const txn = this.#txn;
-    return recordFrom(insertRow(txn, txn.tableId(table), values, true));
+    return recordFrom(insertRow(txn, writableTable(txn, table), values, true));
   }
 
   get(table: ModelClass | string, pkOrFilters: string | Filters): any {
@@ -111,7 +119,7 @@ export class TxnDb implements Db {
 
   update(table: ModelClass | string, target: Target, values: Record<string, unknown>): any[] {
     const txn = this.#txn;
-    const id = txn.tableId(table);
+    const id = writableTable(txn, table);
     const t = txn.tableSchema(id);
     checkKeys(t, values);
     const changes: Array<[number, unknown]> = [];
@@ -137,10 +145,10 @@ export class TxnDb implements Db {
 
   drop(table: ModelClass | string, target: Target, options?: { cascade?: string[] }): number {
     const txn = this.#txn;
-    const id = txn.tableId(table);
+    const id = writableTable(txn, table);
     const cascade = (options?.cascade ?? []).map((spec) => {
       const dot = spec.lastIndexOf('.');
-      const tid = txn.tableId(dot < 0 ? '' : spec.slice(0, dot));
+      const tid = writableTable(txn, dot < 0 ? '' : spec.slice(0, dot));
       const ts = txn.tableSchema(tid);
       const name = spec.slice(dot + 1);
       const f = ts.byName.get(name);

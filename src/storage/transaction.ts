@@ -25,8 +25,10 @@
  * before reading: it cannot conflict, so progress is guaranteed even under heavy contention.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, CommitResult, Db, Txn } from './api.js';
+import type { ChangeSet, ChannelPosition, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, Txn } from './api.js';
 import { publishCommit, validateCommit } from './commit-protocol.js';
+import { historyDisabled } from './history-tables.js';
+import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, type HistoryOutcome, type HistoryTableIds, type SweepRequest, type TableView } from './history.js';
 import type { ControlBlock } from './layout.js';
 import type { TableIndex } from './indexes.js';
 import { parseFilters } from './filters.js';
@@ -34,7 +36,7 @@ import { copyRow, select, type ReadContext, type Row } from './query.js';
 import { tableNameOf, type ModelClass, type Schema, type TableSchema } from './schema.js';
 import type { SharedTable } from './table.js';
 import { TxnDb } from './transaction-db.js';
-import { commitPlan, emptyTableWrites, pendingRows, track, type Pending, type TableWrites } from './write-set.js';
+import { commitPlan, emptyTableWrites, pendingRows, track, type Pending, type TablePlan, type TableWrites } from './write-set.js';
 
 /** What a transaction needs from the store (implemented in store.ts). */
 export interface Engine {
@@ -54,7 +56,14 @@ export interface Engine {
   beforePublish: ((changes: ChangeSet) => void) | undefined;
   /** Called under the lock right after the commit is published. */
   afterPublish: ((changes: ChangeSet) => void) | undefined;
+  /** The history tables' ids, when the schema has them (history-tables.ts). */
+  readonly history: HistoryTableIds | undefined;
+  /** This thread's channel history policies (SharedStore.historyPolicy). */
+  readonly historyPolicy: HistoryPolicyResolver | undefined;
 }
+
+/** A #log entry that stands for one recorded history operation (rollbackTo pops it from #ops). */
+const HISTORY_LOG_ID = -1;
 
 const EMPTY_SET: ReadonlySet<number> = new Set();
 
@@ -67,7 +76,12 @@ export class Transaction implements Txn {
   readonly #log: Array<{ id: number; pk: string; prev: Pending | undefined }> = [];
   readonly #readSet = new Set<number>();
   readonly #synced = new Set<number>();
+  /** Publications and resets, in call order; applied at commit under the lock (history.ts). */
+  readonly #ops: HistoryOp[] = [];
+  #sweep: SweepRequest | undefined;
   #done = false;
+  /** What the history part of the commit did (set by a commit that had history work). */
+  historyOutcome: HistoryOutcome | undefined;
 
   constructor(engine: Engine, exclusive: boolean) {
     this.#engine = engine;
@@ -192,6 +206,10 @@ export class Transaction implements Txn {
     }
     while (this.#log.length > savepoint) {
       const e = this.#log.pop()!;
+      if (e.id === HISTORY_LOG_ID) {
+        this.#ops.pop();
+        continue;
+      }
       const w = this.#writes.get(e.id)!;
       const t = this.tableSchema(e.id);
       const cur = w.rows.get(e.pk);
@@ -204,6 +222,78 @@ export class Transaction implements Txn {
         if (cur && cur.base >= 0) w.shadowed.delete(cur.base);
       }
     }
+  }
+
+  // -- channel history (history.ts) ---------------------------------------------------------------
+
+  #historyIds(what: string): HistoryTableIds {
+    const ids = this.#engine.history;
+    if (!ids) throw historyDisabled(what);
+    return ids;
+  }
+
+  #view(id: number): TableView {
+    return { table: this.#engine.tables[id]!, index: this.#index(id) };
+  }
+
+  publish(channel: string, text: string): boolean {
+    this.#assertOpen();
+    this.#historyIds('publish');
+    if (typeof channel !== 'string' || channel === '') throw new LexiconsError(ErrorCode.TYPE, 'publish: channel must be a non-empty string');
+    if (typeof text !== 'string') throw new LexiconsError(ErrorCode.TYPE, `publish: text must be a string, got ${typeof text}`);
+    const policy = this.#engine.historyPolicy?.(channel);
+    if (policy === null || policy === undefined) return false;
+    this.#ops.push({ kind: 'publish', channel, text, policy: checkPolicy(channel, policy) });
+    this.#log.push({ id: HISTORY_LOG_ID, pk: '', prev: undefined });
+    return true;
+  }
+
+  resetHistory(channel: string): void {
+    this.#assertOpen();
+    this.#historyIds('resetHistory');
+    if (typeof channel !== 'string' || channel === '') throw new LexiconsError(ErrorCode.TYPE, 'resetHistory: channel must be a non-empty string');
+    this.#ops.push({ kind: 'reset', channel });
+    this.#log.push({ id: HISTORY_LOG_ID, pk: '', prev: undefined });
+  }
+
+  /** At commit: a trim sweep over every channel (SharedStore.trimHistory). */
+  requestSweep(request: SweepRequest): void {
+    this.#assertOpen();
+    this.#historyIds('trimHistory');
+    this.#sweep = request;
+  }
+
+  history(channel: string, query?: HistoryQuery): HistoryPage | null {
+    this.#assertOpen();
+    const ids = this.#historyIds('history');
+    return readHistory(this.#view(ids.channel), this.#view(ids.publication), channel, this.snapshot, query);
+  }
+
+  channelPosition(channel: string): ChannelPosition | null {
+    this.#assertOpen();
+    return readPosition(this.#view(this.#historyIds('channelPosition').channel), channel, this.snapshot);
+  }
+
+  /**
+   * Under the lock, after validation: the history rows of this commit (offsets, channel rows,
+   * trimmed rows), read and written at the latest commit with no read-set entry (history.ts).
+   */
+  #sequenceHistory(plan: readonly TablePlan[]): TablePlan[] {
+    const engine = this.#engine;
+    const ids = this.#historyIds('commit');
+    if (plan.some((p) => p.id === ids.channel || p.id === ids.publication)) {
+      throw new LexiconsError(ErrorCode.TXN, 'a transaction cannot both write the history tables directly and publish');
+    }
+    const view = (id: number): TableView => {
+      const index = engine.index(id);
+      index.sync();
+      return { table: engine.tables[id]!, index };
+    };
+    const writer = new HistoryWriter(view(ids.channel), view(ids.publication), engine.control.commitId(), Date.now());
+    writer.apply(this.#ops);
+    if (this.#sweep) writer.sweep(this.#sweep);
+    this.historyOutcome = writer.outcome;
+    return writer.plans();
   }
 
   abort(): void {
@@ -222,9 +312,10 @@ export class Transaction implements Txn {
   commit(): CommitResult {
     this.#assertOpen();
     const plan = commitPlan(this.#writes);
-    if (plan.length === 0) {
+    const history = this.#ops.length > 0 || this.#sweep !== undefined;
+    if (plan.length === 0 && !history) {
       this.#finish();
-      return { ok: true, commitId: this.snapshot, changes: { commitId: this.snapshot, tables: {} } };
+      return { ok: true, commitId: this.snapshot, changes: { commitId: this.snapshot, tables: {} }, publications: [] };
     }
     const engine = this.#engine;
     if (!this.exclusive && !engine.lock(this)) {
@@ -234,7 +325,13 @@ export class Transaction implements Txn {
       engine.repairIfDirty();
       const result = validateCommit(engine, plan, this.snapshot, this.exclusive, this.#readSet);
       if (result) return result;
-      return publishCommit(engine, plan);
+      const full = history ? [...plan, ...this.#sequenceHistory(plan)] : plan;
+      const publications = this.historyOutcome?.publications ?? [];
+      if (full.length === 0) {
+        const latest = engine.control.commitId();
+        return { ok: true, commitId: latest, changes: { commitId: latest, tables: {} }, publications };
+      }
+      return { ...publishCommit(engine, full), publications };
     } finally {
       if (!this.exclusive) engine.unlock(this);
       this.#finish();

@@ -41,7 +41,7 @@ export async function checkSubscriptions(ctx: BatchContext): Promise<void> {
     unknown = unknown.filter((name) => !view.exists(name));
   }
   if (unknown.length > 0) {
-    throw new LexiconsError(ErrorCode.NOT_FOUND, `Channel [${unknown[0]}] does not exist (declare it, or create it with sv.createChannel)`);
+    throw new LexiconsError(ErrorCode.CHANNEL_NOT_FOUND, `Channel [${unknown[0]}] does not exist (declare it, or create it with sv.createChannel)`);
   }
 }
 

@@ -9,7 +9,9 @@
 import type { Signal, SignalResponse } from '../components.js';
 import type { Db } from '../storage/api.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { errorFrame, itemText, parseFrame, unknownSignalError, type Call } from '../protocol.js';
+import { scanCallIds } from '../call-ids.js';
+import { errorItemsFrame, itemText, parseFrame, unknownSignalError, wireCodeOf, type Call, type CallId, type FrameError } from '../protocol.js';
+import { WireCode } from '../wire.js';
 import { checkArgs } from './args.js';
 import { runConnect, runDisconnect } from './execute-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from './handles.js';
@@ -37,6 +39,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
     },
     undo: () => undefined,
   });
+  stats.commitMs = outcome.commitMs;
   if (outcome.committed) return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
   // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
   // one transaction per call, so the offending call alone gets the error.
@@ -49,21 +52,28 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
   const pending = runUnits(isolated, 0, 0, 0);
   if (pending !== undefined) await pending;
   stats.attempts += stepper.attempts;
+  stats.commitMs += stepper.commitMs;
   return { effects: [], packed: recorder.pack(isolated.connections), logs: recorder.logs, stats };
 }
 
 /**
  * What every caller of a batch gets when none of it could be made durable (workers/worker.ts):
- * an Errors frame per frame unit, a refusal per connect unit, by connection id.
+ * an Errors frame per frame unit (an item per call with `$id`), a refusal per connect unit, by
+ * connection id; all with the code NOT_SAVED.
  */
 export function batchFailureEffects(job: BatchJob, message: string): Effect[] {
   const effects: Effect[] = [];
   for (const { connectionIndex, unit } of decodeBatch(job)) {
-    const connectionId = job.connections[connectionIndex]!.id;
-    if (unit.kind === UNIT_FRAME) effects.push({ kind: 'send', connectionId, text: errorFrame([message]) });
-    else if (unit.kind === UNIT_CONNECT) effects.push({ kind: 'open', connectionId }, { kind: 'admit', connectionId, ok: false, reason: message });
+    const { id: connectionId, v1 } = job.connections[connectionIndex]!;
+    if (unit.kind === UNIT_FRAME) effects.push({ kind: 'send', connectionId, text: errorItemsFrame(message, WireCode.NOT_SAVED, scanCallIds(unit.text), v1 === true) });
+    else if (unit.kind === UNIT_CONNECT) effects.push({ kind: 'open', connectionId }, { kind: 'admit', connectionId, ok: false, reason: message, code: WireCode.NOT_SAVED });
   }
   return effects;
+}
+
+/** The code an error item carries: for calls with `$id` and on lexicons.v1 connections (v0 frames stay as they were). */
+function shownCode(conn: ConnectionHandle, code: string, id: CallId | undefined): string | undefined {
+  return conn.v1 || id !== undefined ? code : undefined;
 }
 
 function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): BatchContext {
@@ -102,7 +112,10 @@ function runFrame(ctx: BatchContext, index: number, conn: ConnectionHandle, text
     calls = parseFrame(text, ctx.app.maxCallsPerFrame);
   } catch (err) {
     ctx.stats.errors++;
-    ctx.recorder.error(index, conn.id, publicMessage(err));
+    const message = publicMessage(err);
+    const ids = (err as FrameError).callIds ?? [];
+    if (ids.length === 0) ctx.recorder.error(index, conn.id, message, shownCode(conn, WireCode.PROTOCOL, undefined));
+    for (const id of ids) ctx.recorder.error(index, conn.id, message, WireCode.PROTOCOL, id);
     return undefined;
   }
   return runCalls(ctx, index, conn, calls, 0);
@@ -114,7 +127,8 @@ function runCalls(ctx: BatchContext, index: number, conn: ConnectionHandle, call
     const call = calls[j]!;
     if (call instanceof Error) {
       ctx.stats.errors++;
-      ctx.recorder.error(index, conn.id, call.message, (call as { callId?: string | number }).callId);
+      const id = (call as { callId?: CallId }).callId;
+      ctx.recorder.error(index, conn.id, call.message, shownCode(conn, wireCodeOf(call), id), id);
       continue;
     }
     const pending = runCall(ctx, index, conn, call);
@@ -126,16 +140,20 @@ function runCalls(ctx: BatchContext, index: number, conn: ConnectionHandle, call
 function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call: Call): Promise<void> | undefined {
   ctx.stats.calls++;
   const entry = ctx.app.signals.get(call.name);
+  const id = call.id;
   if (!entry) {
     ctx.stats.errors++;
-    ctx.recorder.error(index, conn.id, unknownSignalError(call.name).message, call.id);
+    ctx.recorder.error(index, conn.id, unknownSignalError(call.name).message, shownCode(conn, WireCode.UNKNOWN_SIGNAL, id), id);
     return undefined;
   }
   const failed = (err: unknown): void => {
     ctx.stats.errors++;
-    ctx.recorder.error(index, conn.id, publicMessage(err), call.id);
+    if (id !== undefined) ctx.recorder.dropCall();
+    ctx.recorder.error(index, conn.id, publicMessage(err), shownCode(conn, wireCodeOf(err), id), id);
     logFailure(ctx, 'SIGNAL-ERROR', { signal: entry.name, connection: conn.id }, err);
   };
+  // A call with $id gets one terminal outcome: its items are held until it succeeded (recorder.ts).
+  if (id !== undefined) ctx.recorder.beginCall(conn.id, id);
   let pending: void | Promise<void>;
   try {
     pending = ctx.stepper.step(conn, (db) => callBody(ctx, entry, index, conn, call, db));
@@ -143,7 +161,9 @@ function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call:
     failed(err);
     return undefined;
   }
-  return isThenable(pending) ? (pending as Promise<void>).then(undefined, failed) : undefined;
+  if (isThenable(pending)) return (pending as Promise<void>).then(id === undefined ? undefined : () => ctx.recorder.endCall(index), failed);
+  if (id !== undefined) ctx.recorder.endCall(index);
+  return undefined;
 }
 
 /** The call inside its savepoint: user code, then the subscription check and the response. */
@@ -162,7 +182,7 @@ function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: numbe
     return Promise.resolve(result).then(
       (value) => {
         progress.leave();
-        return afterCall(ctx, entry, index, value);
+        return afterCall(ctx, entry, index, conn, value);
       },
       (err: unknown) => {
         progress.leave();
@@ -171,17 +191,27 @@ function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: numbe
     );
   }
   progress.leave();
-  return afterCall(ctx, entry, index, result);
+  return afterCall(ctx, entry, index, conn, result);
 }
 
-function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void | Promise<void> {
-  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, result));
-  respond(ctx, entry, index, result);
+function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, result: unknown): void | Promise<void> {
+  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, conn, result));
+  respond(ctx, entry, index, conn, result);
 }
 
-function respond(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, result: unknown): void {
+/**
+ * The Signal's response goes to its channels. The caller of a call with `$id` that is in one of
+ * them gets its copy tagged in its reply frame instead, and is left out of the publish.
+ */
+function respond(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, result: unknown): void {
   const response = asResponse(entry.name, result);
-  if (response && response.channels.length > 0) ctx.recorder.respond(index, itemText(entry.name, response.payload), response.channels);
+  if (!response || response.channels.length === 0) return;
+  const text = itemText(entry.name, response.payload);
+  const { recorder } = ctx;
+  if (recorder.inCall(conn.id) && response.channels.some((channel) => conn.isSubscribed(channel))) {
+    recorder.respond(index, text, response.channels, conn.id);
+    recorder.callItem(text);
+  } else recorder.respond(index, text, response.channels);
 }
 
 function asResponse(name: string, result: unknown): SignalResponse | undefined {

@@ -35,6 +35,8 @@ export interface ConnectionHandleState {
 export class ConnectionHandle implements Connection {
   readonly id: string;
   readonly address: string;
+  /** The connection speaks lexicons.v1 (its error items carry a `code`). */
+  readonly v1: boolean;
   #auth: Json | undefined;
   #channels: ReadonlySet<string>;
   #closed = false;
@@ -43,6 +45,7 @@ export class ConnectionHandle implements Connection {
   constructor(snapshot: ConnectionSnapshot, recorder: Recorder) {
     this.id = snapshot.id;
     this.address = snapshot.address;
+    this.v1 = snapshot.v1 === true;
     this.#auth = snapshot.auth;
     this.#channels = new Set(snapshot.channels);
     this.#recorder = recorder;
@@ -66,9 +69,13 @@ export class ConnectionHandle implements Connection {
     return [...this.#channels];
   }
 
+  /** Whether the connection is in `channel` (as of this call). */
+  isSubscribed(channel: string): boolean {
+    return this.#channels.has(channel);
+  }
+
   send(payload: Json): void {
-    const text = JSON.stringify(payload === undefined ? null : payload);
-    this.#recorder.push({ kind: 'send', connectionId: this.id, text });
+    this.#recorder.send(this.id, payload);
   }
 
   subscribe(channel: string): void {

@@ -43,8 +43,11 @@ export interface TransactionAttempt<T> {
   undo(): void;
 }
 
-/** A committed attempt's value, or the unique violation its commit found. */
-export type CommitOutcome<T> = { committed: true; value: T } | { committed: false; uniqueViolation: string };
+/**
+ * A committed attempt's value, or the unique violation its commit found; `commitMs`: time spent
+ * in `txn.commit()` over all attempts (validation, log append, publication), for the metrics.
+ */
+export type CommitOutcome<T> = { committed: true; value: T; commitMs: number } | { committed: false; uniqueViolation: string; commitMs: number };
 
 /**
  * The begin/commit/retry loop of a worker: runs `attempt` in a fresh transaction until one
@@ -53,6 +56,7 @@ export type CommitOutcome<T> = { committed: true; value: T } | { committed: fals
  * {@link ProgressWriter.checkNotAborted} runs right before the commit, after `leave()`.
  */
 export async function commitWithRetries<T>(store: TxnSource, progress: ProgressWriter, what: string, attempt: TransactionAttempt<T>): Promise<CommitOutcome<T>> {
+  let commitMs = 0;
   for (let i = 0; i < MAX_ATTEMPTS; i++) {
     const txn = store.begin({ exclusive: i >= OPTIMISTIC_ATTEMPTS });
     let value: T;
@@ -73,10 +77,12 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
       attempt.undo();
       throw err;
     }
+    const commitStarted = performance.now();
     const result = txn.commit();
-    if (result.ok) return { committed: true, value };
+    commitMs += performance.now() - commitStarted;
+    if (result.ok) return { committed: true, value, commitMs };
     attempt.undo();
-    if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message };
+    if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message, commitMs };
   }
   throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${MAX_ATTEMPTS} attempts`);
 }
@@ -124,6 +130,8 @@ export class IsolatedStepper implements Stepper {
   readonly #recorder: Recorder;
   readonly #progress: ProgressWriter;
   attempts = 0;
+  /** Time spent committing, over all calls (see {@link CommitOutcome}). */
+  commitMs = 0;
 
   constructor(store: TxnSource, recorder: Recorder, progress: ProgressWriter) {
     this.#store = store;
@@ -142,6 +150,7 @@ export class IsolatedStepper implements Stepper {
       },
       undo: () => recorder.restore(mark!),
     });
+    this.commitMs += outcome.commitMs;
     if (!outcome.committed) throw new LexiconsError(ErrorCode.UNIQUE, outcome.uniqueViolation);
     return outcome.value;
   }

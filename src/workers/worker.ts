@@ -63,10 +63,12 @@ export default async function handle(job: Job): Promise<JobResult> {
     if (job.kind === 'batch' && isLexiconsError(err, ErrorCode.IO)) return durabilityFailure(job, { effects: [], logs: [], stats: { calls: 0, errors: job.unitHeads.length, attempts: 1 } }, err);
     throw err;
   }
+  const durableStarted = performance.now();
   try {
     wal.awaitDurable(); // the acknowledgement: the result leaves the worker only once durable
   } catch (err) {
     return durabilityFailure(job, result, err);
   }
+  if (job.kind === 'batch') result.stats.durableMs = performance.now() - durableStarted;
   return result;
 }

@@ -1,15 +1,14 @@
 /**
  * The main-thread state in the hub (src/main/hub.ts) without sockets: the channel registry
  * (src/main/channels.ts: run-time channels, drop, fan-out to several channels once per
- * recipient), the metrics (src/main/metrics.ts) and the log (src/main/log.ts: a throwing onLog
- * is reported once per status). The uWS app and sockets are stand-ins that record calls.
+ * recipient) and the log (src/main/log.ts: a throwing onLog is reported once per status). The
+ * metrics have their own test (metrics.test.ts). The uWS app and sockets are stand-ins that record calls.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import { createHub, openConnectionCount } from '../../src/main/hub.js';
 import { createLogger } from '../../src/main/log.js';
-import { Metrics } from '../../src/main/metrics.js';
 import { SocketConnection, type SocketUserData } from '../../src/main/socket-connection.js';
 
 function open(seen: string[], name: string): SocketConnection {
@@ -63,40 +62,22 @@ describe('ChannelRegistry', () => {
   });
 });
 
-describe('Metrics', () => {
-  it('renders counters and gauges as Prometheus text, with the signals rate over the last seconds', () => {
-    const metrics = new Metrics();
-    const now = Date.now();
-    metrics.recordSignals(90, 3, now);
-    metrics.recordSignals(0, 0, now + 1000);
-    assert.equal(metrics.signalsPerSecond(now + 1000), 10);
-    const text = metrics.render({ connections: 2, channels: 1, workers: 1, queuedUnits: 3, inFlightJobs: 1, poolQueue: 4, store: undefined, wal: undefined, uptimeSeconds: 5 });
-    assert.match(text, /^# HELP lexicons_connections Open WebSocket connections\.\n# TYPE lexicons_connections gauge\nlexicons_connections 2\n/);
-    assert.match(text, /\nlexicons_signals_total 90\n/);
-    assert.match(text, /\nlexicons_errors_total 3\n/);
-    assert.match(text, /\nlexicons_pool_queue_depth 7\n/);
-  });
-});
-
 describe('createLogger', () => {
   it('passes events to onLog; an onLog that throws is reported once per status on stderr', () => {
     const got: string[] = [];
     const written: string[] = [];
-    const log = createLogger((status) => {
-      if (status === 'ERROR') throw new Error('hook broke');
-      got.push(status);
-    });
-    const write = process.stderr.write;
-    process.stderr.write = ((chunk: string) => written.push(chunk) > 0) as unknown as typeof process.stderr.write;
-    try {
-      log('LISTEN', {});
-      log('ERROR', {});
-      log('ERROR', {});
-    } finally {
-      process.stderr.write = write;
-    }
+    const log = createLogger(
+      (status) => {
+        if (status === 'ERROR') throw new Error('hook broke');
+        got.push(status);
+      },
+      { destination: { write: (line: string) => void written.push(line) } },
+    );
+    log('LISTEN', {});
+    log('ERROR', {});
+    log('ERROR', {});
     assert.deepEqual(got, ['LISTEN']);
     assert.equal(written.length, 1);
-    assert.match(written[0]!, /"message":"onLog threw for status ERROR: hook broke"/);
+    assert.match(written[0]!, /"level":50,.*"status":"ERROR".*"msg":"onLog threw for status ERROR: hook broke"/);
   });
 });

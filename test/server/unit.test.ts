@@ -11,6 +11,7 @@ import { RateLimiter } from '../../src/main/socket-connection.js';
 import { isTrusted, normalizeAddress } from '../../src/main/upgrade.js';
 import { loadUws } from '../../src/main/uws.js';
 import { closeReason, decodeHeaderValue, errorFrame, itemText, parseFrame } from '../../src/protocol.js';
+import { scanCallIds } from '../../src/call-ids.js';
 import { encrypt, encryptIfPlain, legacyHash, needsRehash, utils, verify } from '../../src/utils.js';
 import { utils as exported } from '../../src/index.js';
 
@@ -89,7 +90,8 @@ describe('protocol', () => {
   it('builds response, error and close texts', () => {
     assert.equal(itemText('A', { x: 1 }), '{"A":{"x":1}}');
     assert.equal(itemText('A', undefined), '{"A":null}');
-    assert.equal(errorFrame(['bad'], 'q'), '[{"Errors":["bad"],"$id":"q"}]');
+    assert.equal(errorFrame(['bad']), '[{"Errors":["bad"]}]');
+    assert.equal(errorFrame(['bad'], 'EXECUTION', 'q'), '[{"Errors":["bad"],"code":"EXECUTION","$id":"q"}]');
     assert.equal(Buffer.byteLength(closeReason('é'.repeat(100))), 122);
   });
 });
@@ -122,6 +124,21 @@ describe('rate limiter', () => {
     const refilled = new RateLimiter(10, 0);
     for (let i = 0; i < 10; i++) refilled.take(0);
     assert.equal(refilled.take(100), 'ok', 'one token refills in 100 ms at 10/s');
+  });
+});
+
+describe('scanCallIds', () => {
+  it('reads the $id of each call, not one nested in arguments or inside a string', () => {
+    assert.deepEqual(scanCallIds('[{"A": {"$id": 1, "x": [{"$id": 2}]}, "$id": "a"}, {"$id" : -3.5e1, "B": {}}, {"C": "say \\"$id\\": 4"}]'), ['a', -35]);
+    assert.deepEqual(scanCallIds('{"A": {}, "$id": 9}'), [9]);
+    assert.deepEqual(scanCallIds('{"A": {}, "$id": "x\\"y"}'), ['x"y']);
+  });
+
+  it('recovers what a malformed frame still tells, and ignores ids parseCall refuses', () => {
+    assert.deepEqual(scanCallIds('[{"A": {}, "$id": 1}, {"B": {}, "$id": 2'), [1, 2]);
+    assert.deepEqual(scanCallIds('[{"A": {}, "$id": 1e400}, {"$id": null}, {"$id": [1]}, {"$id": true}]'), []);
+    assert.deepEqual(scanCallIds('"$id": 1'), []);
+    assert.deepEqual(scanCallIds('{"A": 1}'), []);
   });
 });
 

@@ -96,7 +96,9 @@ describe('runBatch', () => {
     const { app, store, close } = setUp();
     try {
       const result = await runBatch(app, batch());
-      assert.deepEqual(result.stats, { calls: 4, errors: 2, attempts: 1 });
+      const { commitMs, ...stats } = result.stats;
+      assert.deepEqual(stats, { calls: 4, errors: 2, attempts: 1 });
+      assert.ok(commitMs !== undefined && commitMs > 0, 'the commit was timed');
       assert.deepEqual(unpackEffects(result.packed!, ['c1', 'c2']), [
         { kind: 'publish', channels: ['Public'], text: '[{"AddNote":{"title":"a"}}]' },
         { kind: 'send', connectionId: 'c1', text: '[{"Errors":["boom"]},{"Errors":["No signal [Nope]"]}]' },
@@ -120,7 +122,7 @@ describe('runBatch', () => {
     assert.deepEqual(batchFailureEffects(batch(), 'Not saved: disk full'), [
       { kind: 'send', connectionId: 'c1', text: '[{"Errors":["Not saved: disk full"]}]' },
       { kind: 'open', connectionId: 'c2' },
-      { kind: 'admit', connectionId: 'c2', ok: false, reason: 'Not saved: disk full' },
+      { kind: 'admit', connectionId: 'c2', ok: false, reason: 'Not saved: disk full', code: 'NOT_SAVED' },
       { kind: 'send', connectionId: 'c2', text: '[{"Errors":["Not saved: disk full"]}]' },
     ]);
   });

@@ -27,13 +27,13 @@ describe('Recorder', () => {
     recorder.respond(0, '{"A":1}', ['Public', 'Other']);
     recorder.respond(0, '{"A":2}', ['Other', 'Public', 'Other']);
     recorder.respond(1, '{"A":3}', ['Other', 'Public']);
-    recorder.error(1, 'c1', 'first', 7);
+    recorder.error(1, 'c1', 'first', 'EXECUTION', 7);
     recorder.error(1, 'c1', 'second');
     recorder.respond(1, '{"B":1}', []);
     assert.deepEqual(recorder.effects(), [
       { kind: 'publish', channels: ['Public', 'Other'], text: '[{"A":1},{"A":2}]' },
       { kind: 'publish', channels: ['Other', 'Public'], text: '[{"A":3}]' },
-      { kind: 'send', connectionId: 'c1', text: '[{"Errors":["first"],"$id":7},{"Errors":["second"]}]' },
+      { kind: 'send', connectionId: 'c1', text: '[{"Errors":["first"],"code":"EXECUTION","$id":7},{"Errors":["second"]}]' },
     ]);
   });
 
