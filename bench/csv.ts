@@ -283,7 +283,7 @@ export async function main(argv: string[]): Promise<void> {
       before: vsBaseline,
       notes: [
         'Each phase runs in a fresh child process; figures are the best of `repeat` runs. Seconds cover the save or load call only (the store is filled before a save is timed).',
-        'CSV: saveDataFolder/loadDataFolder (csv-stringify per 1,000 rows, temp file + fsync + rename + folder fsync; csv-parse fed 1 MiB reads, decode per schema, rows written straight into the empty table 4,096 per commit).',
+        'CSV: saveDataFolder/loadDataFolder (csv-stringify per 1,000 rows, temp file + fsync + rename + folder fsync; csv-parse fed 64 KiB reads, decode per schema, rows written straight into the empty table 4,096 per commit).',
         'Baseline: JSON.stringify per row, 1,000 rows per fs write stream write, fsync at close; read back with readline + JSON.parse + bulkLoad per 50,000 rows.',
         'bulk_load_from_memory: one bulkLoad of all rows already in memory (a transaction: write set, checks through the indexes). csv_parse_only: csv-parse with the UTF-8 check and null detection, no decode, no store.',
         'before (with --baseline): the parse and load phases of another built checkout (its own dist/bench/csv.js) on the same file, alternating with ours; ratios above 1 mean this build loads faster.',
