@@ -22,7 +22,7 @@ import { coerceValue, isSystemTableName, withoutTransform, type Schema } from '.
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
 import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest } from './snapshot.js';
-import { loadSources, planSources } from './start-sources.js';
+import { loadSources, planSources, recordUnnamedCsv } from './start-sources.js';
 import { FSYNC_POLICIES, Wal, type FsyncPolicy } from './wal.js';
 import { createSegment, DISCARDED_SUFFIX, logError, LogResolver, scanSegment, segmentNumber, segmentNumberOfAny, type SegmentScan, type WalRecord } from './wal-format.js';
 
@@ -286,6 +286,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
 
     const store = SharedStore.create(schema, { ...options.store, initialCommitId: lastLoggedCommitId });
     const load = await loadSources(store, root, sources, options.load);
+    await recordUnnamedCsv(root, sources, load);
     const replay = await replayLog(store, plan, snapshotCommitId);
 
     const segment = await nextSegmentNumber(root, manifest);

@@ -17,8 +17,8 @@
  *   again at shutdown). A table with neither file starts empty;
  * - a table the manifest names nowhere (a Model added since, the history tables switched on again)
  *   loads the files it has, as the state before the log (as in a folder without a manifest; there
- *   is no record to call them edited against): its CSV file, else its binary file (apache-arrow's
- *   reader, no checksum to check), else nothing.
+ *   is no record to call them edited against): its CSV file (then recorded as it is), else its
+ *   binary file (apache-arrow's reader, no checksum to check), else nothing.
  */
 import { join } from 'node:path';
 import { ErrorCode, LexiconsError } from '../errors.js';
@@ -28,7 +28,7 @@ import type { ArrowFileInfo } from './arrow-snapshot.js';
 import { loadDataFolder, type LoadOptions, type LoadReport, type TableLoadReport } from './persist.js';
 import type { Schema } from './schema.js';
 import type { SharedStore } from './store.js';
-import { ARROW_SUFFIX, csvUnchanged, type Manifest } from './snapshot-manifest.js';
+import { ARROW_SUFFIX, csvUnchanged, readManifest, recordCsvFile, writeManifest, type CsvFileRecord, type Manifest } from './snapshot-manifest.js';
 
 /** `expect`: the manifest's record of the binary file (null: a file the manifest does not name, read by apache-arrow's reader). */
 export type TableSource = { readonly kind: 'arrow'; readonly file: string; readonly expect: ArrowFileInfo | null } | { readonly kind: 'csv' } | { readonly kind: 'empty' };
@@ -38,6 +38,8 @@ export interface SourcePlan {
   readonly sources: ReadonlyMap<string, TableSource>;
   /** Tables whose CSV file was edited since lexicons wrote it (they load from it). */
   readonly editedCsv: readonly string[];
+  /** Tables the manifest does not name that load from a CSV file ({@link recordUnnamedCsv} records it). */
+  readonly unnamedCsv: readonly string[];
 }
 
 /**
@@ -48,14 +50,18 @@ export async function planSources(root: string, schema: Schema, manifest: Manife
   const sources = new Map<string, TableSource>();
   if (manifest === null || manifest.version === 1) {
     for (const t of schema.tables) sources.set(t.name, { kind: 'csv' });
-    return { sources, editedCsv: [] };
+    return { sources, editedCsv: [], unnamedCsv: [] };
   }
   const edited: string[] = [];
+  const unnamed: string[] = [];
   for (const t of schema.tables) {
     const recorded = manifest.csv?.tables[t.name];
     const binary = manifest.tables[t.name];
-    if (!recorded && !binary) sources.set(t.name, await unnamedSource(root, t.name));
-    else if (!(await csvUnchanged(join(root, `${t.name}.csv`), recorded))) {
+    if (!recorded && !binary) {
+      const source = await unnamedSource(root, t.name);
+      if (source.kind === 'csv') unnamed.push(t.name);
+      sources.set(t.name, source);
+    } else if (!(await csvUnchanged(join(root, `${t.name}.csv`), recorded))) {
       edited.push(t.name);
       sources.set(t.name, { kind: 'csv' });
     } else if (binary) sources.set(t.name, { kind: 'arrow', file: join(root, t.name + ARROW_SUFFIX), expect: binary });
@@ -73,14 +79,32 @@ export async function planSources(root: string, schema: Schema, manifest: Manife
         `Move the edited file out of the data folder and start (the binary snapshot and the log hold the latest state, and the CSV files are written again at shutdown), then stop the server and make the edit again in the new CSV file.`,
     );
   }
-  return { sources, editedCsv: edited };
+  return { sources, editedCsv: edited, unnamedCsv: unnamed };
 }
 
 /** The source of a table the manifest does not name: whatever files of it the folder holds. */
 async function unnamedSource(root: string, table: string): Promise<TableSource> {
   if (await exists(join(root, `${table}.csv`))) return { kind: 'csv' };
   const binary = join(root, table + ARROW_SUFFIX);
-  return (await exists(binary)) ? { kind: 'arrow', file: binary, expect: null } : { kind: 'csv' };
+  return (await exists(binary)) ? { kind: 'arrow', file: binary, expect: null } : { kind: 'empty' };
+}
+
+/**
+ * At start, after the load: adds the CSV files of tables the manifest did not name (loaded from
+ * them) to its CSV record, as they are. From then on lexicons knows them: the binary file the next
+ * snapshot writes wins over them after a crash, and only a later change is an edit. The record
+ * keeps its commit id (0 when there was none: no edit is loaded before the next clean stop).
+ */
+export async function recordUnnamedCsv(root: string, plan: SourcePlan, load: LoadReport): Promise<void> {
+  const manifest = await readManifest(root);
+  if (plan.unnamedCsv.length === 0 || manifest === null || manifest.version !== 2) return;
+  const tables: Record<string, CsvFileRecord> = { ...manifest.csv?.tables };
+  for (const name of plan.unnamedCsv) {
+    const rows = load.tables.find((t) => t.table === name)?.rows ?? 0;
+    const record = await recordCsvFile(join(root, `${name}.csv`), rows);
+    if (record) tables[name] = record;
+  }
+  await writeManifest(root, { ...manifest, csv: { commitId: manifest.csv?.commitId ?? 0, tables } });
 }
 
 /**

@@ -193,6 +193,31 @@ describe('start: which source wins', () => {
     }
   });
 
+  it('a table the manifest does not name (a Model added since) loads its CSV file, which is then recorded: after a crash its binary file wins', async () => {
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await session(dir, counter('a', 1));
+    const m = await manifestOf(dir);
+    const { Counter: _binary, ...tables } = m.tables;
+    const { Counter: _csv, ...csvTables } = m.csv!.tables;
+    await unlink(join(dir, 'Counter.arrow'));
+    await writeFile(join(dir, 'snapshot.json'), JSON.stringify({ ...m, tables, csv: { ...m.csv, tables: csvTables } }));
+    const first = await openDataFolder(schema(), dir, { fsync: 'no' });
+    assert.equal(first.report.load.tables.find((t) => t.table === 'Counter')!.source, 'csv');
+    assert.deepEqual(first.report.editedCsv, [], 'not an edit: there is no record to compare with');
+    assert.equal((await manifestOf(dir)).csv?.tables.Counter?.rows, 1, 'the file is recorded as it is');
+    counter('b', 2)(first.store);
+    await snapshotDataFolder(first.store, first.wal, dir); // periodic: Counter.arrow written
+    counter('c', 3)(first.store);
+    const expected = stateOf(first.store);
+    await first.wal.close({ flush: false }); // a crash: the CSV files are older than the log
+    const second = await openDataFolder(schema(), dir, { fsync: 'no' });
+    assert.equal(second.report.load.tables.find((t) => t.table === 'Counter')!.source, 'arrow');
+    assert.deepEqual(second.report.editedCsv, []);
+    assert.deepEqual(stateOf(second.store), expected);
+    await second.wal.close();
+  });
+
   it('a folder of a CSV snapshot (manifest version 1) loads from its CSV files; the next snapshot writes binary files and records the CSV files', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
