@@ -8,6 +8,7 @@
  */
 import type { Connection, Json, ServerHandle } from '../components.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
+import { jsonText } from '../json-text.js';
 import type { ConnectionSnapshot } from '../job-contract.js';
 import type { Recorder } from './recorder.js';
 
@@ -143,7 +144,7 @@ export class WorkerServerHandle implements ServerHandle {
     for (const name of channels) assertChannelName(name);
     const unique = [...new Set(channels)];
     if (unique.length === 0) return;
-    this.#recorder.push({ kind: 'publish', channels: unique, text: JSON.stringify(payload === undefined ? null : payload) });
+    this.#recorder.push({ kind: 'publish', channels: unique, text: jsonText(payload === undefined ? null : payload) as string });
   }
 
   createChannel(name: string): void {

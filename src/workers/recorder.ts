@@ -14,6 +14,7 @@
  * Calls without `$id` never touch that state (the hot path allocates nothing more).
  */
 import { errorItemText, type CallId } from '../protocol.js';
+import { jsonText } from '../json-text.js';
 import { Frame } from '../wire.js';
 import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
 import { OP_EFFECT, OP_PUBLISH, OP_PUBLISH_EXCEPT, OP_SEND, OP_WORDS, writeOp, type Effect, type LogEntry, type PackedEffects } from '../job-contract.js';
@@ -150,10 +151,10 @@ export class Recorder {
   /** `ws.send(payload)`: a list's items go to the running call's outcome when it is the caller's; anything else is sent as given. */
   send(connectionId: string, payload: unknown): void {
     if (this.#callConnection === connectionId && Array.isArray(payload)) {
-      for (const item of payload) this.callItem(JSON.stringify(item === undefined ? null : item) ?? 'null');
+      for (const item of payload) this.callItem(jsonText(item === undefined ? null : item) ?? 'null');
       return;
     }
-    this.#records.push({ kind: 'send', connectionId, text: JSON.stringify(payload === undefined ? null : payload) });
+    this.#records.push({ kind: 'send', connectionId, text: jsonText(payload === undefined ? null : payload) as string });
   }
 
   /** The call with `$id` succeeded: its tagged items (or `$ok`) join its caller's reply frame. */
