@@ -11,6 +11,7 @@
 import { RawJson } from '../json-text.js';
 import { select, selectHits, type ReadContext, type Row } from './query.js';
 import type { Parsed } from './filters.js';
+import { Utf8Values } from './column-values.js';
 import type { SharedTable } from './table.js';
 
 /** The JSON text of one value as it appears in a record's `toDict()` JSON. */
@@ -23,30 +24,62 @@ function valueText(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-/** `,"name":` for every field of a table, kept per table (schemas do not change while it runs). */
-const keyTexts = new WeakMap<SharedTable, string[]>();
+type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
 
-function keysOf(t: SharedTable): string[] {
-  let keys = keyTexts.get(t);
-  if (keys === undefined) {
-    keys = t.schema.fields.map((f) => `,${JSON.stringify(f.name)}:`);
-    keyTexts.set(t, keys);
+/**
+ * The JSON string literal of entry i of a Utf8 column, from its bytes: printable ASCII without
+ * `"` or `\\` (most text) is sliced as one-byte characters and quoted, skipping the UTF-8
+ * decoder and JSON's escaping scan; anything else goes through both.
+ */
+export function utf8Text(values: Utf8Values, i: number): string {
+  const off = values.offsets.i32(i + 1);
+  const start = off[i]!;
+  const end = off[i + 1]!;
+  if (start === end) return '""';
+  const bytes = values.data.bytes(end) as Latin1Sliceable;
+  for (let p = start; p < end; p++) {
+    const b = bytes[p]!;
+    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return JSON.stringify(bytes.utf8Slice(start, end));
   }
-  return keys;
+  return `"${bytes.latin1Slice(start, end)}"`;
+}
+
+/** How a table's rows are written: `,"name":` per field, and a writer per column. */
+interface RowWriter {
+  keys: string[];
+  values: Array<(v: number) => string>;
+}
+
+/** Kept per table (schemas do not change while it runs). */
+const writers = new WeakMap<SharedTable, RowWriter>();
+
+function writerOf(t: SharedTable): RowWriter {
+  let w = writers.get(t);
+  if (w === undefined) {
+    w = {
+      keys: t.schema.fields.map((f) => `,${JSON.stringify(f.name)}:`),
+      values: t.columns.map((column) => {
+        const values = column.values;
+        if (values instanceof Utf8Values) return (v: number) => (column.validity.get(v) ? utf8Text(values, v) : 'null');
+        return (v: number) => valueText(column.read(v));
+      }),
+    };
+    writers.set(t, w);
+  }
+  return w;
 }
 
 /** The JSON text of committed slot v of t (pk first, then the fields in declaration order). */
 export function slotText(t: SharedTable, v: number): string {
-  const keys = keysOf(t);
-  const columns = t.columns;
-  let out = `{"pk":${JSON.stringify(t.readPk(v))}`;
-  for (let k = 0; k < keys.length; k++) out += keys[k]! + valueText(columns[k]!.read(v));
+  const { keys, values } = writerOf(t);
+  let out = `{"pk":${utf8Text(t.pk, v)}`;
+  for (let k = 0; k < keys.length; k++) out += keys[k]! + values[k]!(v);
   return `${out}}`;
 }
 
 /** The JSON text of a row object of t (a row the transaction wrote, or one `select` built). */
 export function rowText(t: SharedTable, row: Row): string {
-  const keys = keysOf(t);
+  const { keys } = writerOf(t);
   const fields = t.schema.fields;
   let out = `{"pk":${JSON.stringify(row.pk)}`;
   for (let k = 0; k < keys.length; k++) out += keys[k]! + valueText(row[fields[k]!.name]);
