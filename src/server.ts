@@ -21,6 +21,18 @@ import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
 import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
+import { ChannelRules } from './channel-rules.js';
+import { compileSchema, type Schema } from './storage/schema.js';
+import { withHistory } from './storage/history-tables.js';
+
+/**
+ * The schema every thread and tool opens an app's data with: its Models, plus the history tables
+ * (storage/history-tables.ts) when a Channel class keeps history.
+ */
+export function appSchema(components: Pick<Components, 'models' | 'channelRules'>): Schema {
+  const schema = compileSchema(components.models);
+  return components.channelRules.anyHistory ? withHistory(schema) : schema;
+}
 
 export interface ServerLimits {
   /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
@@ -44,6 +56,13 @@ export interface ServerLimits {
   workerMemoryMb?: number;
   /** Seconds a lexicons.v1 client has to send its `$connect` frame after the upgrade (else close 1008). Default 10. */
   connectTimeoutSeconds?: number;
+  /**
+   * Seconds a closed lexicons.v1 session stays resumable with its token (auth, meta, channels,
+   * outcomes of keyed calls); presence members leave when it expires. Default 120.
+   */
+  resumeGraceSeconds?: number;
+  /** Most publications one join recovers from history; a larger gap answers `recovered: false`. Default 1000. */
+  maxRecoveredPublications?: number;
 }
 
 /** Durability of the data folder (docs/durability.md). */
@@ -159,7 +178,10 @@ export interface Components {
   models: ModelClass[];
   signals: Map<string, typeof Signal>;
   headers: Map<string, typeof Header>;
+  /** Declared channel names (Channel classes without a `pattern`). */
   channels: string[];
+  /** The rules of every Channel class (history, presence, slow clients, authorize, patterns). */
+  channelRules: ChannelRules;
   tasks: TaskClass[];
 }
 
@@ -197,6 +219,8 @@ export const DEFAULT_LIMITS: Required<ServerLimits> = {
   authAttemptsPerMinute: 30,
   workerMemoryMb: 512,
   connectTimeoutSeconds: 10,
+  resumeGraceSeconds: 120,
+  maxRecoveredPublications: 1000,
 };
 
 /** Longest `limits.connectTimeoutSeconds` a Node timer can hold (2^31 - 1 ms). */
@@ -352,8 +376,11 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     if (options.workers !== undefined) validateWorkers(options.workers);
     for (const [key, value] of Object.entries(options.limits ?? {})) {
       if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
-      if (key === 'connectTimeoutSeconds' && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
-        throw optionError(`limits.connectTimeoutSeconds must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
+      if ((key === 'connectTimeoutSeconds' || key === 'resumeGraceSeconds') && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
+        throw optionError(`limits.${key} must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
+      }
+      if (key === 'maxRecoveredPublications' && !(typeof value === 'number' && Number.isSafeInteger(value) && value >= 1)) {
+        throw optionError(`limits.maxRecoveredPublications must be a positive integer, got ${JSON.stringify(value)}`);
       }
       positive(key, value);
     }
@@ -367,11 +394,13 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
         throw optionError(`tasks: ${String((task as { name?: string })?.name ?? task)} is not a Task.Startup, Task.Interval or Task.Shutdown class`);
       }
     }
+    const channelRules = new ChannelRules(uniqueByName('channels', options.channels, Channel).values());
     this.components = {
       models: [...(options.models ?? [])],
       signals: uniqueByName('signals', options.signals, Signal),
       headers: uniqueByName('headers', options.headers, Header),
-      channels: [...uniqueByName('channels', options.channels, Channel).keys()],
+      channels: [...channelRules.declared],
+      channelRules,
       tasks,
     };
   }

@@ -55,7 +55,7 @@ function setUp(): { hub: Hub; seen: Seen } {
 function record(conns: SocketConnection[]): { recorder: Recorder; handles: ConnectionHandle[]; sv: WorkerServerHandle } {
   const recorder = new Recorder(new ChannelView(['Public']));
   const handles = conns.map((c) => new ConnectionHandle(c.snapshot(), recorder));
-  return { recorder, handles, sv: new WorkerServerHandle(recorder, async () => ({ connections: 0, channels: {} })) };
+  return { recorder, handles, sv: new WorkerServerHandle(recorder, { info: async () => ({ connections: 0, channels: {} }), presence: async () => [] }) };
 }
 
 describe('applyPacked', () => {

@@ -18,7 +18,7 @@ function snapshot(id: string, channels: string[] = []): ConnectionSnapshot {
 function setUp(ids: string[] = ['c1']): { recorder: Recorder; handles: ConnectionHandle[]; sv: WorkerServerHandle } {
   const recorder = new Recorder(new ChannelView(['Public', 'Other']));
   const handles = ids.map((id) => new ConnectionHandle(snapshot(id), recorder));
-  return { recorder, handles, sv: new WorkerServerHandle(recorder, async () => ({ connections: 0, channels: {} })) };
+  return { recorder, handles, sv: new WorkerServerHandle(recorder, { info: async () => ({ connections: 0, channels: {} }), presence: async () => [] }) };
 }
 
 describe('Recorder', () => {

@@ -79,7 +79,7 @@ describe('commitWithRetries', () => {
       undo: () => undone++,
     });
     const { commitMs, ...rest } = outcome;
-    assert.deepEqual(rest, { committed: true, value: 1 });
+    assert.deepEqual(rest, { committed: true, value: 1, publications: [] });
     assert.ok(commitMs > 0 && commitMs < 5000, `time in txn.commit() over both attempts: ${commitMs} ms`);
     assert.equal(runs, 2);
     assert.equal(undone, 1);
