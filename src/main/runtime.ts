@@ -54,7 +54,7 @@ interface Runtime {
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const settings = runSettings(server, overrides);
-  const log = maskingLog(createLogger(server.options.onLog), compileSchema(server.components.models));
+  const log = maskingLog(createLogger(server.options.onLog), appSchema(server.components));
   const uws = loadUws();
   const startedAt = Date.now();
   const { store, wal } = await openData(server, settings, log);

@@ -6,12 +6,11 @@
  * (a declared channel and a `room:*` family), and a v0 socket seeing items as before plus `$off`.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp } from '../helpers/server.js';
 import { assertRun, offsets, v1, type Item, type V1Socket } from './raw.js';
 
-let srv: TestServer;
 const open: V1Socket[] = [];
 let nextId = 1;
 
@@ -33,13 +32,9 @@ async function post(socket: V1Socket, channel: string, text: string): Promise<It
   return socket.call('Post', { channel, text }, nextId++);
 }
 
-before(async () => {
-  srv = await startApp(fixture('channels-app'), { workers: 2 });
-});
-after(async () => {
-  await Promise.all(open.map((s) => s.close()));
-  await srv.stop({ removeData: true });
-});
+// Sockets close first (after hooks run in declaration order), then the server stops.
+after(() => Promise.all(open.map((s) => s.close())));
+const srv = suiteApp(fixture('channels-app'), { workers: 2 });
 
 describe('history channels: joining and live items', () => {
   it('a join says $subscribed (not recovering) before the reply; items carry $off, +1 each; the caller gets its tagged copy with $off', async () => {
