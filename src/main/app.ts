@@ -41,7 +41,8 @@ import type { AddressList } from '../ops-options.js';
 import { addAdminRoutes, addHealthRoutes, type AdminDeps } from './admin-routes.js';
 import { requestAddress } from './client-address.js';
 import { offersV1, V1Admission } from './v1-admission.js';
-import { connectionClosed, drained, recover } from './membership.js';
+import { pump } from './catch-up.js';
+import { connectionClosed, recover } from './membership.js';
 
 /** How a `$recover` frame starts (the client library writes it so; main/membership.ts reads it). */
 const RECOVER_PREFIX = `{"${Frame.RECOVER}"`;
@@ -81,8 +82,8 @@ export function createApp(deps: AppDeps): TemplatedApp {
     upgrade: upgradeHandler(deps, policy, v1),
     open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, v1, socket),
     message: inboundFrameHandler(deps, v1),
-    // A slow subscriber's `$recover` requests wait for room (main/membership.ts).
-    drain: (socket: WebSocket<SocketUserData>) => drained(deps.hub, socket.getUserData().connection),
+    // Recoveries are sent at the pace the socket drains (main/catch-up.ts).
+    drain: (socket: WebSocket<SocketUserData>) => pump(deps.hub, socket.getUserData().connection),
     close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, v1, socket.getUserData().connection, code),
   });
   addHttpRoutes(app, deps);

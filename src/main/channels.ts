@@ -100,18 +100,37 @@ export class ChannelRegistry {
     return [...members];
   }
 
-  subscribe(conn: SocketConnection, name: string): boolean {
+  /**
+   * Adds `conn` to the channel; `live` false: a member that gets nothing yet (its recovery is
+   * being sent, main/catch-up.ts) until {@link goLive}.
+   */
+  subscribe(conn: SocketConnection, name: string, live = true): boolean {
     const members = this.#members.get(name);
     if (!members) {
       this.#log('CHANNEL-NOT-FOUND', { channel: name, connection: conn.id, action: 'subscribe' });
       return false;
     }
     if (!conn.open || conn.channels.has(name)) return conn.channels.has(name);
-    // A drop channel is fanned out from here (publish), never natively.
-    if (this.rules.rule(name).slowClient !== 'drop') conn.socket!.subscribe(name);
     conn.channels.add(name);
     members.add(conn);
+    if (live) this.goLive(conn, name);
     return true;
+  }
+
+  /** A member starts getting the channel's items (a drop channel is fanned out from here, never natively). */
+  goLive(conn: SocketConnection, name: string): void {
+    if (!conn.open || !conn.channels.has(name)) return;
+    if (this.rules.rule(name).slowClient !== 'drop') conn.socket!.subscribe(name);
+  }
+
+  /** A member stops getting the channel's items for now (a recovery is sent instead). */
+  pause(conn: SocketConnection, name: string): void {
+    if (conn.open && this.rules.rule(name).slowClient !== 'drop') conn.socket!.unsubscribe(name);
+  }
+
+  /** Whether `conn` gets the channel's items now (not while its recovery is being sent). */
+  #live(conn: SocketConnection, name: string): boolean {
+    return conn.catchUp === null || !conn.catchUp.has(name);
   }
 
   unsubscribe(conn: SocketConnection, name: string): void {
@@ -149,7 +168,7 @@ export class ChannelRegistry {
       return members.size;
     }
     const recipients = new Set<SocketConnection>();
-    for (const name of known) for (const conn of this.#members.get(name)!) recipients.add(conn);
+    for (const name of known) for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) recipients.add(conn);
     if (except !== undefined) recipients.delete(except);
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     for (const conn of recipients) conn.send(frame);
@@ -177,12 +196,14 @@ export class ChannelRegistry {
     const drops = new Map<SocketConnection, boolean>();
     names.forEach((name, i) => {
       const dropping = rules[i]!.slowClient === 'drop';
-      for (const conn of this.#members.get(name)!) drops.set(conn, (drops.get(conn) ?? true) && dropping);
+      for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) drops.set(conn, (drops.get(conn) ?? true) && dropping);
     });
     if (except !== undefined) drops.delete(except);
     let sent = 0;
     for (const [conn, dropping] of drops) {
-      if (dropping && !conn.fits(bytes)) continue; // dropped for this member: it recovers the gap
+      // Dropped for this member while uWS holds more than the limit (uWS's own rule for its
+      // sends: the memory per slow member stays within the limit plus one frame); it recovers the gap.
+      if (dropping && !conn.fits(0)) continue;
       if (conn.send(frame)) sent++;
     }
     return sent;

@@ -12,7 +12,8 @@ import type { ChannelPositionRef, WorkerRecovery } from '../job-contract.js';
 import { Frame } from '../wire.js';
 import type { Hub } from './hub.js';
 import { memberId } from './presence.js';
-import { positionOf, subscribedFrame } from './recovery.js';
+import { pump, startRecovery } from './catch-up.js';
+import { positionOf } from './recovery.js';
 import type { SocketConnection } from './socket-connection.js';
 
 /** Joins `conn` to `channel` (idempotent); false when the channel does not exist (logged) or the socket closed. */
@@ -21,12 +22,15 @@ export function joinChannel(hub: Hub, conn: SocketConnection, channel: string, r
   if (conn.channels.has(channel)) return true;
   if (!hub.channels.exists(channel)) return hub.channels.subscribe(conn, channel); // logs CHANNEL-NOT-FOUND
   const rule = hub.rules.rule(channel);
+  let live = true;
   if (rule.history !== null && conn.v1 !== null) {
     const position = conn.positions?.get(channel);
     conn.positions?.delete(channel);
-    conn.send(subscribedFrame(hub.delivery, channel, position, hub.settings.maxRecoveredPublications, recovery));
+    live = startRecovery(hub, conn, channel, position, recovery);
   }
-  const joined = hub.channels.subscribe(conn, channel);
+  // Not live while the recovery is still being sent (main/catch-up.ts).
+  const joined = hub.channels.subscribe(conn, channel, live);
+  if (!live) pump(hub, conn); // what fits now; the rest on drain
   if (joined && rule.presence) hub.presence.join(conn, channel);
   return joined;
 }
@@ -58,9 +62,10 @@ export function dropChannel(hub: Hub, channel: string): void {
 }
 
 /**
- * `{"$recover": {"Public": {"epoch": "e1", "offset": 57}}}` from a client that saw a gap: a
- * `$subscribed` frame (recovering) per history channel it is in. A slow subscriber's requests wait
- * until its socket drained below half the backpressure limit ({@link drained}).
+ * `{"$recover": {"Public": {"epoch": "e1", "offset": 57}}}` from a client that saw a gap: per
+ * history channel it is in, a `$subscribed` frame (recovering) with what it missed. The
+ * connection stops being live in that channel until the recovery is sent (paced by its socket,
+ * main/catch-up.ts), so the items after the recovered ones come once, in order.
  */
 export function recover(hub: Hub, conn: SocketConnection, text: string): void {
   let request: unknown;
@@ -72,20 +77,11 @@ export function recover(hub: Hub, conn: SocketConnection, text: string): void {
   if (typeof request !== 'object' || request === null) return;
   for (const [channel, value] of Object.entries(request)) {
     const position = positionOf(value);
-    if (position === undefined || !conn.channels.has(channel) || hub.rules.rule(channel).history === null) continue;
-    (conn.pendingRecover ??= new Map()).set(channel, position);
+    if (position === undefined || !conn.channels.has(channel) || conn.catchUp?.has(channel) || hub.rules.rule(channel).history === null) continue;
+    hub.channels.pause(conn, channel);
+    if (startRecovery(hub, conn, channel, position)) hub.channels.goLive(conn, channel);
   }
-  drained(hub, conn);
-}
-
-/** The socket drained: answers the `$recover` requests waiting for room. */
-export function drained(hub: Hub, conn: SocketConnection): void {
-  const pending = conn.pendingRecover;
-  if (pending === null || !conn.open || !conn.fits(conn.maxBackpressure / 2)) return;
-  conn.pendingRecover = null;
-  for (const [channel, position] of pending) {
-    if (conn.channels.has(channel)) conn.send(subscribedFrame(hub.delivery, channel, position, hub.settings.maxRecoveredPublications));
-  }
+  pump(hub, conn);
 }
 
 /**

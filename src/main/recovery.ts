@@ -15,7 +15,8 @@
  *
  * The items come first from what the joining call read at its snapshot in the worker (up to its
  * top H: workers/batch-context.ts readRecovery), then (H, D] from the store, read here without a
- * lock; items after D that the worker saw are dropped here (they come live).
+ * lock; items after D that the worker saw are dropped here (they come live). How much of it is
+ * sent at once, and when the connection goes live, is main/catch-up.ts's business.
  */
 import type { ChannelPositionRef, WorkerRecovery } from '../job-contract.js';
 import { Frame } from '../wire.js';
@@ -51,20 +52,33 @@ function missedItems(delivery: HistoryDelivery, channel: string, epoch: string, 
   return next === offset + 1 ? items : null;
 }
 
+/** What a join (or `$recover`) from a position gets: the `$subscribed` head and the missed items. */
+export interface Recovery {
+  readonly head: string;
+  /** The missed items with their `$off` (empty unless recovered), from `first` on. */
+  readonly items: string[];
+  readonly first: number;
+  readonly epoch: string;
+}
+
 /**
- * The `$subscribed` frame for a connection joining (or recovering) `channel` from `position`
- * (undefined: not recovering), with the worker's reads if any.
+ * The recovery of a connection joining (or recovering) `channel` from `position` (undefined: not
+ * recovering), with the worker's reads if any.
  */
-export function subscribedFrame(delivery: HistoryDelivery, channel: string, position: ChannelPositionRef | undefined, cap: number, worker?: WorkerRecovery): string {
+export function recoveryOf(delivery: HistoryDelivery, channel: string, position: ChannelPositionRef | undefined, cap: number, worker?: WorkerRecovery): Recovery {
   const delivered = delivery.position(channel);
   // The store's epoch: a reset after the last delivered item already makes old positions stale.
   const epoch = delivery.store?.channelPosition(channel)?.epoch ?? delivered.epoch;
-  if (position === undefined) return `[${head(channel, epoch, delivered.offset, false, false)}]`;
+  const first = (position?.offset ?? delivered.offset) + 1;
+  if (position === undefined) return { head: head(channel, epoch, delivered.offset, false, false), items: [], first, epoch };
   const items = missedItems(delivery, channel, epoch, position, delivered.offset, cap, worker);
-  if (items === null) return `[${head(channel, epoch, delivered.offset, false, true)}]`;
-  let text = `[${head(channel, epoch, delivered.offset, true, true)}`;
-  for (const item of items) text += `,${item}`;
-  return `${text}]`;
+  if (items === null) return { head: head(channel, epoch, delivered.offset, false, true), items: [], first, epoch };
+  return { head: head(channel, epoch, delivered.offset, true, true), items, first, epoch };
+}
+
+/** The `$subscribed` head of a recovery that could not be completed (trimmed or reset while it was sent). */
+export function failedHead(channel: string, epoch: string, offset: number): string {
+  return head(channel, epoch, offset, false, true);
 }
 
 /** A position as sent by a client (`{"epoch": "e1", "offset": 42}`), or undefined when malformed. */

@@ -14,6 +14,7 @@ import type { Json } from '../components.js';
 import type { LexiconsError } from '../errors.js';
 import type { ChannelPositionRef, ConnectionSnapshot, Unit } from '../job-contract.js';
 import { SLOW_CONSUMER_CLOSE } from '../wire.js';
+import type { CatchUp } from './catch-up.js';
 import type { Session } from './sessions.js';
 
 export type SocketState = 'upgrading' | 'open' | 'closed';
@@ -102,8 +103,8 @@ export class SocketConnection {
   positions: Map<string, ChannelPositionRef> | null = null;
   /** Its `$connect` asked to resume with a token that was refused (`$connected` says `"resumed": false`). */
   resumeRefused = false;
-  /** `$recover` requests waiting for the socket to drain (a slow subscriber). */
-  pendingRecover: Map<string, ChannelPositionRef> | null = null;
+  /** History channels whose recovery is still being sent (main/catch-up.ts): not live in them yet. */
+  catchUp: Map<string, CatchUp> | null = null;
   /** Bytes buffered for this socket beyond which it is a slow consumer. */
   readonly maxBackpressure: number;
   /** The uWS socket, from `open` to `close`. */
