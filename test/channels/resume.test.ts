@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { fixture, suiteApp } from '../helpers/server.js';
+import { fixture, startApp, suiteApp } from '../helpers/server.js';
 import { assertRun, offsets, v1, type Item, type V1Socket } from './raw.js';
 
 const open: V1Socket[] = [];
@@ -109,6 +109,7 @@ describe('exactly-once calls ($key)', () => {
     assert.equal(replay.SlowPost.text, 'once-b');
     assert.equal(replay.$id, id);
     assert.equal((await back.call('Count', { prefix: 'once-b' }, nextId++)).Count, 1);
+    assert.equal(back.items.filter((i) => i.$id === id).length, 1, 'the replay is answered once');
   });
 
   it('keys are per session: another session with the same key runs its own call', async () => {
@@ -117,5 +118,24 @@ describe('exactly-once calls ($key)', () => {
     await a.call('Post', { channel: 'Lobby', text: 'own-key' }, nextId++, { $key: 'same' });
     await b.call('Post', { channel: 'Lobby', text: 'own-key' }, nextId++, { $key: 'same' });
     assert.equal((await b.call('Count', { prefix: 'own-key' }, nextId++)).Count, 2);
+  });
+});
+
+describe('resume grace period', () => {
+  it('a token presented after resumeGraceSeconds (1 s) is refused: the Headers run', async () => {
+    await using short = await startApp(fixture('channels-short-app'));
+    const ann = await v1(short.url, { headers: { Guest: { name: 'ann' } } });
+    await ann.call('Join', { channel: 'Lobby' }, nextId++);
+    const closedAt = Date.now();
+    await drop(ann);
+    // The session's end is what a late resume finds: wait for its presence leave (after the grace period).
+    const watcher = await v1(short.url, { headers: { Guest: { name: 'watcher' } } });
+    await watcher.call('Join', { channel: 'Lobby' }, nextId++);
+    await watcher.until((i) => (i.$presence?.leave ?? []).length > 0, 10_000);
+    assert.ok(Date.now() - closedAt >= 900, 'not before the grace period');
+    const late = await v1(short.url, { resume: ann.connected.resume, headers: { Guest: { name: 'late' } } });
+    assert.equal(late.connected.resumed, false);
+    assert.deepEqual((await late.call('Whoami', {}, nextId++)).Whoami, { auth: 'late', meta: { name: 'late' }, channels: [] });
+    await Promise.all([watcher.close(), late.close()]);
   });
 });
