@@ -22,8 +22,7 @@
  * live at once: the client refetches.
  */
 import type { ChannelPositionRef, WorkerRecovery } from '../job-contract.js';
-import { withOffsets } from '../workers/recorder.js';
-import { offText } from './history-delivery.js';
+import { offText, withOffsets } from '../item-text.js';
 import type { Hub } from './hub.js';
 import { failedHead, recoveryOf } from './recovery.js';
 import type { SocketConnection } from './socket-connection.js';

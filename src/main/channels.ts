@@ -192,7 +192,6 @@ export class ChannelRegistry {
    */
   #publishDropAware(names: readonly string[], rules: readonly ChannelRule[], text: string | Uint8Array, except: SocketConnection | undefined): number {
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
-    const bytes = typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength;
     const drops = new Map<SocketConnection, boolean>();
     names.forEach((name, i) => {
       const dropping = rules[i]!.slowClient === 'drop';

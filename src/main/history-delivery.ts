@@ -26,7 +26,7 @@
 import type { HistoryRange } from '../job-contract.js';
 import type { SharedStore } from '../storage/store.js';
 import { CHANNEL_TABLE, hasHistory } from '../storage/history-tables.js';
-import { withOffsets } from '../workers/recorder.js';
+import { offText, withOffsets } from '../item-text.js';
 import type { LogFn } from './log.js';
 
 /** A hole in a channel's offsets older than this is filled from the store. */
@@ -57,11 +57,6 @@ interface Line {
 export interface DeliveredPosition {
   epoch: string;
   offset: number;
-}
-
-/** `{"Public":17}`: one channel's offset of an item. */
-export function offText(channel: string, offset: number): string {
-  return `{${JSON.stringify(channel)}:${offset}}`;
 }
 
 export class HistoryDelivery {

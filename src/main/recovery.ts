@@ -20,8 +20,8 @@
  */
 import type { ChannelPositionRef, WorkerRecovery } from '../job-contract.js';
 import { Frame } from '../wire.js';
-import { withOffsets } from '../workers/recorder.js';
-import { offText, type HistoryDelivery } from './history-delivery.js';
+import { offText, withOffsets } from '../item-text.js';
+import type { HistoryDelivery } from './history-delivery.js';
 
 function head(channel: string, epoch: string, offset: number, recovered: boolean, recovering: boolean): string {
   return `{"${Frame.SUBSCRIBED}":{"channel":${JSON.stringify(channel)},"epoch":${JSON.stringify(epoch)},"offset":${offset},"recovered":${recovered},"recovering":${recovering}}}`;

@@ -20,7 +20,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Json } from '../components.js';
 import { scanCallKeys } from '../call-ids.js';
-import { tagItem } from '../workers/recorder.js';
+import { tagItem } from '../item-text.js';
 import type { SocketConnection } from './socket-connection.js';
 
 /** Keyed outcomes a session keeps (the oldest go first). */

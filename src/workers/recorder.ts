@@ -21,12 +21,14 @@
  * frame becomes an OP_PUBLISH_HISTORY op carrying the offset ranges, which the main thread
  * delivers in offset order.
  */
-import { ChannelRules } from '../channel-rules.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorItemText, type CallId } from '../protocol.js';
 import type { Publication, Txn } from '../storage/api.js';
 import { Frame } from '../wire.js';
+import { tagItem } from '../item-text.js';
+import type { ChannelView, ChannelViewState } from './channel-view.js';
 import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
+import { frameText, historyFrames, itemText, type ItemText, type Stamped } from './stamped.js';
 import {
   OP_EFFECT,
   OP_PUBLISH,
@@ -37,25 +39,11 @@ import {
   writeOp,
   type Effect,
   type HistoryPublish,
-  type HistoryRange,
   type KeyedOutcome,
   type LogEntry,
   type PackedEffects,
   type WorkerRecovery,
 } from '../job-contract.js';
-
-/**
- * An item published to history channels: its text, and its publications (indexes `first` ..
- * `first + count - 1` in the job's committed publications, one per history channel). `id`: the
- * `$id` text of a caller's tagged copy.
- */
-export interface Stamped {
-  readonly text: string;
-  readonly first: number;
-  readonly count: number;
-  readonly id?: string;
-}
-type ItemText = string | Stamped;
 
 /** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
@@ -88,12 +76,6 @@ interface KeyedRecord {
 /** What the recorder holds: effects, and the two kinds of merged frames. */
 type RecordedEffect = Effect | ResponsesRecord | ReplyRecord;
 
-/** A JSON object's text with `"$id": idText` added (`{}` too); anything else as is. */
-export function tagItem(text: string, idText: string): string {
-  if (text.charCodeAt(0) !== 0x7b || text.charCodeAt(text.length - 1) !== 0x7d) return text;
-  return text.length === 2 ? `{"${Frame.ID}":${idText}}` : `${text.slice(0, -1)},"${Frame.ID}":${idText}}`;
-}
-
 export interface Mark {
   length: number;
   inner: number;
@@ -104,41 +86,6 @@ export interface Mark {
   connection: ConnectionHandle | undefined;
   connectionState: ConnectionHandleState | undefined;
   view: ChannelViewState;
-}
-
-/** Channels known to this worker: declared ones, the run-time registry cache, this job's changes. */
-export class ChannelView {
-  readonly declared: ReadonlySet<string>;
-  /** The Channel classes' rules (history, authorize, ...). */
-  readonly rules: ChannelRules;
-  runtime: ReadonlySet<string> = new Set();
-  runtimeVersion = -1;
-  state: ChannelViewState = { created: new Set(), dropped: new Set() };
-
-  constructor(declared: Iterable<string>, rules: ChannelRules = new ChannelRules([])) {
-    this.declared = new Set(declared);
-    this.rules = rules;
-  }
-
-  exists(name: string): boolean {
-    if (this.state.dropped.has(name)) return false;
-    return this.declared.has(name) || this.state.created.has(name) || this.runtime.has(name);
-  }
-
-  resetJob(): void {
-    this.state = { created: new Set(), dropped: new Set() };
-  }
-}
-
-/** Copy-on-write, so a mark is O(1). */
-export interface ChannelViewState {
-  created: ReadonlySet<string>;
-  dropped: ReadonlySet<string>;
-}
-
-/** `text` (a JSON object) with `"$off": offText` added before its closing brace. */
-export function withOffsets(text: string, offText: string): string {
-  return `${text.slice(0, -1)},"${Frame.OFF}":${offText}}`;
 }
 
 export class Recorder {
@@ -346,69 +293,12 @@ export class Recorder {
     return this.#records.length;
   }
 
-  /** `{"Public":17,"Room":3}`: the offsets of a stamped item. */
-  #offText(stamped: Stamped): string {
-    let text = '{';
-    for (let k = 0; k < stamped.count; k++) {
-      const p = this.publications[stamped.first + k]!;
-      text += `${k > 0 ? ',' : ''}${JSON.stringify(p.channel)}:${p.offset}`;
-    }
-    return `${text}}`;
-  }
-
-  /** An item's final text: with its offsets and, for a caller's copy, its `$id`. */
-  #itemText(item: ItemText): string {
-    if (typeof item === 'string') return item;
-    const text = withOffsets(item.text, this.#offText(item));
-    return item.id === undefined ? text : tagItem(text, item.id);
-  }
-
-  #frameText(items: readonly ItemText[]): string {
-    let text = '[';
-    for (let i = 0; i < items.length; i++) text += (i > 0 ? ',' : '') + this.#itemText(items[i]!);
-    return `${text}]`;
-  }
-
-  /**
-   * The items of a history publish split into frames whose offsets are contiguous per channel
-   * (one commit's), each with its offset ranges.
-   */
-  #historyFrames(items: readonly ItemText[]): Array<{ text: string; ranges: HistoryRange[] }> {
-    const frames: Array<{ text: string; ranges: HistoryRange[] }> = [];
-    let from = 0;
-    for (let i = 1; i <= items.length; i++) {
-      const prev = items[i - 1] as Stamped;
-      const next = items[i] as Stamped | undefined;
-      if (next !== undefined && this.#follows(prev, next)) continue;
-      const head = items[from] as Stamped;
-      const ranges: HistoryRange[] = [];
-      for (let k = 0; k < head.count; k++) {
-        const p = this.publications[head.first + k]!;
-        ranges.push({ channel: p.channel, epoch: p.epoch, first: p.offset, last: this.publications[prev.first + k]!.offset });
-      }
-      frames.push({ text: this.#frameText(items.slice(from, i)), ranges });
-      from = i;
-    }
-    return frames;
-  }
-
-  /** Whether `next`'s offsets are `prev`'s + 1 in every channel. */
-  #follows(prev: Stamped, next: Stamped): boolean {
-    if (prev.count !== next.count) return false;
-    for (let k = 0; k < prev.count; k++) {
-      const a = this.publications[prev.first + k]!;
-      const b = this.publications[next.first + k]!;
-      if (a.channel !== b.channel || b.offset !== a.offset + 1) return false;
-    }
-    return true;
-  }
-
   /** The outcomes of the calls with `$key`, their items final but untagged. */
   #keyed(indexOf: (connectionId: string) => number): KeyedOutcome[] | undefined {
     let out: KeyedOutcome[] | undefined;
     for (const r of this.#keyedRecords) {
       const connection = indexOf(r.connectionId);
-      if (connection >= 0) (out ??= []).push({ connection, key: r.key, items: r.items.map((item) => this.#itemText(item)) });
+      if (connection >= 0) (out ??= []).push({ connection, key: r.key, items: r.items.map((item) => itemText(item, this.publications)) });
     }
     return out;
   }
@@ -419,14 +309,14 @@ export class Recorder {
     for (const r of this.#records) {
       if (r.kind === 'responses') {
         if (typeof r.items[0] !== 'string') {
-          for (const frame of this.#historyFrames(r.items)) {
+          for (const frame of historyFrames(r.items, this.publications)) {
             out.push({ kind: 'publish', channels: r.channels, text: frame.text, ...(r.except === undefined ? {} : { except: r.except }), history: frame.ranges });
           }
           continue;
         }
-        const text = this.#frameText(r.items);
+        const text = frameText(r.items, this.publications);
         out.push(r.except === undefined ? { kind: 'publish', channels: r.channels, text } : { kind: 'publish', channels: r.channels, text, except: r.except });
-      } else if (r.kind === 'reply') out.push({ kind: 'send', connectionId: r.connectionId, text: this.#frameText(r.items) });
+      } else if (r.kind === 'reply') out.push({ kind: 'send', connectionId: r.connectionId, text: frameText(r.items, this.publications) });
       else out.push(r);
     }
     return out;
@@ -469,12 +359,12 @@ export class Recorder {
       const r = records[i]!;
       if (r.kind === 'send' || r.kind === 'reply') {
         const connectionIndex = indexOf(r.connectionId);
-        const text = r.kind === 'send' ? r.text : this.#frameText(r.items);
+        const text = r.kind === 'send' ? r.text : frameText(r.items, this.publications);
         if (connectionIndex >= 0) writeOp(ops, at, OP_SEND, connectionIndex, write(text));
         else writeOp(ops, at, OP_EFFECT, extra.push({ kind: 'send', connectionId: r.connectionId, text } satisfies Effect) - 1, 0);
       } else if (r.kind === 'responses' && typeof r.items[0] !== 'string') {
         const except = r.except === undefined ? -1 : indexOf(r.except);
-        const frames = this.#historyFrames(r.items);
+        const frames = historyFrames(r.items, this.publications);
         for (let f = 0; f < frames.length; f++) {
           const frame = frames[f]!;
           if (f > 0) at += OP_WORDS;
@@ -483,10 +373,10 @@ export class Recorder {
         }
       } else if (r.kind === 'responses' && r.except !== undefined && indexOf(r.except) >= 0) {
         const at2 = extra.push({ channels: r.channels, except: indexOf(r.except) }) - 1;
-        writeOp(ops, at, OP_PUBLISH_EXCEPT, at2, write(this.#frameText(r.items)));
+        writeOp(ops, at, OP_PUBLISH_EXCEPT, at2, write(frameText(r.items, this.publications)));
       } else if (r.kind === 'responses' || r.kind === 'publish') {
         const channelsAt = extra.push(r.channels) - 1;
-        writeOp(ops, at, OP_PUBLISH, channelsAt, write(r.kind === 'publish' ? r.text : this.#frameText(r.items)));
+        writeOp(ops, at, OP_PUBLISH, channelsAt, write(r.kind === 'publish' ? r.text : frameText(r.items, this.publications)));
       } else {
         writeOp(ops, at, OP_EFFECT, extra.push(r) - 1, 0);
       }

@@ -9,7 +9,7 @@ import type { Server } from '../server.js';
 import { compileArgs, type ArgSpec } from './args.js';
 import type { ControlApi } from './control-plane.js';
 import type { MainQueries } from './handles.js';
-import { ChannelView } from './recorder.js';
+import { ChannelView } from './channel-view.js';
 import type { TxnSource } from './steppers.js';
 
 export interface ComponentEntry<C> {

@@ -12,7 +12,8 @@ import { applyEffects, applyPacked } from '../../src/main/effects.js';
 import { createHub, type Hub } from '../../src/main/hub.js';
 import { SEND_DROPPED, SocketConnection, type SocketUserData } from '../../src/main/socket-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from '../../src/workers/handles.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 
 /** What the stand-in sockets and app saw, in order. */
 type Seen = Array<[string, ...unknown[]]>;

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { OP_EFFECT, OP_PUBLISH, OP_SEND, OP_WORDS, opCode, unpackEffects, type ConnectionSnapshot } from '../../src/job-contract.js';
 import { ConnectionHandle, WorkerServerHandle } from '../../src/workers/handles.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 
 function snapshot(id: string, channels: string[] = []): ConnectionSnapshot {
   return { id, address: '127.0.0.1', auth: undefined, channels };

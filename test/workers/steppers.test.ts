@@ -13,7 +13,8 @@ import { compileSchema, field, Model } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
 import { ConnectionHandle } from '../../src/workers/handles.js';
 import { createProgressBuffer, ProgressReader, ProgressWriter } from '../../src/workers/progress.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 import { BatchStepper, commitWithRetries, IsolatedStepper } from '../../src/workers/steppers.js';
 
 class Note extends Model {
