@@ -82,13 +82,18 @@ function deliver(items: readonly Item[], channel: string, start: number, onGap: 
   return out;
 }
 
+/** A member of `channel` that stopped reading (its TCP socket paused), and a publisher. */
+async function slowMember(channel: string): Promise<{ slow: V1Socket; sub: Item; start: number; publisher: V1Socket }> {
+  const slow = await client(`slow-${channel}`);
+  const sub = await join(slow, channel);
+  const publisher = await client(`pub-${channel}`);
+  tcp(slow).pause();
+  return { slow, sub, start: sub.offset as number, publisher };
+}
+
 describe('slow clients', () => {
   it("'drop': the slow member stays connected, its buffered bytes stay within the limit (plus one frame), and it recovers the dropped items with $recover", async () => {
-    const slow = await client('slow-drop');
-    const sub = await join(slow, 'Dropping');
-    const start = sub.offset as number;
-    const publisher = await client('pub-drop');
-    tcp(slow).pause();
+    const { slow, sub, start, publisher } = await slowMember('Dropping');
     let peak = 0;
     let bursts = 0;
     let slowSince = -1;
@@ -126,11 +131,7 @@ describe('slow clients', () => {
   });
 
   it("'disconnect': the slow member is closed (4008, or 1006 when no close frame fits), its buffer bounded; reconnecting with its position recovers", async () => {
-    const slow = await client('slow-strict');
-    const sub = await join(slow, 'Strict');
-    const start = sub.offset as number;
-    const publisher = await client('pub-strict');
-    tcp(slow).pause();
+    const { slow, sub, start, publisher } = await slowMember('Strict');
     let peak = 0;
     let bursts = 0;
     for (; bursts < 60; bursts++) {
@@ -147,7 +148,7 @@ describe('slow clients', () => {
     const closed = await slow.socket.waitClosed(30_000);
     process.stdout.write(`# disconnect policy: closed with ${closed.code} after ${(bursts + 1) * 16} items; uWS buffer peaked at ${peak} B\n`);
     assert.ok([4008, 1006].includes(closed.code), `close code ${closed.code}`);
-    const back = await client('slow-strict', { positions: { Strict: { epoch: sub.epoch as string, offset: start } } });
+    const back = await client('slow-Strict', { positions: { Strict: { epoch: sub.epoch as string, offset: start } } });
     const s = await join(back, 'Strict');
     assert.deepEqual([s.recovered, s.recovering, s.offset], [true, true, end]);
     await back.until((i) => i.$off?.Strict === end, 30_000); // the rest of the recovery, paced by the socket
