@@ -6,9 +6,11 @@
  *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--trust-proxy LIST]
  *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F] [--static DIR]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
+ *   lexicons init [folder]
  *   lexicons --help | --version
  */
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
 import { validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
@@ -16,6 +18,7 @@ import { parseAddressList } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { compileSchema } from '../storage/schema.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
+import { initApp } from './init.js';
 
 export const USAGE = `lexicons: a realtime WebSocket application server with an embedded database
 
@@ -23,6 +26,8 @@ Usage:
   lexicons start [app] [options]   run the server exported by the app module (default ./main)
   lexicons check [app] [--data]    check a data folder (CSV files, write-ahead log) without changing it
   lexicons compact [app] [--data]  recover a stopped server's data folder, snapshot it, delete the log
+  lexicons init [folder]           create an app (main.ts, a test, package.json, tsconfig.json)
+                                   in a new or empty folder (default: the current one)
   lexicons --help                  show this help
   lexicons --version               show the version
 
@@ -69,6 +74,11 @@ function version(): string {
   return pkg.version;
 }
 
+export interface InitCommand {
+  command: 'init';
+  folder: string;
+}
+
 export interface StartCommand {
   command: 'start' | 'check' | 'compact';
   app: string;
@@ -76,7 +86,7 @@ export interface StartCommand {
 }
 
 /** Parses argv (without node and script); throws UsageError with an exact message. */
-export function parseCommand(argv: readonly string[]): 'help' | 'version' | StartCommand {
+export function parseCommand(argv: readonly string[]): 'help' | 'version' | StartCommand | InitCommand {
   let parsed;
   try {
     parsed = parseArgs({
@@ -110,10 +120,15 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
   if (values.version) return 'version';
   const [command, app, ...rest] = positionals;
   if (command === undefined) throw new UsageError('missing command (try: lexicons start ./main)');
-  if (command !== 'start' && command !== 'run' && command !== 'check' && command !== 'compact') {
-    throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start, check, compact)`);
+  if (command !== 'start' && command !== 'run' && command !== 'check' && command !== 'compact' && command !== 'init') {
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start, check, compact, init)`);
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  if (command === 'init') {
+    const option = Object.keys(values).find((k) => values[k as keyof typeof values] !== undefined);
+    if (option !== undefined) throw new UsageError(`--${option} does not apply to init`);
+    return { command: 'init', folder: app ?? '.' };
+  }
   const overrides: RunOverrides = {};
   try {
     if (values.workers !== undefined) overrides.workers = validateWorkers(values.workers);
@@ -206,6 +221,13 @@ async function start(command: StartCommand): Promise<number> {
   return 0;
 }
 
+async function init(command: InitCommand): Promise<number> {
+  const { dir, files } = await initApp(command.folder);
+  const cd = relative(process.cwd(), dir);
+  process.stdout.write(`Created ${cd === '' ? 'the app' : cd}: ${files.join(', ')}\n\nNext:\n${cd === '' ? '' : `  cd ${cd}\n`}  npm install\n  npm test     # test/app.test.ts, with lexicons/testing\n  npm start    # ws://localhost:5000\n`);
+  return 0;
+}
+
 /** Runs the CLI and exits the process with its status. */
 export async function run(argv: readonly string[]): Promise<never> {
   let code: number;
@@ -217,6 +239,8 @@ export async function run(argv: readonly string[]): Promise<never> {
     } else if (command === 'version') {
       process.stdout.write(`${version()}\n`);
       code = 0;
+    } else if (command.command === 'init') {
+      code = await init(command);
     } else {
       code = await start(command);
     }
