@@ -84,8 +84,8 @@ export interface HookContext extends ExecutionContext {
 }
 
 /** Signals (and Headers) as their manager was built: a record keyed by name keeps names and types for typed clients. */
-type SignalSet = ComponentSet<typeof Signal>;
-type HeaderSet = ComponentSet<typeof Header>;
+export type SignalSet = ComponentSet<typeof Signal>;
+export type HeaderSet = ComponentSet<typeof Header>;
 
 export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> extends OpsOptions {
   /** `ws` (default), or `wss`, which requires `tls` (the server serves wss:// whenever `tls` is set). */

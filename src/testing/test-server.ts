@@ -60,9 +60,6 @@ export interface TestServer<T = unknown> extends AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-/** Any app (its own `typeof server` types the clients). */
-type AnyServer = Server;
-
 /**
  * Starts `app` (a Server, or the path of the module exporting one) on 127.0.0.1, a free port and
  * a temp data folder.
@@ -74,7 +71,7 @@ type AnyServer = Server;
  * const client = await app.client({ headers: { Guest: {} } });
  * assert.deepEqual(await client.call('Echo', { text: 'hi' }), { text: 'hi' });
  */
-export async function startTestServer<S extends AnyServer = AnyServer>(app: S | string, options: TestServerOptions = {}): Promise<TestServer<S>> {
+export async function startTestServer<S extends Server = Server>(app: S | string, options: TestServerOptions = {}): Promise<TestServer<S>> {
   const workers = options.workers ?? 1;
   const appPath = appModulePath(app, options.module);
   const temp = options.data === undefined;
@@ -95,7 +92,7 @@ interface Host {
   stop(): Promise<void>;
 }
 
-function appModulePath(app: AnyServer | string, module: string | undefined): string {
+function appModulePath(app: Server | string, module: string | undefined): string {
   if (module !== undefined) return resolveAppPath(module);
   if (typeof app === 'string') return resolveAppPath(app);
   const url = appModuleOf(app);
@@ -108,7 +105,7 @@ function appModulePath(app: AnyServer | string, module: string | undefined): str
   return fileURLToPath(url);
 }
 
-async function startInProcess(app: AnyServer | string, appPath: string, data: string, workers: number): Promise<Host> {
+async function startInProcess(app: Server | string, appPath: string, data: string, workers: number): Promise<Host> {
   // Tests read their own output: the server logs only errors unless LEXICONS_LOG says otherwise.
   process.env.LEXICONS_LOG ??= 'errors';
   const server = typeof app === 'string' ? (await loadApp(appPath)).server : app;
