@@ -1,12 +1,10 @@
 /** The standalone Database (data folder open/recover/close) and the seed's import line. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 // The seed's import line, translated: every name must be a value export.
 import { Database, Server, ModelManager, SignalManager, TaskManager, ChannelManager, HeaderManager, Model, field } from '../src/index.js';
 import { compileSchema } from '../src/storage/schema.js';
+import { tempDir } from './helpers/temp-dir.js';
 
 class Person extends Model {
   static email = field.str({ unique: true });
@@ -14,9 +12,9 @@ class Person extends Model {
 }
 
 describe('Database', () => {
-  it('opens a data folder, commits, closes with a snapshot and reopens with the data', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'lexicons-db-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
+  it('opens a data folder, commits, closes with a snapshot and reopens with the data', async () => {
+    await using folder = await tempDir('lexicons-db-');
+    const dir = folder.path;
     const first = await Database.open({ models: [Person], data: dir, fsync: 'always' });
     const created = await first.run((db) => db.create(Person, { email: 'a@b.c', age: 41 }));
     assert.equal(created.age, 41);

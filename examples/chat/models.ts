@@ -3,8 +3,11 @@ import { Model, field, utils } from '../../src/index.js';
 
 export class User extends Model {
   static email = field.str({ unique: true });
-  /** The seed's password property setter: raw passwords are hashed on write (scrypt). */
-  static password = field.str({ transform: utils.encryptIfPlain });
+  /**
+   * The seed's password property setter: raw passwords are hashed on write (scrypt). Secret: the
+   * admin page and the logs show it masked.
+   */
+  static password = field.str({ transform: utils.encryptIfPlain, secret: true });
 }
 
 export class ChatMessage extends Model {

@@ -1,9 +1,11 @@
 /**
  * @module main/admin-routes
  * The plain HTTP routes: `/health` and `/ready` (public, for load balancers and orchestrators)
- * and the admin routes (`/metrics`, and later `/admin`), which are not public: a request gets
- * them from an `adminTrust` address (default loopback), with `Authorization: Bearer
- * <adminToken>`, or on the separate `adminPort` (which serves nothing else); otherwise 401.
+ * and the admin routes (`/metrics`, and the admin page `/admin...` of main/admin-page.ts), which
+ * are not public: a request gets them from an `adminTrust` address (default loopback), with
+ * `Authorization: Bearer <adminToken>` (or HTTP Basic with the token as the password, so that a
+ * browser can ask for it), or on the separate `adminPort` (which serves nothing else); otherwise
+ * 401.
  *
  * `/health` answers whether the process is alive (200 unless it is stopping); `/ready` whether
  * it should get traffic (503 while starting, while stopping, and once the write-ahead log has
@@ -16,6 +18,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { messageOf } from '../errors.js';
 import { AddressList } from '../ops-options.js';
+import type { AdminPage } from './admin-page.js';
+import { addAdminPage } from './admin-page.js';
 import { requestAddress } from './client-address.js';
 import type { ServerMetrics } from './metrics-registry.js';
 
@@ -47,10 +51,21 @@ export class AdminAccess {
   allows(res: HttpResponse, req: HttpRequest): boolean {
     if (this.#trust.has(requestAddress(res, req, this.#proxies))) return true;
     if (this.#tokenDigest === null) return false;
-    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.getHeader('authorization'));
+    const given = presentedToken(req.getHeader('authorization'));
     // Digests of equal length: the comparison takes the same time whatever the guess.
-    return bearer !== null && timingSafeEqual(digest(bearer[1]!), this.#tokenDigest);
+    return given !== null && timingSafeEqual(digest(given), this.#tokenDigest);
   }
+}
+
+/** The token of `Bearer <token>`, or the password of `Basic base64(<any user>:<token>)`, or null. */
+function presentedToken(authorization: string): string | null {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer !== null) return bearer[1]!;
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (basic === null) return null;
+  const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = pair.indexOf(':');
+  return colon < 0 ? null : pair.slice(colon + 1);
 }
 
 function digest(text: string): Buffer {
@@ -61,6 +76,8 @@ export interface AdminDeps {
   status(): ServerStatus;
   metrics: ServerMetrics;
   access: AdminAccess;
+  /** The admin page's data and chart samples (absent: no `/admin` routes). */
+  page?: AdminPage;
 }
 
 function json(res: HttpResponse, status: string, body: unknown): void {
@@ -91,7 +108,7 @@ export function adminRoute(deps: AdminDeps, guarded: boolean, handler: (res: Htt
     if (guarded && !deps.access.allows(res, req)) {
       res
         .writeStatus('401 Unauthorized')
-        .writeHeader('www-authenticate', 'Bearer realm="lexicons admin"')
+        .writeHeader('www-authenticate', 'Bearer realm="lexicons admin", Basic realm="lexicons admin", charset="UTF-8"')
         .writeHeader('content-type', 'text/plain')
         .end('admin routes need a trusted address (adminTrust), Authorization: Bearer <adminToken>, or the admin port', true);
       return;
@@ -100,8 +117,12 @@ export function adminRoute(deps: AdminDeps, guarded: boolean, handler: (res: Htt
   };
 }
 
-/** The admin routes: `/metrics` (OpenMetrics or Prometheus text, by the Accept header). */
+/**
+ * The admin routes: `/metrics` (OpenMetrics or Prometheus text, by the Accept header) and, with
+ * `deps.page`, the admin page (`/admin`, its assets and `/admin/api/...`).
+ */
 export function addAdminRoutes(app: TemplatedApp, deps: AdminDeps, guarded: boolean): void {
+  if (deps.page) addAdminPage(app, deps.page, deps.status, (handler) => adminRoute(deps, guarded, handler));
   app.get(
     '/metrics',
     adminRoute(deps, guarded, (res, req) => {

@@ -25,7 +25,10 @@ import type { SharedStore } from '../storage/store.js';
 import type { Wal } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
 import { AddressList } from '../ops-options.js';
+import { AdminData } from './admin-data.js';
 import { AdminAccess, addAdminRoutes, addHealthRoutes, type AdminDeps, type Phase } from './admin-routes.js';
+import { AdminSampler } from './admin-sampler.js';
+import { maskingLog } from './admin-secrets.js';
 import { createApp } from './app.js';
 import { ControlHost } from './control-host.js';
 import { Dispatcher } from './dispatch.js';
@@ -52,7 +55,7 @@ interface Runtime {
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const settings = runSettings(server, overrides);
-  const log = createLogger(server.options.onLog);
+  const log = maskingLog(createLogger(server.options.onLog), compileSchema(server.components.models));
   const uws = loadUws();
   const startedAt = Date.now();
   const { store, wal } = await openData(server, settings, log);
@@ -207,6 +210,8 @@ interface Listening {
   /** The admin port's socket (open until the end of shutdown), or null. */
   adminSocket: us_listen_socket | null;
   adminPort: number | null;
+  /** The admin page's chart sampler (stopped with the admin port). */
+  sampler: AdminSampler;
 }
 
 function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
@@ -225,7 +230,8 @@ function listenOn(app: TemplatedApp, host: string, port: number, what: string): 
 async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher, release: () => Promise<void>): Promise<Listening> {
   const { server, settings, uws, hub, store, wal, startedAt } = runtime;
   const { options } = settings;
-  const listening: Listening = { accepting: false, phase: 'starting', socket: null, port: 0, adminSocket: null, adminPort: null };
+  const sampler = new AdminSampler({ metrics: hub.metrics, connections: () => openConnectionCount(hub), storeBytes: () => Object.values(store.stats().tables).reduce((n, t) => n + t.bytes, 0) });
+  const listening: Listening = { accepting: false, phase: 'starting', socket: null, port: 0, adminSocket: null, adminPort: null, sampler };
   const proxies = options.trustProxy.length > 0 ? new AddressList(options.trustProxy) : null;
   const admin: AdminDeps = {
     status: () => ({
@@ -250,6 +256,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
       }),
     }),
     access: new AdminAccess(options.adminTrust, options.adminToken, proxies),
+    page: { data: new AdminData({ store, hub }), sampler },
   };
   const app = createApp({
     uws,
@@ -268,7 +275,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
       const adminApp = newApp(uws, null);
       addHealthRoutes(adminApp, admin);
       addAdminRoutes(adminApp, admin, false);
-      adminApp.any('/*', (res) => void res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons admin port: /metrics, /health, /ready', true));
+      adminApp.any('/*', (res) => void res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('lexicons admin port: /admin, /metrics, /health, /ready', true));
       listening.adminSocket = await listenOn(adminApp, options.adminHost, options.adminPort, ' (adminPort)');
       listening.adminPort = uws.us_socket_local_port(listening.adminSocket as never);
     }
@@ -278,6 +285,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
     await release();
     throw err;
   }
+  sampler.start();
   const port = uws.us_socket_local_port(listening.socket as never);
   listening.port = port;
   listening.accepting = true;
@@ -312,6 +320,7 @@ function createShutdown(
       if (socket) uws.us_listen_socket_close(socket);
     },
     stopAdmin: () => {
+      listening.sampler.stop();
       const socket = listening.adminSocket;
       listening.adminSocket = null;
       if (socket) uws.us_listen_socket_close(socket);

@@ -20,27 +20,54 @@
  * A dead-writer repair bumps the repair epoch; a thread that sees a new epoch (or a row count
  * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
  * reused by other rows.
+ *
+ * Hashes are seeded per store (`StoreHandles.hashSeed`, random at creation, shared by every
+ * thread of the process, never persisted): keys a client chooses cannot be computed offline to
+ * pile into one bucket and turn lookups into scans.
  */
+import { randomBytes } from 'node:crypto';
 import { Utf8Values } from './column-values.js';
 import type { SharedTable } from './table.js';
 
 const f64 = new Float64Array(1);
 const u32 = new Uint32Array(f64.buffer);
 
-/** FNV-1a over UTF-16 code units for strings; bit mixing for numbers and booleans. */
-export function hashValue(value: unknown): number {
+/**
+ * A fresh hash seed: random per store (per process), never persisted, so that keys chosen by
+ * clients (emails, names) cannot be crafted offline to fall into one bucket.
+ */
+export function randomHashSeed(): number {
+  return randomBytes(4).readUInt32LE(0);
+}
+
+/**
+ * The end of every hash: murmur3's fmix32. The bucket is the hash's low bits, and FNV-1a's low
+ * bits depend only on the input's low bits, so without this mix keys differing only in high bits
+ * would share a bucket under every seed.
+ */
+function finish(h: number): number {
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/** The FNV-1a start for `seed` (the offset basis mixed with the seed). */
+function basis(seed: number): number {
+  return (0x811c9dc5 ^ seed) | 0;
+}
+
+/** Seeded FNV-1a over UTF-16 code units for strings; bit mixing for numbers and booleans. */
+export function hashValue(value: unknown, seed: number): number {
   if (typeof value === 'string') {
-    let h = 0x811c9dc5;
+    let h = basis(seed);
     for (let i = 0; i < value.length; i++) h = Math.imul(h ^ value.charCodeAt(i), 0x01000193);
-    return h >>> 0;
+    return finish(h);
   }
   if (typeof value === 'number') {
     f64[0] = value === 0 ? 0 : value; // -0 and 0 are equal
-    let h = Math.imul(u32[0]! ^ 0x9e3779b9, 0x85ebca6b) ^ u32[1]!;
-    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> 0;
+    return finish(Math.imul(u32[0]! ^ seed, 0x9e3779b9) ^ u32[1]!);
   }
-  return value === true ? 1 : 2;
+  return finish(value === true ? seed ^ 1 : seed ^ 2);
 }
 
 /**
@@ -48,14 +75,14 @@ export function hashValue(value: unknown): number {
  * UTF-8 bytes [start, end) when they are ASCII (the same FNV-1a as over the string's code units),
  * else from the decoded string.
  */
-function hashUtf8At(values: Utf8Values, bytes: Uint8Array, start: number, end: number, v: number): number {
-  let h = 0x811c9dc5;
+function hashUtf8At(values: Utf8Values, bytes: Uint8Array, start: number, end: number, v: number, seed: number): number {
+  let h = basis(seed);
   for (let i = start; i < end; i++) {
     const b = bytes[i]!;
-    if (b >= 0x80) return hashValue(values.read(v));
+    if (b >= 0x80) return hashValue(values.read(v), seed);
     h = Math.imul(h ^ b, 0x01000193);
   }
-  return h >>> 0;
+  return finish(h);
 }
 
 /** A chained hash table of slots in Int32Arrays. */
@@ -111,6 +138,16 @@ class ChainTable {
     for (const v of slots) this.insert(v, hashOf(v));
   }
 
+  longestBucket(): number {
+    let longest = 0;
+    for (let b = 0; b < this.heads.length; b++) {
+      let n = 0;
+      for (let v = this.heads[b]!; v !== -1; v = this.chain[v]!) n++;
+      if (n > longest) longest = n;
+    }
+    return longest;
+  }
+
   /** Unlinks the slots of bucket `hash` for which `dead(slot)` holds. */
   prune(hash: number, dead: (slot: number) => boolean): void {
     const b = hash & (this.heads.length - 1);
@@ -134,14 +171,17 @@ export class TableIndex {
   readonly table: SharedTable;
   /** Returns the smallest snapshot any open transaction of this thread may still read at. */
   readonly #horizon: () => number;
+  /** The store's hash seed (the same in every thread of the process: see store-handles.ts). */
+  readonly #seed: number;
   #seen = 0;
   #epoch = -1;
   #pk = new ChainTable();
   #fields = new Map<number, ChainTable>();
 
-  constructor(table: SharedTable, horizon: () => number) {
+  constructor(table: SharedTable, horizon: () => number, seed: number) {
     this.table = table;
     this.#horizon = horizon;
+    this.#seed = seed >>> 0;
     this.#reset();
   }
 
@@ -164,16 +204,17 @@ export class TableIndex {
       this.#epoch = epoch;
     }
     if (rows === this.#seen) return;
+    const seed = this.#seed;
     const more = rows - this.#seen;
-    this.#pk.reserve(more, rows - 1, (v) => hashValue(t.readPk(v)));
-    for (const [k, index] of this.#fields) index.reserve(more, rows - 1, (v) => hashValue(t.columns[k]!.read(v)));
+    this.#pk.reserve(more, rows - 1, (v) => hashValue(t.readPk(v), seed));
+    for (const [k, index] of this.#fields) index.reserve(more, rows - 1, (v) => hashValue(t.columns[k]!.read(v), seed));
     // pks are hashed straight from their UTF-8 bytes when ASCII (the same FNV-1a as over the
     // string's code units): no string per version while catching up over a million rows.
     const offsets = t.pk.offsets.i32(rows);
     const bytes = t.pk.data.bytes(offsets[rows]!);
     const fields = [...this.#fields];
     for (let v = this.#seen; v < rows; v++) {
-      this.#pk.insert(v, hashUtf8At(t.pk, bytes, offsets[v]!, offsets[v + 1]!, v));
+      this.#pk.insert(v, hashUtf8At(t.pk, bytes, offsets[v]!, offsets[v + 1]!, v, seed));
       if (fields.length === 0 || t.isTombstone(v)) continue;
       for (const [k, index] of fields) {
         const column = t.columns[k]!;
@@ -181,13 +222,13 @@ export class TableIndex {
         const values = column.values;
         if (values instanceof Utf8Values) {
           const off = values.offsets.i32(v + 1);
-          index.insert(v, hashUtf8At(values, values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, v));
-        } else index.insert(v, hashValue(values.read(v)));
+          index.insert(v, hashUtf8At(values, values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, v, seed));
+        } else index.insert(v, hashValue(values.read(v), seed));
       }
     }
     this.#seen = rows;
-    this.#pk.maybeGrow((v) => hashValue(t.readPk(v)));
-    for (const [k, index] of this.#fields) index.maybeGrow((v) => hashValue(t.columns[k]!.read(v)));
+    this.#pk.maybeGrow((v) => hashValue(t.readPk(v), seed));
+    for (const [k, index] of this.#fields) index.maybeGrow((v) => hashValue(t.columns[k]!.read(v), seed));
   }
 
   /** Invisible to every open transaction of this thread: superseded or deleted at/before the horizon. */
@@ -204,7 +245,7 @@ export class TableIndex {
   lookupPk(pk: string, s: number): number {
     const t = this.table;
     const table = this.#pk;
-    const hash = hashValue(pk);
+    const hash = hashValue(pk, this.#seed);
     let walked = 0;
     let found = -1;
     for (let v = table.heads[hash & (table.heads.length - 1)]!; v !== -1; v = table.chain[v]!) {
@@ -218,6 +259,12 @@ export class TableIndex {
     return found;
   }
 
+  /** The longest bucket of the pk index (field < 0) or of field k's index: how even the hashing is. */
+  longestBucket(field = -1): number {
+    const table = field < 0 ? this.#pk : this.#fields.get(field);
+    return table === undefined ? 0 : table.longestBucket();
+  }
+
   /** Whether field k has a hash index. */
   hasIndex(k: number): boolean {
     return this.#fields.has(k);
@@ -229,7 +276,7 @@ export class TableIndex {
     if (table === undefined || value === null) return [];
     const t = this.table;
     const column = t.columns[k]!;
-    const hash = hashValue(value);
+    const hash = hashValue(value, this.#seed);
     const out: number[] = [];
     let walked = 0;
     let dead = 0;

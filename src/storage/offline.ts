@@ -14,11 +14,11 @@
  * for (const line of report.problems) console.error(line);
  * process.exitCode = report.ok ? 0 : 1; // (in cli.ts)
  */
-import { readdir, readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { ioError } from './file-system.js';
-import { LOCK_FILE } from './folder-lock.js';
+import { folderLockHolder } from './folder-lock.js';
 import { loadDataFolder, type LoadOptions } from './persist.js';
 import type { Schema } from './schema.js';
 import { SharedStore } from './store.js';
@@ -41,7 +41,7 @@ export interface CheckReport {
   readonly replayable: number | null;
   /** Rows per table after recovery (with a schema and no problem). */
   readonly tables: Readonly<Record<string, number>> | null;
-  /** A process holding the folder's lock file (a running server), or null. */
+  /** The pid of a live process holding the folder's lock (a running server), or null. */
   readonly lockedBy: number | null;
 }
 
@@ -60,8 +60,7 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
   }
   const problems: string[] = [];
   const repairs: string[] = [];
-  const lockText = names.includes(LOCK_FILE) ? await readFile(join(root, LOCK_FILE), 'utf8').catch(() => '') : '';
-  const lockedBy = lockText ? Number(lockText.trim()) || null : null;
+  const lockedBy = await folderLockHolder(root);
 
   let manifest: Manifest | null = null;
   try {

@@ -46,6 +46,11 @@ export interface FieldOptions<T> {
    * equivalent of the seed's password property whose setter hashes the raw value.
    */
   transform?: (value: any) => T;
+  /**
+   * A secret (a password hash, a token): shown masked on the admin page and in the server's logs,
+   * and never the sort key of an admin view. Stored and read like any other value.
+   */
+  secret?: boolean;
 }
 
 export interface StrOptions extends FieldOptions<string> {
@@ -125,6 +130,8 @@ export interface FieldSchema {
   /** unique implies indexed. */
   readonly indexed: boolean;
   readonly dictionary: boolean;
+  /** `secret: true`: masked on the admin page and in logs. */
+  readonly secret: boolean;
   readonly transform: ((value: any) => unknown) | undefined;
   /** Returns a fresh default value for a new row (null when nullable and no default). */
   readonly makeDefault: () => unknown;
@@ -253,6 +260,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
   if (o.unique && (f.kind === 'list' || f.kind === 'set')) throw schemaError(`${where}: ${f.kind} fields cannot be unique`);
   if (o.index && (f.kind === 'list' || f.kind === 'set')) throw schemaError(`${where}: ${f.kind} fields cannot be indexed`);
   if (o.transform !== undefined && typeof o.transform !== 'function') throw schemaError(`${where}: transform must be a function`);
+  if (o.secret !== undefined && typeof o.secret !== 'boolean') throw schemaError(`${where}: secret must be a boolean`);
   const nullable = o.nullable ?? (f.kind === 'ref' || f.kind === 'set');
   const hasDefault = Object.prototype.hasOwnProperty.call(o, 'default');
   const dflt = o.default;
@@ -272,6 +280,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
     unique: !!o.unique,
     indexed: !!o.unique || !!o.index,
     dictionary: !!o.dictionary,
+    secret: o.secret === true,
     transform: o.transform,
     makeDefault,
   };

@@ -1,7 +1,8 @@
 /**
  * @module storage/store-handles
  * What one thread hands another so that both open the same shared-memory store: the
- * SharedArrayBuffers and a fingerprint of the schema they were laid out for. `SharedStore.attach`
+ * SharedArrayBuffers, a fingerprint of the schema they were laid out for, and the hash seed of the
+ * indexes (so that all threads of a process hash alike). `SharedStore.attach`
  * refuses handles of another version or schema, naming the first difference.
  */
 import type { Schema } from './schema.js';
@@ -12,6 +13,8 @@ export interface StoreHandles {
   /** JSON description of the schema the buffers were laid out for. */
   readonly fingerprint: string;
   readonly maxBytesPerBuffer: number;
+  /** The indexes' hash seed (a uint32, random per store, never persisted: see indexes.ts). */
+  readonly hashSeed: number;
   readonly control: SharedArrayBuffer;
   /** Per table (schema order), its buffers in allocation order. */
   readonly tables: readonly (readonly SharedArrayBuffer[])[];

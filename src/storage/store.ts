@@ -24,7 +24,7 @@ import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
 import { historyTableIds, planHistoryRepair } from './history.js';
 import { historyDisabled } from './history-tables.js';
-import { TableIndex } from './indexes.js';
+import { randomHashSeed, TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { describeSchema, dictCount, HANDLES_VERSION, schemaMismatch, type StoreHandles } from './store-handles.js';
@@ -46,6 +46,11 @@ export interface StoreOptions {
    * restarts (see recovery.ts).
    */
   initialCommitId?: number;
+  /**
+   * The indexes' hash seed (a uint32). Default: random, which is what a server wants (clients
+   * cannot craft keys that collide); a fixed seed is for tests.
+   */
+  hashSeed?: number;
 }
 
 const DEFAULT_MAX_BYTES = 1 << 30;
@@ -124,10 +129,12 @@ export class SharedStore {
     if (!Number.isInteger(max) || max < 1024) throw new LexiconsError(ErrorCode.OPTION, 'options.maxBytesPerBuffer must be an integer >= 1024');
     const initial = options.initialCommitId ?? 0;
     if (!Number.isSafeInteger(initial) || initial < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.initialCommitId must be a non-negative safe integer');
+    const seed = options.hashSeed ?? randomHashSeed();
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LexiconsError(ErrorCode.OPTION, 'options.hashSeed must be an integer from 0 to 4294967295');
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
     Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
-    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, control: control.sab, tables: buffers };
+    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, hashSeed: seed, control: control.sab, tables: buffers };
     return new SharedStore(schema, handles, (id) => (label, bytes) => {
       const buf = GrowBuf.allocate(bytes, max, label, true);
       buffers[id]!.push(buf.buffer as SharedArrayBuffer);
@@ -137,7 +144,7 @@ export class SharedStore {
 
   /** Attaches to a store created in another thread; the schema must match the handles. */
   static attach(schema: Schema, handles: StoreHandles): SharedStore {
-    if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer)) {
+    if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer) || !Number.isInteger(handles.hashSeed)) {
       throw new LexiconsError(ErrorCode.OPTION, 'SharedStore.attach: handles are not StoreHandles of this lexicons version');
     }
     const given = describeSchema(schema);
@@ -157,7 +164,7 @@ export class SharedStore {
 
   #index(id: number): TableIndex {
     let index = this.#indexes[id];
-    if (!index) this.#indexes[id] = index = new TableIndex(this.#tables[id]!, () => this.#horizon());
+    if (!index) this.#indexes[id] = index = new TableIndex(this.#tables[id]!, () => this.#horizon(), this.handles.hashSeed);
     return index;
   }
 

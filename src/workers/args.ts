@@ -36,6 +36,7 @@ function fieldSchema(component: string, name: string, f: Field<any, any>): Field
     unique: false,
     indexed: false,
     dictionary: false,
+    secret: o.secret === true,
     transform: o.transform,
     makeDefault,
   };

@@ -4,16 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const K6_DIR = fileURLToPath(new URL('../../../bench/k6/', import.meta.url)); // dist/test/bench -> repo
 const scripts = readdirSync(K6_DIR).filter((f) => f.endsWith('.js'));
-const tmp = mkdtempSync(join(tmpdir(), 'k6-check-'));
-after(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = await tempDir('k6-check-');
+after(() => tmp[Symbol.asyncDispose]());
 
 describe('bench/k6 scripts', () => {
   it('exist for echo, chat and connect', () => {
@@ -21,14 +21,14 @@ describe('bench/k6 scripts', () => {
   });
 
   it('lib/users.js (shared by the scripts) parses as an ES module', () => {
-    const copy = join(tmp, 'users.mjs');
+    const copy = join(tmp.path, 'users.mjs');
     copyFileSync(join(K6_DIR, 'lib', 'users.js'), copy);
     execFileSync(process.execPath, ['--check', copy], { stdio: 'pipe' });
   });
 
   for (const script of scripts) {
     it(`${script} parses as an ES module`, () => {
-      const copy = join(tmp, script.replace(/\.js$/, '.mjs'));
+      const copy = join(tmp.path, script.replace(/\.js$/, '.mjs'));
       copyFileSync(join(K6_DIR, script), copy);
       execFileSync(process.execPath, ['--check', copy], { stdio: 'pipe' });
     });

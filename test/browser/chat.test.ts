@@ -10,7 +10,6 @@
  * /usr/bin/chromium (`.ci/run` installs it) the test is skipped with the reason.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,22 +18,17 @@ import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
 import type { server as chatServer } from '../../examples/chat/main.js';
+import { chromiumSkip, launchChromium } from '../helpers/chromium.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
-import { CHAT_APP, ROOT, spawnCli, startApp, tempDir, type CliServer, type TestServer } from '../helpers/server.js';
+import { CHAT_APP, ROOT, spawnCli, startApp, type TestServer } from '../helpers/server.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 /** Functions passed to page.waitForFunction run in the page (this file is compiled without the DOM lib). */
 declare const document: { title: string; body: { textContent: string | null }; querySelector(s: string): { getAttribute(n: string): string | null } | null; querySelectorAll(s: string): Iterable<{ textContent: string | null }> };
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (Debian's chromium package; .ci/run installs it)`;
+const skip = chromiumSkip;
 if (skip) console.log(`# browser test skipped: ${skip}`);
-
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-async function launch(): Promise<BrowserContext> {
-  const { chromium } = await import('playwright-core');
-  return chromium.launchPersistentContext(await tempDir('lexicons-chromium-'), { executablePath: CHROMIUM, args: ARGS, headless: true });
-}
+const launch = (): Promise<BrowserContext> => launchChromium();
 
 /** Registers (or logs in) through the page's form; resolves once the page shows the chat. */
 async function enter(page: Page, action: 'Register' | 'Login', email: string, password: string): Promise<void> {
@@ -58,6 +52,9 @@ function connected(page: Page): Promise<unknown> {
 }
 
 describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
+  // Not suiteApp: the first test restarts the server on the same data folder, so the suite owns
+  // the folder (and the browser profile) and the hooks take them down in reverse order.
+  let data: TempDir;
   let srv: TestServer;
   let relay: Relay;
   let context: BrowserContext;
@@ -65,7 +62,8 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
   const t0 = performance.now();
 
   before(async () => {
-    srv = await startApp(CHAT_APP);
+    data = await tempDir('lexicons-chat-');
+    srv = await startApp(CHAT_APP, { data: data.path });
     relay = await startRelay(srv.port);
     url = `http://127.0.0.1:${relay.port}/`;
     context = await launch();
@@ -73,7 +71,8 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
   after(async () => {
     await context?.close();
     await relay?.close();
-    await srv?.stop({ removeData: true });
+    await srv?.stop();
+    await data?.[Symbol.asyncDispose]();
     console.log(`# browser test: ${Math.round(performance.now() - t0)} ms`);
   });
 
@@ -91,20 +90,21 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     await shows(ann, 'hi ann');
     assert.equal(await ann.locator('#messages li.mine').count(), 1, 'ann sees her own message once, as hers');
 
-    const data = srv.data;
     await srv.stop();
     await ann.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') !== 'open', undefined, { timeout: 15_000 });
-    srv = await startApp(CHAT_APP, { data });
+    srv = await startApp(CHAT_APP, { data: data.path });
     relay.target = srv.port;
     await Promise.all([connected(ann), connected(bob)]);
     await post(bob, 'after the restart');
     await shows(ann, 'after the restart'); // bob's post reached ann: her Subscribe was replayed
     await post(ann, 'me too');
-    await shows(bob, 'me too');
+    // Both pages: ann's own copy can come after bob's, and the count below is of ann's list.
+    await Promise.all([shows(bob, 'me too'), shows(ann, 'me too')]);
     assert.equal(await ann.locator('#messages li').count(), 4, 'the history is not shown twice after the reconnect');
     assert.deepEqual(errors, []);
 
-    const shot = join(await tempDir('lexicons-screenshot-'), 'chat.png');
+    // Kept after the run (not disposed): the path is printed for a look at the page.
+    const shot = join((await tempDir('lexicons-screenshot-')).path, 'chat.png');
     await ann.screenshot({ path: shot, fullPage: true });
     const { size } = await stat(shot);
     const png = await readFile(shot);
@@ -129,7 +129,8 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     const snippet = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
     assert.ok(snippet, 'the README has a ts block under ## Client');
     assert.ok(snippet.split('\n').filter(Boolean).length <= 15, 'at most 15 lines');
-    const dir = await tempDir('lexicons-readme-page-');
+    await using folder = await tempDir('lexicons-readme-page-');
+    const dir = folder.path;
     // The snippet's `import type { server } from './main.js'` is erased; `lexicons/client` is this package.
     await build({
       stdin: { contents: snippet, loader: 'ts', resolveDir: dir, sourcefile: 'readme-snippet.ts' },
@@ -142,27 +143,23 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
       logLevel: 'silent',
     });
     await writeFile(join(dir, 'index.html'), '<!doctype html><meta charset="utf-8"><input><script type="module" src="snippet.js"></script>\n');
-    let page: CliServer | undefined;
-    try {
-      page = await spawnCli([CHAT_APP, '--port', '0', '--host', '127.0.0.1', '--data', await tempDir(), '--static', dir]);
-      const other = createClient<typeof chatServer>({ url: page.url, WebSocket, headers: { Register: { email: 'ann@example.com', password: 'correct horse' } } });
-      await other.call('Subscribe', { channel: 'Public' });
-      const tab = await context.newPage();
-      const errors: string[] = [];
-      tab.on('pageerror', (err) => errors.push(err.message));
-      await tab.goto(`http://127.0.0.1:${page.port}/`);
-      await tab.waitForFunction(() => document.title === 'open', undefined, { timeout: 15_000 });
-      await other.call('CreateChatMessage', { channel: 'Public', content: 'from node' });
-      await tab.waitForFunction(() => document.body.textContent?.includes('from node'), undefined, { timeout: 15_000 });
-      const received = new Promise((resolve) => other.on('CreateChatMessage', (m) => m?.content === 'from the page' && resolve(m)));
-      await tab.fill('input', 'from the page');
-      await tab.press('input', 'Enter'); // commits the value: a change event
-      await tab.locator('input').blur();
-      await received;
-      assert.deepEqual(errors, []);
-      other.close();
-    } finally {
-      await page?.stop();
-    }
+    await using pageData = await tempDir();
+    await using page = await spawnCli([CHAT_APP, '--port', '0', '--host', '127.0.0.1', '--data', pageData.path, '--static', dir]);
+    const other = createClient<typeof chatServer>({ url: page.url, WebSocket, headers: { Register: { email: 'ann@example.com', password: 'correct horse' } } });
+    await other.call('Subscribe', { channel: 'Public' });
+    const tab = await context.newPage();
+    const errors: string[] = [];
+    tab.on('pageerror', (err) => errors.push(err.message));
+    await tab.goto(`http://127.0.0.1:${page.port}/`);
+    await tab.waitForFunction(() => document.title === 'open', undefined, { timeout: 15_000 });
+    await other.call('CreateChatMessage', { channel: 'Public', content: 'from node' });
+    await tab.waitForFunction(() => document.body.textContent?.includes('from node'), undefined, { timeout: 15_000 });
+    const received = new Promise((resolve) => other.on('CreateChatMessage', (m) => m?.content === 'from the page' && resolve(m)));
+    await tab.fill('input', 'from the page');
+    await tab.press('input', 'Enter'); // commits the value: a change event
+    await tab.locator('input').blur();
+    await received;
+    assert.deepEqual(errors, []);
+    other.close();
   });
 });

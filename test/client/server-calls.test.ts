@@ -8,17 +8,19 @@
 import assert from 'node:assert/strict';
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions } from '../../src/client/index.js';
 import { SignalError } from '../../src/index.js';
 import { TestClient } from '../helpers/client.js';
 import { echoBurst } from './client-helpers.js';
-import { fixture, startApp, tempDir, type TestServer } from '../helpers/server.js';
+import { fixture, startApp, suiteApp, type TestServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 import type { server as clientApp } from '../fixtures/apps/client-app.js';
 
 // Read by the fixture's workers when they load it (NOT_SAVED while this file exists).
-const faultFile = join(await tempDir(), 'enospc');
+const faultDir = await tempDir();
+const faultFile = join(faultDir.path, 'enospc');
 process.env.CLIENT_APP_FAULT_FILE = faultFile;
 
 type App = typeof clientApp;
@@ -67,16 +69,13 @@ function rejectsWith(promise: Promise<unknown>): Promise<ClientError> {
   );
 }
 
-let srv: TestServer;
-before(async () => {
-  srv = await startApp(fixture('client-app'), { workers: 2 });
-});
+// After hooks run in the order they are declared: the clients close before the server stops.
 after(async () => {
   for (const c of clients) c.close();
   await Promise.all(sockets.map((s) => s.close()));
-  await srv.stop({ removeData: true });
-  await rm(faultFile, { force: true });
+  await faultDir[Symbol.asyncDispose]();
 });
+const srv = suiteApp(fixture('client-app'), { workers: 2 });
 
 describe('client against the server: calls', () => {
   it('correlates 10,000 concurrent calls from one client: each settles once with its own reply, in list frames', async () => {
@@ -117,8 +116,7 @@ describe('client against the server: calls', () => {
     it(`gives the caller its response once, tagged, and the other subscribers theirs (channels ${channels.join(', ')})`, async () => {
       const poster = connect(srv.url);
       const other = await rawV1(srv.url);
-      const plain = await TestClient.connect(srv.url, { headers: { Guest: '{}' } });
-      sockets.push(plain);
+      await using plain = await TestClient.connect(srv.url, { headers: { Guest: '{}' } });
       for (const channel of channels) {
         await poster.call('Join', { channel });
         other.send({ Join: { channel }, $id: channel });
@@ -183,29 +181,25 @@ describe('frames that never run still answer each call with $id', () => {
   });
 
   it('refused unparsed (rate limit): an item per $id up to 64 KiB, one untagged item for a larger frame', async () => {
-    const strict = await startApp(fixture('client-strict-app'));
-    try {
-      const socket = await rawV1(strict.url);
-      for (let i = 0; i < 10; i++) socket.send({ Ack: {}, $id: `ok${i}` }); // empties the bucket (5 frames per second)
-      socket.send([{ Echo: { nested: { $id: 'not a call id' } }, $id: 'a' }, { Echo: { s: 'say "$id": 1' }, $id: 'b' }, { Ack: null, $id: 7 }]);
-      socket.send([{ Echo: { pad: 'x'.repeat(70 * 1024) }, $id: 'big' }]);
-      const refusals: unknown[] = [];
-      while (refusals.length < 2) {
-        const frame = (await socket.next()) as Array<Record<string, unknown>>;
-        if (frame.every((item) => item.code === 'RATE_LIMITED' && !String(item.$id).startsWith('ok'))) refusals.push(frame);
-      }
-      const message = 'Rate limit exceeded (5 messages per second)';
-      assert.deepEqual(refusals, [
-        [
-          { Errors: [message], code: 'RATE_LIMITED', $id: 'a' },
-          { Errors: [message], code: 'RATE_LIMITED', $id: 'b' },
-          { Errors: [message], code: 'RATE_LIMITED', $id: 7 },
-        ],
-        [{ Errors: [message], code: 'RATE_LIMITED' }],
-      ]);
-    } finally {
-      await strict.stop({ removeData: true });
+    await using strict = await startApp(fixture('client-strict-app'));
+    const socket = await rawV1(strict.url);
+    for (let i = 0; i < 10; i++) socket.send({ Ack: {}, $id: `ok${i}` }); // empties the bucket (5 frames per second)
+    socket.send([{ Echo: { nested: { $id: 'not a call id' } }, $id: 'a' }, { Echo: { s: 'say "$id": 1' }, $id: 'b' }, { Ack: null, $id: 7 }]);
+    socket.send([{ Echo: { pad: 'x'.repeat(70 * 1024) }, $id: 'big' }]);
+    const refusals: unknown[] = [];
+    while (refusals.length < 2) {
+      const frame = (await socket.next()) as Array<Record<string, unknown>>;
+      if (frame.every((item) => item.code === 'RATE_LIMITED' && !String(item.$id).startsWith('ok'))) refusals.push(frame);
     }
+    const message = 'Rate limit exceeded (5 messages per second)';
+    assert.deepEqual(refusals, [
+      [
+        { Errors: [message], code: 'RATE_LIMITED', $id: 'a' },
+        { Errors: [message], code: 'RATE_LIMITED', $id: 'b' },
+        { Errors: [message], code: 'RATE_LIMITED', $id: 7 },
+      ],
+      [{ Errors: [message], code: 'RATE_LIMITED' }],
+    ]);
   });
 });
 
@@ -246,22 +240,18 @@ describe('client against the server: one error code per situation', () => {
     RATE_LIMITED: {
       message: 'Rate limit exceeded (5 messages per second)',
       async provoke() {
-        const strict = await startApp(fixture('client-strict-app'));
-        try {
-          const client = connect(strict.url);
-          await client.call('Ack');
-          // One frame per macrotask: over 5 per second.
-          const calls: Array<Promise<ClientError | undefined>> = [];
-          for (let i = 0; i < 8; i++) {
-            calls.push(client.call('Echo', { i }).then(() => undefined, (err: ClientError) => err));
-            await new Promise((resolve) => setImmediate(resolve));
-          }
-          const refused = (await Promise.all(calls)).find((err) => err !== undefined);
-          assert.ok(refused, 'a call was refused');
-          return refused;
-        } finally {
-          await strict.stop({ removeData: true });
+        await using strict = await startApp(fixture('client-strict-app'));
+        const client = connect(strict.url);
+        await client.call('Ack');
+        // One frame per macrotask: over 5 per second.
+        const calls: Array<Promise<ClientError | undefined>> = [];
+        for (let i = 0; i < 8; i++) {
+          calls.push(client.call('Echo', { i }).then(() => undefined, (err: ClientError) => err));
+          await new Promise((resolve) => setImmediate(resolve));
         }
+        const refused = (await Promise.all(calls)).find((err) => err !== undefined);
+        assert.ok(refused, 'a call was refused');
+        return refused;
       },
     },
     QUEUE_FULL: {
@@ -283,12 +273,12 @@ describe('client against the server: one error code per situation', () => {
     SHUTTING_DOWN: {
       message: 'Server is shutting down',
       async provoke() {
-        const doomed = await startApp(fixture('client-app'), { workers: 2 });
+        await using doomed = await startApp(fixture('client-app'), { workers: 2 });
         const socket = await rawV1(doomed.url);
         socket.send({ Later: { ms: 1000 }, $id: 1 }); // keeps the shutdown waiting, the connection open
         // Once another connection's call came back, the server has taken that frame.
         assert.equal(await connect(doomed.url).call('Ack'), undefined);
-        const stopped = doomed.stop({ removeData: true });
+        const stopped = doomed.stop();
         socket.send({ Echo: {}, $id: 2 });
         try {
           const item = await errorItemFor(socket, 2);

@@ -7,20 +7,19 @@
  * replayed calls in order after every reconnect, calls waiting for the connection.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ClientCode, ClientError, createClient, WireCode, type Client, type ClientOptions, type ClientState, type StateEvent } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
 import { nextState } from './client-helpers.js';
 import { startRelay } from '../helpers/relay.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, startApp, suiteApp } from '../helpers/server.js';
 import { Server } from '../../src/server.js';
 import type { server as clientApp } from '../fixtures/apps/client-app.js';
 
 type App = typeof clientApp;
 const clients: Client<App>[] = [];
 const sockets: TestClient[] = [];
-const servers: TestServer[] = [];
 
 function connect(url: string, options: Partial<ClientOptions<App>> = {}): Client<App> {
   const client = createClient<App>({ url, WebSocket, headers: { Guest: {} }, reconnect: { baseDelayMs: 10, maxDelayMs: 50 }, ...options });
@@ -52,16 +51,12 @@ function codeOf(result: PromiseSettledResult<unknown>): string | undefined {
   return result.status === 'rejected' ? (result.reason as ClientError).code : undefined;
 }
 
-let srv: TestServer;
-before(async () => {
-  srv = await startApp(fixture('client-app'), { workers: 2 });
-  servers.push(srv);
-});
+// After hooks run in the order they are declared: the clients close before the server stops.
 after(async () => {
   for (const c of clients) c.close();
   await Promise.all(sockets.map((s) => s.close()));
-  for (const s of servers) await s.stop({ removeData: true });
 });
+const srv = suiteApp(fixture('client-app'), { workers: 2 });
 
 describe('client against the server: $connect admission', () => {
   it('selects lexicons.v1, admits on the $connect frame (header data never in the URL), then $connected with the limits', async () => {
@@ -141,8 +136,7 @@ describe('client against the server: $connect admission', () => {
   });
 
   it('limits login attempts per address on $connect: RATE_LIMITED, close 1008; the client reports it and retries', async () => {
-    const strict = await startApp(fixture('client-strict-app'));
-    servers.push(strict);
+    await using strict = await startApp(fixture('client-strict-app'));
     for (let i = 0; i < 2; i++) {
       const ok = await open(strict.url);
       ok.send({ $connect: { headers: { Guest: {} } } });
@@ -248,42 +242,36 @@ describe('client against the server: refusals and reconnects', () => {
   });
 
   it('after a server restart: reconnects, replays its subscription, and calls made while it was down go out once it is back', async () => {
-    const first = await startApp(fixture('client-app'));
-    const relay = await startRelay(first.port); // one address across the restart (see relay.ts)
+    await using first = await startApp(fixture('client-app'));
+    await using relay = await startRelay(first.port); // one address across the restart (see relay.ts)
     const url = `ws://127.0.0.1:${relay.port}`;
-    let restarted: TestServer | undefined;
-    try {
-      const reader = connect(url);
-      const posts: unknown[] = [];
-      reader.on('Post', (payload) => posts.push(payload));
-      await reader.call('Join', { channel: 'Public' }, { replay: true });
-      const writer = connect(url);
-      await writer.call('Join', { channel: 'Other' }, { replay: true });
-      let settlements = 0;
-      const burst = Array.from({ length: 1000 }, (_, n) => settled(reader.call('Echo', { n }, { timeoutMs: 20_000 }), () => settlements++));
-      const down = nextState(reader, 'disconnected');
-      await first.stop();
-      assert.equal((await down).code, 1001);
-      const whileDown = reader.call('Echo', { n: -1 }, { timeoutMs: 20_000 });
-      const reopened = nextState(reader, 'open');
-      restarted = await startApp(fixture('client-app'), { data: first.data });
-      relay.target = restarted.port;
-      await reopened;
-      assert.deepEqual(await whileDown, { n: -1 });
-      const results = await Promise.all(burst);
-      assert.equal(settlements, 1000);
-      for (const [n, r] of results.entries()) {
-        if (r.status === 'fulfilled') assert.deepEqual(r.value, { n });
-        else assert.ok([ClientCode.CONNECTION_LOST, WireCode.SHUTTING_DOWN].includes(codeOf(r) as never), `call ${n}: ${codeOf(r)}`);
-      }
-      // The replayed Join put the reader back in Public on the new server.
-      assert.deepEqual(await writer.call('Post', { channels: ['Public'], text: 'after restart' }), undefined);
-      await reader.call('Echo', { marker: true });
-      assert.deepEqual(posts, [{ text: 'after restart', from: null }]);
-    } finally {
-      await restarted?.stop({ removeData: true });
-      await relay.close();
+    const reader = connect(url);
+    const posts: unknown[] = [];
+    reader.on('Post', (payload) => posts.push(payload));
+    await reader.call('Join', { channel: 'Public' }, { replay: true });
+    const writer = connect(url);
+    await writer.call('Join', { channel: 'Other' }, { replay: true });
+    let settlements = 0;
+    const burst = Array.from({ length: 1000 }, (_, n) => settled(reader.call('Echo', { n }, { timeoutMs: 20_000 }), () => settlements++));
+    const down = nextState(reader, 'disconnected');
+    await first.stop();
+    assert.equal((await down).code, 1001);
+    const whileDown = reader.call('Echo', { n: -1 }, { timeoutMs: 20_000 });
+    const reopened = nextState(reader, 'open');
+    await using restarted = await startApp(fixture('client-app'), { data: first.data });
+    relay.target = restarted.port;
+    await reopened;
+    assert.deepEqual(await whileDown, { n: -1 });
+    const results = await Promise.all(burst);
+    assert.equal(settlements, 1000);
+    for (const [n, r] of results.entries()) {
+      if (r.status === 'fulfilled') assert.deepEqual(r.value, { n });
+      else assert.ok([ClientCode.CONNECTION_LOST, WireCode.SHUTTING_DOWN].includes(codeOf(r) as never), `call ${n}: ${codeOf(r)}`);
     }
+    // The replayed Join put the reader back in Public on the new server.
+    assert.deepEqual(await writer.call('Post', { channels: ['Public'], text: 'after restart' }), undefined);
+    await reader.call('Echo', { marker: true });
+    assert.deepEqual(posts, [{ text: 'after restart', from: null }]);
   });
 
   it('gives up a connection not admitted within connectTimeoutMs, and retries', async () => {

@@ -1,52 +1,15 @@
 /**
  * The crash-test harness: a server started through the CLI, writers that record when each write
  * was acknowledged, a SIGKILL at a chosen moment, and the checks of the data after the restart.
- * Every wait is on an event (a log line, a response, an exit), bounded in time; the only timers
- * are the random kill delays after such an event.
+ * Every wait is on an event (a log line: CliServer.waitForOutput, a response, an exit), bounded
+ * in time; the only timers are the random kill delays after such an event.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import type { CliServer } from '../helpers/server.js';
 import { digestOf, payloadOf } from '../fixtures/apps/durability-app.js';
 import { prng } from '../helpers/prng.js';
 export { prng };
-
-/** Resolves once the server's output after `from` matches, bounded in time; gives the match's end. */
-export function waitForOutput(srv: CliServer, pattern: RegExp, from = 0, timeoutMs = 15_000): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const check = (): boolean => {
-      const out = srv.output();
-      const re = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
-      re.lastIndex = from;
-      const m = re.exec(out);
-      if (!m) return false;
-      cleanup();
-      resolve(m.index + m[0].length);
-      return true;
-    };
-    const onData = () => void check();
-    const onExit = () => {
-      cleanup();
-      reject(new Error(`the server exited while waiting for ${pattern}:\n${srv.output().slice(-2000)}`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${srv.output().slice(-2000)}`));
-    }, timeoutMs);
-    const cleanup = () => {
-      clearTimeout(timer);
-      srv.child.stdout?.off('data', onData);
-      srv.child.stderr?.off('data', onData);
-      srv.child.off('exit', onExit);
-    };
-    // Listeners first, then a check of what is already there: nothing is missed in between.
-    srv.child.stdout?.on('data', onData);
-    srv.child.stderr?.on('data', onData);
-    srv.child.once('exit', onExit);
-    check();
-  });
-}
 
 export interface WriteRecord {
   readonly key: string;

@@ -9,8 +9,8 @@ import { isLexiconsError } from '../../src/errors.js';
 import { parseCommand } from '../../src/main/cli.js';
 import { durabilitySettings, Server, type ServerOptions } from '../../src/server.js';
 import { TestClient } from '../helpers/client.js';
-import { fixture, runCli, spawnCli, tempDir } from '../helpers/server.js';
-import { waitForOutput } from './crash-harness.js';
+import { fixture, runCli, spawnCli } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 function refusal(fn: () => unknown, message: string): void {
   assert.throws(fn, (err: unknown) => {
@@ -93,14 +93,15 @@ describe('durability options', () => {
   });
 
   it('the server runs with the flags (START line) and snapshots at the interval (SNAPSHOT line)', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data, '--fsync', 'always', '--snapshot-seconds', '0.05'], {
+    await using folder = await tempDir();
+    const data = folder.path;
+    await using srv = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data, '--fsync', 'always', '--snapshot-seconds', '0.05'], {
       env: { LEXICONS_FSYNC: 'no' },
     });
     assert.match(srv.output(), /"status":"START".*"fsync":"always","snapshotSeconds":0\.05/);
-    const c = await TestClient.connect(srv.url);
+    await using c = await TestClient.connect(srv.url);
     await c.call({ AddNote: { text: 'snap' } });
-    await waitForOutput(srv, /"status":"SNAPSHOT".*"tables":\{"Note":1\}/);
+    await srv.waitForOutput(/"status":"SNAPSHOT".*"tables":\{"Note":1\}/);
     assert.equal((await srv.stop()).code, 0);
   });
 });

@@ -7,37 +7,21 @@
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { openDataFolder } from '../../src/storage/recovery.js';
 import { snapshotDataFolder } from '../../src/storage/snapshot.js';
 import type { SharedStore } from '../../src/storage/store.js';
 import type { Wal } from '../../src/storage/wal.js';
 import { scanSegment, type WalRecord } from '../../src/storage/wal-format.js';
-import { Gate, spawnTask } from '../helpers/threads.js';
+import { spawnTask } from '../helpers/threads.js';
 import { Account, schema, tuple } from '../storage/fixtures/schema.js';
-import { segmentFiles, withDataDir } from '../storage/fixtures/wal-helpers.js';
+import { diedMidCommit, openFolder, segmentFiles } from '../storage/fixtures/wal-helpers.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
-const STALL_WORKER = new URL('../storage/fixtures/wal-worker.js', import.meta.url);
 const HOLDER = new URL('../fixtures/durability/lock-holder.js', import.meta.url);
 
 async function logRecords(dir: string): Promise<Array<[string, number]>> {
   const out: WalRecord[] = [];
   for (const file of await segmentFiles(dir)) await scanSegment(file, (r) => void out.push(r));
   return out.map((r) => [r.type, r.commitId]);
-}
-
-/** A worker that appended commit 2 and died before publishing it (its lock released). */
-async function deadWriter(store: SharedStore, wal: Wal): Promise<number> {
-  store.runSync((db) => db.create(Account, { pk: 'base', ...tuple(1), balance: 1 }));
-  const gate = new Gate();
-  const stall = spawnTask<never>(STALL_WORKER, { handles: store.handles, wal: wal.handles, gate: gate.sab, task: 'stall', params: { prefix: 'dead', marker: 666 } });
-  const stalled = stall.message((m) => 'stalled' in m);
-  await gate.ready(1);
-  gate.open();
-  await stalled;
-  const dead = stall.worker.threadId;
-  await stall.worker.terminate();
-  assert.equal(store.releaseIfHeldBy(dead), true);
-  return dead;
 }
 
 /** A live worker holding the commit lock until `release()`. */
@@ -73,68 +57,59 @@ async function nextTurns(n: number): Promise<void> {
 
 describe('afterThreadExit never blocks the main thread', () => {
   it('returns at once while another worker holds the commit lock; writes the abort record once the lock is free', async () => {
-    await withDataDir(async (dir) => {
-      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'always' });
-      try {
-        const dead = await deadWriter(store, wal);
-        const holder = await lockHolder(store, wal, false);
-        const started = performance.now();
-        const pending = wal.afterThreadExit(store, dead);
-        const syncMs = performance.now() - started;
-        assert.ok(syncMs < 50, `afterThreadExit returned after ${syncMs.toFixed(1)} ms (the old code spun up to 5000 ms)`);
-        const loop = turnsUntil(pending);
-        await nextTurns(20);
-        assert.equal(loop.settled(), false, 'still waiting for the lock');
-        assert.ok(loop.turns() >= 20, `the event loop kept turning (${loop.turns()} turns)`);
-        assert.deepEqual((await logRecords(dir)).slice(-1), [['commit', 2]], 'no abort record while the lock is held');
-        holder.release();
-        assert.equal(await holder.done, null);
-        assert.equal(await pending, true, 'written by the retry');
-        await wal.flush();
-        assert.deepEqual((await logRecords(dir)).slice(-2), [['commit', 2], ['abort', 2]]);
-      } finally {
-        await wal.close();
-      }
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await using opened = await openFolder(schema(), dir, { fsync: 'always' });
+    const { store, wal } = opened;
+    const dead = await diedMidCommit(store, wal);
+    const holder = await lockHolder(store, wal, false);
+    const started = performance.now();
+    const pending = wal.afterThreadExit(store, dead);
+    const syncMs = performance.now() - started;
+    assert.ok(syncMs < 50, `afterThreadExit returned after ${syncMs.toFixed(1)} ms (the old code spun up to 5000 ms)`);
+    const loop = turnsUntil(pending);
+    await nextTurns(20);
+    assert.equal(loop.settled(), false, 'still waiting for the lock');
+    assert.ok(loop.turns() >= 20, `the event loop kept turning (${loop.turns()} turns)`);
+    assert.deepEqual((await logRecords(dir)).slice(-1), [['commit', 2]], 'no abort record while the lock is held');
+    holder.release();
+    assert.equal(await holder.done, null);
+    assert.equal(await pending, true, 'written by the retry');
+    await wal.flush();
+    assert.deepEqual((await logRecords(dir)).slice(-2), [['commit', 2], ['abort', 2]]);
   });
 
   it('leaves the abort record to the next committer when it gets the lock first (written once)', async () => {
-    await withDataDir(async (dir) => {
-      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'always' });
-      try {
-        const dead = await deadWriter(store, wal);
-        const holder = await lockHolder(store, wal, true);
-        const pending = wal.afterThreadExit(store, dead);
-        holder.release();
-        assert.equal(await holder.done, 2, 'the dead commit id is reused');
-        assert.equal(await pending, false, 'the committer wrote it');
-        const records = await logRecords(dir);
-        assert.deepEqual(records.slice(-3), [['commit', 2], ['abort', 2], ['commit', 2]]);
-        assert.equal(records.filter(([type]) => type === 'abort').length, 1);
-      } finally {
-        await wal.close();
-      }
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await using opened = await openFolder(schema(), dir, { fsync: 'always' });
+    const { store, wal } = opened;
+    const dead = await diedMidCommit(store, wal);
+    const holder = await lockHolder(store, wal, true);
+    const pending = wal.afterThreadExit(store, dead);
+    holder.release();
+    assert.equal(await holder.done, 2, 'the dead commit id is reused');
+    assert.equal(await pending, false, 'the committer wrote it');
+    const records = await logRecords(dir);
+    assert.deepEqual(records.slice(-3), [['commit', 2], ['abort', 2], ['commit', 2]]);
+    assert.equal(records.filter(([type]) => type === 'abort').length, 1);
   });
 
   it('a snapshot waits for a held commit lock without blocking the event loop', async () => {
-    await withDataDir(async (dir) => {
-      const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'everysec' });
-      try {
-        store.runSync((db) => db.create(Account, { pk: 'a', ...tuple(1), balance: 1 }));
-        const holder = await lockHolder(store, wal, true);
-        const snapshot = snapshotDataFolder(store, wal, dir);
-        const loop = turnsUntil(snapshot);
-        await nextTurns(20);
-        assert.equal(loop.settled(), false, 'the snapshot waits for the lock');
-        holder.release();
-        assert.equal(await holder.done, 2);
-        const report = await snapshot;
-        assert.ok(loop.turns() >= 20);
-        assert.equal(report.tables.Account!.rows, 2, 'taken after the holder committed');
-      } finally {
-        await wal.close();
-      }
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await using opened = await openFolder(schema(), dir, { fsync: 'everysec' });
+    const { store, wal } = opened;
+    store.runSync((db) => db.create(Account, { pk: 'a', ...tuple(1), balance: 1 }));
+    const holder = await lockHolder(store, wal, true);
+    const snapshot = snapshotDataFolder(store, wal, dir);
+    const loop = turnsUntil(snapshot);
+    await nextTurns(20);
+    assert.equal(loop.settled(), false, 'the snapshot waits for the lock');
+    holder.release();
+    assert.equal(await holder.done, 2);
+    const report = await snapshot;
+    assert.ok(loop.turns() >= 20);
+    assert.equal(report.tables.Account!.rows, 2, 'taken after the holder committed');
   });
 });

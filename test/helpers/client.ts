@@ -1,6 +1,7 @@
 /**
  * A WebSocket test client (the `ws` package) with `next()`-style awaiting of frames: every
- * wait is event-driven and bounded in time.
+ * wait is event-driven and bounded in time. Disposable: `await using c = await
+ * TestClient.connect(url)` closes it when the scope ends; `TestClient.many` opens a group.
  */
 import WebSocket from 'ws';
 
@@ -21,7 +22,10 @@ export interface Closed {
   reason: string;
 }
 
-export class TestClient {
+/** Clients opened together by {@link TestClient.many}, closed together at dispose. */
+export type TestClients = TestClient[] & AsyncDisposable;
+
+export class TestClient implements AsyncDisposable {
   readonly ws: WebSocket;
   readonly #frames: unknown[] = [];
   readonly #waiters: Array<(frame: unknown) => void> = [];
@@ -81,6 +85,26 @@ export class TestClient {
     });
   }
 
+  /**
+   * Opens `count` connections at once (options per index when a function); if one fails, the
+   * others are closed and its error is thrown.
+   */
+  static async many(base: string, count: number, options: ConnectOptions | ((i: number) => ConnectOptions) = {}): Promise<TestClients> {
+    const settled = await Promise.allSettled(Array.from({ length: count }, (_, i) => TestClient.connect(base, typeof options === 'function' ? options(i) : options)));
+    const clients = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const group = Object.assign(clients, {
+      async [Symbol.asyncDispose]() {
+        await Promise.all(clients.map((c) => c[Symbol.asyncDispose]()));
+      },
+    });
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) {
+      await group[Symbol.asyncDispose]();
+      throw failed.reason;
+    }
+    return group;
+  }
+
   /** Sends a value as JSON (a string is sent as is). */
   send(value: unknown): void {
     this.ws.send(typeof value === 'string' ? value : JSON.stringify(value));
@@ -122,9 +146,23 @@ export class TestClient {
 
   /** Resolves when closed (by either side), bounded in time. */
   waitClosed(timeoutMs = 5000): Promise<Closed> {
+    let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       this.closed,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs).unref()),
-    ]);
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Closes with 1000 unless closed already; drops the socket if the handshake takes over 5 s. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.ws.readyState === WebSocket.CLOSED) return;
+    void this.close();
+    try {
+      await this.waitClosed();
+    } catch {
+      this.ws.terminate();
+    }
   }
 }

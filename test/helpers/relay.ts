@@ -8,7 +8,8 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-export interface Relay {
+/** Disposable: `await using relay = await startRelay(port)` closes it (and its connections). */
+export interface Relay extends AsyncDisposable {
   readonly port: number;
   /** Where new connections go (the current server's port); existing ones keep theirs. */
   target: number;
@@ -17,15 +18,12 @@ export interface Relay {
 
 export async function startRelay(target: number): Promise<Relay> {
   const sockets = new Set<Socket>();
-  const relay: Relay & { server?: Server } = {
-    port: 0,
-    target,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+  const close = () =>
+    new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    });
+  const relay: Relay & { server?: Server } = { port: 0, target, close, [Symbol.asyncDispose]: close };
   const server = createServer((client) => {
     const upstream = createConnection({ host: '127.0.0.1', port: relay.target });
     for (const s of [client, upstream]) {

@@ -1,17 +1,17 @@
 /**
  * Disposable servers for tests: `startApp` runs an app module in this process (real uWS on a
- * loopback port, real worker threads, a temp data folder); `spawnCli` runs
- * `node bin/lexicons.js start ...` as a child process and reads the bound port from the LISTEN
- * log line. Every wait is event-driven and bounded.
+ * loopback port, real worker threads, a temp data folder), `suiteApp` does so for all the tests
+ * of a `describe`; `spawnCli` runs `node bin/lexicons.js start ...` as a child process and reads
+ * the bound port from the LISTEN log line. Every wait is event-driven and bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { LogStatus, RunningServer, RunOverrides } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { setTestLogHook } from '../fixtures/apps/log-sink.js';
+import { tempDir } from './temp-dir.js';
 
 // Apps without their own onLog are silent in tests (LEXICONS_TEST_VERBOSE=1: everything).
 process.env.LEXICONS_LOG ??= process.env.LEXICONS_TEST_VERBOSE ? 'all' : 'silent';
@@ -30,16 +30,16 @@ export function fixtureSource(name: string): string {
   return join(ROOT, 'test', 'fixtures', 'apps', `${name}.ts`);
 }
 
-export async function tempDir(prefix = 'lexicons-test-'): Promise<string> {
-  return mkdtemp(join(tmpdir(), prefix));
-}
-
 export interface LogRecord {
   status: LogStatus;
   data: Record<string, unknown>;
 }
 
-export interface TestServer {
+/**
+ * A server running in this process. Disposable: `await using srv = await startApp(...)` stops it
+ * when the scope ends (if the test has not) and removes the data folder `startApp` created.
+ */
+export interface TestServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly data: string;
@@ -47,24 +47,28 @@ export interface TestServer {
   readonly running: RunningServer;
   /** Resolves with the first log record (past or future) matching, bounded in time. */
   waitForLog(match: (r: LogRecord) => boolean, timeoutMs?: number): Promise<LogRecord>;
-  /** Graceful stop; the data folder is kept unless `removeData`. */
-  stop(options?: { removeData?: boolean }): Promise<void>;
+  /** Graceful, idempotent stop; the data folder is kept (for a restart on it) until dispose. */
+  stop(): Promise<void>;
 }
 
 export interface StartOptions {
   workers?: number;
+  /** A data folder the caller owns (kept at dispose); default: a fresh temp folder, removed at dispose. */
   data?: string;
   trust?: string[];
   /** More run overrides (trustProxy, adminPort, tls, ...). */
   overrides?: RunOverrides;
   /** Default 0 (any free port); a restarted server takes its old port. */
   port?: number;
+  /** Writes files into the data folder before the server starts (e.g. CSV files of the original). */
+  prepareData?: (data: string) => Promise<void>;
 }
 
-/** Starts an app module in this process on 127.0.0.1, port 0. */
+/** Starts an app module in this process on 127.0.0.1 (port 0 unless `port` is given). */
 export async function startApp(appPath: string, options: StartOptions = {}): Promise<TestServer> {
   const { server } = await loadApp(appPath);
-  const data = options.data ?? (await tempDir());
+  const owned = options.data === undefined ? await tempDir() : undefined;
+  const data = options.data ?? owned!.path;
   const logs: LogRecord[] = [];
   const watchers = new Set<(r: LogRecord) => void>();
   setTestLogHook((status, d) => {
@@ -72,16 +76,24 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
     logs.push(record);
     for (const w of watchers) w(record);
   });
-  const running = await server.run({
-    appPath,
-    host: '127.0.0.1',
-    port: options.port ?? 0,
-    workers: options.workers ?? 1,
-    data,
-    handleSignals: false,
-    ...(options.trust ? { trust: options.trust } : {}),
-    ...options.overrides,
-  });
+  let running: RunningServer;
+  try {
+    await options.prepareData?.(data);
+    running = await server.run({
+      appPath,
+      host: '127.0.0.1',
+      port: options.port ?? 0,
+      workers: options.workers ?? 1,
+      data,
+      handleSignals: false,
+      ...(options.trust ? { trust: options.trust } : {}),
+      ...options.overrides,
+    });
+  } catch (err) {
+    await owned?.[Symbol.asyncDispose]();
+    throw err;
+  }
+  const stop = () => running.stop();
   return {
     url: `ws://127.0.0.1:${running.port}`,
     port: running.port,
@@ -105,23 +117,102 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
         watchers.add(watch);
       });
     },
-    async stop(stopOptions = {}) {
-      await running.stop();
-      if (stopOptions.removeData) await rm(data, { recursive: true, force: true });
+    stop,
+    async [Symbol.asyncDispose]() {
+      try {
+        await stop();
+      } finally {
+        await owned?.[Symbol.asyncDispose]();
+      }
     },
   };
 }
 
-export interface CliServer {
+/**
+ * A fixture for all the tests of the enclosing `describe`: `start` runs in the suite's `before`
+ * hook and the result is disposed in its `after` hook, the suite-wide form of `await using`.
+ * The returned handle forwards every property read to that fixture, so test bodies use it as
+ * they would the fixture itself; reading it outside the suite's tests throws.
+ *
+ * Unlike `await using`, node:test runs `after` hooks in the order they were declared: a fixture
+ * that must be gone before another one goes (a server on a folder the suite owns) belongs in the
+ * same `start`, or in hooks of its own.
+ */
+export function forSuite<T extends AsyncDisposable>(what: string, start: () => Promise<T>): T {
+  let current: T | undefined;
+  before(async () => {
+    current = await start();
+  });
+  after(async () => {
+    const done = current;
+    current = undefined;
+    await done?.[Symbol.asyncDispose]();
+  });
+  return new Proxy({} as T, {
+    get(_target, key) {
+      if (!current) throw new Error(`${what} is not running (used outside the suite's tests?)`);
+      const value: unknown = Reflect.get(current, key);
+      return typeof value === 'function' ? value.bind(current) : value;
+    },
+  });
+}
+
+/** One in-process server ({@link startApp}) for all the tests of the enclosing `describe`. */
+export function suiteApp(appPath: string, options: StartOptions = {}): TestServer {
+  return forSuite(`the server of ${appPath}`, () => startApp(appPath, options));
+}
+
+/**
+ * One spawned server ({@link spawnCli}) for all the tests of the enclosing `describe`, on a
+ * fresh temp data folder (`args` gets its path) removed after the server has stopped.
+ */
+export function suiteCli(args: (data: string) => string[], options: SpawnOptions = {}): CliServer {
+  return forSuite(`lexicons start ${args('<data>').join(' ')}`, async () => {
+    const data = await tempDir();
+    let srv: CliServer;
+    try {
+      srv = await spawnCli(args(data.path), options);
+    } catch (err) {
+      await data[Symbol.asyncDispose]();
+      throw err;
+    }
+    return {
+      ...srv,
+      async [Symbol.asyncDispose]() {
+        try {
+          await srv[Symbol.asyncDispose]();
+        } finally {
+          await data[Symbol.asyncDispose]();
+        }
+      },
+    };
+  });
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * A server in a child process. Disposable: `await using srv = await spawnCli(...)` stops it
+ * (SIGTERM, then SIGKILL after 20 s) when the scope ends, unless it has exited already.
+ */
+export interface CliServer extends AsyncDisposable {
   readonly child: ChildProcess;
   readonly port: number;
   readonly url: string;
   /** stdout + stderr so far. */
   output(): string;
-  /** Resolves with the exit status. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /**
+   * Resolves with the first match of `pattern` in the output at or after offset `from` (past or
+   * future); rejects when the process ends first or after `timeoutMs`.
+   */
+  waitForOutput(pattern: RegExp, from?: number, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** Resolves with the exit status once the process has exited and its output is all read. */
+  readonly exited: Promise<Exit>;
   /** Sends a signal (default SIGTERM) and waits for the exit, bounded in time. */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<Exit>;
 }
 
 export interface CliResult {
@@ -148,7 +239,8 @@ export function runCliNode(argv: string[], options: { env?: NodeJS.ProcessEnv; t
       child.kill('SIGKILL');
       reject(new Error(`lexicons ${args.join(' ')} did not exit within ${options.timeoutMs ?? 15000} ms\n${stdout}\n${stderr}`));
     }, options.timeoutMs ?? 15000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'close' comes once stdout and stderr are drained.
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -167,48 +259,75 @@ export interface SpawnOptions {
 }
 
 /** Spawns `node <argv>` (a CLI start or an app running itself) and waits for its LISTEN line. */
-export function spawnServer(argv: string[], options: SpawnOptions = {}): Promise<CliServer> {
+export async function spawnServer(argv: string[], options: SpawnOptions = {}): Promise<CliServer> {
   const child = spawn(process.execPath, argv, { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env } });
   let out = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`no LISTEN line within ${options.timeoutMs ?? 20000} ms:\n${out}`));
-    }, options.timeoutMs ?? 20000);
-    let listening = false;
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const match = listening ? null : /"status":"LISTEN".*?"port":(\d+)/.exec(out);
-      if (!match) return;
-      listening = true;
-      clearTimeout(timer);
-      const port = Number(match[1]);
-      resolve({
-        child,
-        port,
-        url: `ws://127.0.0.1:${port}`,
-        output: () => out,
-        exited,
-        stop(signal = 'SIGTERM', timeoutMs = 20000) {
-          child.kill(signal);
-          return Promise.race([
-            exited,
-            new Promise<never>((_, rej) =>
-              setTimeout(() => {
-                child.kill('SIGKILL');
-                rej(new Error(`did not exit within ${timeoutMs} ms after ${signal}:\n${out}`));
-              }, timeoutMs).unref(),
-            ),
-          ]);
-        },
-      });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    void exited.then(({ code }) => {
-      clearTimeout(timer);
-      if (!listening) reject(new Error(`exited (code ${code}) before listening:\n${out}`));
+  let ended = false;
+  const onData = (d: Buffer) => (out += d.toString());
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  // 'close', not 'exit': 'close' comes once stdout and stderr are drained, so output() is complete.
+  const exited = new Promise<Exit>((resolve) =>
+    child.once('close', (code, signal) => {
+      ended = true;
+      resolve({ code, signal });
+    }),
+  );
+  const waitForOutput = (pattern: RegExp, from = 0, timeoutMs = 15_000) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const re = new RegExp(pattern.source, pattern.flags.replace('g', '') + 'g');
+      const check = () => {
+        re.lastIndex = from;
+        const m = re.exec(out);
+        if (m) finish(() => resolve(m));
+        else if (ended) finish(() => reject(new Error(`the process ended before printing ${pattern}:\n${out.slice(-2000)}`)));
+      };
+      const timer = setTimeout(() => finish(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${out.slice(-2000)}`))), timeoutMs);
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        child.stdout.off('data', check);
+        child.stderr.off('data', check);
+        child.off('close', check);
+        settle();
+      };
+      // Listeners after onData (so `out` already holds the chunk), then a check of what is there.
+      child.stdout.on('data', check);
+      child.stderr.on('data', check);
+      child.once('close', check);
+      check();
     });
-  });
+  const stop = (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<Exit> => {
+    if (ended) return exited;
+    child.kill(signal);
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      exited,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`did not exit within ${timeoutMs} ms after ${signal}:\n${out}`));
+        }, timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  };
+  let listen: RegExpExecArray;
+  try {
+    listen = await waitForOutput(/"status":"LISTEN".*?"port":(\d+)/, 0, options.timeoutMs ?? 20_000);
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  const port = Number(listen[1]);
+  return {
+    child,
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    output: () => out,
+    waitForOutput,
+    exited,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+    },
+  };
 }

@@ -9,9 +9,9 @@
  * input"). Seed: LEXICONS_FUZZ_SEED (default 20240611).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp } from '../helpers/server.js';
 import { pollutionTraces } from '../fixtures/apps/hostile-app.js';
 import { closeBody, connectRaw, frame, OPCODE, type RawClient } from './raw.js';
 import { prng } from '../helpers/prng.js';
@@ -166,13 +166,7 @@ function checkReply(text: string, figures: Figures, fuzzAcks: Set<string>): void
 }
 
 describe('fuzz: hostile frames against a running server', { timeout: 120_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('hostile-app'), { workers: 2 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('hostile-app'), { workers: 2 });
 
   it(`survives ${TARGET_FRAMES}+ hostile frames, answers a well-formed client throughout, loses no data`, async () => {
     const gen = new Generator(SEED);
@@ -189,7 +183,7 @@ describe('fuzz: hostile frames against a running server', { timeout: 120_000 }, 
     let fuzzing = true;
 
     // The well-formed client: sequential Puts with unique keys, paced under the rate limit.
-    const good = await TestClient.connect(srv.url);
+    await using good = await TestClient.connect(srv.url);
     const acknowledged: string[] = [];
     const goodLoop = (async () => {
       for (let i = 0; fuzzing && i < 100_000; i++) {
@@ -271,8 +265,10 @@ describe('fuzz: hostile frames against a running server', { timeout: 120_000 }, 
     // The server is up and serves a fresh client.
     const health = await fetch(`http://127.0.0.1:${srv.port}/health`);
     assert.equal(health.status, 200);
-    const check = await TestClient.connect(srv.url);
-    assert.deepEqual(await check.call({ Echo: { alive: true } }), [{ Echo: { alive: true } }]);
+    await using check = await TestClient.connect(srv.url);
+    // 15 s, like every other call of this test: right after the fuzzing, on a loaded machine, the
+    // first answer took over 5 s (the default). Latency is not what this test measures.
+    assert.deepEqual(await check.call({ Echo: { alive: true } }, 15_000), [{ Echo: { alive: true } }]);
 
     // No data lost: every acknowledged row (well-formed client and fuzz lanes) is present.
     const keys = [...acknowledged, ...fuzzAcks];
@@ -285,9 +281,8 @@ describe('fuzz: hostile frames against a running server', { timeout: 120_000 }, 
 
     // No prototype pollution in the workers (asked several times: both workers answer some) or
     // on the main thread (this process runs the server's main thread).
-    for (let i = 0; i < 8; i++) assert.deepEqual(await check.call({ Polluted: {} }), [{ Polluted: [] }]);
+    for (let i = 0; i < 8; i++) assert.deepEqual(await check.call({ Polluted: {} }, 15_000), [{ Polluted: [] }]);
     assert.deepEqual(pollutionTraces(), []);
-    await Promise.all([check.close(), good.close()]);
 
     process.stdout.write(
       `# fuzz (seed ${SEED}): ${figures.framesFuzzed} hostile frames in ${seconds.toFixed(1)} s over ${LANES} lanes + 1 flood + 4 half-open peers; ` +

@@ -5,9 +5,9 @@
  * bounded time, the pool recovers, and another client is served throughout.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp } from '../helpers/server.js';
 
 /** Echo calls in a loop until `stop()`; every call must be answered; returns how many. */
 function bystander(client: TestClient): { stop(): Promise<number> } {
@@ -30,16 +30,11 @@ function bystander(client: TestClient): { stop(): Promise<number> } {
 }
 
 describe('runaway signals (2 workers)', { timeout: 90_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('hostile-app'), { workers: 2 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('hostile-app'), { workers: 2 });
 
   it('aborts an endless loop within executionTimeoutMs while another client is served', async () => {
-    const [caller, other] = [await TestClient.connect(srv.url), await TestClient.connect(srv.url)];
+    await using caller = await TestClient.connect(srv.url);
+    await using other = await TestClient.connect(srv.url);
     const side = bystander(other);
     const started = Date.now();
     assert.deepEqual(await caller.call({ Spin: {} }, 15_000), [{ Errors: ['Execution timed out after 2000 ms (limits.executionTimeoutMs)'] }]);
@@ -48,11 +43,11 @@ describe('runaway signals (2 workers)', { timeout: 90_000 }, () => {
     assert.deepEqual(await caller.call({ Put: { key: 'after-spin', value: 'v' } }, 10_000), [{ Put: { key: 'after-spin' } }]);
     const served = await side.stop();
     assert.ok(served > 0, 'the other client was served while the loop ran');
-    await Promise.all([caller.close(), other.close()]);
   });
 
   it('kills only the worker of a signal allocating without bound; the pool recovers', async () => {
-    const [caller, other] = [await TestClient.connect(srv.url), await TestClient.connect(srv.url)];
+    await using caller = await TestClient.connect(srv.url);
+    await using other = await TestClient.connect(srv.url);
     const side = bystander(other);
     const started = Date.now();
     const [reply] = (await caller.call({ Hog: {} }, 30_000)) as [{ Errors: string[] }];
@@ -68,6 +63,5 @@ describe('runaway signals (2 workers)', { timeout: 90_000 }, () => {
     const health = await fetch(`http://127.0.0.1:${srv.port}/health`);
     assert.equal(((await health.json()) as { workers: number }).workers, 2);
     process.stdout.write(`# runaway: endless loop and unbounded allocation stopped; hog stopped after ${took} ms with: ${reply.Errors[0]}\n`);
-    await Promise.all([caller.close(), other.close()]);
   });
 });

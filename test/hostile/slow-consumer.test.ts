@@ -5,9 +5,9 @@
  * publisher keeps being served.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, spawnCli, tempDir, type CliServer } from '../helpers/server.js';
+import { fixture, suiteCli } from '../helpers/server.js';
 import { connectRaw, frame, MiB, OPCODE, rssOf } from './raw.js';
 
 async function connections(port: number): Promise<number> {
@@ -15,16 +15,10 @@ async function connections(port: number): Promise<number> {
 }
 
 describe('slow consumer (spawned server)', { timeout: 60_000 }, () => {
-  let srv: CliServer;
-  before(async () => {
-    srv = await spawnCli([fixture('hostile-app'), '--port', '0', '--host', '127.0.0.1', '--data', await tempDir()], { env: { LEXICONS_LOG: 'errors' } });
-  });
-  after(async () => {
-    await srv.stop();
-  });
+  const srv = suiteCli((data) => [fixture('hostile-app'), '--port', '0', '--host', '127.0.0.1', '--data', data], { env: { LEXICONS_LOG: 'errors' } });
 
   it('drops a subscriber that never reads at maxBackpressureBytes; RSS stays bounded', async () => {
-    const publisher = await TestClient.connect(srv.url);
+    await using publisher = await TestClient.connect(srv.url);
     assert.deepEqual(await publisher.call({ Echo: {} }), [{ Echo: {} }]);
     const slow = await connectRaw(srv.port);
     slow.write(frame(OPCODE.TEXT, '{"Join":{"channel":"Busy"}}'));
@@ -51,6 +45,5 @@ describe('slow consumer (spawned server)', { timeout: 60_000 }, () => {
     const grown = (Math.max(rssPeak, rssEnd) - rssStart) / MiB;
     process.stdout.write(`# slow consumer: dropped after ${published} MiB published to its channel (limit 256 KiB); server RSS ${(rssStart / MiB).toFixed(0)} → peak ${(rssPeak / MiB).toFixed(0)} MiB (bound: +200 MiB); close frame: ${closeCode ?? 'none'}\n`);
     assert.ok(grown < 200, `server RSS grew by ${grown.toFixed(0)} MiB`);
-    await publisher.close();
   });
 });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, spawnCli, tempDir, type CliServer } from '../helpers/server.js';
+import { fixture, suiteCli } from '../helpers/server.js';
 import { closeBody, connectRaw, frame, MiB, OPCODE, rssOf, sendRequest, upgradeRequest } from './raw.js';
 
 const MAX = 64 * 1024; // hostile-app's limits.maxMessageBytes
@@ -82,7 +82,7 @@ function slowloris(port: number, everyMs: number): { socket: net.Socket; closed:
 }
 
 describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, () => {
-  let srv: CliServer;
+  const srv = suiteCli((data) => [fixture('hostile-app'), '--port', '0', '--host', '127.0.0.1', '--data', data], { env: { LEXICONS_LOG: 'errors' } });
   let rssStart = 0;
   let rssPeak = 0;
   let lingering: Array<{ name: string; closed: Promise<unknown>; stop(): void }> = [];
@@ -91,11 +91,11 @@ describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, 
   };
 
   before(async () => {
-    srv = await spawnCli([fixture('hostile-app'), '--port', '0', '--host', '127.0.0.1', '--data', await tempDir()], { env: { LEXICONS_LOG: 'errors' } });
     // Warm up (a worker loaded, a call served) before the baseline.
-    const c = await TestClient.connect(srv.url);
-    assert.deepEqual(await c.call({ Echo: { warm: 1 } }), [{ Echo: { warm: 1 } }]);
-    await c.close();
+    {
+      await using c = await TestClient.connect(srv.url);
+      assert.deepEqual(await c.call({ Echo: { warm: 1 } }), [{ Echo: { warm: 1 } }]);
+    }
     rssStart = await rssOf(srv.child.pid!);
     // Long-running hostile sockets, checked by the last test: slowloris upgrades, an idle TCP
     // connection, and a half-open WebSocket that never answers pings.
@@ -111,10 +111,9 @@ describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, 
     lingering.push({ name: 'half-open WebSocket', closed: mute.ended, stop: () => mute.destroy() });
   });
 
-  after(async () => {
+  after(() => {
     for (const l of lingering) l.stop();
     lingering = [];
-    await srv.stop();
   });
 
   for (const group of [
@@ -198,9 +197,8 @@ describe('hostile transport (raw frames, spawned server)', { timeout: 90_000 }, 
     const open = lingering.filter((l) => l.name.startsWith('slowloris')).length;
     assert.equal(open, 200);
     for (let i = 0; i < 5; i++) {
-      const c = await TestClient.connect(srv.url, { timeoutMs: 3000 });
+      await using c = await TestClient.connect(srv.url, { timeoutMs: 3000 });
       assert.deepEqual(await c.call({ Echo: { i } }, 3000), [{ Echo: { i } }]);
-      await c.close();
     }
     assert.equal(await health(srv.port), 200);
   });

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createLogger, logLevel, STATUS_LEVELS } from '../../src/main/log.js';
 import type { LogStatus } from '../../src/server.js';
-import { CHAT_APP, spawnCli, tempDir } from '../helpers/server.js';
+import { CHAT_APP, spawnCli } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 function capture(env: NodeJS.ProcessEnv, pretty = false): { lines: string[]; log: ReturnType<typeof createLogger> } {
   const lines: string[] = [];
@@ -72,20 +73,17 @@ describe('the default log (pino)', () => {
 
 describe('the CLI log', { timeout: 30_000 }, () => {
   it('writes pino JSON lines on stderr (the child pid, msg, status)', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([CHAT_APP, '--port', '0', '--host', '127.0.0.1', '--data', data]);
-    try {
-      const listen = srv
-        .output()
-        .split('\n')
-        .filter((l) => l.includes('"status":"LISTEN"'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>)[0]!;
-      assert.equal(listen.level, 30);
-      assert.equal(listen.pid, srv.child.pid);
-      assert.equal(listen.msg, 'LISTEN');
-      assert.equal(listen.port, srv.port);
-    } finally {
-      assert.equal((await srv.stop()).code, 0);
-    }
+    await using data = await tempDir();
+    await using srv = await spawnCli([CHAT_APP, '--port', '0', '--host', '127.0.0.1', '--data', data.path]);
+    const listen = srv
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"status":"LISTEN"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)[0]!;
+    assert.equal(listen.level, 30);
+    assert.equal(listen.pid, srv.child.pid);
+    assert.equal(listen.msg, 'LISTEN');
+    assert.equal(listen.port, srv.port);
+    assert.equal((await srv.stop()).code, 0);
   });
 });

@@ -6,7 +6,7 @@
  * specific HTTP route on the same app.
  */
 import assert from 'node:assert/strict';
-import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +15,7 @@ import WebSocket from 'ws';
 import { isLexiconsError } from '../../src/errors.js';
 import { decodePath, serveStatic } from '../../src/main/static.js';
 import { loadUws } from '../../src/main/uws.js';
-import { tempDir } from '../helpers/server.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 interface RawResponse {
   status: number;
@@ -55,6 +55,7 @@ function request(port: number, method: string, path: string, headers: Record<str
   });
 }
 
+let folder: TempDir;
 let dir: string;
 let root: string;
 let app: TemplatedApp;
@@ -63,7 +64,8 @@ let port: number;
 const uws = loadUws();
 
 before(async () => {
-  dir = await tempDir('lexicons-static-');
+  folder = await tempDir('lexicons-static-');
+  dir = folder.path;
   root = join(dir, 'web');
   await mkdir(join(root, 'sub'), { recursive: true });
   await writeFile(join(root, 'index.html'), '<!doctype html><title>chat</title>');
@@ -92,7 +94,7 @@ before(async () => {
 
 after(async () => {
   uws.us_listen_socket_close(listenSocket);
-  await rm(dir, { recursive: true, force: true });
+  await folder[Symbol.asyncDispose]();
 });
 
 describe('serveStatic', () => {

@@ -7,41 +7,35 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { CHAT_APP, fixture, startApp, tempDir, type TestServer } from '../helpers/server.js';
+import { CHAT_APP, fixture, startApp, suiteApp } from '../helpers/server.js';
 
 const creds = (email: string, password: string) => JSON.stringify({ email, password });
 
 describe('chat example: Register and Login headers', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    const data = await tempDir();
+  const srv = suiteApp(CHAT_APP, {
+    workers: 2,
     // A user of the original lexicons: PBKDF2-HMAC-SHA256 of "pw" with an empty SALT.
-    await writeFile(join(data, 'User.csv'), 'pk,email,password\nlegacy-1,old@example.com,4d8194b2daa10eb8e3a4ff252f37e33760f001a57938271b641a27eae67b0f07\n');
-    srv = await startApp(CHAT_APP, { workers: 2, data });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
+    prepareData: (data) => writeFile(join(data, 'User.csv'), 'pk,email,password\nlegacy-1,old@example.com,4d8194b2daa10eb8e3a4ff252f37e33760f001a57938271b641a27eae67b0f07\n'),
   });
 
   it('registers a user and admits the connection', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Register: creds('ann@example.com', 'correct horse') } });
+    await using c = await TestClient.connect(srv.url, { headers: { Register: creds('ann@example.com', 'correct horse') } });
     const [reply] = (await c.next()) as [{ Register: { success: boolean; pk: string; email: string } }];
     assert.equal(reply.Register.success, true);
     assert.equal(reply.Register.email, 'ann@example.com');
     assert.deepEqual(await c.call({ Subscribe: { channel: 'Public' } }), [{ Subscribe: { channel: 'Public' } }]);
-    await c.close();
   });
 
   it('logs in with the right password, subscribes, and broadcasts to subscribers only', async () => {
     await (await TestClient.connect(srv.url, { headers: { Register: creds('bob@example.com', 'secret password') } })).close();
-    const bob = await TestClient.connect(srv.url, { headers: { Login: creds('bob@example.com', 'secret password') } });
+    await using bob = await TestClient.connect(srv.url, { headers: { Login: creds('bob@example.com', 'secret password') } });
     const [login] = (await bob.next()) as [{ Login: { pk: string; email: string } }];
     assert.equal(login.Login.email, 'bob@example.com');
-    const ann = await TestClient.connect(srv.url, { query: { Login: { email: 'ann@example.com', password: 'correct horse' } } });
+    await using ann = await TestClient.connect(srv.url, { query: { Login: { email: 'ann@example.com', password: 'correct horse' } } });
     await ann.next();
-    const eve = await TestClient.connect(srv.url, { headers: { Register: creds('eve@example.com', 'eve password') } });
+    await using eve = await TestClient.connect(srv.url, { headers: { Register: creds('eve@example.com', 'eve password') } });
     await eve.next();
     await bob.call({ Subscribe: { channel: 'Public' } });
     await ann.call({ Subscribe: { channel: 'Public' } });
@@ -53,68 +47,60 @@ describe('chat example: Register and Login headers', { timeout: 60_000 }, () => 
     // eve is not subscribed: her next frame answers her own call.
     const [list] = (await eve.call({ GetChatList: { channel: 'Public' } })) as [{ GetChatList: { messages: Array<{ content: string }> } }];
     assert.ok(list.GetChatList.messages.some((m) => m.content === 'hello all'));
-    await Promise.all([bob.close(), ann.close(), eve.close()]);
   });
 
   it('rejects a wrong password with an Errors frame and close 1008', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Login: creds('ann@example.com', 'wrong') } });
+    await using c = await TestClient.connect(srv.url, { headers: { Login: creds('ann@example.com', 'wrong') } });
     assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Login rejected the credentials'] }]);
     assert.deepEqual(await c.waitClosed(), { code: 1008, reason: 'Authentication failed: Login rejected the credentials' });
   });
 
   it('rejects an unknown user and a duplicate registration with clear reasons', async () => {
-    const unknown = await TestClient.connect(srv.url, { headers: { Login: creds('nobody@example.com', 'whatever1') } });
+    await using unknown = await TestClient.connect(srv.url, { headers: { Login: creds('nobody@example.com', 'whatever1') } });
     assert.equal((await unknown.waitClosed()).code, 1008);
-    const dup = await TestClient.connect(srv.url, { headers: { Register: creds('ann@example.com', 'another one') } });
+    await using dup = await TestClient.connect(srv.url, { headers: { Register: creds('ann@example.com', 'another one') } });
     assert.deepEqual(await dup.next(), [{ Errors: ['Authentication failed: Register failed: ann@example.com is already registered'] }]);
     assert.equal((await dup.waitClosed()).code, 1008);
   });
 
   it('refuses a connection without credentials (anonymous policy: reject)', async () => {
-    const c = await TestClient.connect(srv.url);
+    await using c = await TestClient.connect(srv.url);
     const [reply] = (await c.next()) as [{ Errors: string[] }];
     assert.match(reply.Errors[0]!, /^Authentication failed: no credentials \(send one of the headers Login, Register/);
     assert.equal((await c.waitClosed()).code, 1008);
   });
 
   it('rejects header arguments of the wrong type before the Header runs', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ email: 5, password: 'x' }) } });
+    await using c = await TestClient.connect(srv.url, { headers: { Login: JSON.stringify({ email: 5, password: 'x' }) } });
     const [reply] = (await c.next()) as [{ Errors: string[] }];
     assert.equal(reply.Errors[0], 'Authentication failed: Login failed: [Login] argument email: expected str, got number 5');
   });
 
   it('logs in a user of the original lexicons and re-hashes the password with scrypt', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Login: creds('old@example.com', 'pw') } });
+    await using c = await TestClient.connect(srv.url, { headers: { Login: creds('old@example.com', 'pw') } });
     const [login] = (await c.next()) as [{ Login: { pk: string } }];
     assert.equal(login.Login.pk, 'legacy-1');
     await c.close();
     await srv.stop();
     const csv = await readFile(join(srv.data, 'User.csv'), 'utf8');
     assert.match(csv, /legacy-1,old@example\.com,scrypt\$16384\$8\$1\$/);
-    srv = await startApp(CHAT_APP, { workers: 1, data: srv.data });
-    const again = await TestClient.connect(srv.url, { headers: { Login: creds('old@example.com', 'pw') } });
+    await using restarted = await startApp(CHAT_APP, { workers: 1, data: srv.data });
+    await using again = await TestClient.connect(restarted.url, { headers: { Login: creds('old@example.com', 'pw') } });
     assert.equal(((await again.next()) as [{ Login: { pk: string } }])[0].Login.pk, 'legacy-1');
-    await again.close();
   });
 });
 
 describe('Headers: policy, gate, hooks', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('auth-app'), { workers: 2 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('auth-app'), { workers: 2 });
 
   it('admits with a good token; auth is set; onConnect ran before the first signal', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'good:ann' }) } });
+    await using c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'good:ann' }) } });
     assert.deepEqual(await c.next(), [{ Token: { welcome: 'ann' } }]);
     const [who] = (await c.call({ Whoami: {} })) as [{ Whoami: { id: string; auth: string } }];
     assert.equal(who.Whoami.auth, 'ann');
     assert.deepEqual(await c.call({ Visits: { conn: who.Whoami.id } }), [{ Visits: ['connect'] }]);
     await c.close();
-    const d = await TestClient.connect(srv.url, { headers: { token: JSON.stringify({ token: 'good:x' }) } });
+    await using d = await TestClient.connect(srv.url, { headers: { token: JSON.stringify({ token: 'good:x' }) } });
     await d.next();
     // onDisconnect of c has run by the time it is visible to another connection's later call
     // (it was queued on close; wait for it through the log of its DISCONNECT and a round trip).
@@ -125,7 +111,6 @@ describe('Headers: policy, gate, hooks', { timeout: 60_000 }, () => {
       if (JSON.stringify(visits).includes('disconnect')) break;
     }
     assert.deepEqual(visits, [{ Visits: ['connect', 'disconnect'] }]);
-    await d.close();
   });
 
   it('matches header names case-insensitively, in HTTP headers and query parameters', async () => {
@@ -133,38 +118,35 @@ describe('Headers: policy, gate, hooks', { timeout: 60_000 }, () => {
       { headers: { TOKEN: JSON.stringify({ token: 'good:upper' }) } },
       { query: { tOkEn: { token: 'good:query' } } },
     ]) {
-      const c = await TestClient.connect(srv.url, options);
+      await using c = await TestClient.connect(srv.url, options);
       const [reply] = (await c.next()) as [{ Token: { welcome: string } }];
       assert.ok(reply.Token.welcome === 'upper' || reply.Token.welcome === 'query');
-      await c.close();
     }
   });
 
   it("accepts the original's single-quoted JSON and passes non-JSON data as `header`", async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Token: "{'token': 'good:quoted'}" } });
+    await using c = await TestClient.connect(srv.url, { headers: { Token: "{'token': 'good:quoted'}" } });
     assert.deepEqual(await c.next(), [{ Token: { welcome: 'quoted' } }]);
-    await c.close();
-    const raw = await TestClient.connect(srv.url, { headers: { Token: "{'token': 'good:raw'}", Second: 'yes' } });
+    await using raw = await TestClient.connect(srv.url, { headers: { Token: "{'token': 'good:raw'}", Second: 'yes' } });
     const frames = [await raw.next(), await raw.next()];
     assert.deepEqual(frames, [[{ Token: { welcome: 'raw' } }], [{ Second: { raw: 'yes' } }]]);
-    await raw.close();
   });
 
   it('does not admit a connection whose Header throws', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'throw' }) } });
+    await using c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'throw' }) } });
     assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Token failed: token service unavailable'] }]);
     assert.deepEqual(await c.waitClosed(), { code: 1008, reason: 'Authentication failed: Token failed: token service unavailable' });
   });
 
   it('requires every Header that ran to admit (default gate)', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'good:a' }), Second: JSON.stringify({ ok: false }) } });
+    await using c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'good:a' }), Second: JSON.stringify({ ok: false }) } });
     assert.deepEqual(await c.next(), [{ Token: { welcome: 'a' } }]);
     assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Second rejected the credentials'] }]);
     assert.equal((await c.waitClosed()).code, 1008);
   });
 
   it('never lets a refused connection reach a Signal', async () => {
-    const c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'bad' }) } });
+    await using c = await TestClient.connect(srv.url, { headers: { Token: JSON.stringify({ token: 'bad' }) } });
     c.send({ Whoami: {} });
     assert.deepEqual(await c.next(), [{ Errors: ['Authentication failed: Token rejected the credentials'] }]);
     await c.waitClosed();
@@ -174,24 +156,15 @@ describe('Headers: policy, gate, hooks', { timeout: 60_000 }, () => {
 
 describe('trust list', { timeout: 30_000 }, () => {
   it('refuses untrusted addresses with HTTP 403 and logs UNTRUSTED-SOURCE-DENIED', async () => {
-    const srv = await startApp(fixture('protocol-app'), { trust: ['10.1.2.3'] });
-    try {
-      await assert.rejects(TestClient.connect(srv.url), /HTTP 403/);
-      const entry = await srv.waitForLog((r) => r.status === 'UNTRUSTED-SOURCE-DENIED');
-      assert.equal(entry.data.address, '127.0.0.1');
-    } finally {
-      await srv.stop({ removeData: true });
-    }
+    await using srv = await startApp(fixture('protocol-app'), { trust: ['10.1.2.3'] });
+    await assert.rejects(TestClient.connect(srv.url), /HTTP 403/);
+    const entry = await srv.waitForLog((r) => r.status === 'UNTRUSTED-SOURCE-DENIED');
+    assert.equal(entry.data.address, '127.0.0.1');
   });
 
   it('admits listed addresses (localhost stands for both loopback addresses)', async () => {
-    const srv = await startApp(fixture('protocol-app'), { trust: ['10.1.2.3', 'localhost'] });
-    try {
-      const c = await TestClient.connect(srv.url);
-      assert.deepEqual(await c.call({ Echo: {} }), [{ Echo: {} }]);
-      await c.close();
-    } finally {
-      await srv.stop({ removeData: true });
-    }
+    await using srv = await startApp(fixture('protocol-app'), { trust: ['10.1.2.3', 'localhost'] });
+    await using c = await TestClient.connect(srv.url);
+    assert.deepEqual(await c.call({ Echo: {} }), [{ Echo: {} }]);
   });
 });

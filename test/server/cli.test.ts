@@ -9,11 +9,14 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { CHAT_APP, fixture, fixtureSource, runCli, runCliNode, spawnCli, spawnServer, tempDir } from '../helpers/server.js';
+import { CHAT_APP, fixture, fixtureSource, runCli, runCliNode, spawnCli, spawnServer } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const creds = (email: string, password: string) => JSON.stringify({ email, password });
 
-describe('lexicons CLI', { timeout: 90_000 }, () => {
+// The suite's bound only catches a hang (every spawn, stop and run inside is bounded): its 17 tests
+// start 12 server processes, which took longer than the former 90 s on a loaded machine.
+describe('lexicons CLI', { timeout: 300_000 }, () => {
   it('prints help', async () => {
     const r = await runCli(['--help']);
     assert.equal(r.code, 0);
@@ -51,10 +54,11 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
   });
 
   it('keeps the data of the chat example across a stop and a restart (--workers 2)', async () => {
-    const data = await tempDir();
+    await using folder = await tempDir();
+    const data = folder.path;
     const args = [CHAT_APP, '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data];
-    const first = await spawnCli(args);
-    const ann = await TestClient.connect(first.url, { headers: { Register: creds('ann@example.com', 'correct horse') } });
+    await using first = await spawnCli(args);
+    await using ann = await TestClient.connect(first.url, { headers: { Register: creds('ann@example.com', 'correct horse') } });
     await ann.next();
     await ann.call({ Subscribe: { channel: 'Public' } });
     ann.send({ CreateChatMessage: { channel: 'Public', content: 'survives restarts' } });
@@ -63,8 +67,8 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     assert.match(first.output(), /"status":"SHUTDOWN","phase":"done"/);
     assert.match(await readFile(join(data, 'ChatMessage.csv'), 'utf8'), /survives restarts/);
 
-    const second = await spawnCli(args);
-    const again = await TestClient.connect(second.url, { headers: { Login: creds('ann@example.com', 'correct horse') } });
+    await using second = await spawnCli(args);
+    await using again = await TestClient.connect(second.url, { headers: { Login: creds('ann@example.com', 'correct horse') } });
     await again.next();
     const [list] = (await again.call({ GetChatList: { channel: 'Public' } })) as [{ GetChatList: { messages: Array<{ content: string }> } }];
     assert.deepEqual(list.GetChatList.messages.map((m) => m.content), ['survives restarts']);
@@ -72,19 +76,20 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
   });
 
   it('ignores a second signal during shutdown and writes the data once, intact', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([fixture('cli-app'), '--workers', '4', '--port', '0', '--host', '127.0.0.1', '--data', data], { env: { SLOW_SHUTDOWN_MS: '400' } });
-    const c = await TestClient.connect(srv.url);
+    await using folder = await tempDir();
+    const data = folder.path;
+    await using srv = await spawnCli([fixture('cli-app'), '--workers', '4', '--port', '0', '--host', '127.0.0.1', '--data', data], { env: { SLOW_SHUTDOWN_MS: '400' } });
+    await using c = await TestClient.connect(srv.url);
     for (let i = 0; i < 20; i++) c.send({ AddNote: { text: `note ${i}`, tags: ['a', `n${i}`] } });
     for (let i = 0; i < 20; i++) await c.next();
     srv.child.kill('SIGTERM');
-    await waitFor(() => /"phase":"begin"/.test(srv.output()));
+    await srv.waitForOutput(/"phase":"begin"/);
     srv.child.kill('SIGTERM');
     srv.child.kill('SIGINT');
     assert.deepEqual(await srv.exited, { code: 0, signal: null });
     assert.match(srv.output(), /shutdown already in progress/);
-    const restarted = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
-    const d = await TestClient.connect(restarted.url);
+    await using restarted = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
+    await using d = await TestClient.connect(restarted.url);
     const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string; tags: string[] }> }];
     assert.equal(list.ListNotes.length, 21);
     assert.deepEqual(list.ListNotes[3], { text: 'note 3', tags: ['a', 'n3'] });
@@ -93,24 +98,26 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
   });
 
   it('keeps acknowledged writes through a crash (SIGKILL) via the write-ahead log', async () => {
-    const data = await tempDir();
+    await using folder = await tempDir();
+    const data = folder.path;
     const args = [fixture('cli-app'), '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data];
-    const first = await spawnCli(args);
-    const c = await TestClient.connect(first.url);
+    await using first = await spawnCli(args);
+    await using c = await TestClient.connect(first.url);
     for (let i = 0; i < 10; i++) await c.call({ AddNote: { text: `acked ${i}` } });
     assert.deepEqual(await first.stop('SIGKILL'), { code: null, signal: 'SIGKILL' });
-    const second = await spawnCli(args);
+    await using second = await spawnCli(args);
     assert.match(second.output(), /"replayed":10/);
-    const d = await TestClient.connect(second.url);
+    await using d = await TestClient.connect(second.url);
     const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string }> }];
     assert.deepEqual(list.ListNotes.map((n) => n.text), Array.from({ length: 10 }, (_, i) => `acked ${i}`));
     assert.equal((await second.stop()).code, 0);
   });
 
   it('checks and compacts a stopped server\'s data folder', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
-    const c = await TestClient.connect(srv.url);
+    await using folder = await tempDir();
+    const data = folder.path;
+    await using srv = await spawnCli([fixture('cli-app'), '--port', '0', '--host', '127.0.0.1', '--data', data]);
+    await using c = await TestClient.connect(srv.url);
     for (let i = 0; i < 3; i++) await c.call({ AddNote: { text: `n${i}` } });
     await srv.stop('SIGKILL');
     const check = await runCli(['check', fixture('cli-app'), '--data', data]);
@@ -126,9 +133,10 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
   });
 
   it('runs an app module that starts itself (node app.js), configured by HOST/PORT/DATA', async () => {
-    const data = await tempDir();
-    const srv = await spawnServer([fixture('cli-app')], { env: { HOST: '127.0.0.1', PORT: '0', DATA: data } });
-    const c = await TestClient.connect(srv.url);
+    await using folder = await tempDir();
+    const data = folder.path;
+    await using srv = await spawnServer([fixture('cli-app')], { env: { HOST: '127.0.0.1', PORT: '0', DATA: data } });
+    await using c = await TestClient.connect(srv.url);
     assert.equal(((await c.call({ AddNote: { text: 'self' } })) as [{ AddNote: { text: string } }])[0].AddNote.text, 'self');
     assert.equal((await srv.stop()).code, 0);
     assert.match(await readFile(join(data, 'Note.csv'), 'utf8'), /self/);
@@ -138,24 +146,18 @@ describe('lexicons CLI', { timeout: 90_000 }, () => {
     const r = await runCli(['start', fixture('unexported-app'), '--port', '0']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^lexicons: OPTION: .*unexported-app\.js does not export a Server \(export const server = new Server\(\{\.\.\.\}\)\)$/m);
-    const self = await runCliNode([fixture('unexported-app')], { env: { PORT: '0', HOST: '127.0.0.1', DATA: await tempDir() } });
+    await using folder = await tempDir();
+    const self = await runCliNode([fixture('unexported-app')], { env: { PORT: '0', HOST: '127.0.0.1', DATA: folder.path } });
     assert.equal(self.code, 1);
     assert.match(self.stderr, /the worker threads could not start the app .*unexported-app\.js: .*does not export a Server/);
   });
 
   it('runs a TypeScript app module through tsx (--workers 2)', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([fixtureSource('cli-app'), '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data], { timeoutMs: 40_000 });
-    const c = await TestClient.connect(srv.url);
+    await using folder = await tempDir();
+    const data = folder.path;
+    await using srv = await spawnCli([fixtureSource('cli-app'), '--workers', '2', '--port', '0', '--host', '127.0.0.1', '--data', data], { timeoutMs: 40_000 });
+    await using c = await TestClient.connect(srv.url);
     assert.deepEqual(await c.call({ ListNotes: {} }), [{ ListNotes: [] }]);
     assert.equal((await srv.stop()).code, 0);
   });
 });
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}

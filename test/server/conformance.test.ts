@@ -5,9 +5,9 @@
  * normalized) and match the expected protocol.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { CHAT_APP, startApp, type TestServer } from '../helpers/server.js';
+import { CHAT_APP, suiteApp } from '../helpers/server.js';
 
 const creds = (email: string, password: string) => JSON.stringify({ email, password });
 type Item = Record<string, unknown>;
@@ -31,40 +31,27 @@ const transcripts = new Map<number, unknown[]>();
 
 for (const workers of [1, 4]) {
   describe(`chat example with --workers ${workers}`, { timeout: 60_000 }, () => {
-    let srv: TestServer;
+    const srv = suiteApp(CHAT_APP, { workers });
     const log: unknown[] = [];
+    transcripts.set(workers, log);
     const ids = new Map<string, string>();
     const note = (step: string, value: unknown) => log.push({ step, value: normalize(value, ids) });
-    const clients: TestClient[] = [];
-    const open = async (headers: Record<string, string>) => {
-      const c = await TestClient.connect(srv.url, { headers });
-      clients.push(c);
-      return c;
-    };
-
-    before(async () => {
-      srv = await startApp(CHAT_APP, { workers });
-      transcripts.set(workers, log);
-    });
-    after(async () => {
-      await Promise.all(clients.map((c) => c.close()));
-      await srv.stop({ removeData: true });
-    });
+    const open = (headers: Record<string, string>) => TestClient.connect(srv.url, { headers });
 
     it('registers, logs in, and rejects a wrong password', async () => {
-      const ann = await open({ Register: creds('ann@example.com', 'ann password') });
+      await using ann = await open({ Register: creds('ann@example.com', 'ann password') });
       note('register', await ann.next());
       await ann.close();
-      const login = await open({ Login: creds('ann@example.com', 'ann password') });
+      await using login = await open({ Login: creds('ann@example.com', 'ann password') });
       note('login', await login.next());
-      const wrong = await open({ Login: creds('ann@example.com', 'nope') });
+      await using wrong = await open({ Login: creds('ann@example.com', 'nope') });
       note('wrong password', [await wrong.next(), await wrong.waitClosed()]);
     });
 
     it('broadcasts to subscribers only, in list frames, and reports errors to the caller', async () => {
-      const bob = await open({ Register: creds('bob@example.com', 'bob password') });
-      const cid = await open({ Register: creds('cid@example.com', 'cid password') });
-      const dan = await open({ Register: creds('dan@example.com', 'dan password') });
+      await using bob = await open({ Register: creds('bob@example.com', 'bob password') });
+      await using cid = await open({ Register: creds('cid@example.com', 'cid password') });
+      await using dan = await open({ Register: creds('dan@example.com', 'dan password') });
       for (const c of [bob, cid, dan]) await c.next();
       note('subscribe', await bob.call({ Subscribe: { channel: 'Public' } }));
       note('subscribe', await cid.call({ Subscribe: { channel: 'Public' } }));
@@ -86,9 +73,7 @@ for (const workers of [1, 4]) {
     });
 
     it('keeps each author in order when many post at once', async () => {
-      const posters = await Promise.all(
-        ['p1', 'p2', 'p3', 'p4', 'p5', 'p6'].map((p) => open({ Register: creds(`${p}@example.com`, `${p} password`) })),
-      );
+      await using posters = await TestClient.many(srv.url, 6, (i) => ({ headers: { Register: creds(`p${i + 1}@example.com`, `p${i + 1} password`) } }));
       for (const p of posters) await p.next();
       for (const p of posters) await p.call({ Subscribe: { channel: 'Public' } });
       const perPoster = 20;

@@ -3,9 +3,9 @@
  * TIMEOUT error, the pool recovers), a crashing worker, transactions across workers, batching.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp, type TestServer } from '../helpers/server.js';
 
 async function metric(srv: TestServer, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${srv.port}/metrics`)).text();
@@ -15,16 +15,11 @@ async function metric(srv: TestServer, name: string): Promise<number> {
 }
 
 describe('execution limits and failures (1 worker)', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('protocol-app'), { workers: 1 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('protocol-app'), { workers: 1 });
 
   it('aborts an endless-loop signal after executionTimeoutMs; only its caller gets the error', async () => {
-    const [a, b] = [await TestClient.connect(srv.url), await TestClient.connect(srv.url)];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     const started = Date.now();
     a.send({ Spin: {} });
     b.send({ Echo: { waiting: true } }); // queued behind the spinning worker, then re-run
@@ -35,29 +30,21 @@ describe('execution limits and failures (1 worker)', { timeout: 60_000 }, () => 
     assert.deepEqual(await a.call({ AddNote: { text: 'after' } }, 10_000), [{ AddNote: { text: 'after' } }]);
     assert.deepEqual(await a.call({ ListNotes: {} }), [{ ListNotes: ['after'] }]);
     assert.equal(await metric(srv, 'lexicons_execution_timeouts_total'), 1);
-    await Promise.all([a.close(), b.close()]);
   });
 
   it('survives a worker that exits; the caller gets an internal error', async () => {
-    const a = await TestClient.connect(srv.url);
+    await using a = await TestClient.connect(srv.url);
     const [reply] = (await a.call({ Crash: {} }, 10_000)) as [{ Errors: string[] }];
     assert.match(reply.Errors[0]!, /^Internal error: worker failed/);
     assert.deepEqual(await a.call({ Echo: { alive: 1 } }, 10_000), [{ Echo: { alive: 1 } }]);
-    await a.close();
   });
 });
 
 describe('transactions and batching (4 workers)', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(fixture('protocol-app'), { workers: 4 });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('protocol-app'), { workers: 4 });
 
   it('increments a shared counter exactly once per call across workers', async () => {
-    const clients = await Promise.all(Array.from({ length: 8 }, () => TestClient.connect(srv.url)));
+    await using clients = await TestClient.many(srv.url, 8);
     const perClient = 50;
     for (const c of clients) for (let i = 0; i < perClient; i++) c.send({ Incr: { name: 'hits' } });
     // Each client's calls run in order: its GetCounter runs after its own increments.
@@ -66,13 +53,12 @@ describe('transactions and batching (4 workers)', { timeout: 60_000 }, () => {
     assert.ok(values.every((v) => v >= perClient));
     const final = (await clients[0]!.call({ GetCounter: { name: 'hits' } })) as [{ GetCounter: { value: number } }];
     assert.equal(final[0].GetCounter.value, clients.length * perClient);
-    await Promise.all(clients.map((c) => c.close()));
   });
 
   it('packs many inbound frames into few pool jobs', async () => {
     const batchesBefore = await metric(srv, 'lexicons_batches_total');
     const unitsBefore = await metric(srv, 'lexicons_batch_units_total');
-    const clients = await Promise.all(Array.from({ length: 4 }, () => TestClient.connect(srv.url)));
+    await using clients = await TestClient.many(srv.url, 4);
     const n = 400;
     for (const c of clients) for (let i = 0; i < n; i++) c.send({ Echo: { i } });
     for (const c of clients) {
@@ -82,6 +68,5 @@ describe('transactions and batching (4 workers)', { timeout: 60_000 }, () => {
     const units = (await metric(srv, 'lexicons_batch_units_total')) - unitsBefore;
     assert.ok(units >= 4 * n);
     assert.ok(units / batches > 4, `expected batching, got ${units} units in ${batches} jobs`);
-    await Promise.all(clients.map((c) => c.close()));
   });
 });

@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { parseCommand, type StartCommand } from '../../src/main/cli.js';
 import { Server, type ServerOptions } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
-import { fixture, runCli, tempDir } from '../helpers/server.js';
+import { fixture, runCli } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const NOT_AN_ADDRESS = 'is not an IP address or CIDR range (e.g. 10.0.0.1, 10.0.0.0/8, fd00::/8, localhost)';
 
@@ -57,7 +58,8 @@ describe('operations options: exact messages', () => {
     assert.throws(() => new Server({ port: 5000, adminPort: 5000 }).resolve({}, {}), { code: 'OPTION', message: 'adminPort must differ from port (both 5000)' });
     const { server } = await loadApp(fixture('ops-app'));
     const wss = new Server({ ...server.options, protocol: 'wss' });
-    await assert.rejects(wss.run({ appPath: fixture('ops-app'), port: 0, data: await tempDir(), handleSignals: false }), {
+    await using data = await tempDir();
+    await assert.rejects(wss.run({ appPath: fixture('ops-app'), port: 0, data: data.path, handleSignals: false }), {
       code: 'OPTION',
       message: "protocol 'wss' needs tls: { cert, key } (or lexicons start --cert/--key)",
     });

@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { BroadcastChannel } from 'node:worker_threads';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { walTestHooks } from '../../src/storage/wal.js';
 import { SHUTDOWN_CHANNEL } from '../fixtures/apps/ops-app.js';
 import { TestClient } from '../helpers/client.js';
 import { parseOpenMetrics, parsePrometheusText } from '../helpers/exposition.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, startApp, suiteApp } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const APP = fixture('ops-app');
 const TOKEN = 'correct-horse-battery-staple';
@@ -21,16 +22,10 @@ async function get(port: number, path: string, headers: Record<string, string> =
 }
 
 describe('/metrics and the admin access (default adminTrust: loopback)', { timeout: 30_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(APP);
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(APP);
 
   it('serves Prometheus text by default and OpenMetrics when asked; both pass the strict parsers and count the calls', async () => {
-    const c = await TestClient.connect(srv.url);
+    await using c = await TestClient.connect(srv.url);
     for (let i = 0; i < 3; i++) assert.deepEqual(await c.call({ AddNote: { text: `n${i}` } }), [{ AddNote: { text: `n${i}` } }]);
     const prom = await get(srv.port, '/metrics');
     assert.equal(prom.status, 200);
@@ -50,7 +45,6 @@ describe('/metrics and the admin access (default adminTrust: loopback)', { timeo
     assert.equal(sample('lexicons_commit_duration_seconds', 'lexicons_commit_duration_seconds_count'), sample('lexicons_batch_duration_seconds', 'lexicons_batch_duration_seconds_count'));
     assert.ok(sample('lexicons_commit_duration_seconds', 'lexicons_commit_duration_seconds_sum')! > 0);
     assert.ok(o.has('nodejs_eventloop_lag_seconds') && o.has('nodejs_heap_size_used_bytes'));
-    await c.close();
   });
 
   it('/health and /ready answer 200 while running; unknown paths 404', async () => {
@@ -65,13 +59,7 @@ describe('/metrics and the admin access (default adminTrust: loopback)', { timeo
 });
 
 describe('/metrics from an address outside adminTrust', { timeout: 30_000 }, () => {
-  let srv: TestServer;
-  before(async () => {
-    srv = await startApp(APP, { overrides: { adminTrust: ['10.1.2.0/24'], adminToken: TOKEN } });
-  });
-  after(async () => {
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(APP, { overrides: { adminTrust: ['10.1.2.0/24'], adminToken: TOKEN } });
 
   it('gets 401 without the token or with a wrong one, 200 with Authorization: Bearer <adminToken>; /health and /ready stay public', async () => {
     const refused = await get(srv.port, '/metrics');
@@ -92,7 +80,9 @@ describe('the admin port', { timeout: 30_000 }, () => {
     process.env.LEXICONS_OPS_HOLD_SHUTDOWN = '1';
     const release = new BroadcastChannel(SHUTDOWN_CHANNEL);
     try {
-      const srv = await startApp(APP, { overrides: { adminTrust: ['10.1.2.3'], adminPort: 0 } });
+      // Disposed before the finally below: if the test fails before the release, the held
+      // shutdown ends on its own 10 s bound.
+      await using srv = await startApp(APP, { overrides: { adminTrust: ['10.1.2.3'], adminPort: 0 } });
       const adminPort = srv.running.adminPort!;
       assert.ok(adminPort > 0 && adminPort !== srv.port);
       assert.equal((await get(srv.port, '/metrics')).status, 404);
@@ -101,9 +91,9 @@ describe('the admin port', { timeout: 30_000 }, () => {
       assert.ok(parsePrometheusText(metrics.body).has('lexicons_connections'));
       assert.equal((await get(adminPort, '/ready')).status, 200);
       assert.equal((await get(adminPort, '/')).status, 404);
-      const c = await TestClient.connect(srv.url);
+      await using c = await TestClient.connect(srv.url);
 
-      const stopped = srv.stop({ removeData: true });
+      const stopped = srv.stop();
       await c.waitClosed(); // shutdown is under way; the shutdown task holds it
       const health = await get(adminPort, '/health');
       assert.equal(health.status, 503);
@@ -123,7 +113,9 @@ describe('the admin port', { timeout: 30_000 }, () => {
 
 describe('/ready after a write-ahead log failure', { timeout: 30_000 }, () => {
   it('is 503 with the reason once an fdatasync failed; /health stays 200', async () => {
-    const srv = await startApp(APP);
+    // Not `await using srv`: its stop fails (the final flush), so the test stops it and owns the folder.
+    await using data = await tempDir();
+    const srv = await startApp(APP, { data: data.path });
     const c = await TestClient.connect(srv.url);
     try {
       walTestHooks.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
@@ -137,7 +129,7 @@ describe('/ready after a write-ahead log failure', { timeout: 30_000 }, () => {
     } finally {
       walTestHooks.datasync = undefined;
       await c.close();
-      await srv.stop({ removeData: true }).catch(() => undefined); // the final flush fails too
+      await srv.stop().catch(() => undefined); // the final flush fails too
     }
   });
 });

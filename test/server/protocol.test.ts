@@ -3,34 +3,20 @@
  * subscriber once, only its items), direct replies, and every error case.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, suiteApp } from '../helpers/server.js';
 
 describe('wire protocol', { timeout: 60_000 }, () => {
-  let srv: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async () => {
-    const c = await TestClient.connect(srv.url);
-    clients.push(c);
-    return c;
-  };
-
-  before(async () => {
-    srv = await startApp(fixture('protocol-app'), { workers: 2 });
-  });
-  after(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(fixture('protocol-app'), { workers: 2 });
 
   it('answers a single call', async () => {
-    const a = await connect();
+    await using a = await TestClient.connect(srv.url);
     assert.deepEqual(await a.call({ Echo: { x: 1 } }), [{ Echo: { x: 1 } }]);
   });
 
   it('runs the calls of a list frame in order', async () => {
-    const a = await connect();
+    await using a = await TestClient.connect(srv.url);
     a.send([{ AddNote: { text: 'one' } }, { AddNote: { text: 'two' } }, { ListNotes: {} }]);
     assert.deepEqual(await a.next(), [{ AddNote: { text: 'one' } }]);
     assert.deepEqual(await a.next(), [{ AddNote: { text: 'two' } }]);
@@ -38,7 +24,7 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('keeps the order of calls sent by one connection across frames', async () => {
-    const a = await connect();
+    await using a = await TestClient.connect(srv.url);
     // The first call is slow (async); the next ones must still run after it.
     a.send({ Later: { ms: 50, tag: 'first' } });
     a.send({ Later: { ms: 0, tag: 'second' } });
@@ -49,7 +35,9 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('broadcasts a response to every subscriber of its channel, and only to them', async () => {
-    const [a, b, c] = [await connect(), await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
+    await using c = await TestClient.connect(srv.url);
     assert.deepEqual(await a.call({ Join: { channel: 'Public' } }), [{ Join: { channel: 'Public' } }]);
     assert.deepEqual(await b.call({ Join: { channel: 'Public' } }), [{ Join: { channel: 'Public' } }]);
     const id = (await whoami(a)).id;
@@ -62,14 +50,15 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('sends nothing when a signal returns no channels (not even to the caller)', async () => {
-    const a = await connect();
+    await using a = await TestClient.connect(srv.url);
     await a.call({ Join: { channel: 'Public' } });
     a.send({ Quiet: {} });
     assert.deepEqual(await a.call({ Echo: { after: 'quiet' } }), [{ Echo: { after: 'quiet' } }]);
   });
 
   it('sends a multi-channel response once to a client in two of the channels', async () => {
-    const [a, b] = [await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     await a.call({ Join: { channel: 'Public' } });
     await a.call({ Join: { channel: 'Other' } });
     await b.call({ Join: { channel: 'Other' } });
@@ -81,7 +70,9 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('gives each subscriber only the items addressed to its channels', async () => {
-    const [a, p, o] = [await connect(), await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using p = await TestClient.connect(srv.url);
+    await using o = await TestClient.connect(srv.url);
     await p.call({ Join: { channel: 'Public' } });
     await o.call({ Join: { channel: 'Other' } });
     const id = (await whoami(a)).id;
@@ -93,7 +84,8 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('packs consecutive items of one frame for the same channel into one list', async () => {
-    const [a, b] = [await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     await b.call({ Join: { channel: 'Public' } });
     a.send([{ Say: { channels: ['Public'], text: '1' } }, { Say: { channels: ['Public'], text: '2' } }]);
     const frame = (await b.next()) as Array<{ Say: { text: string } }>;
@@ -101,7 +93,8 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('leaves channels on unsubscribe', async () => {
-    const [a, b] = [await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     await b.call({ Join: { channel: 'Public' } });
     await b.call({ Leave: { channel: 'Public' } });
     a.send({ Say: { channels: ['Public'], text: 'gone' } });
@@ -126,7 +119,8 @@ describe('wire protocol', { timeout: 60_000 }, () => {
     ];
     for (const [name, frame, pattern] of cases) {
       it(name, async () => {
-        const [a, watcher] = [await connect(), await connect()];
+        await using a = await TestClient.connect(srv.url);
+        await using watcher = await TestClient.connect(srv.url);
         await watcher.call({ Join: { channel: 'Public' } });
         const reply = (await a.call(frame)) as Array<{ Errors: string[] }>;
         assert.equal(reply.length, 1);
@@ -137,13 +131,13 @@ describe('wire protocol', { timeout: 60_000 }, () => {
     }
 
     it('reports binary frames', async () => {
-      const a = await connect();
+      await using a = await TestClient.connect(srv.url);
       a.ws.send(Buffer.from('{"Echo":{}}'), { binary: true });
       assert.deepEqual(await a.next(), [{ Errors: ['Binary frames are not supported: send JSON text frames'] }]);
     });
 
     it('returns the correlation id and the code with the errors of that call', async () => {
-      const a = await connect();
+      await using a = await TestClient.connect(srv.url);
       a.send([{ Nope: {}, $id: 7 }, { Echo: { ok: true } }, { Fail: {}, $id: 'x' }]);
       assert.deepEqual(await a.next(), [{ Errors: ['No signal [Nope]'], code: 'UNKNOWN_SIGNAL', $id: 7 }]);
       assert.deepEqual(await a.next(), [{ Echo: { ok: true } }]);
@@ -151,7 +145,7 @@ describe('wire protocol', { timeout: 60_000 }, () => {
     });
 
     it('rolls back the writes of a call that throws, keeping the others of the list', async () => {
-      const a = await connect();
+      await using a = await TestClient.connect(srv.url);
       a.send([{ AddNote: { text: 'kept' } }, { WriteThenFail: { text: 'dropped' } }, { ListNotes: {} }]);
       assert.deepEqual(await a.next(), [{ AddNote: { text: 'kept' } }]);
       assert.deepEqual(await a.next(), [{ Errors: ['failed after writing'] }]);
@@ -159,7 +153,7 @@ describe('wire protocol', { timeout: 60_000 }, () => {
     });
 
     it('logs the stack of a signal that throws', async () => {
-      const a = await connect();
+      await using a = await TestClient.connect(srv.url);
       await a.call({ Fail: { message: 'for the log' } });
       const entry = await srv.waitForLog((r) => r.status === 'SIGNAL-ERROR' && r.data.message === 'for the log');
       assert.match(String(entry.data.stack), /protocol-app/);
@@ -167,7 +161,8 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('gives each connection a unique id, and keeps auth set by a signal', async () => {
-    const [a, b] = [await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     const [wa, wb] = [await whoami(a), await whoami(b)];
     assert.notEqual(wa.id, wb.id);
     assert.match(wa.id, /^[0-9a-f-]{36}$/);
@@ -176,7 +171,8 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('broadcasts with sv.broadcast as given, and knows run-time channels', async () => {
-    const [a, b] = [await connect(), await connect()];
+    await using a = await TestClient.connect(srv.url);
+    await using b = await TestClient.connect(srv.url);
     assert.deepEqual(await a.call({ MakeRoom: { name: 'room-1' } }), [{ MakeRoom: { name: 'room-1' } }]);
     assert.deepEqual(await b.call({ Join: { channel: 'room-1' } }), [{ Join: { channel: 'room-1' } }]);
     a.send({ Shout: { channels: ['room-1'], text: 'hey' } });
@@ -190,7 +186,7 @@ describe('wire protocol', { timeout: 60_000 }, () => {
   });
 
   it('closes a connection from a signal after sending', async () => {
-    const a = await connect();
+    await using a = await TestClient.connect(srv.url);
     a.send({ Bye: {} });
     assert.deepEqual(await a.next(), [{ Bye: {} }]);
     assert.deepEqual(await a.waitClosed(), { code: 4000, reason: 'bye' });

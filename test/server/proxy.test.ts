@@ -8,14 +8,19 @@
 import assert from 'node:assert/strict';
 import { createServer, request, type Server as HttpServer } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, startApp, type TestServer } from '../helpers/server.js';
+import { fixture, forSuite, startApp, suiteApp } from '../helpers/server.js';
 
 const APP = fixture('ops-app');
 
-/** A reverse proxy on 127.0.0.1 to `port` that appends the peer address to X-Forwarded-For. */
-async function startProxy(port: number): Promise<{ url: string; port: number; close(): Promise<void> }> {
+interface Proxy extends AsyncDisposable {
+  readonly url: string;
+  readonly port: number;
+}
+
+/** A reverse proxy on 127.0.0.1 to `port` that appends the peer address to X-Forwarded-For; disposing closes it. */
+async function startProxy(port: number): Promise<Proxy> {
   const forwarded = (existing: string | string[] | undefined, peer: string | undefined): string =>
     [...(existing === undefined ? [] : [existing].flat()), peer ?? ''].filter(Boolean).join(', ');
   const proxy: HttpServer = createServer((req, res) => {
@@ -47,7 +52,7 @@ async function startProxy(port: number): Promise<{ url: string; port: number; cl
   return {
     url: `ws://127.0.0.1:${proxyPort}`,
     port: proxyPort,
-    close: () => {
+    [Symbol.asyncDispose]: () => {
       proxy.closeAllConnections();
       return new Promise((resolve) => proxy.close(() => resolve()));
     },
@@ -64,27 +69,17 @@ async function whoami(c: TestClient): Promise<string> {
 }
 
 describe('trustProxy behind a real proxy hop', { timeout: 30_000 }, () => {
-  let srv: TestServer;
-  let proxy: Awaited<ReturnType<typeof startProxy>>;
-  before(async () => {
-    srv = await startApp(APP, { overrides: { trustProxy: ['127.0.0.1'], adminTrust: ['127.0.0.1'] } });
-    proxy = await startProxy(srv.port);
-  });
-  after(async () => {
-    await proxy.close();
-    await srv.stop({ removeData: true });
-  });
+  const srv = suiteApp(APP, { overrides: { trustProxy: ['127.0.0.1'], adminTrust: ['127.0.0.1'] } });
+  const proxy = forSuite('the proxy', () => startProxy(srv.port));
 
   it('two clients behind one proxy get their own addresses and separate login budgets (3 per minute)', async () => {
     for (let i = 0; i < 3; i++) {
-      const a = await login(proxy.url, '127.0.0.2', 'ann');
+      await using a = await login(proxy.url, '127.0.0.2', 'ann');
       assert.equal(await whoami(a), '127.0.0.2');
-      await a.close();
     }
     await assert.rejects(login(proxy.url, '127.0.0.2', 'ann'), /HTTP 429/, "ann's fourth attempt within the minute");
-    const b = await login(proxy.url, '127.0.0.3', 'bob');
+    await using b = await login(proxy.url, '127.0.0.3', 'bob');
     assert.equal(await whoami(b), '127.0.0.3', "bob's budget is his own");
-    await b.close();
     const connect = await srv.waitForLog((r) => r.status === 'CONNECT' && r.data.address === '127.0.0.3');
     assert.equal(connect.data.address, '127.0.0.3', 'the logs carry the client address');
     const limit = await srv.waitForLog((r) => r.status === 'LIMIT');
@@ -92,15 +87,13 @@ describe('trustProxy behind a real proxy hop', { timeout: 30_000 }, () => {
   });
 
   it('takes the rightmost address the proxy added, never one the client wrote', async () => {
-    const c = await TestClient.connect(proxy.url, { headers: { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' }, ws: { localAddress: '127.0.0.4' } });
+    await using c = await TestClient.connect(proxy.url, { headers: { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' }, ws: { localAddress: '127.0.0.4' } });
     assert.equal(await whoami(c), '127.0.0.4');
-    await c.close();
   });
 
   it("ignores the X-Forwarded-For of a peer that is not a trusted proxy", async () => {
-    const c = await TestClient.connect(srv.url, { headers: { 'X-Forwarded-For': '203.0.113.9' }, ws: { localAddress: '127.0.0.5' } });
+    await using c = await TestClient.connect(srv.url, { headers: { 'X-Forwarded-For': '203.0.113.9' }, ws: { localAddress: '127.0.0.5' } });
     assert.equal(await whoami(c), '127.0.0.5');
-    await c.close();
   });
 
   it('/metrics through the proxy is judged by the client address: 401 for 127.0.0.2, 200 for 127.0.0.1', async () => {
@@ -120,18 +113,14 @@ describe('trustProxy behind a real proxy hop', { timeout: 30_000 }, () => {
 
 describe('the trust list behind a trusted proxy', { timeout: 30_000 }, () => {
   it('admits 127.0.0.2 (listed) and refuses 127.0.0.3 with 403, both through the proxy', async () => {
-    const srv = await startApp(APP, { trust: ['127.0.0.2'], overrides: { trustProxy: ['127.0.0.0/30'] } });
-    const proxy = await startProxy(srv.port);
-    try {
-      const listed = await TestClient.connect(proxy.url, { ws: { localAddress: '127.0.0.2' } });
+    await using srv = await startApp(APP, { trust: ['127.0.0.2'], overrides: { trustProxy: ['127.0.0.0/30'] } });
+    await using proxy = await startProxy(srv.port);
+    {
+      await using listed = await TestClient.connect(proxy.url, { ws: { localAddress: '127.0.0.2' } });
       assert.equal(await whoami(listed), '127.0.0.2');
-      await listed.close();
-      await assert.rejects(TestClient.connect(proxy.url, { ws: { localAddress: '127.0.0.3' } }), /HTTP 403/);
-      const denied = await srv.waitForLog((r) => r.status === 'UNTRUSTED-SOURCE-DENIED');
-      assert.equal(denied.data.address, '127.0.0.3');
-    } finally {
-      await proxy.close();
-      await srv.stop({ removeData: true });
     }
+    await assert.rejects(TestClient.connect(proxy.url, { ws: { localAddress: '127.0.0.3' } }), /HTTP 403/);
+    const denied = await srv.waitForLog((r) => r.status === 'UNTRUSTED-SOURCE-DENIED');
+    assert.equal(denied.data.address, '127.0.0.3');
   });
 });

@@ -16,8 +16,8 @@ async function events(c: TestClient): Promise<string[]> {
 
 describe('tasks', { timeout: 30_000 }, () => {
   it('runs startup, interval and shutdown tasks in order', async () => {
-    const srv = await startApp(fixture('tasks-app'), { workers: 1 });
-    const c = await TestClient.connect(srv.url);
+    await using srv = await startApp(fixture('tasks-app'), { workers: 1 });
+    await using c = await TestClient.connect(srv.url);
     const first = await events(c);
     assert.deepEqual(first.slice(0, 3), ['startup:first(priority 0)', 'startup:slow(priority 1)', 'onStart']);
 

@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { TestClient } from '../helpers/client.js';
-import { fixture, spawnCli, startApp, tempDir } from '../helpers/server.js';
+import { fixture, forSuite, spawnCli, startApp } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const APP = fixture('ops-app');
 
@@ -28,7 +28,8 @@ function opensslMissing(): string | false {
 const skip = opensslMissing();
 if (skip) console.log(`# tls tests skipped: ${skip}`);
 
-interface Pems {
+/** The certificate files, in a temp folder that disposing removes. */
+interface Pems extends AsyncDisposable {
   dir: string;
   cert: string;
   key: string;
@@ -39,55 +40,61 @@ interface Pems {
 
 /** A self-signed P-256 certificate for 127.0.0.1/localhost, its key (plain and encrypted) and an unrelated key. */
 async function makeCertificate(): Promise<Pems> {
-  const dir = await tempDir('lexicons-tls-');
+  const folder = await tempDir('lexicons-tls-');
+  const dir = folder.path;
   const p = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('key.pem'), '-out', p('cert.pem'), '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost');
-  openssl('pkey', '-in', p('key.pem'), '-out', p('encrypted-key.pem'), '-aes256', '-passout', 'pass:open sesame 42');
-  openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', p('other-key.pem'));
-  return { dir, cert: p('cert.pem'), key: p('key.pem'), encryptedKey: p('encrypted-key.pem'), otherKey: p('other-key.pem'), ca: readFileSync(p('cert.pem')) };
+  try {
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p('key.pem'), '-out', p('cert.pem'), '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost');
+    openssl('pkey', '-in', p('key.pem'), '-out', p('encrypted-key.pem'), '-aes256', '-passout', 'pass:open sesame 42');
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', p('other-key.pem'));
+  } catch (err) {
+    await folder[Symbol.asyncDispose]();
+    throw err;
+  }
+  return {
+    dir,
+    cert: p('cert.pem'),
+    key: p('key.pem'),
+    encryptedKey: p('encrypted-key.pem'),
+    otherKey: p('other-key.pem'),
+    ca: readFileSync(p('cert.pem')),
+    [Symbol.asyncDispose]: () => folder[Symbol.asyncDispose](),
+  };
 }
 
 describe('TLS', { timeout: 30_000, skip }, () => {
-  let pems: Pems;
-  before(async () => {
-    pems = await makeCertificate();
-  });
+  const pems = forSuite('the certificate', makeCertificate);
 
   it('serves wss:// and https:// with tls: { cert, key }; a verifying client connects and calls', async () => {
-    const srv = await startApp(APP, { overrides: { tls: { cert: pems.cert, key: pems.key } } });
-    try {
-      const listen = await srv.waitForLog((r) => r.status === 'LISTEN');
-      assert.equal(listen.data.url, `wss://127.0.0.1:${srv.port}`);
-      const c = await TestClient.connect(`wss://127.0.0.1:${srv.port}`, { ws: { ca: pems.ca } });
+    await using srv = await startApp(APP, { overrides: { tls: { cert: pems.cert, key: pems.key } } });
+    const listen = await srv.waitForLog((r) => r.status === 'LISTEN');
+    assert.equal(listen.data.url, `wss://127.0.0.1:${srv.port}`);
+    {
+      await using c = await TestClient.connect(`wss://127.0.0.1:${srv.port}`, { ws: { ca: pems.ca } });
       assert.deepEqual(await c.call({ AddNote: { text: 'over TLS' } }), [{ AddNote: { text: 'over TLS' } }]);
-      await c.close();
-      const health = await new Promise<number>((resolve, reject) => {
-        httpsGet({ host: '127.0.0.1', port: srv.port, path: '/health', ca: pems.ca }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).on('error', reject);
-      });
-      assert.equal(health, 200);
-      await assert.rejects(TestClient.connect(`ws://127.0.0.1:${srv.port}`, { timeoutMs: 3000 }), 'plain ws:// to the TLS port fails');
-    } finally {
-      await srv.stop({ removeData: true });
     }
+    const health = await new Promise<number>((resolve, reject) => {
+      httpsGet({ host: '127.0.0.1', port: srv.port, path: '/health', ca: pems.ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    assert.equal(health, 200);
+    await assert.rejects(TestClient.connect(`ws://127.0.0.1:${srv.port}`, { timeoutMs: 3000 }), 'plain ws:// to the TLS port fails');
   });
 
   it('lexicons start --cert --key with an encrypted key and LEXICONS_TLS_PASSPHRASE', async () => {
-    const data = await tempDir();
-    const srv = await spawnCli([APP, '--port', '0', '--host', '127.0.0.1', '--data', data, '--cert', pems.cert, '--key', pems.encryptedKey], {
+    await using data = await tempDir();
+    await using srv = await spawnCli([APP, '--port', '0', '--host', '127.0.0.1', '--data', data.path, '--cert', pems.cert, '--key', pems.encryptedKey], {
       env: { LEXICONS_TLS_PASSPHRASE: 'open sesame 42' },
     });
-    try {
-      assert.match(srv.output(), new RegExp(`"url":"wss://127\\.0\\.0\\.1:${srv.port}"`));
-      const c = await TestClient.connect(`wss://127.0.0.1:${srv.port}`, { ws: { rejectUnauthorized: false } });
+    assert.match(srv.output(), new RegExp(`"url":"wss://127\\.0\\.0\\.1:${srv.port}"`));
+    {
+      await using c = await TestClient.connect(`wss://127.0.0.1:${srv.port}`, { ws: { rejectUnauthorized: false } });
       assert.deepEqual(await c.call({ AddNote: { text: 'cli' } }), [{ AddNote: { text: 'cli' } }]);
-      await c.close();
-    } finally {
-      assert.equal((await srv.stop()).code, 0);
     }
+    assert.equal((await srv.stop()).code, 0);
   });
 
   it('refuses to start with an exact message: unreadable file, wrong passphrase, key of another certificate', async () => {
@@ -99,9 +106,5 @@ describe('TLS', { timeout: 30_000, skip }, () => {
     const doNotLoad = (key: string) => new RegExp(`^tls: ${pems.cert} and ${key} do not load as a certificate and its private key: `);
     await assert.rejects(run({ cert: pems.cert, key: pems.encryptedKey, passphrase: 'wrong' }), { code: 'OPTION', message: doNotLoad(pems.encryptedKey) });
     await assert.rejects(run({ cert: pems.cert, key: pems.otherKey }), { code: 'OPTION', message: doNotLoad(pems.otherKey) });
-  });
-
-  after(async () => {
-    if (pems) await rm(pems.dir, { recursive: true, force: true });
   });
 });

@@ -13,7 +13,8 @@ import { formatRecords } from '../../src/storage/csv.js';
 import { decodeCell, decodeCollection, decodeRecord, encodeCell, encodeRow, formatFloat, headerOf, planHeader, type Cell } from '../../src/storage/csv-codec.js';
 import type { FieldSchema } from '../../src/storage/schema.js';
 import { tableOf } from '../fixtures/csv/models.js';
-import { roundTripText, TRICKY_STRINGS, withCsvDir } from './fixtures/csv-files.js';
+import { roundTripText, TRICKY_STRINGS } from './fixtures/csv-files.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const item = tableOf('Item');
 const f = (name: string): FieldSchema => item.byName.get(name)!;
@@ -197,14 +198,15 @@ describe('csv codec: headers and records', () => {
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import pandas'], { stdio: 'ignore' }).status === 0);
 
 test('files we write are readable by pandas read_csv (null as NaN, "" as empty string, lists as JSON)', { skip: python ? false : 'no Python with pandas here' }, async () => {
-  await withCsvDir(async (dir) => {
-    const file = join(dir, 'Item.csv');
-    const rows = [
-      { pk: 'i1', title: 'comma, "quoted"\nnewline', count: 3, score: 0.1, flag: true, tags: ["it's", 'ü'], nums: [1], labels: ['x'], ratios: [0.5], flags: [false], note: '', owner: null },
-      { pk: 'i2', title: '=cmd|\' /C calc\'!A0', count: -1, score: 1637000000.123456, flag: false, tags: [], nums: [], labels: null, ratios: [], flags: [], note: null, owner: 'u1' },
-    ];
-    await writeFile(file, formatRecords([headerOf(item), ...rows.map((r) => encodeRow(item, r))]));
-    const script = `
+  await using folder = await tempDir('lexicons-csv-');
+  const dir = folder.path;
+  const file = join(dir, 'Item.csv');
+  const rows = [
+    { pk: 'i1', title: 'comma, "quoted"\nnewline', count: 3, score: 0.1, flag: true, tags: ["it's", 'ü'], nums: [1], labels: ['x'], ratios: [0.5], flags: [false], note: '', owner: null },
+    { pk: 'i2', title: '=cmd|\' /C calc\'!A0', count: -1, score: 1637000000.123456, flag: false, tags: [], nums: [], labels: null, ratios: [], flags: [], note: null, owner: 'u1' },
+  ];
+  await writeFile(file, formatRecords([headerOf(item), ...rows.map((r) => encodeRow(item, r))]));
+  const script = `
 import json, sys, pandas as pd
 df = pd.read_csv(sys.argv[1], keep_default_na=False, na_values=[''])
 # keep_default_na=False: only empty cells are NaN; pandas reads quoted "" as NaN too unless told otherwise
@@ -213,13 +215,12 @@ out = {c: [None if (isinstance(v, float) and v != v) else v for v in raw[c].toli
 out['_tags'] = [json.loads(t) for t in raw['tags']]
 out['_score'] = df['score'].tolist()
 print(json.dumps(out))`;
-    const res = spawnSync(python!, ['-c', script, file], { encoding: 'utf8' });
-    assert.equal(res.status, 0, res.stderr);
-    const out = JSON.parse(res.stdout) as Record<string, unknown[]>;
-    assert.deepEqual(out.title, rows.map((r) => r.title));
-    assert.deepEqual(out._tags, rows.map((r) => r.tags));
-    assert.deepEqual(out._score, rows.map((r) => r.score));
-    assert.deepEqual(out.flag, ['True', 'False']);
-    assert.equal(await readFile(file, 'utf8').then((t) => t.split('\n')[0]), headerOf(item).join(','));
-  });
+  const res = spawnSync(python!, ['-c', script, file], { encoding: 'utf8' });
+  assert.equal(res.status, 0, res.stderr);
+  const out = JSON.parse(res.stdout) as Record<string, unknown[]>;
+  assert.deepEqual(out.title, rows.map((r) => r.title));
+  assert.deepEqual(out._tags, rows.map((r) => r.tags));
+  assert.deepEqual(out._score, rows.map((r) => r.score));
+  assert.deepEqual(out.flag, ['True', 'False']);
+  assert.equal(await readFile(file, 'utf8').then((t) => t.split('\n')[0]), headerOf(item).join(','));
 });

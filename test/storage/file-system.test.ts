@@ -1,17 +1,15 @@
 /**
- * The data folder's file-system helpers (file-system.ts) and its one-process lock
- * (folder-lock.ts): error messages, pid liveness, stale locks taken over, live ones refused.
+ * The data folder's file-system helpers (file-system.ts): error messages, errno tests, pid
+ * liveness, creating the folder. The folder lock has its own file (folder-lock.test.ts).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isLexiconsError } from '../../src/errors.js';
 import { createDataFolder, errnoCode, exists, ioError, isAlive, isNotFound } from '../../src/storage/file-system.js';
-import { LOCK_FILE, lockDataFolder } from '../../src/storage/folder-lock.js';
-import { withTempDir } from './fixtures/temp-dir.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 /** A pid that is certainly not running: a child that has already exited. */
 function deadPid(): number {
@@ -33,45 +31,14 @@ describe('file-system helpers', () => {
   });
 
   it('createDataFolder makes parents, and names the folder when it cannot', async () => {
-    await withTempDir(async (dir) => {
-      const nested = join(dir, 'a', 'b');
-      await createDataFolder(nested);
-      assert.ok((await stat(nested)).isDirectory());
-      assert.equal(await exists(nested), true);
-      assert.equal(await exists(join(dir, 'missing')), false);
-      await writeFile(join(dir, 'file'), 'x');
-      await assert.rejects(createDataFolder(join(dir, 'file', 'sub')), (e) => isLexiconsError(e, 'IO') && e.message.startsWith(`cannot create data folder ${join(dir, 'file', 'sub')}: ENOTDIR`));
-    });
-  });
-});
-
-describe('lockDataFolder', () => {
-  it('holds the folder once per process, writes its pid, and removes the file on release', async () => {
-    await withTempDir(async (dir) => {
-      const release = await lockDataFolder(dir);
-      assert.equal(await readFile(join(dir, LOCK_FILE), 'utf8'), `${process.pid}\n`);
-      await assert.rejects(lockDataFolder(dir), (e) => isLexiconsError(e, 'IO') && e.message === `data folder ${dir} is already open in this process`);
-      await release();
-      await release(); // idempotent
-      assert.equal(await exists(join(dir, LOCK_FILE)), false);
-    });
-  });
-
-  it('takes over the lock of a process that is gone; refuses one whose process runs', async () => {
-    await withTempDir(async (dir) => {
-      await writeFile(join(dir, LOCK_FILE), `${deadPid()}\n`);
-      const release = await lockDataFolder(dir);
-      await release();
-      const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-      try {
-        await once(child, 'spawn');
-        await writeFile(join(dir, LOCK_FILE), `${child.pid}\n`);
-        await assert.rejects(lockDataFolder(dir), (e) => isLexiconsError(e, 'IO') && e.message.startsWith(`data folder ${dir} is in use by process ${child.pid}`));
-      } finally {
-        const exited = once(child, 'exit');
-        child.kill();
-        await exited;
-      }
-    });
+    await using folder = await tempDir();
+    const dir = folder.path;
+    const nested = join(dir, 'a', 'b');
+    await createDataFolder(nested);
+    assert.ok((await stat(nested)).isDirectory());
+    assert.equal(await exists(nested), true);
+    assert.equal(await exists(join(dir, 'missing')), false);
+    await writeFile(join(dir, 'file'), 'x');
+    await assert.rejects(createDataFolder(join(dir, 'file', 'sub')), (e) => isLexiconsError(e, 'IO') && e.message.startsWith(`cannot create data folder ${join(dir, 'file', 'sub')}: ENOTDIR`));
   });
 });

@@ -11,10 +11,10 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { withHistory } from '../../src/storage/history-tables.js';
 import { checkDataFolder } from '../../src/storage/offline.js';
-import { openDataFolder } from '../../src/storage/recovery.js';
 import { prng } from '../helpers/prng.js';
 import { Counter, schema } from './fixtures/schema.js';
-import { withDataDir } from './fixtures/wal-helpers.js';
+import { openFolder } from './fixtures/wal-helpers.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/history-crash-child.js', import.meta.url));
 
@@ -44,42 +44,39 @@ function crashChild(dir: string, run: number, killAfter: number): Promise<Ack[]>
 
 describe('history through kill -9', () => {
   it('3 kills mid-publishing: every acknowledged publication kept under its offset, no duplicate, no gap, same epoch', async () => {
-    await withDataDir(async (dir) => {
-      const rand = prng(Number(process.env.CRASH_SEED ?? 10));
-      const acked: Ack[] = [];
-      let epoch: string | undefined;
-      for (let run = 0; run < 3; run++) {
-        const acks = await crashChild(dir, run, 200 + Math.floor(rand() * 600));
-        acked.push(...acks);
-        assert.deepEqual((await checkDataFolder(dir, withHistory(schema()))).problems, []);
-        const { store, wal, report } = await openDataFolder(withHistory(schema()), dir, { fsync: 'no' });
-        try {
-          assert.deepEqual(report.historyRepaired, []);
-          const all = store.history('All')!;
-          epoch ??= all.epoch;
-          assert.equal(all.epoch, epoch, 'no history was lost: same epoch');
-          assert.equal(all.oldest, 1);
-          assert.ok(all.items.every((x, i) => x.offset === i + 1), 'All holds 1..top, contiguous');
-          const byOffset = new Map(all.items.map((x) => [x.offset, x.text]));
-          // Every acknowledged publication is there, under the offset its commit returned.
-          for (const a of acked) assert.equal(byOffset.get(a.all), a.text, `acknowledged ${a.text} at offset ${a.all}`);
-          // Offsets were never used twice (texts are unique per publication).
-          assert.equal(new Set(all.items.map((x) => x.text)).size, all.items.length);
-          assert.equal(new Set(acked.map((a) => a.all)).size, acked.length);
-          // Public: the same publications, trimmed to its last 300 (a contiguous top range).
-          const pub = store.history('Public')!;
-          assert.equal(pub.offset, all.offset);
-          assert.equal(pub.items.length, Math.min(300, pub.offset));
-          assert.ok(pub.items.every((x, i) => x.offset === pub.oldest + i));
-          for (const a of acked) if (a.pub >= pub.oldest) assert.equal(pub.items[a.pub - pub.oldest]!.text, a.text);
-          // The publications committed with their Counter rows: one per offset, not one more.
-          assert.equal(store.stats().tables.Counter!.rows, all.offset);
-          store.runSync((db) => assert.ok(acked.every((a) => db.get(Counter, { key: a.text }) !== null)));
-        } finally {
-          await wal.close();
-        }
-      }
-      assert.ok(acked.length >= 600);
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    const rand = prng(Number(process.env.CRASH_SEED ?? 10));
+    const acked: Ack[] = [];
+    let epoch: string | undefined;
+    for (let run = 0; run < 3; run++) {
+      const acks = await crashChild(dir, run, 200 + Math.floor(rand() * 600));
+      acked.push(...acks);
+      assert.deepEqual((await checkDataFolder(dir, withHistory(schema()))).problems, []);
+      await using opened = await openFolder(withHistory(schema()), dir, { fsync: 'no' });
+      const { store, report } = opened;
+      assert.deepEqual(report.historyRepaired, []);
+      const all = store.history('All')!;
+      epoch ??= all.epoch;
+      assert.equal(all.epoch, epoch, 'no history was lost: same epoch');
+      assert.equal(all.oldest, 1);
+      assert.ok(all.items.every((x, i) => x.offset === i + 1), 'All holds 1..top, contiguous');
+      const byOffset = new Map(all.items.map((x) => [x.offset, x.text]));
+      // Every acknowledged publication is there, under the offset its commit returned.
+      for (const a of acked) assert.equal(byOffset.get(a.all), a.text, `acknowledged ${a.text} at offset ${a.all}`);
+      // Offsets were never used twice (texts are unique per publication).
+      assert.equal(new Set(all.items.map((x) => x.text)).size, all.items.length);
+      assert.equal(new Set(acked.map((a) => a.all)).size, acked.length);
+      // Public: the same publications, trimmed to its last 300 (a contiguous top range).
+      const pub = store.history('Public')!;
+      assert.equal(pub.offset, all.offset);
+      assert.equal(pub.items.length, Math.min(300, pub.offset));
+      assert.ok(pub.items.every((x, i) => x.offset === pub.oldest + i));
+      for (const a of acked) if (a.pub >= pub.oldest) assert.equal(pub.items[a.pub - pub.oldest]!.text, a.text);
+      // The publications committed with their Counter rows: one per offset, not one more.
+      assert.equal(store.stats().tables.Counter!.rows, all.offset);
+      store.runSync((db) => assert.ok(acked.every((a) => db.get(Counter, { key: a.text }) !== null)));
+    }
+    assert.ok(acked.length >= 600);
   });
 });

@@ -9,11 +9,11 @@ import { fork } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { checkDataFolder } from '../../src/storage/offline.js';
-import { openDataFolder } from '../../src/storage/recovery.js';
 import type { SnapshotPhase } from '../../src/storage/snapshot.js';
 import { schema } from './fixtures/schema.js';
 import { expectedAccounts } from './fixtures/wal-crash-model.js';
-import { stateOf, withDataDir } from './fixtures/wal-helpers.js';
+import { openFolder, stateOf } from './fixtures/wal-helpers.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/wal-crash-child.js', import.meta.url));
 
@@ -49,20 +49,17 @@ function crashChild(dir: string, phase: SnapshotPhase | 'none', nth: number, kil
 }
 
 async function recoverAndCheck(dir: string, crash: Crash): Promise<{ rolledForward: boolean }> {
-  const { store, wal, report } = await openDataFolder(schema(), dir, { fsync: 'no' });
-  try {
-    const accounts = stateOf(store).Account!;
-    const created = accounts.map((a) => Number((a.pk as string).slice(1)));
-    const n = Math.max(...created) + 1; // the last commit's own row is never deleted yet
-    assert.ok(n >= crash.acked, `every acknowledged commit is back (${n} commits recovered, ${crash.acked} acknowledged)`);
-    assert.deepEqual(accounts, expectedAccounts(n), 'the state after exactly the first n commits');
-    assert.ok(store.snapshot() > crash.lastCommitId, 'commit ids go on after the last acknowledged one');
-    const names = await readdir(dir);
-    assert.deepEqual(names.filter((x) => x.endsWith('.next') || x.endsWith('.tmp')), [], 'no snapshot leftovers');
-    return { rolledForward: report.rolledForward };
-  } finally {
-    await wal.close();
-  }
+  await using opened = await openFolder(schema(), dir, { fsync: 'no' });
+  const { store, report } = opened;
+  const accounts = stateOf(store).Account!;
+  const created = accounts.map((a) => Number((a.pk as string).slice(1)));
+  const n = Math.max(...created) + 1; // the last commit's own row is never deleted yet
+  assert.ok(n >= crash.acked, `every acknowledged commit is back (${n} commits recovered, ${crash.acked} acknowledged)`);
+  assert.deepEqual(accounts, expectedAccounts(n), 'the state after exactly the first n commits');
+  assert.ok(store.snapshot() > crash.lastCommitId, 'commit ids go on after the last acknowledged one');
+  const names = await readdir(dir);
+  assert.deepEqual(names.filter((x) => x.endsWith('.next') || x.endsWith('.tmp')), [], 'no snapshot leftovers');
+  return { rolledForward: report.rolledForward };
 }
 
 describe('crash during a snapshot (SIGKILL, fsync always)', () => {
@@ -78,23 +75,23 @@ describe('crash during a snapshot (SIGKILL, fsync always)', () => {
   ];
   for (const [phase, nth] of points) {
     it(`killed at ${phase}${nth > 1 ? ` #${nth}` : ''}: every acknowledged commit recovers`, async () => {
-      await withDataDir(async (dir) => {
-        const crash = await crashChild(dir, phase, nth);
-        assert.ok(crash.phaseReached);
-        const { rolledForward } = await recoverAndCheck(dir, crash);
-        assert.equal(rolledForward, phase === 'intent-written' || phase === 'table-installed', 'an interrupted install is completed, an earlier crash leaves the old snapshot');
-        const check = await checkDataFolder(dir, schema());
-        assert.deepEqual([check.ok, check.problems], [true, []]);
-      });
+      await using folder = await tempDir('lexicons-wal-');
+      const dir = folder.path;
+      const crash = await crashChild(dir, phase, nth);
+      assert.ok(crash.phaseReached);
+      const { rolledForward } = await recoverAndCheck(dir, crash);
+      assert.equal(rolledForward, phase === 'intent-written' || phase === 'table-installed', 'an interrupted install is completed, an earlier crash leaves the old snapshot');
+      const check = await checkDataFolder(dir, schema());
+      assert.deepEqual([check.ok, check.problems], [true, []]);
     });
   }
 
   for (const killAfter of [7, 23, 44]) {
     it(`killed after ${killAfter} acknowledgements (anywhere in a commit or a snapshot)`, async () => {
-      await withDataDir(async (dir) => {
-        const crash = await crashChild(dir, 'none', 1, killAfter);
-        await recoverAndCheck(dir, crash);
-      });
+      await using folder = await tempDir('lexicons-wal-');
+      const dir = folder.path;
+      const crash = await crashChild(dir, 'none', 1, killAfter);
+      await recoverAndCheck(dir, crash);
     });
   }
 });

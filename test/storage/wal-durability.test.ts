@@ -9,7 +9,7 @@ import { isLexiconsError } from '../../src/errors.js';
 import { WalDurability } from '../../src/storage/wal-durability.js';
 import { createSegment } from '../../src/storage/wal-format.js';
 import { casMax, failureOf, kDurableSeq, kFailed, kFsyncs, kSealedSynced, kSegment, kWrittenSeq, markFailed, SAB_BYTES, walTestHooks, wordsOf } from '../../src/storage/wal-shared.js';
-import { withDataDir } from './fixtures/wal-helpers.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 /** A log's shared words with appends going to `segment`, `written` records appended. */
 function words(segment: number, written: number): { sab: SharedArrayBuffer; i64: BigInt64Array; i32: Int32Array } {
@@ -43,39 +43,39 @@ describe('wal-shared', () => {
 
 describe('WalDurability', () => {
   it('flush fsyncs sealed segments and the current one, then covers every record written', async () => {
-    await withDataDir(async (dir) => {
-      for (const n of [1, 2, 3]) await createSegment(dir, n);
-      const { sab, i64, i32 } = words(3, 7);
-      const durability = new WalDurability(dir, 'no', sab, noFd);
-      let covered = false;
-      const waiting = durability.whenDurable().then(() => (covered = true));
-      await durability.flush();
-      await waiting;
-      assert.equal(covered, true);
-      assert.deepEqual([Atomics.load(i64, kDurableSeq), Atomics.load(i32, kSealedSynced), Atomics.load(i64, kFsyncs)], [7n, 2, 3n]);
-      await durability.flush();
-      assert.equal(Atomics.load(i64, kFsyncs), 3n, 'nothing new: no fsync');
-      await durability.close();
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    for (const n of [1, 2, 3]) await createSegment(dir, n);
+    const { sab, i64, i32 } = words(3, 7);
+    const durability = new WalDurability(dir, 'no', sab, noFd);
+    let covered = false;
+    const waiting = durability.whenDurable().then(() => (covered = true));
+    await durability.flush();
+    await waiting;
+    assert.equal(covered, true);
+    assert.deepEqual([Atomics.load(i64, kDurableSeq), Atomics.load(i32, kSealedSynced), Atomics.load(i64, kFsyncs)], [7n, 2, 3n]);
+    await durability.flush();
+    assert.equal(Atomics.load(i64, kFsyncs), 3n, 'nothing new: no fsync');
+    await durability.close();
   });
 
   it('a failing fsync disables the log: the flush and every later wait are refused with the errno', async () => {
-    await withDataDir(async (dir) => {
-      await createSegment(dir, 1);
-      const { sab, i32 } = words(1, 1);
-      const durability = new WalDurability(dir, 'always', sab, noFd);
-      walTestHooks.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
-      try {
-        await assert.rejects(durability.flush(), (e) => isLexiconsError(e, 'IO') && e.message === `fdatasync of the write-ahead log in ${dir} failed: EIO: i/o error`);
-      } finally {
-        delete walTestHooks.datasync;
-      }
-      assert.equal(failureOf(i32), 'EIO');
-      const disabled = 'the write-ahead log is disabled after an I/O failure (EIO); nothing is committed until the server restarts and recovers';
-      await assert.rejects(durability.flush(), { message: disabled });
-      await assert.rejects(durability.whenDurable(), { message: disabled });
-      assert.throws(() => durability.awaitDurable(1n), (e) => isLexiconsError(e, 'TXN') && /main thread must use await wal\.flush\(\)/.test(e.message));
-      await durability.close();
-    });
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await createSegment(dir, 1);
+    const { sab, i32 } = words(1, 1);
+    const durability = new WalDurability(dir, 'always', sab, noFd);
+    walTestHooks.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }));
+    try {
+      await assert.rejects(durability.flush(), (e) => isLexiconsError(e, 'IO') && e.message === `fdatasync of the write-ahead log in ${dir} failed: EIO: i/o error`);
+    } finally {
+      delete walTestHooks.datasync;
+    }
+    assert.equal(failureOf(i32), 'EIO');
+    const disabled = 'the write-ahead log is disabled after an I/O failure (EIO); nothing is committed until the server restarts and recovers';
+    await assert.rejects(durability.flush(), { message: disabled });
+    await assert.rejects(durability.whenDurable(), { message: disabled });
+    assert.throws(() => durability.awaitDurable(1n), (e) => isLexiconsError(e, 'TXN') && /main thread must use await wal\.flush\(\)/.test(e.message));
+    await durability.close();
   });
 });
