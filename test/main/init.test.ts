@@ -5,18 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { packageName } from '../../src/main/init.js';
-import { ROOT, runCli, tempDir } from '../helpers/server.js';
+import { ROOT, runCli } from '../helpers/server.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
 describe('lexicons init', () => {
+  let tmp: TempDir;
   let dir: string;
-  before(async () => (dir = await tempDir()));
-  after(() => rm(dir, { recursive: true, force: true }));
+  before(async () => ({ path: dir } = tmp = await tempDir()));
+  after(() => tmp[Symbol.asyncDispose]());
 
   test('writes the template app into a new folder and says what to do next', async () => {
     const result = await runCli(['init', 'My App'], { cwd: dir });

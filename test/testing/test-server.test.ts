@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { Server } from '../../src/index.js';
 import { startTestServer } from '../../src/testing/index.js';
 import { server as chat } from '../../examples/chat/main.js';
 import { ChatMessage, User } from '../../examples/chat/models.js';
-import { CHAT_APP, tempDir } from '../helpers/server.js';
+import { CHAT_APP } from '../helpers/server.js';
+import { tempDir } from '../helpers/temp-dir.js';
 
 const ann = { email: 'ann@example.com', password: 'correct horse' };
 
@@ -54,18 +54,15 @@ describe('startTestServer', { timeout: 60_000 }, () => {
   });
 
   test('a given data folder is kept, and a second server on it sees the first one\'s rows', async () => {
-    const data = await tempDir();
-    try {
-      {
-        await using app = await startTestServer(CHAT_APP, { data });
-        await app.db.run((db) => db.create(User, ann));
-      }
-      assert.ok(existsSync(data));
-      await using again = await startTestServer(chat, { data });
-      assert.equal(again.db.get(User, { email: ann.email })?.email, ann.email);
-    } finally {
-      await rm(data, { recursive: true, force: true });
+    await using tmp = await tempDir();
+    const data = tmp.path;
+    {
+      await using app = await startTestServer(CHAT_APP, { data });
+      await app.db.run((db) => db.create(User, ann));
     }
+    assert.ok(existsSync(data));
+    await using again = await startTestServer(chat, { data });
+    assert.equal(again.db.get(User, { email: ann.email })?.email, ann.email);
   });
 
   test('child: true runs `lexicons start` in a child process; app.db is refused there', async () => {
