@@ -275,7 +275,7 @@ export async function spawnServer(argv: string[], options: SpawnOptions = {}): P
       } catch {
         // the group has no process left
       }
-    } else kill(signal);
+    } else child.kill(signal);
   };
   let out = '';
   let ended = false;
