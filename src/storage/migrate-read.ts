@@ -16,6 +16,7 @@ import { readCsvFile } from './csv.js';
 import type { Cell } from './csv-codec.js';
 import { csvError } from './csv-codec.js';
 import { ioError } from './file-system.js';
+import { legacyNames } from './persist.js';
 import { planLog, type LogPlan } from './recovery.js';
 import { isSystemTableName } from './schema.js';
 import { readManifest, type Manifest } from './snapshot.js';
@@ -91,11 +92,13 @@ function applyCommit(tables: Map<string, StoredTable>, record: WalRecord & { typ
 }
 
 /**
- * Reads the data folder `dir`: the CSV files of the last snapshot and the log after it. Refuses a
- * folder whose last snapshot was interrupted mid-install (a start, `compact` or `migrate` without
- * `--dry-run` completes it first).
+ * Reads the data folder `dir`: the CSV files of the last snapshot and the log after it. A file
+ * under the original Python lexicons' name of one of `tables` (`chat_message.csv`) is read as that
+ * table, as a start does, when the table has no file of its own name. Refuses a folder whose last
+ * snapshot was interrupted mid-install (a start, `compact` or `migrate` without `--dry-run`
+ * completes it first).
  */
-export async function readStoredData(dir: string): Promise<StoredData> {
+export async function readStoredData(dir: string, tables: readonly string[] = []): Promise<StoredData> {
   const root = resolve(dir);
   let names: string[];
   try {
@@ -105,10 +108,13 @@ export async function readStoredData(dir: string): Promise<StoredData> {
   }
   const manifest = await readManifest(root);
   if (manifest?.install) throw csvError(`${root}: a snapshot was interrupted while it was installed; run lexicons migrate without --dry-run (or start the server once with the old Models) to complete it first`);
-  const tables = new Map<string, StoredTable>();
+  const legacy = new Map<string, string>();
+  for (const t of tables) if (!names.includes(`${t}.csv`)) for (const file of legacyNames(t)) legacy.set(file, t);
+  const stored = new Map<string, StoredTable>();
   for (const name of names.sort()) {
     const m = CSV_FILE.exec(name);
-    if (m && !isSystemTableName(m[1]!)) await readCsvTable(tables, m[1]!, join(root, name));
+    const table = legacy.get(name) ?? m?.[1];
+    if (table !== undefined && !isSystemTableName(table) && !stored.has(table)) await readCsvTable(stored, table, join(root, name));
   }
   const plan = await planLog(root, manifest?.segment ?? 0);
   const after = manifest?.commitId ?? 0;
@@ -116,7 +122,7 @@ export async function readStoredData(dir: string): Promise<StoredData> {
   let replayed = 0;
   const apply = (c: WalRecord & { type: 'commit' }): void => {
     if (c.commitId <= after) return;
-    applyCommit(tables, c);
+    applyCommit(stored, c);
     replayed++;
   };
   for (const s of plan.segments) {
@@ -126,5 +132,5 @@ export async function readStoredData(dir: string): Promise<StoredData> {
     });
   }
   for (const c of resolver.finish()) apply(c);
-  return { dir: root, manifest, plan, replayed, tables };
+  return { dir: root, manifest, plan, replayed, tables: stored };
 }

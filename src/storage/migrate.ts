@@ -201,7 +201,7 @@ export async function applyMigration(dir: string, schema: Schema): Promise<Migra
   let release: (() => Promise<void>) | null = await lockDataFolder(root);
   try {
     await completeInterruptedSnapshot(root, await readManifest(root)); // as a start does first
-    const stored = await readStoredData(root);
+    const stored = await readStoredData(root, schema.tables.map((t) => t.name));
     const { plan, rows } = planMigration(stored, schema);
     if (plan.problems.length > 0) throw new LexiconsError(ErrorCode.SCHEMA, refusalMessage(plan.problems));
     if (plan.upToDate) return { plan, backup: null, snapshot: null };
@@ -228,7 +228,8 @@ export async function applyMigration(dir: string, schema: Schema): Promise<Migra
     } finally {
       await wal.close();
     }
-    for (const { table } of plan.removedTables) await unlink(join(root, `${table}.csv`)).catch(() => undefined); // in the backup
+    // In the backup; a Model of that name added later must not find the old rows.
+    for (const { table } of plan.removedTables) await unlink(join(root, `${table}.csv`)).catch(() => undefined);
     await fsyncDir(root);
     return { plan, backup, snapshot };
   } finally {
