@@ -91,6 +91,6 @@ export async function runShell(options: ShellOptions): Promise<void> {
   (server as { eval: REPLEval }).eval = statement;
 
   await new Promise<void>((done) => server.once('exit', done));
-  if (write) await snapshotDataFolder(store, wal, report.dir);
+  if (write) await snapshotDataFolder(store, wal, report.dir, { csv: true }); // as a shutdown does
   await wal.close();
 }

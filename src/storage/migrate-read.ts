@@ -1,17 +1,22 @@
 /**
  * @module storage/migrate-read
  * The data a folder holds, read without any Model: for `lexicons migrate`, which compares it with
- * the Models the app now declares. Each table's rows as the last snapshot's CSV file holds them
- * (cells as text) with the write-ahead log's later commits applied over them (values as logged,
- * JSON), keyed by column name: what recovery would produce, minus the Models' checks. Nothing is
- * written (a torn log tail is left out, as recovery would cut it).
+ * the Models the app now declares. Each table's rows as a start would load them (the binary
+ * snapshot file, values as Arrow holds them; or the CSV file, cells as text) with the write-ahead
+ * log's later commits applied over them (values as logged, JSON), keyed by column name: what
+ * recovery would produce, minus the Models' checks. Nothing is written (a torn log tail is left
+ * out, as recovery would cut it).
  *
  * @example
  * const stored = await readStoredData('data/');
  * for (const [name, t] of stored.tables) console.log(name, t.columns, t.rows.size);
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { crc32 } from 'node:zlib';
+import * as arrow from 'apache-arrow';
+import { messageOf } from '../errors.js';
+import type { ArrowFileInfo } from './arrow-snapshot.js';
 import { readCsvFile } from './csv.js';
 import type { Cell } from './csv-codec.js';
 import { csvError } from './csv-codec.js';
@@ -20,16 +25,17 @@ import { legacyNames } from './persist.js';
 import { planLog, type LogPlan } from './recovery.js';
 import { isSystemTableName } from './schema.js';
 import { readManifest, type Manifest } from './snapshot.js';
+import { planSources } from './start-sources.js';
 import { LogResolver, scanSegment, type WalRecord } from './wal-format.js';
 
-/** A stored value: a CSV cell (text, null for an empty unquoted cell) or a logged JSON value. */
+/** A stored value: a CSV cell (text, null for an empty unquoted cell), or a logged or Arrow value. */
 export type StoredValue = { readonly cell: Cell } | { readonly json: unknown };
 
 export interface StoredTable {
   readonly name: string;
-  /** The table's CSV file, or null (only in the log). */
+  /** The table's snapshot file (CSV or Arrow), or null (only in the log). */
   readonly file: string | null;
-  /** Column names other than pk: the CSV header's, then any the log adds, in first-seen order. */
+  /** Column names other than pk: the snapshot file's, then any the log adds, in first-seen order. */
   readonly columns: string[];
   /** pk -> column -> value. */
   readonly rows: Map<string, Map<string, StoredValue>>;
@@ -44,7 +50,7 @@ export interface StoredData {
   readonly tables: Map<string, StoredTable>;
 }
 
-const CSV_FILE = /^([A-Za-z_][A-Za-z0-9_]*)\.csv$/;
+const STORED_FILE = /^([A-Za-z_][A-Za-z0-9_]*)\.(?:csv|arrow)$/;
 
 function tableOf(tables: Map<string, StoredTable>, name: string, file: string | null = null): StoredTable {
   let t = tables.get(name);
@@ -91,32 +97,91 @@ function applyCommit(tables: Map<string, StoredTable>, record: WalRecord & { typ
   }
 }
 
+/** A logged or Arrow value as plain JSON-like data (int64 as number, lists as arrays). */
+function plain(value: unknown): unknown {
+  if (typeof value === 'bigint') return Number(value);
+  if (value instanceof arrow.Vector) return Array.from(value as Iterable<unknown>, plain);
+  return value;
+}
+
+/** A binary snapshot file (`<Table>.arrow`), checked against the manifest's size and CRC-32 when it has them. */
+async function readArrowTable(tables: Map<string, StoredTable>, name: string, file: string, expect: ArrowFileInfo | null): Promise<void> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    throw ioError(`cannot read ${file}`, err);
+  }
+  if (expect && (bytes.length !== expect.bytes || crc32(bytes) >>> 0 !== expect.crc32 >>> 0)) {
+    throw csvError(`${file}: ${bytes.length} bytes with CRC-32 ${crc32(bytes) >>> 0}, the manifest says ${expect.bytes} bytes with ${expect.crc32 >>> 0}: the binary snapshot is torn or corrupt`);
+  }
+  let data: arrow.Table;
+  try {
+    data = arrow.tableFromIPC(bytes);
+  } catch (err) {
+    throw csvError(`${file}: not an Arrow IPC file (${messageOf(err)})`);
+  }
+  const names = data.schema.fields.map((f) => f.name);
+  const pk = data.getChild('pk');
+  if (!pk) throw csvError(`${file}: no pk column`);
+  const table = tableOf(tables, name, file);
+  const columns = names.filter((n) => n !== 'pk').map((n) => ({ n, vector: data.getChild(n)! }));
+  table.columns.push(...columns.map((c) => c.n));
+  for (let i = 0; i < data.numRows; i++) {
+    const row = new Map<string, StoredValue>();
+    for (const { n, vector } of columns) row.set(n, { json: plain(vector.get(i)) });
+    table.rows.set(String(pk.get(i)), row);
+  }
+}
+
+/** Table names the folder holds files of, or its manifest names, plus `known`. */
+function storedTableNames(files: readonly string[], manifest: Manifest | null, known: readonly string[]): string[] {
+  const names = new Set(known);
+  // A known table's file under its original Python name is that table's, not another table.
+  const claimed = new Set(known.filter((t) => !files.includes(`${t}.csv`)).flatMap((t) => legacyNames(t)));
+  for (const f of files) {
+    const m = STORED_FILE.exec(f);
+    if (m && !claimed.has(f)) names.add(m[1]!);
+  }
+  for (const t of Object.keys(manifest?.tables ?? {})) names.add(t);
+  for (const t of Object.keys(manifest?.csv?.tables ?? {})) names.add(t);
+  return [...names].filter((n) => !isSystemTableName(n)).sort();
+}
+
 /**
- * Reads the data folder `dir`: the CSV files of the last snapshot and the log after it. A file
- * under the original Python lexicons' name of one of `tables` (`chat_message.csv`) is read as that
- * table, as a start does, when the table has no file of its own name. Refuses a folder whose last
- * snapshot was interrupted mid-install (a start, `compact` or `migrate` without `--dry-run`
- * completes it first).
+ * Reads the data folder `dir`: each table from the file a start would load it from (the binary
+ * snapshot, or the CSV file when it is the snapshot or was edited since; start-sources.ts), then
+ * the log after the snapshot. A CSV file under the original Python lexicons' name of one of
+ * `tables` (`chat_message.csv`) is read as that table when it has no file of its own name.
+ * Refuses a folder whose last snapshot was interrupted mid-install (a start, `compact` or
+ * `migrate` without `--dry-run` completes it first).
  */
 export async function readStoredData(dir: string, tables: readonly string[] = []): Promise<StoredData> {
   const root = resolve(dir);
-  let names: string[];
+  let files: string[];
   try {
-    names = await readdir(root);
+    files = await readdir(root);
   } catch (err) {
     throw ioError(`cannot read data folder ${root}`, err);
   }
   const manifest = await readManifest(root);
-  if (manifest?.install) throw csvError(`${root}: a snapshot was interrupted while it was installed; run lexicons migrate without --dry-run (or start the server once with the old Models) to complete it first`);
-  const legacy = new Map<string, string>();
-  for (const t of tables) if (!names.includes(`${t}.csv`)) for (const file of legacyNames(t)) legacy.set(file, t);
-  const stored = new Map<string, StoredTable>();
-  for (const name of names.sort()) {
-    const m = CSV_FILE.exec(name);
-    const table = legacy.get(name) ?? m?.[1];
-    if (table !== undefined && !isSystemTableName(table) && !stored.has(table)) await readCsvTable(stored, table, join(root, name));
+  if (manifest?.install || manifest?.csvInstall) {
+    throw csvError(`${root}: a snapshot was interrupted while it was installed; run lexicons migrate without --dry-run (or start the server once with the old Models) to complete it first`);
   }
   const plan = await planLog(root, manifest?.segment ?? 0);
+  const names = storedTableNames(files, manifest, tables);
+  // The sources are chosen by table name only: a schema of names stands in for the Models.
+  const byName = new Map(names.map((name) => [name, { name, fields: [], byName: new Map(), model: undefined }] as const));
+  const sources = await planSources(root, { tables: [...byName.values()], byName }, manifest, plan.lastCommitId);
+  const stored = new Map<string, StoredTable>();
+  for (const name of names) {
+    const source = sources.sources.get(name);
+    if (source?.kind === 'arrow') await readArrowTable(stored, name, source.file, source.expect);
+    else if (source?.kind === 'csv') {
+      const file = [`${name}.csv`, ...legacyNames(name)].find((f) => files.includes(f));
+      if (file !== undefined) await readCsvTable(stored, name, join(root, file));
+    }
+  }
   const after = manifest?.commitId ?? 0;
   const resolver = new LogResolver();
   let replayed = 0;

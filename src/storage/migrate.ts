@@ -108,7 +108,7 @@ export function planMigration(stored: StoredData, schema: Schema): { plan: Migra
     for (const f of t.fields) {
       if (columns.has(f.name)) source.set(f.name, f.name);
       else {
-        const old = f.was.find((w) => columns.has(w));
+        const old = f.was?.find((w) => columns.has(w));
         if (old !== undefined) {
           source.set(f.name, old);
           renamed.push({ from: old, to: f.name });
@@ -224,12 +224,14 @@ export async function applyMigration(dir: string, schema: Schema): Promise<Migra
     wal.bind(store);
     let snapshot: SnapshotReport;
     try {
-      snapshot = await snapshotDataFolder(store, wal, root);
+      snapshot = await snapshotDataFolder(store, wal, root, { csv: true }); // the binary files, then the CSV files
     } finally {
       await wal.close();
     }
     // In the backup; a Model of that name added later must not find the old rows.
-    for (const { table } of plan.removedTables) await unlink(join(root, `${table}.csv`)).catch(() => undefined);
+    for (const { table } of plan.removedTables) {
+      for (const file of [`${table}.csv`, `${table}.arrow`]) await unlink(join(root, file)).catch(() => undefined);
+    }
     await fsyncDir(root);
     return { plan, backup, snapshot };
   } finally {

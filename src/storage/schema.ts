@@ -138,8 +138,8 @@ export interface FieldSchema {
   readonly dictionary: boolean;
   /** `secret: true`: masked on the admin page and in logs. */
   readonly secret: boolean;
-  /** Former names (`was`), for `lexicons migrate`. */
-  readonly was: readonly string[];
+  /** Former names (`was`), for `lexicons migrate` (absent: none). */
+  readonly was?: readonly string[];
   readonly transform: ((value: any) => unknown) | undefined;
   /** Returns a fresh default value for a new row (null when nullable and no default). */
   readonly makeDefault: () => unknown;
@@ -241,7 +241,7 @@ export function compileModels(models: Iterable<ModelClass>, system: boolean): Sc
     const byName = new Map(fields.map((f) => [f.name, f]));
     const formerly = new Map<string, string>();
     for (const f of fields) {
-      for (const old of f.was) {
+      for (const old of f.was ?? []) {
         if (byName.has(old)) throw schemaError(`Model ${tableName}, field ${f.name}: was: '${old}' names a field the Model still has`);
         const other = formerly.get(old);
         if (other !== undefined) throw schemaError(`Model ${tableName}: fields ${other} and ${f.name} both say was: '${old}'`);

@@ -1,7 +1,7 @@
 /**
  * `lexicons migrate`: the Person Model of migrate-v1-app.ts changed into migrate-v2-app.ts's (a
  * field renamed with `was`, one retyped str -> int, one removed, one added with a default), on
- * data held in a CSV snapshot and on data only in the write-ahead log. The plan, the start-up
+ * data held in CSV files, only in the write-ahead log, and in a binary snapshot. The plan, the start-up
  * error that points at the command, the applied result (read back with the new Models), the
  * backup, a second run with nothing to do, a refusal naming row/column/value with the folder
  * untouched, and the command line's output.
@@ -16,6 +16,7 @@ import { applyMigration, planMigration } from '../../src/storage/migrate.js';
 import { readStoredData } from '../../src/storage/migrate-read.js';
 import { openDataFolder } from '../../src/storage/recovery.js';
 import { compileSchema } from '../../src/storage/schema.js';
+import { snapshotDataFolder } from '../../src/storage/snapshot.js';
 import * as v1 from '../fixtures/apps/migrate-v1-app.js';
 import * as v2 from '../fixtures/apps/migrate-v2-app.js';
 import { fixture, runCli } from '../helpers/server.js';
@@ -53,7 +54,19 @@ async function filesOf(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-const stores = { 'CSV data': writeCsv, 'WAL-only data': writeWal };
+/** The data in a binary snapshot (a periodic snapshot: Person.arrow, no CSV file) and nothing in the log. */
+async function writeArrow(dir: string, people: Person[]): Promise<void> {
+  const { store, wal } = await openDataFolder(V1, dir, { fsync: 'always' });
+  await store.run((db) => {
+    for (const p of people) db.create(v1.Person, p);
+  });
+  await snapshotDataFolder(store, wal, dir);
+  await wal.close();
+  const names = await readdir(dir);
+  assert.ok(names.includes('Person.arrow') && !names.includes('Person.csv'), 'the data is only in the binary snapshot');
+}
+
+const stores = { 'CSV data': writeCsv, 'WAL-only data': writeWal, 'binary snapshot data': writeArrow };
 
 for (const [kind, write] of Object.entries(stores)) {
   describe(`lexicons migrate on ${kind}`, { timeout: 60_000 }, () => {
@@ -69,7 +82,7 @@ for (const [kind, write] of Object.entries(stores)) {
           added: [{ field: 'email', default: 'unknown' }],
           removed: [{ column: 'nickname', values: 2 }],
           renamed: [{ from: 'fullName', to: 'displayName' }],
-          // CSV text "41" reads as an int as it is; a logged "41" is a string, converted.
+          // CSV text "41" reads as an int as it is; a logged or Arrow "41" is a string, converted.
           retyped: kind === 'CSV data' ? [] : [{ field: 'age', kind: 'int', converted: 2 }],
         },
       ]);
