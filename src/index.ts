@@ -15,7 +15,7 @@ export {
   ChannelManager,
   TaskManager,
 } from './components.js';
-export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json, ExecuteArgsMismatch } from './components.js';
+export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json, ExecuteArgsMismatch, ChannelAuthContext, ChannelHistory, SlowClientPolicy, PresenceMember } from './components.js';
 export type { InferArgs, InputArgs } from './typing.js';
 export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
@@ -23,5 +23,20 @@ export type { Db, Filters, RecordOf, AnyRecord, Target } from './storage/api.js'
 export { Database } from './database.js';
 export type { DatabaseOpenOptions, OpenDatabase } from './database.js';
 export { LexiconsError, ErrorCode, isLexiconsError, SignalError } from './errors.js';
-export { WireCode, SUBPROTOCOL } from './wire.js';
+export { WireCode, SUBPROTOCOL, SLOW_CONSUMER_CLOSE } from './wire.js';
 export { utils } from './utils.js';
+// Types that the signatures above name (options, results, base classes), so users can name them too
+// (test/package/public-types.test.ts checks that none is missing).
+export type { SignalSet, HeaderSet, ResolvedServerOptions, Components } from './server.js';
+export type { OpsOptions, TlsOptions, ResolvedOps } from './ops-options.js';
+export type { StaticOption, StaticSettings } from './static-option.js';
+export type { StaticOptions } from './main/static.js';
+export type { Manager, ExecutionContext, TaskClass, TaskKind, TaskBase, StartupTask, ShutdownTask, IntervalTask } from './components.js';
+export type { ArgFields } from './typing.js';
+export type { ModelClass, Schema, TableSchema, FieldSchema, FieldKind, ScalarKind, ScalarValue, StrOptions } from './storage/schema.js';
+export type { StoreStats } from './storage/api.js';
+export type { FsyncPolicy } from './storage/wal.js';
+export type { RecoveryReport } from './storage/recovery.js';
+export type { LoadReport, TableLoadReport } from './storage/persist.js';
+export type { SegmentScan } from './storage/wal-format.js';
+export type { SerializedError } from './errors.js';
