@@ -92,7 +92,7 @@ function readConflict(engine: Engine, reads: ReadSet, snapshot: number): string 
   for (const [id, buckets] of reads.keys) {
     if (control.lastWrite(id) <= snapshot) continue; // nothing in the table changed: no key did
     for (const b of buckets) {
-      if (engine.stamps.get(id, b) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}: a row or key it read was written`;
+      if (engine.stamps.get(b) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}: a row or key it read was written`;
     }
   }
   return undefined;

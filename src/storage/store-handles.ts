@@ -17,7 +17,7 @@ export interface StoreHandles {
   /** The indexes' hash seed (a uint32, random per store, never persisted: see indexes.ts). */
   readonly hashSeed: number;
   readonly control: SharedArrayBuffer;
-  /** The key stamps of row-level read sets (read-set.ts): 64 KiB per table. */
+  /** The key stamps of row-level read sets (read-set.ts): 2 MiB. */
   readonly stamps: SharedArrayBuffer;
   /** Per table (schema order), its buffers in allocation order. */
   readonly tables: readonly (readonly SharedArrayBuffer[])[];

@@ -26,7 +26,7 @@ import { historyTableIds, planHistoryRepair } from './history.js';
 import { historyDisabled } from './history-tables.js';
 import { randomHashSeed, TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
-import { KeyStamps, stampBytes } from './read-set.js';
+import { KeyStamps, STAMP_BYTES } from './read-set.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { checkHandles, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles } from './store-handles.js';
 import { SharedTable } from './table.js';
@@ -92,7 +92,7 @@ export class SharedStore {
     });
     this.#tableIds = new Map(schema.tables.map((t, id) => [t.name, id]));
     this.#indexes = schema.tables.map(() => undefined);
-    const stamps = new KeyStamps(handles.stamps, schema.tables.length, handles.hashSeed);
+    const stamps = new KeyStamps(handles.stamps, handles.hashSeed);
     const lock = (this.#lock = new CommitLock(this.#control));
     const self = this;
     this.#engine = {
@@ -137,7 +137,7 @@ export class SharedStore {
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
     Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
-    const stamps = new SharedArrayBuffer(stampBytes(schema.tables.length));
+    const stamps = new SharedArrayBuffer(STAMP_BYTES);
     const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, hashSeed: seed, control: control.sab, stamps, tables: buffers };
     return new SharedStore(schema, handles, (id) => (label, bytes) => {
       const buf = GrowBuf.allocate(bytes, max, label, true);
