@@ -204,9 +204,21 @@ interface Listening {
   sampler: AdminSampler;
 }
 
+/** uWS's `listen(host, port, options, cb)`: the binary has it, its type declarations do not. */
+type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => TemplatedApp;
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (the typed `ListenOptions` enum does not exist at run time). */
+const EXCLUSIVE_PORT = 1;
+
+/**
+ * Listens with LIBUS_LISTEN_EXCLUSIVE_PORT. Why: by default uWS sets SO_REUSEPORT, so a second
+ * server started on a port in use "listens" too and the kernel splits new connections between the
+ * two processes (a stale or misconfigured server silently taking half the clients). Exclusive, the
+ * second one fails here with a clear error. SO_REUSEADDR stays on, so a restart rebinds at once.
+ */
 function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
   return new Promise((resolvePromise, reject) => {
-    app.listen(host, port, (s) => {
+    const listen = app.listen.bind(app) as unknown as ListenWithOptions;
+    listen(host, port, EXCLUSIVE_PORT, (s) => {
       if (s) resolvePromise(s);
       else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${host}:${port}${what} (address in use, or host not available)`));
     });

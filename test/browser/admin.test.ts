@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { MASK } from '../../src/main/admin-secrets.js';
-import { chromiumSkip, launchChromium } from '../helpers/chromium.js';
+import { chromiumSkip, launchChromium, type Chromium } from '../helpers/chromium.js';
 import { TestClient } from '../helpers/client.js';
 import { CHAT_APP, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -67,6 +67,7 @@ class Load {
 
 describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () => {
   let srv: TestServer;
+  let browser: Chromium;
   let context: BrowserContext;
   let base: string;
 
@@ -78,10 +79,11 @@ describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () =>
       await c.next();
       await c.close();
     }
-    context = await launchChromium({ extraHTTPHeaders: { authorization: `Bearer ${TOKEN}` } });
+    browser = await launchChromium({ extraHTTPHeaders: { authorization: `Bearer ${TOKEN}` } });
+    context = browser.context;
   });
   after(async () => {
-    await context?.close();
+    await browser?.[Symbol.asyncDispose]();
     await srv?.[Symbol.asyncDispose]();
   });
 

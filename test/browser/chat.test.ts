@@ -18,7 +18,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
 import type { server as chatServer } from '../../examples/chat/main.js';
-import { chromiumSkip, launchChromium } from '../helpers/chromium.js';
+import { chromiumSkip, launchChromium, type Chromium } from '../helpers/chromium.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { CHAT_APP, ROOT, spawnCli, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -28,7 +28,6 @@ declare const document: { title: string; body: { textContent: string | null }; q
 
 const skip = chromiumSkip;
 if (skip) console.log(`# browser test skipped: ${skip}`);
-const launch = (): Promise<BrowserContext> => launchChromium();
 
 /** Registers (or logs in) through the page's form; resolves once the page shows the chat. */
 async function enter(page: Page, action: 'Register' | 'Login', email: string, password: string): Promise<void> {
@@ -57,6 +56,7 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
   let data: TempDir;
   let srv: TestServer;
   let relay: Relay;
+  let browser: Chromium;
   let context: BrowserContext;
   let url: string;
   const t0 = performance.now();
@@ -66,10 +66,11 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     srv = await startApp(CHAT_APP, { data: data.path });
     relay = await startRelay(srv.port);
     url = `http://127.0.0.1:${relay.port}/`;
-    context = await launch();
+    browser = await launchChromium();
+    context = browser.context;
   });
   after(async () => {
-    await context?.close();
+    await browser?.[Symbol.asyncDispose]();
     await relay?.close();
     await srv?.stop();
     await data?.[Symbol.asyncDispose]();

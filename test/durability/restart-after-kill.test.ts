@@ -137,7 +137,7 @@ describe('restart after kill -9 (issue #12)', { skip: process.platform !== 'linu
       const losers = outcomes.flatMap((o) => (o.status === 'rejected' ? [String(o.reason)] : []));
       try {
         assert.equal(winners.length, 1, `${stale ? 'stale' : 'fresh'} folder: ${losers.join('\n')}`);
-        assert.match(losers[0]!, new RegExp(`exited \\(code 1\\) before listening:[^]*data folder .* is in use by process ${winners[0]!.child.pid}`));
+        assert.match(losers[0]!, new RegExp(`ended before printing [^]*data folder .* is in use by process ${winners[0]!.child.pid}`));
       } finally {
         for (const w of winners) assert.deepEqual(await w.stop('SIGTERM'), { code: 0, signal: null });
       }

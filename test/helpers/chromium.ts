@@ -13,17 +13,24 @@ export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--
 /** false when Chromium is there, else the reason to skip (printed once by the caller). */
 export const chromiumSkip: false | string = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (Debian's chromium package; .ci/run installs it)`;
 
-/**
- * A browser context on a fresh user-data-dir, removed when the context closes; `extraHTTPHeaders`
- * go with every request.
- */
-export async function launchChromium(options: { extraHTTPHeaders?: Record<string, string> } = {}): Promise<BrowserContext> {
+/** A Chromium context and its profile folder; disposing closes the browser, then removes the folder. */
+export interface Chromium extends AsyncDisposable {
+  readonly context: BrowserContext;
+}
+
+/** A browser context on a fresh user-data-dir; `extraHTTPHeaders` go with every request. */
+export async function launchChromium(options: { extraHTTPHeaders?: Record<string, string> } = {}): Promise<Chromium> {
   const { chromium } = await import('playwright-core');
   const profile = await tempDir('lexicons-chromium-');
   try {
     const context = await chromium.launchPersistentContext(profile.path, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, ...options });
-    context.once('close', () => void profile[Symbol.asyncDispose]());
-    return context;
+    return {
+      context,
+      async [Symbol.asyncDispose]() {
+        await context.close();
+        await profile[Symbol.asyncDispose]();
+      },
+    };
   } catch (err) {
     await profile[Symbol.asyncDispose]();
     throw err;

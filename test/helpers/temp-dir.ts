@@ -17,6 +17,7 @@ export async function tempDir(prefix = 'lexicons-test-'): Promise<TempDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return {
     path,
-    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }),
+    // maxRetries: a process that just exited (a browser) may still be flushing files into it.
+    [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true, maxRetries: 5 }),
   };
 }

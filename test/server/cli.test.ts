@@ -110,7 +110,7 @@ describe('lexicons CLI', { timeout: 300_000 }, () => {
     await using d = await TestClient.connect(second.url);
     const [list] = (await d.call({ ListNotes: {} })) as [{ ListNotes: Array<{ text: string }> }];
     assert.deepEqual(list.ListNotes.map((n) => n.text), Array.from({ length: 10 }, (_, i) => `acked ${i}`));
-    assert.equal((await second.stop()).code, 0);
+    assert.deepEqual(await second.stop(), { code: 0, signal: null }, second.output().slice(-4000));
   });
 
   it('checks and compacts a stopped server\'s data folder', async () => {

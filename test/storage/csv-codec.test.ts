@@ -194,7 +194,7 @@ describe('csv codec: headers and records', () => {
   });
 });
 
-// pandas is not a project dependency; this check runs where a Python with pandas is installed.
+// pandas is not a project dependency: .ci/run installs Debian's python3-pandas so CI runs this check.
 const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import pandas'], { stdio: 'ignore' }).status === 0);
 
 test('files we write are readable by pandas read_csv (null as NaN, "" as empty string, lists as JSON)', { skip: python ? false : 'no Python with pandas here' }, async () => {
