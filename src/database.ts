@@ -69,11 +69,11 @@ class OpenDatabase {
     return this.#store.stats();
   }
 
-  /** Writes the CSV snapshot atomically and closes the log. Idempotent. */
+  /** Writes a snapshot (binary files, then the CSV files) and closes the log. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await snapshotDataFolder(this.#store, this.#wal, this.#dir);
+    await snapshotDataFolder(this.#store, this.#wal, this.#dir, { csv: true });
     await this.#wal.close();
   }
 

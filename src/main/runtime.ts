@@ -332,7 +332,7 @@ function createShutdown(
     save: async () => {
       await parts.stopSnapshots();
       try {
-        const snapshot = await snapshotDataFolder(store, wal, settings.options.data);
+        const snapshot = await snapshotDataFolder(store, wal, settings.options.data, { csv: true });
         return { commitId: snapshot.commitId, saved: rowCounts(snapshot.tables) };
       } finally {
         await wal.close();

@@ -12,8 +12,12 @@ import * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { GrowBuf } from './grow-buf.js';
 
-/** Buffer's fast UTF-8 decoder (what `toString('utf8', s, e)` calls after argument checks). */
-type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
+/**
+ * Buffer's fast UTF-8 decoder and encoder (what `toString('utf8', s, e)` and `write(str, offset,
+ * 'utf8')` call after their argument checks, which cost more than the copy for short strings:
+ * measured 1.5 s of a 1M-row CSV load went to `Buffer#write` alone).
+ */
+type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string; utf8Write(str: string, offset: number, length: number): number };
 
 /** Largest byte offset an Arrow Utf8 (Int32 offsets) column can address. */
 export const MAX_UTF8_BYTES = 0x7fffffff;
@@ -149,7 +153,7 @@ export class Utf8Values implements Values {
     }
     this.data.ensure(end);
     this.offsets.ensure((i + 2) * 4);
-    if (end > start) this.data.bytes(end).write(str, start, 'utf8');
+    if (end > start) (this.data.bytes(end) as Utf8Sliceable).utf8Write(str, start, end - start);
     this.offsets.i32(i + 1)[i + 1] = end;
   }
   writeNull(i: number): void {
@@ -190,6 +194,14 @@ export class DictValues implements Values {
       this.#values.push(value);
       this.#map?.set(value, k);
     }
+  }
+  /** Entries of the shared dictionary (all threads). */
+  entries(): number {
+    return Atomics.load(this.#count, this.#countSlot);
+  }
+  /** Publishes the entry count of a dictionary whose bytes were loaded directly (start-up load, before any reader). */
+  setEntries(count: number): void {
+    Atomics.store(this.#count, this.#countSlot, count);
   }
   read(i: number): string {
     const idx = this.buf.i32(i)[i]!;

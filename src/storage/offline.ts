@@ -3,27 +3,30 @@
  * `lexicons check` and `lexicons compact`: a data folder examined or compacted while no server
  * uses it.
  *
- * - {@link checkDataFolder} never writes. Without a schema it validates the manifest and the log's
- *   framing and checksums; with the app's schema it also loads the CSV files and replays the log
- *   into a scratch store, so everything a start would refuse is found.
- * - {@link compactDataFolder} recovers the folder (as a start would), writes a snapshot and deletes
- *   the log.
+ * - {@link checkDataFolder} never writes. Without a schema it validates the manifest, the binary
+ *   snapshot files' sizes and CRCs, and the log's framing and checksums; with the app's schema it
+ *   also loads every table from the source a start would use (binary snapshot or CSV file) and
+ *   replays the log into a scratch store, so everything a start would refuse is found.
+ * - {@link compactDataFolder} recovers the folder (as a start would), writes a snapshot (binary
+ *   and CSV files) and deletes the log.
  *
  * @example
  * const report = await checkDataFolder('data/', schema);
  * for (const line of report.problems) console.error(line);
  * process.exitCode = report.ok ? 0 : 1; // (in cli.ts)
  */
-import { readdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { ioError } from './file-system.js';
 import { folderLockHolder } from './folder-lock.js';
-import { loadDataFolder, type LoadOptions } from './persist.js';
+import type { LoadOptions } from './persist.js';
 import type { Schema } from './schema.js';
 import { SharedStore } from './store.js';
 import { listSegments, openDataFolder, planLog, replayLog, type LogPlan, type RecoveryReport } from './recovery.js';
 import { MANIFEST_FILE, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest, type SnapshotReport } from './snapshot.js';
+import { ARROW_SUFFIX, crc32OfFile } from './snapshot-manifest.js';
+import { loadSources, planSources } from './start-sources.js';
 import { DISCARDED_SUFFIX, type SegmentScan } from './wal-format.js';
 
 export interface CheckReport {
@@ -69,8 +72,12 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
     problems.push(messageOf(err));
   }
   if (manifest === null && problems.length === 0 && names.some((n) => n.endsWith('.csv'))) repairs.push(`no ${MANIFEST_FILE}: the CSV files are taken as the state before the whole log`);
+  if (manifest?.version === 1) repairs.push(`${MANIFEST_FILE} names a CSV snapshot (an earlier lexicons): the CSV files are loaded, and the next snapshot writes binary files`);
+  const interrupted = manifest?.install !== undefined || manifest?.csvInstall !== undefined;
   if (manifest?.install) repairs.push(`a snapshot of commit ${manifest.install.commitId} was interrupted after its files were written: it will be completed`);
-  else for (const n of names.filter((x) => x.endsWith('.csv.next'))) repairs.push(`${n}: left by an interrupted snapshot, will be removed`);
+  if (manifest?.csvInstall) repairs.push(`the CSV files of commit ${manifest.csvInstall.commitId} were interrupted after they were written: they will be installed`);
+  if (!interrupted) for (const n of names.filter((x) => x.endsWith('.csv.next') || x.endsWith('.arrow.next'))) repairs.push(`${n}: left by an interrupted snapshot, will be removed`);
+  if (manifest?.version === 2 && !manifest.install) problems.push(...(await checkBinaryFiles(root, manifest)));
 
   const segments = await listSegments(root);
   for (const s of segments) if (manifest && s.n < manifest.segment) repairs.push(`${s.file}: covered by the snapshot, will be deleted`);
@@ -90,12 +97,15 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
   let replayable: number | null = null;
   let tables: Record<string, number> | null = null;
   if (schema && plan && problems.length === 0) {
-    if (manifest?.install) {
-      repairs.push('the CSV files and log were not replayed: the interrupted snapshot is completed at the next start (or by compact)');
+    if (interrupted) {
+      repairs.push('the snapshot files and log were not replayed: the interrupted snapshot is completed at the next start (or by compact)');
     } else {
       try {
-        const store = SharedStore.create(schema, { initialCommitId: Math.max(manifest?.commitId ?? 0, plan.lastCommitId) });
-        await loadDataFolder(store, root, options.load);
+        const lastCommitId = Math.max(manifest?.commitId ?? 0, plan.lastCommitId);
+        const sources = await planSources(root, schema, manifest, lastCommitId);
+        for (const t of sources.editedCsv) repairs.push(`${join(root, `${t}.csv`)}: edited since lexicons wrote it: a start loads it instead of the binary snapshot (checked here) and records it`);
+        const store = SharedStore.create(schema, { initialCommitId: lastCommitId });
+        await loadSources(store, root, sources, options.load);
         replayable = (await replayLog(store, plan, manifest?.commitId ?? 0)).replayed;
         tables = Object.fromEntries(Object.entries(store.stats().tables).map(([t, s]) => [t, s.rows]));
       } catch (err) {
@@ -104,6 +114,24 @@ export async function checkDataFolder(dir: string, schema?: Schema, options: { l
     }
   }
   return { dir: root, ok: problems.length === 0, problems, repairs, manifest, segments: plan?.segments ?? [], replayable, tables, lockedBy };
+}
+
+/** The binary snapshot files the manifest names, each checked for its size and CRC-32: the problems found. */
+async function checkBinaryFiles(root: string, manifest: Manifest): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [table, expect] of Object.entries(manifest.tables)) {
+    const file = join(root, table + ARROW_SUFFIX);
+    try {
+      const size = (await stat(file)).size;
+      const crc = size === expect.bytes ? (await crc32OfFile(file)) >>> 0 : null;
+      if (size !== expect.bytes || crc !== expect.crc32 >>> 0) {
+        problems.push(`${file}: the binary snapshot is torn or corrupt (${size} bytes${crc === null ? '' : `, CRC-32 ${crc}`}; ${MANIFEST_FILE} says ${expect.bytes} bytes, CRC-32 ${expect.crc32 >>> 0})`);
+      }
+    } catch (err) {
+      problems.push(`${file}: the binary snapshot cannot be read: ${messageOf(err)}`);
+    }
+  }
+  return problems;
 }
 
 export interface CompactReport {
@@ -122,7 +150,7 @@ export async function compactDataFolder(dir: string, schema: Schema, options: { 
   const { store, wal, report } = await openDataFolder(schema, dir, { fsync: 'no', load: options.load });
   let ok = false;
   try {
-    const snapshot = await snapshotDataFolder(store, wal, report.dir);
+    const snapshot = await snapshotDataFolder(store, wal, report.dir, { csv: true });
     // Nothing was committed since the snapshot (it is fsynced): the log left holds no record.
     const removed = await removeSegmentsBelow(report.dir, Number.MAX_SAFE_INTEGER);
     ok = true;

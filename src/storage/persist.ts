@@ -20,6 +20,8 @@ import { createDataFolder, exists } from './file-system.js';
 import { writeExtraFile } from './extra-columns.js';
 import { formatRecords, readCsvFile } from './csv.js';
 import { decodeRecord, encodeRow, headerOf, planHeader, type Cell, type HeaderPlan } from './csv-codec.js';
+import { BulkAppender } from './bulk-append.js';
+import { SharedStore } from './store.js';
 
 /** What persistence needs from the store (SharedStore satisfies it). */
 export interface PersistableStore {
@@ -36,12 +38,19 @@ export interface LoadOptions {
    * `<Table>.extra.csv`, written atomically before anything is loaded.
    */
   unknownColumns?: 'error' | 'keep';
-  /** Rows per `bulkLoad` call. Default 50,000. */
+  /**
+   * Rows per commit. Default 50,000 per `bulkLoad` call; 4,096 into an empty table, whose rows are
+   * written straight into its slots (bulk-append.ts).
+   */
   batchSize?: number;
+  /** Only these tables are loaded (the others are left as they are and not reported). Default: all. */
+  tables?: Iterable<string>;
 }
 
 export interface TableLoadReport {
   readonly table: string;
+  /** Where the rows came from: a CSV file (or none), or a binary snapshot file (recovery.ts). */
+  readonly source: 'csv' | 'arrow';
   /** The file read (absolute), or null when the table had no file (it starts empty). */
   readonly file: string | null;
   /** Whether `file` is a legacy snake_case name. */
@@ -147,9 +156,10 @@ export async function loadDataFolder(store: PersistableStore, dir: string, optio
   if (options === null || typeof options !== 'object') throw optionError('options must be an object');
   const unknownColumns = options.unknownColumns ?? 'error';
   if (unknownColumns !== 'error' && unknownColumns !== 'keep') throw optionError(`options.unknownColumns must be 'error' or 'keep'`);
-  const batchSize = positiveInt('batchSize', options.batchSize, 50_000);
+  const batchSize = positiveInt('batchSize', options.batchSize, 0); // 0: the default of each path
 
-  const order = loadOrder(store.schema);
+  const only = options.tables === undefined ? null : new Set(options.tables);
+  const order = loadOrder(store.schema).filter((t) => only === null || only.has(t.name));
   const reports: TableLoadReport[] = [];
   let removedTempFiles: string[] = [];
   let current = 0;
@@ -185,7 +195,7 @@ async function findFile(root: string, table: string): Promise<{ file: string; le
 
 async function loadTable(store: PersistableStore, root: string, table: TableSchema, unknownColumns: 'error' | 'keep', batchSize: number): Promise<TableLoadReport> {
   const found = await findFile(root, table.name);
-  if (!found) return { table: table.name, file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null };
+  if (!found) return { table: table.name, source: 'csv', file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null };
   const { file } = found;
 
   const plan = await readPlan(file, table);
@@ -205,10 +215,15 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
   let rows = 0;
   let batch: Record<string, unknown>[] = [];
   let lines: number[] = [];
+  // Into an empty table (a start), rows go straight into the table's slots; otherwise bulkLoad.
+  const appender = store instanceof SharedStore ? BulkAppender.forEmpty(store, table) : null;
+  // Small commits keep the decoded rows young (measured: 4,096 rows per commit loads 1M rows ~15%
+  // faster than 50,000, by garbage collection alone).
+  const every = batchSize > 0 ? batchSize : appender ? 4096 : 50_000;
   const flush = (): void => {
     if (batch.length === 0) return;
     try {
-      rows += store.bulkLoad(table.name, batch);
+      rows += appender ? appender.append(batch) : store.bulkLoad(table.name, batch);
     } catch (err) {
       throw new LexiconsError(ErrorCode.CSV, `${file}, ${whereInBatch(err, batch, lines)}: ${messageOf(err)}`, { cause: err });
     }
@@ -225,13 +240,14 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
       }
       batch.push(decodeRecord(plan, cells, line));
       lines.push(line);
-      if (batch.length >= batchSize) flush();
+      if (batch.length >= every) flush();
     },
     (i) => plan.header[i],
   );
   flush();
   return {
     table: table.name,
+    source: 'csv',
     file,
     legacyName: found.legacy,
     rows,

@@ -1,8 +1,9 @@
 /**
  * @module storage/recovery
- * Opening a durable data folder at start: finish an interrupted snapshot, load the CSV snapshot,
- * replay the write-ahead log after it, cut a torn or corrupt tail off, and start a new log
- * segment. Main thread, before the workers start.
+ * Opening a durable data folder at start: finish an interrupted snapshot, load every table from
+ * its source (the binary snapshot, or a CSV file: start-sources.ts says which), replay the
+ * write-ahead log after the snapshot, cut a torn or corrupt tail off, and start a new log segment.
+ * Main thread, before the workers start.
  *
  * @example
  * const { store, wal, report } = await openDataFolder(schema, 'data/', { fsync: 'always' });
@@ -16,11 +17,12 @@ import { fsyncDir } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
 import { lockDataFolder } from './folder-lock.js';
 import { hasHistory, historyFilesStale } from './history-tables.js';
-import { loadDataFolder, type LoadOptions, type LoadReport } from './persist.js';
+import type { LoadOptions, LoadReport } from './persist.js';
 import { coerceValue, isSystemTableName, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
-import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, type Manifest } from './snapshot.js';
+import { completeInterruptedSnapshot, readManifest, removeSegmentsBelow, snapshotDataFolder, type Manifest } from './snapshot.js';
+import { loadSources, planSources, recordUnnamedCsv } from './start-sources.js';
 import { FSYNC_POLICIES, Wal, type FsyncPolicy } from './wal.js';
 import { createSegment, DISCARDED_SUFFIX, logError, LogResolver, scanSegment, segmentNumber, segmentNumberOfAny, type SegmentScan, type WalRecord } from './wal-format.js';
 
@@ -42,7 +44,10 @@ export interface RecoveryReport {
   readonly rolledForward: boolean;
   /** Files of finished or abandoned snapshots removed (covered segments, stale `.next` files). */
   readonly removedFiles: readonly string[];
+  /** What each table was loaded from (`source`: the binary snapshot or a CSV file). */
   readonly load: LoadReport;
+  /** Tables whose CSV file a person edited while the server was stopped: loaded from it, then recorded by a snapshot. */
+  readonly editedCsv: readonly string[];
   /** Every log segment read, in order. */
   readonly segments: readonly SegmentScan[];
   /** Commit records applied (those after the snapshot). */
@@ -255,7 +260,8 @@ async function nextSegmentNumber(dir: string, manifest: Manifest | null): Promis
 
 /**
  * Opens the data folder `dir` (created if missing) for a durable store: completes an interrupted
- * snapshot, loads the CSV files, replays the log records after the snapshot, cuts a torn or
+ * snapshot, loads the binary snapshot (or the CSV files: start-sources.ts), replays the log records
+ * after the snapshot, cuts a torn or
  * corrupt tail off (reported, never applied), and starts a new segment. Returns the store (its
  * commit ids continue after the last logged one), the log bound to it (the everysec timer started)
  * and a report. Takes the folder's lock file until `wal.close()`.
@@ -276,8 +282,11 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
     const discarded = await applyCut(plan);
     const lastLoggedCommitId = Math.max(snapshotCommitId, plan.lastCommitId);
 
+    const sources = await planSources(root, schema, manifest, lastLoggedCommitId);
+
     const store = SharedStore.create(schema, { ...options.store, initialCommitId: lastLoggedCommitId });
-    const load = await loadDataFolder(store, root, options.load);
+    const load = await loadSources(store, root, sources, options.load);
+    await recordUnnamedCsv(root, sources, load);
     const replay = await replayLog(store, plan, snapshotCommitId);
 
     const segment = await nextSegmentNumber(root, manifest);
@@ -285,8 +294,17 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
     await fsyncDir(root);
     const wal = Wal.create(root, policy, segment, release);
     wal.bind(store);
-    // Logged (after bind): a crash right after start finds the same epochs.
-    const historyRepaired = hasHistory(schema) ? store.repairHistory({ renewEpochs: historyFilesStale(manifest, load) }) : [];
+    let historyRepaired: string[] = [];
+    try {
+      // A person's edit of a CSV file was loaded: record the files as they are now with a
+      // snapshot, before any commit, so that the next start loads the binary snapshot again.
+      if (sources.editedCsv.length > 0) await snapshotDataFolder(store, wal, root, { acceptCsv: true });
+      // Logged (after bind): a crash right after start finds the same epochs.
+      if (hasHistory(schema)) historyRepaired = store.repairHistory({ renewEpochs: historyFilesStale(manifest, load) });
+    } catch (err) {
+      await wal.close({ flush: false }); // releases the folder's lock too
+      throw err;
+    }
     wal.startTimer((err) => options.onError?.(err));
     const report: RecoveryReport = {
       dir: root,
@@ -294,6 +312,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
       rolledForward: install.rolledForward,
       removedFiles: [...install.removed, ...covered],
       load,
+      editedCsv: sources.editedCsv,
       segments: plan.segments,
       ...replay,
       truncatedBytes: plan.cut ? plan.cut.fileBytes - plan.cut.validBytes : 0,

@@ -1,154 +1,92 @@
 /**
  * @module storage/snapshot
- * Snapshots of a durable data folder: the CSV files of every table at one commit id, the manifest
- * `snapshot.json` naming that id, and the rotation of the write-ahead log so that the segments the
- * snapshot covers can be deleted. Also the periodic snapshot task.
+ * Snapshots of a durable data folder: the binary snapshot files of every table at one commit id
+ * (`<Table>.arrow`, Arrow IPC; arrow-snapshot.ts), the manifest `snapshot.json` naming that id
+ * (snapshot-manifest.ts), and the rotation of the write-ahead log so that the segments the
+ * snapshot covers can be deleted. At shutdown (and by `lexicons compact`) the CSV files, the open
+ * format, are written too, at the same commit id. Also the periodic snapshot task.
  *
  * A snapshot, in order (a crash at any point leaves a folder that recovers to the full state):
  *  1. create the next log segment (header, fsync);
  *  2. under the commit lock: switch appends to it and take the snapshot id S (every record of the
  *     older segments has an id <= S, or was never published);
- *  3. write each table at S to `<Table>.csv.next` (atomically);
- *  4. write the manifest with an `install` intent (S, the new segment, the tables);
- *  5. rename every `<Table>.csv.next` over `<Table>.csv`, fsync the folder;
- *  6. write the manifest {commitId: S, segment} without the intent;
+ *  3. a snapshot thread writes each table at S to `<Table>.arrow.next` (fsynced), reading the
+ *     shared memory without a lock while calls go on;
+ *  4. write the manifest with an `install` intent (S, the new segment, the files' sizes and CRCs);
+ *  5. rename every `<Table>.arrow.next` over `<Table>.arrow`, fsync the folder;
+ *  6. write the manifest {commitId: S, segment, tables} without the intent;
  *  7. delete the segments below the new one.
- * Before 4, the old manifest, CSV files and segments are untouched (stale `.next` files are removed
- * at start); from 4 on, recovery completes steps 5-6 itself (roll forward), so the CSV files never
- * mix two snapshots.
+ * With `csv: true` (shutdown, compact), then:
+ *  8. write each table at S to `<Table>.csv.next` (atomically);
+ *  9. manifest with a `csvInstall` intent (their sizes, mtimes, CRCs);
+ * 10. rename every `<Table>.csv.next` over `<Table>.csv`, fsync the folder;
+ * 11. manifest with the CSV record, without the intent.
+ * Before 4 (or 9), the old manifest and files are untouched (stale `.next` files are removed at
+ * start); from 4 (or 9) on, recovery completes the renames itself (roll forward), so neither the
+ * binary files nor the CSV files ever mix two snapshots.
  *
  * @example
  * const task = startSnapshotTask(store, wal, dir, { intervalMs: 60_000, onError: log });
  * // shutdown:
  * await task.stop();
- * await snapshotDataFolder(store, wal, dir); // CSV at shutdown, as in the seed
+ * await snapshotDataFolder(store, wal, dir, { csv: true }); // binary snapshot, then the CSV files
  * await wal.close();
  */
-import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readdir, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import { crc32 } from 'node:zlib';
+import { ErrorCode, LexiconsError } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from './atomic-file.js';
-import { ioError, isNotFound } from './file-system.js';
 import { tableCsvChunks } from './persist.js';
 import type { TableSchema } from './schema.js';
 import type { Txn } from './api.js';
 import type { SharedStore } from './store.js';
 import type { Wal } from './wal.js';
 import { createSegment, segmentNumber } from './wal-format.js';
+import { writeSnapshotFiles } from './snapshot-files.js';
+import { ARROW_SUFFIX, NEXT_SUFFIX, readManifest, recordCsvFile, settled, writeManifest, type CsvFileRecord, type CsvRecord, type Manifest, type TableSnapshot } from './snapshot-manifest.js';
 
-export const MANIFEST_FILE = 'snapshot.json';
-const NEXT_SUFFIX = '.csv.next';
+export { completeInterruptedSnapshot, MANIFEST_FILE, readManifest, type CsvRecord, type Manifest, type TableSnapshot } from './snapshot-manifest.js';
 
-export interface TableSnapshot {
-  readonly rows: number;
-  readonly bytes: number;
-}
-
-export interface Manifest {
-  readonly format: 'lexicons-snapshot';
-  readonly version: 1;
-  /** Every commit with an id <= this is in the CSV files. */
-  readonly commitId: number;
-  /** The first log segment the snapshot does not cover (older ones may be deleted). */
-  readonly segment: number;
-  readonly createdAt: string;
-  readonly tables: Readonly<Record<string, TableSnapshot>>;
-  /** A snapshot being installed (its `.next` files are complete and fsynced). */
-  readonly install?: { readonly commitId: number; readonly segment: number; readonly createdAt: string; readonly tables: Readonly<Record<string, TableSnapshot>> };
-}
-
-export type SnapshotPhase = 'segment-created' | 'rotated' | 'table-written' | 'intent-written' | 'table-installed' | 'manifest-written' | 'done';
+export type SnapshotPhase =
+  | 'segment-created'
+  | 'rotated'
+  | 'table-written'
+  | 'intent-written'
+  | 'table-installed'
+  | 'manifest-written'
+  | 'done'
+  | 'csv-written'
+  | 'csv-intent-written'
+  | 'csv-installed'
+  | 'csv-done';
 
 /** Test-only: awaited at each phase of a snapshot (crash tests kill the process there). */
 export const snapshotTestHooks: { phase?: (phase: SnapshotPhase) => void | Promise<void> } = {};
+
+export interface SnapshotOptions {
+  /** Also write the CSV files at the snapshot's commit id (shutdown, compact). */
+  readonly csv?: boolean;
+  /**
+   * Record the CSV files as they are now as the CSV at the snapshot's commit id (without writing
+   * them): after a start that loaded a person's edits of them, so they are not loaded again.
+   */
+  readonly acceptCsv?: boolean;
+}
 
 export interface SnapshotReport {
   readonly dir: string;
   readonly commitId: number;
   readonly segment: number;
+  /** The binary snapshot files written. */
   readonly tables: Readonly<Record<string, TableSnapshot>>;
+  /** The CSV files written (`csv: true`), else null. */
+  readonly csv: CsvRecord | null;
   /** Log segments deleted (covered by this snapshot). */
   readonly removedSegments: readonly string[];
   readonly ms: number;
-}
-
-function malformed(file: string, what: string): LexiconsError {
-  return new LexiconsError(ErrorCode.CSV, `${file}: ${what}; the data folder was changed by something other than lexicons (restore the file, or remove it to replay the whole log)`);
-}
-
-function checkTables(file: string, tables: unknown): void {
-  if (typeof tables !== 'object' || tables === null) throw malformed(file, 'tables is not an object');
-  for (const [name, t] of Object.entries(tables)) {
-    const { rows, bytes } = (t ?? {}) as Partial<TableSnapshot>;
-    if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(bytes)) throw malformed(file, `table ${name}: rows and bytes must be integers`);
-  }
-}
-
-function isId(n: unknown): n is number {
-  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
-}
-
-/** The manifest of `dir`, or null when there is none (a folder never snapshotted, e.g. the seed's). */
-export async function readManifest(dir: string): Promise<Manifest | null> {
-  const file = join(dir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) return null;
-    throw ioError(`cannot read ${file}`, err);
-  }
-  let m: Manifest;
-  try {
-    m = JSON.parse(text) as Manifest;
-  } catch (err) {
-    throw malformed(file, `not JSON (${messageOf(err)})`);
-  }
-  if (m?.format !== 'lexicons-snapshot' || m.version !== 1) throw malformed(file, 'not a lexicons snapshot manifest of version 1');
-  if (!isId(m.commitId) || !isId(m.segment)) throw malformed(file, 'commitId and segment must be non-negative integers');
-  checkTables(file, m.tables);
-  if (m.install !== undefined) {
-    if (!isId(m.install.commitId) || !isId(m.install.segment)) throw malformed(file, 'install.commitId and install.segment must be non-negative integers');
-    checkTables(file, m.install.tables);
-  }
-  return m;
-}
-
-async function writeManifest(dir: string, manifest: Manifest): Promise<void> {
-  await writeFileAtomic(join(dir, MANIFEST_FILE), [`${JSON.stringify(manifest, null, 2)}\n`]);
-}
-
-export interface InstallResult {
-  readonly manifest: Manifest | null;
-  /** An interrupted snapshot was completed (its `.next` files renamed into place). */
-  readonly rolledForward: boolean;
-  /** Stale `.csv.next` files of a snapshot interrupted before its intent, removed. */
-  readonly removed: readonly string[];
-}
-
-/** At start: completes a snapshot interrupted after its intent, or removes the leftovers of one interrupted before. */
-export async function completeInterruptedSnapshot(dir: string, manifest: Manifest | null): Promise<InstallResult> {
-  if (manifest?.install) {
-    const install = manifest.install;
-    for (const table of Object.keys(install.tables)) {
-      try {
-        await rename(join(dir, table + NEXT_SUFFIX), join(dir, `${table}.csv`));
-      } catch (err) {
-        if (!isNotFound(err)) throw ioError(`cannot install ${table}${NEXT_SUFFIX}`, err);
-      }
-    }
-    await fsyncDir(dir);
-    const done: Manifest = { format: 'lexicons-snapshot', version: 1, commitId: install.commitId, segment: install.segment, createdAt: install.createdAt, tables: install.tables };
-    await writeManifest(dir, done);
-    return { manifest: done, rolledForward: true, removed: [] };
-  }
-  const removed: string[] = [];
-  for (const name of await readdir(dir)) {
-    if (!name.endsWith(NEXT_SUFFIX)) continue;
-    await unlink(join(dir, name));
-    removed.push(name);
-  }
-  return { manifest, rolledForward: false, removed };
+  /** CPU time of the process while the binary files were written (all threads), ms. */
+  readonly cpuMs: number;
 }
 
 /** Deletes the log segments numbered below `segment`; returns their names. */
@@ -162,12 +100,6 @@ export async function removeSegmentsBelow(dir: string, segment: number): Promise
   }
   if (removed.length > 0) await fsyncDir(dir);
   return removed;
-}
-
-async function writeTable(store: SharedStore, table: TableSchema, file: string, snapshot: number): Promise<TableSnapshot> {
-  const count = { rows: 0 };
-  const { bytes } = await writeFileAtomic(file, tableCsvChunks(store, table, snapshot, { chunkRows: 1000 }, count));
-  return { rows: count.rows, bytes };
 }
 
 /** How long a snapshot tries to take the commit lock before it fails (and is retried later). */
@@ -194,20 +126,32 @@ const running = new WeakMap<Wal, Promise<unknown>>();
  * Writes a snapshot of `store` to `dir` and deletes the log segments it covers (see the module
  * comment for the steps). Snapshots of one log run one at a time; a call made while one runs
  * waits for it and then takes its own. Main thread; never blocks the event loop (it try-locks the
- * commit lock to switch segments, and tries again later while a worker holds it).
+ * commit lock to switch segments, and tries again later while a worker holds it; the binary files
+ * are written by a thread of their own).
  */
-export function snapshotDataFolder(store: SharedStore, wal: Wal, dir: string): Promise<SnapshotReport> {
+export function snapshotDataFolder(store: SharedStore, wal: Wal, dir: string, options: SnapshotOptions = {}): Promise<SnapshotReport> {
   const previous = running.get(wal) ?? Promise.resolve();
-  const run = previous.catch(() => undefined).then(() => snapshotOnce(store, wal, resolve(dir)));
+  const run = previous.catch(() => undefined).then(() => snapshotOnce(store, wal, resolve(dir), options));
   running.set(wal, run.catch(() => undefined));
   return run;
 }
 
-async function snapshotOnce(store: SharedStore, wal: Wal, root: string): Promise<SnapshotReport> {
+const phase = async (p: SnapshotPhase): Promise<void> => {
+  await snapshotTestHooks.phase?.(p);
+};
+
+/** The CSV files of `tables` as they are now, as a record at `commitId` (files that do not exist are left out). */
+async function currentCsv(root: string, tables: readonly TableSchema[], commitId: number, rows: (table: string) => number): Promise<CsvRecord> {
+  const records: Record<string, CsvFileRecord> = {};
+  for (const t of tables) {
+    const record = await recordCsvFile(join(root, `${t.name}.csv`), rows(t.name));
+    if (record) records[t.name] = record;
+  }
+  return { commitId, tables: records };
+}
+
+async function snapshotOnce(store: SharedStore, wal: Wal, root: string, options: SnapshotOptions): Promise<SnapshotReport> {
   const started = Date.now();
-  const phase = async (p: SnapshotPhase) => {
-    await snapshotTestHooks.phase?.(p);
-  };
   const old = await readManifest(root);
   const next = wal.segment + 1;
   await createSegment(root, next);
@@ -223,27 +167,70 @@ async function snapshotOnce(store: SharedStore, wal: Wal, root: string): Promise
   }
   await phase('rotated');
 
-  const tables: Record<string, TableSnapshot> = {};
-  for (const table of store.schema.tables) {
-    tables[table.name] = await writeTable(store, table, join(root, table.name + NEXT_SUFFIX), commitId);
-    await phase('table-written');
-  }
+  const cpu = process.cpuUsage();
+  const files = Object.fromEntries(store.schema.tables.map((t) => [t.name, join(root, t.name + ARROW_SUFFIX + NEXT_SUFFIX)]));
+  const tables = await writeSnapshotFiles({ handles: store.handles, snapshot: commitId, files });
+  const used = process.cpuUsage(cpu);
+  const cpuMs = Math.round((used.user + used.system) / 1000);
+  for (let i = 0; i < store.schema.tables.length; i++) await phase('table-written');
+
+  // The CSV record carried over: still right for every CSV file unchanged since it was written.
+  // A folder coming from a CSV snapshot (version 1, or none) records its CSV files as they are.
+  let csv: CsvRecord | null;
+  if (options.acceptCsv) csv = await currentCsv(root, store.schema.tables, commitId, (t) => tables[t]?.rows ?? 0);
+  else if (old === null || old.version === 1) csv = await currentCsv(root, store.schema.tables, old?.commitId ?? 0, (t) => old?.tables[t]?.rows ?? 0);
+  else csv = old.csv;
   const createdAt = new Date().toISOString();
-  const base: Manifest = old ?? { format: 'lexicons-snapshot', version: 1, commitId: 0, segment: 0, createdAt, tables: {} };
-  await writeManifest(root, { ...base, install: { commitId, segment: next, createdAt, tables } });
+  const base: Manifest = old && old.version === 2 ? settled(old) : { format: 'lexicons-snapshot', version: 2, commitId: 0, segment: 0, createdAt, tables: {}, csv: null };
+  await writeManifest(root, { ...base, version: 2, csv: base.csv, install: { commitId, segment: next, createdAt, tables, csv } });
   await phase('intent-written');
 
   for (const table of store.schema.tables) {
-    await rename(join(root, table.name + NEXT_SUFFIX), join(root, `${table.name}.csv`));
+    await rename(files[table.name]!, join(root, table.name + ARROW_SUFFIX));
     await phase('table-installed');
   }
   await fsyncDir(root);
-  await writeManifest(root, { format: 'lexicons-snapshot', version: 1, commitId, segment: next, createdAt, tables });
+  let manifest: Manifest = { format: 'lexicons-snapshot', version: 2, commitId, segment: next, createdAt, tables, csv };
+  await writeManifest(root, manifest);
   await phase('manifest-written');
 
   const removedSegments = await removeSegmentsBelow(root, next);
   await phase('done');
-  return { dir: root, commitId, segment: next, tables, removedSegments, ms: Date.now() - started };
+  const ms = Date.now() - started;
+  if (!options.csv) return { dir: root, commitId, segment: next, tables, csv: null, removedSegments, ms, cpuMs };
+
+  manifest = await writeCsvFiles(store, root, manifest);
+  return { dir: root, commitId, segment: next, tables, csv: manifest.csv, removedSegments, ms: Date.now() - started, cpuMs };
+}
+
+/** Steps 8-11: the CSV files at the manifest's commit id, installed with their own intent. */
+async function writeCsvFiles(store: SharedStore, root: string, manifest: Manifest): Promise<Manifest> {
+  const records: Record<string, CsvFileRecord> = {};
+  for (const table of store.schema.tables) {
+    const next = join(root, `${table.name}.csv${NEXT_SUFFIX}`);
+    const count = { rows: 0 };
+    let crc = 0;
+    const chunks = async function* (): AsyncGenerator<Uint8Array> {
+      for await (const text of tableCsvChunks(store, table, manifest.commitId, { chunkRows: 1000 }, count)) {
+        const bytes = Buffer.from(text, 'utf8');
+        crc = crc32(bytes, crc);
+        yield bytes;
+      }
+    };
+    await writeFileAtomic(next, chunks());
+    records[table.name] = (await recordCsvFile(next, count.rows, crc))!;
+  }
+  await phase('csv-written');
+  const csv: CsvRecord = { commitId: manifest.commitId, tables: records };
+  await writeManifest(root, { ...manifest, csvInstall: csv });
+  await phase('csv-intent-written');
+  for (const table of store.schema.tables) await rename(join(root, `${table.name}.csv${NEXT_SUFFIX}`), join(root, `${table.name}.csv`));
+  await fsyncDir(root);
+  await phase('csv-installed');
+  const done: Manifest = { ...manifest, csv };
+  await writeManifest(root, done);
+  await phase('csv-done');
+  return done;
 }
 
 export interface SnapshotTaskOptions {

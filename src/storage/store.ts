@@ -20,6 +20,7 @@ import type * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChangeSet, ChannelPosition, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
 import { tableToArrow } from './arrow.js';
+import { appendColumns, insertAndCommit } from './bulk-append.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
 import { historyTableIds, planHistoryRepair } from './history.js';
@@ -31,7 +32,6 @@ import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { checkHandles, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles } from './store-handles.js';
 import { SharedTable } from './table.js';
 import { Transaction, type Engine } from './transaction.js';
-import { insertRow } from './transaction-db.js';
 import { commitOrRetry, isThenable, optimisticAttemptsOf, runOrAbort, type Committed } from './transaction-runner.js';
 
 export type { StoreHandles } from './store-handles.js';
@@ -243,21 +243,16 @@ export class SharedStore {
    * NOT applied (saved data is already transformed). Returns the number of rows loaded.
    */
   bulkLoad(table: ModelClass | string, rows: Iterable<Record<string, unknown>>): number {
-    const txn = this.begin({ exclusive: true }) as Transaction;
-    try {
-      const id = txn.tableId(table);
-      let n = 0;
-      for (const row of rows) {
-        insertRow(txn, id, row, false);
-        n++;
-      }
-      const result = txn.commit();
-      if (!result.ok) throw new LexiconsError(result.reason === 'unique' ? ErrorCode.UNIQUE : ErrorCode.TXN, result.message);
-      return n;
-    } catch (err) {
-      txn.abort();
-      throw err;
-    }
+    return insertAndCommit(this.begin({ exclusive: true }) as Transaction, table, rows);
+  }
+
+  /**
+   * Main thread, at start-up: publishes as one commit the rows `fill` wrote straight into the
+   * table's column buffers from slot `start` (it returns how many). Checks nothing, logs nothing
+   * (bulk-append.ts: binary snapshot files, CSV rows into an empty table).
+   */
+  appendColumns(table: ModelClass | string, fill: (t: SharedTable, start: number) => number): number {
+    return appendColumns(this.#engine, this.#tableId(table), fill);
   }
 
   // -- channel history (history.ts) ---------------------------------------------------------------

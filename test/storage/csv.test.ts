@@ -34,15 +34,15 @@ describe('csv streaming read', () => {
     ]);
   });
 
-  test('multi-byte characters split across 1 MiB read chunks are decoded intact', async () => {
+  test('multi-byte characters split across 64 KiB read chunks are decoded intact', async () => {
     await using folder = await tempDir('lexicons-csv-');
     const dir = folder.path;
     const file = join(dir, 'wide.csv');
     const records: Cell[][] = [['pk', 'v']];
-    for (let i = 0; i < 150_000; i++) records.push([`k${i}`, `${'é'.repeat(i % 7)}🎉中${i}`]);
+    for (let i = 0; i < 20_000; i++) records.push([`k${i}`, `${'é'.repeat(i % 7)}🎉中${i}`]);
     const text = formatRecords(records);
     const bytes = Buffer.from(text);
-    const splits = [1, 2, 3].filter((k) => (bytes[k << 20]! & 0xc0) === 0x80);
+    const splits = [1, 2, 3, 4, 5, 6].filter((k) => (bytes[k << 16]! & 0xc0) === 0x80);
     assert.ok(splits.length > 0, 'a read chunk boundary falls inside a character');
     await writeFile(file, bytes);
     assert.deepEqual(await readAll(file), records);

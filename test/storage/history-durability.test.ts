@@ -1,6 +1,6 @@
 /**
- * Publication history across restarts: the history tables go through the log, snapshots, CSV
- * files and `check` like any table; epochs survive a restart and change only when history was
+ * Publication history across restarts: the history tables go through the log, binary snapshots,
+ * the CSV files of a shutdown and `check` like any table; epochs survive a restart and change only when history was
  * lost (rows removed from the files, or history files older than the snapshot); a folder whose log
  * holds history still opens without it. The kill -9 test is history-crash.test.ts.
  */
@@ -36,7 +36,7 @@ function publishAll(store: SharedStore, channel: string, from: number, n: number
 }
 
 describe('history durability', () => {
-  it('survives a clean restart and a crash-like close: same epochs, offsets, items; CSV files and check handle the tables', async () => {
+  it('survives a crash-like close and a clean restart: same epochs, offsets, items; binary and CSV files and check handle the tables', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
     await using first = await open(dir);
@@ -53,7 +53,7 @@ describe('history durability', () => {
     await first.wal.close({ flush: false }); // as a crash leaves it
 
     const names = await readdir(dir);
-    assert.ok(names.includes(`${CHANNEL_TABLE}.csv`) && names.includes(`${PUBLICATION_TABLE}.csv`), names.join(' '));
+    assert.ok(names.includes(`${CHANNEL_TABLE}.arrow`) && names.includes(`${PUBLICATION_TABLE}.arrow`), names.join(' '));
     const check = await checkDataFolder(dir, withHistory(schema()));
     assert.deepEqual(check.problems, []);
     assert.equal(check.tables![PUBLICATION_TABLE], 50 + 3);
@@ -61,28 +61,32 @@ describe('history durability', () => {
 
     await using second = await open(dir);
     assert.deepEqual(second.report.historyRepaired, []);
+    assert.deepEqual(second.report.load.tables.filter((t) => t.table.startsWith('lexicons_')).map((t) => t.source), ['arrow', 'arrow'], 'from the binary snapshot, the log replayed on top');
     assert.deepEqual(second.store.history('Public'), before.Public, 'epoch, offsets, times and texts exactly');
     assert.deepEqual(second.store.history('Room'), before.Room);
     assert.deepEqual(stateOf(second.store), before.state);
     publishAll(second.store, 'Public', 100, 1);
     const next = second.store.history('Public', { after: 100 })!;
     assert.deepEqual([next.epoch, next.items.map((i) => i.offset)], [before.Public!.epoch, [101]], 'offsets go on in the same epoch');
-    await snapshotDataFolder(second.store, second.wal, dir);
+    await snapshotDataFolder(second.store, second.wal, dir, { csv: true }); // a shutdown's
     await second.wal.close();
+    const after = await readdir(dir);
+    assert.ok(after.includes(`${CHANNEL_TABLE}.csv`) && after.includes(`${PUBLICATION_TABLE}.csv`), after.join(' '));
 
     await using third = await open(dir);
+    assert.deepEqual(third.report.load.tables.filter((t) => t.table.startsWith('lexicons_')).map((t) => t.source), ['arrow', 'arrow']);
     assert.equal(third.store.channelPosition('Public')!.offset, 101);
     assert.equal(third.store.history('Public')!.items.length, 50);
   });
 
-  it('publication rows removed from the files: a new epoch at the next start, logged so a crash keeps it', async () => {
+  it('publication rows removed from the CSV file while stopped: a new epoch at the next start, logged so a crash keeps it', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
     await using first = await open(dir);
     publishAll(first.store, 'Public', 0, 5);
     publishAll(first.store, 'Room', 0, 2);
     const epochs = { Public: first.store.channelPosition('Public')!.epoch, Room: first.store.channelPosition('Room')!.epoch };
-    await snapshotDataFolder(first.store, first.wal, dir);
+    await snapshotDataFolder(first.store, first.wal, dir, { csv: true }); // a shutdown's
     await first.wal.close();
     // An operator deletes offset 2 of Public from the CSV file.
     const file = join(dir, `${PUBLICATION_TABLE}.csv`);
@@ -92,6 +96,7 @@ describe('history durability', () => {
     await writeFile(file, kept.join('\n'));
 
     await using second = await open(dir);
+    assert.deepEqual(second.report.editedCsv, [PUBLICATION_TABLE]);
     assert.deepEqual(second.report.historyRepaired, ['Public']);
     const pos = second.store.channelPosition('Public')!;
     assert.notEqual(pos.epoch, epochs.Public);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { isLexiconsError } from '../../src/errors.js';
 import { checkDataFolder, compactDataFolder } from '../../src/storage/offline.js';
 import { openDataFolder } from '../../src/storage/recovery.js';
-import { snapshotDataFolder, startSnapshotTask, type SnapshotReport } from '../../src/storage/snapshot.js';
+import { snapshotDataFolder, startSnapshotTask, type Manifest, type SnapshotReport } from '../../src/storage/snapshot.js';
 import { scanSegment, type WalRecord } from '../../src/storage/wal-format.js';
 import { Gate, spawnTask } from '../helpers/threads.js';
 import { Model, compileSchema, field } from '../../src/storage/schema.js';
@@ -72,21 +72,27 @@ describe('recovery', () => {
     await wal2.close();
   });
 
-  it('a snapshot at shutdown leaves CSV files, a manifest and an empty log; the next start replays nothing', async () => {
+  it('a snapshot at shutdown leaves binary and CSV files, a manifest and an empty log; the next start loads the binary files and replays nothing', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
     const { store, wal } = await openDataFolder(schema(), dir, { fsync: 'no' });
     store.runSync((db) => db.create(User, { pk: 'u', email: 'u@x' }));
     const before = stateOf(store);
-    const snap = await snapshotDataFolder(store, wal, dir);
+    const snap = await snapshotDataFolder(store, wal, dir, { csv: true });
     await wal.close();
     const names = (await readdir(dir)).sort();
-    assert.deepEqual(names, ['Account.csv', 'ChatMessage.csv', 'Counter.csv', 'Reaction.csv', 'User.csv', 'snapshot.json', 'wal-00000002.log']);
-    const manifest = JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')) as Record<string, unknown>;
+    const tables = ['Account', 'ChatMessage', 'Counter', 'Reaction', 'User'];
+    assert.deepEqual(names, [...tables.flatMap((t) => [`${t}.arrow`, `${t}.csv`]), 'snapshot.json', 'wal-00000002.log'].sort());
+    const manifest = JSON.parse(await readFile(join(dir, 'snapshot.json'), 'utf8')) as Manifest;
+    assert.equal(manifest.version, 2);
     assert.equal(manifest.commitId, snap.commitId);
     assert.equal(manifest.segment, 2);
+    assert.equal(manifest.csv?.commitId, snap.commitId, 'the CSV files are of the same commit');
+    assert.deepEqual(Object.keys(manifest.tables).sort(), tables);
+    assert.equal(manifest.tables.User!.rows, 1);
     const { store: again, wal: wal2, report } = await openDataFolder(schema(), dir, { fsync: 'no' });
     assert.equal(report.replayed, 0);
+    assert.deepEqual(report.load.tables.map((t) => t.source), tables.map(() => 'arrow'));
     assert.deepEqual(stateOf(again), before);
     assert.equal(report.segment, 3);
     await wal2.close();
