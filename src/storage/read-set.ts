@@ -116,6 +116,16 @@ export class KeyStamps {
   }
 
   /**
+   * Under the lock: every bucket = `commitId`, for a commit that does not stamp the keys of the
+   * rows it writes (appendColumns: a million rows at start-up, where hashing each would cost more
+   * than this 2 MiB fill). Every key read at an older snapshot then conflicts with it, as a scan
+   * would: serializable without knowing the keys.
+   */
+  stampAll(commitId: number): void {
+    this.#f64.fill(commitId);
+  }
+
+  /**
    * Under the lock, in a dead-writer repair: the dead commit's stamps (above the published commit
    * id `latest`) come down to `latest`. The next commit reuses the dead one's id; a stamp left at
    * it would fail every transaction at snapshot `latest` that read the key (until exclusive).

@@ -138,6 +138,21 @@ describe('row-level read sets: scans stay table-wide', () => {
     assert.equal(conflicts(reading(MAX_KEYS_PER_TABLE + 1), unrelated), true, 'one past it');
   });
 
+  it('rows appended outside transactions (appendColumns, start-up loads) conflict with every key read before them', () => {
+    const store = fresh();
+    const txn = store.begin();
+    assert.equal(txn.db.get(Entry, pk(6)), null);
+    txn.db.create(Entry, { pk: 'witness' });
+    const appended = store.appendColumns(Entry, (t, start) => {
+      t.writeVersion(start, pk(6), { code: null, group: null, label: '', on: true, balance: 0 });
+      return 1;
+    });
+    assert.equal(appended, 1);
+    const result = txn.commit();
+    assert.equal(!result.ok && result.reason, 'conflict');
+    assert.equal(store.runSync((db) => db.get(Entry, pk(6))?.balance).value, 0);
+  });
+
   it('a read-only transaction commits whatever changed since its snapshot', () => {
     const store = fresh();
     const reader = store.begin();
