@@ -23,6 +23,7 @@ const CLOSE_OBJECT = 0x7d;
 const OPEN_LIST = 0x5b;
 const CLOSE_LIST = 0x5d;
 const ID_KEY = '"$id"';
+const KEY_KEY = '"$key"';
 
 function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
@@ -67,8 +68,20 @@ function idValue(text: string, i: number): string | number | undefined {
 
 /** The `$id`s of the calls of a frame's text, in order (none: an empty list). */
 export function scanCallIds(text: string): Array<string | number> {
+  return scanCallField(text, ID_KEY);
+}
+
+/**
+ * The `$key`s (idempotency keys, strings) of the calls of a frame's text, in order: the main thread
+ * registers them for a session's replays (main/sessions.ts). Same rules as {@link scanCallIds}.
+ */
+export function scanCallKeys(text: string): string[] {
+  return scanCallField(text, KEY_KEY).filter((key): key is string => typeof key === 'string');
+}
+
+function scanCallField(text: string, field: string): Array<string | number> {
   const ids: Array<string | number> = [];
-  if (text.indexOf(ID_KEY) < 0) return ids;
+  if (text.indexOf(field) < 0) return ids;
   let i = skipSpace(text, 0);
   const first = text.charCodeAt(i);
   const callDepth = first === OPEN_OBJECT ? 1 : first === OPEN_LIST ? 2 : -1;
@@ -79,7 +92,7 @@ export function scanCallIds(text: string): Array<string | number> {
     if (c === QUOTE) {
       const end = stringEnd(text, i);
       if (end < 0) break;
-      if (depth === callDepth && end - i === 4 && text.startsWith(ID_KEY, i)) {
+      if (depth === callDepth && end - i === field.length - 1 && text.startsWith(field, i)) {
         const colon = skipSpace(text, end + 1);
         if (text.charCodeAt(colon) === COLON) {
           const id = idValue(text, skipSpace(text, colon + 1));

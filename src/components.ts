@@ -50,6 +50,12 @@ export interface Connection {
   unsubscribe(channel: string): void;
   /** Channels this connection is in, as of the start of this execution. */
   readonly channels: readonly string[];
+  /**
+   * A small public JSON value (at most 1 KiB serialized) other members see in presence
+   * (`static presence = true` channels), e.g. `{ user: pk, name }`; null until set. Kept across a
+   * session resume. Never put secrets here (`auth` is the private one).
+   */
+  meta: Json | undefined;
   /** Closes the connection after the current call (code 1000 by default). */
   close(code?: number, reason?: string): void;
 }
@@ -64,6 +70,23 @@ export interface ServerHandle {
   dropChannel(name: string): void;
   /** Live server figures from the main thread (connections, channel sizes); async (comlink). */
   info(): Promise<{ connections: number; channels: Record<string, number> }>;
+  /**
+   * The members of a presence channel (`static presence = true`): one per session, with its
+   * `ws.meta`; `{ countOnly: true }` gives only their number. Async, read from the main thread.
+   */
+  presence(channel: string): Promise<PresenceMember[]>;
+  presence(channel: string, options: { countOnly: true }): Promise<number>;
+  /**
+   * Deletes the retained history of a history channel and gives it a new epoch (at commit, with
+   * this call's other writes); clients recovering from an older position get `recovered: false`.
+   */
+  resetHistory(channel: string): void;
+}
+
+/** A member of a presence channel: a session (stable across resumes) and its public `meta`. */
+export interface PresenceMember {
+  id: string;
+  meta: Json | undefined;
 }
 
 export interface ExecutionContext {
@@ -118,9 +141,57 @@ export abstract class Header {
   abstract execute(context: HeaderContext<any>): boolean | Promise<boolean>;
 }
 
-/** A broadcast group, declared as a class; the class name is the channel name. */
+/** How much history a channel keeps: the last `size` publications and/or those younger than `maxAgeSeconds`. */
+export interface ChannelHistory {
+  size?: number;
+  maxAgeSeconds?: number;
+}
+
+/** What a Channel's `authorize` receives: the calling transaction's `db`, the joining connection, the channel's name. */
+export interface ChannelAuthContext {
+  db: Db;
+  ws: Connection;
+  channel: string;
+}
+
+/** What happens to a subscriber that cannot keep up (over `limits.maxBackpressureBytes`). */
+export type SlowClientPolicy = 'disconnect' | 'drop';
+
+/**
+ * A broadcast group, declared as a class; the class name is the channel name. Static members set
+ * its rules (defaults: none of them, today's behaviour); docs/channels.md.
+ *
+ * @example
+ * class Public extends Channel {
+ *   static override history = { size: 1000, maxAgeSeconds: 86_400 }; // offsets, recovery after reconnect
+ *   static override presence = true;                                  // who is in it
+ * }
+ * class Room extends Channel {
+ *   static override pattern = 'room:*'; // rules for run-time channels (sv.createChannel('room:42'))
+ *   static override authorize({ db, ws, channel }: ChannelAuthContext) {
+ *     return db.get(Member, { room: channel.slice(5), user: ws.auth as string }) !== null;
+ *   }
+ * }
+ */
 export class Channel {
   static channelName?: string;
+  /** Keep the last publications with offsets, so reconnecting clients recover what they missed. */
+  static history?: ChannelHistory;
+  /** Track members (sessions with their `ws.meta`) and tell subscribers who joins and leaves. */
+  static presence?: boolean;
+  /** `disconnect` (default): close a subscriber over the backpressure limit; `drop`: skip items for it, it recovers the gap. */
+  static slowClient?: SlowClientPolicy;
+  /**
+   * Rules for run-time channels whose names match (`*` matches any run of characters): such a
+   * class declares no channel of its own name. Exact names win over patterns; the first matching
+   * pattern wins.
+   */
+  static pattern?: string;
+  /**
+   * Runs in the worker, inside the calling transaction, when a Signal calls `ws.subscribe(name)`;
+   * false refuses the call with `CHANNEL_FORBIDDEN` (`Not allowed to join [name]`).
+   */
+  static authorize?(context: ChannelAuthContext): boolean | Promise<boolean>;
 }
 
 abstract class TaskBase {

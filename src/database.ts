@@ -12,6 +12,7 @@
  */
 import type { Db, StoreStats } from './storage/api.js';
 import { compileSchema, type ModelClass, type Schema } from './storage/schema.js';
+import { withHistory } from './storage/history-tables.js';
 import type { SharedStore } from './storage/store.js';
 import type { FsyncPolicy, Wal } from './storage/wal.js';
 import { openDataFolder, type RecoveryReport } from './storage/recovery.js';
@@ -87,7 +88,8 @@ export type { OpenDatabase };
 export const Database = {
   /** Opens (recovers) a data folder. Only one process may hold a data folder at a time. */
   async open(options: DatabaseOpenOptions): Promise<OpenDatabase> {
-    const schema = compileSchema(options.models);
+    // With the history tables, so a server's channel history survives a script opening its folder.
+    const schema = withHistory(compileSchema(options.models));
     const { store, wal, report } = await openDataFolder(schema, options.data, { fsync: options.fsync ?? 'everysec' });
     return new OpenDatabase(store, wal, report, options.data);
   },

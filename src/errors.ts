@@ -34,6 +34,8 @@ export const ErrorCode = {
   BAD_ARGUMENTS: 'BAD_ARGUMENTS',
   /** A call subscribed its connection to a channel that does not exist. */
   CHANNEL_NOT_FOUND: 'CHANNEL_NOT_FOUND',
+  /** A channel's `authorize` refused a connection joining it (`Not allowed to join [name]`). */
+  CHANNEL_FORBIDDEN: 'CHANNEL_FORBIDDEN',
   /** A signal/task/header threw; the message is forwarded, the stack is logged. */
   EXECUTION: 'EXECUTION',
   /** An execution exceeded its time budget and its worker was aborted. */

@@ -26,6 +26,12 @@ import type { LogStatus } from './server.js';
 // ---------------------------------------------------------------------------------------------
 // Jobs: main → worker
 
+/** A client's last seen position in a history channel (`$connect.positions`, `$recover`). */
+export interface ChannelPositionRef {
+  epoch: string;
+  offset: number;
+}
+
 /** A connection as the main thread knows it when the batch is built (a worker's `ws` starts here). */
 export interface ConnectionSnapshot {
   id: string;
@@ -34,6 +40,39 @@ export interface ConnectionSnapshot {
   channels: string[];
   /** The connection speaks lexicons.v1 (its error items carry a `code`). */
   v1?: boolean;
+  /** `ws.meta`, when set. */
+  meta?: Json;
+  /** Positions the client sent for history channels it has not joined yet (a join recovers from them). */
+  positions?: Record<string, ChannelPositionRef>;
+}
+
+/** The offsets one publish frame carries in one history channel (contiguous, of one commit). */
+export interface HistoryRange {
+  channel: string;
+  epoch: string;
+  first: number;
+  last: number;
+}
+
+/**
+ * What the subscribing call read of a channel's history at its snapshot, for the client's
+ * position: the items after it up to `top` (the channel's offset at that snapshot). The main
+ * thread sends those up to its delivered offset and reads any rest itself (main/recovery.ts).
+ */
+export interface WorkerRecovery {
+  epoch: string;
+  top: number;
+  oldest: number;
+  /** `[offset, item text]`, oldest first. */
+  items: Array<[number, string]>;
+}
+
+/** The outcome of a call with `$key`, kept by the session for replays (items untagged: the replay's `$id` is added). */
+export interface KeyedOutcome {
+  /** Index of the caller in the job's connections. */
+  connection: number;
+  key: string;
+  items: string[];
 }
 
 /** Unit kinds (the low bits of a unit head). */
@@ -47,7 +86,8 @@ const UNIT_KIND_MASK = (1 << UNIT_KIND_BITS) - 1;
 
 /** A unit as the main thread queues it for a connection. */
 export type Unit =
-  | { readonly kind: typeof UNIT_FRAME; readonly text: string }
+  /** `keys`: the `$key`s of its calls registered with the connection's session (main/sessions.ts). */
+  | { readonly kind: typeof UNIT_FRAME; readonly text: string; readonly keys?: readonly string[] }
   | { readonly kind: typeof UNIT_CONNECT; readonly headerData: Record<string, string> }
   | { readonly kind: typeof UNIT_DISCONNECT };
 
@@ -159,10 +199,11 @@ export type Effect =
    * Response items or a broadcast to the subscribers of channels (each recipient once), except
    * the connection `except` (a caller that gets its tagged copy in its reply frame).
    */
-  | { kind: 'publish'; channels: string[]; text: string; except?: string }
-  | { kind: 'subscribe'; connectionId: string; channel: string }
+  | { kind: 'publish'; channels: string[]; text: string; except?: string; history?: HistoryRange[] }
+  | { kind: 'subscribe'; connectionId: string; channel: string; recovery?: WorkerRecovery }
   | { kind: 'unsubscribe'; connectionId: string; channel: string }
   | { kind: 'auth'; connectionId: string; auth: Json | undefined }
+  | { kind: 'meta'; connectionId: string; meta: Json | undefined }
   | { kind: 'close'; connectionId: string; code: number; reason: string }
   | { kind: 'createChannel'; channel: string }
   | { kind: 'dropChannel'; channel: string };
@@ -196,6 +237,11 @@ export const OP_EFFECT = 3;
  * index of the connection in the job); length = bytes of the frame.
  */
 export const OP_PUBLISH_EXCEPT = 4;
+/**
+ * Publish to a history channel, in offset order (main/history-delivery.ts): target = index in
+ * `extra` of {@link HistoryPublish}; length = bytes of the frame.
+ */
+export const OP_PUBLISH_HISTORY = 5;
 /** Int32 words per op. */
 export const OP_WORDS = 3;
 
@@ -209,6 +255,15 @@ export interface PackedEffects {
   ops: Int32Array;
   bytes: Uint8Array;
   extra: unknown[];
+  /** Outcomes of the calls with `$key`, for the session's replays. */
+  keyed?: KeyedOutcome[];
+}
+
+/** The target of an {@link OP_PUBLISH_HISTORY}: its channels, the caller left out (index, or -1), its offsets. */
+export interface HistoryPublish {
+  channels: string[];
+  except: number;
+  ranges: HistoryRange[];
 }
 
 export function writeOp(ops: Int32Array, at: number, op: number, target: number, length: number): void {
@@ -249,6 +304,10 @@ export function unpackEffects(packed: PackedEffects, connectionIds: readonly str
     else if (op === OP_PUBLISH_EXCEPT) {
       const target = extra[opTarget(ops, at)] as { channels: string[]; except: number };
       effects.push({ kind: 'publish', channels: target.channels, text, except: connectionIds[target.except]! });
+    } else if (op === OP_PUBLISH_HISTORY) {
+      const target = extra[opTarget(ops, at)] as HistoryPublish;
+      const except = target.except >= 0 ? { except: connectionIds[target.except]! } : {};
+      effects.push({ kind: 'publish', channels: target.channels, text, ...except, history: target.ranges });
     }
     else effects.push(extra[opTarget(ops, at)] as Effect);
   }
@@ -284,6 +343,8 @@ export interface WorkerInit {
   /** Progress slots (see workers/progress.ts). */
   progress: SharedArrayBuffer;
   maxCallsPerFrame: number;
+  /** `limits.maxRecoveredPublications` (a joining call reads at most that many missed items). */
+  maxRecoveredPublications: number;
   debug: boolean;
   /** Register tsx in the worker before importing the app (a .ts app module). */
   typescript: boolean;

@@ -35,11 +35,18 @@ export const CALL_ID_KEY = Frame.ID;
 
 export type CallId = string | number;
 
+/** Key of the optional idempotency key in a call object (docs/channels.md "Exactly-once calls"). */
+export const CALL_KEY_KEY = Frame.KEY;
+/** Longest `$key` accepted. */
+export const MAX_CALL_KEY_LENGTH = 128;
+
 /** One parsed call. */
 export interface Call {
   readonly name: string;
   readonly args: Record<string, unknown>;
   readonly id: CallId | undefined;
+  /** Its idempotency key (`$key`), when it has one. */
+  readonly key?: string;
 }
 
 /** Reserved argument names: `execute` receives these from the server, never from the client. */
@@ -75,7 +82,7 @@ export function parseCall(item: unknown, index: number | undefined): Call {
   if (!isPlainObject(item)) throw protocolError(`${where} must be an object {"SignalName": {...}}`);
   let name: string | undefined;
   for (const key in item) {
-    if (key !== CALL_ID_KEY) {
+    if (key !== CALL_ID_KEY && key !== CALL_KEY_KEY) {
       name = key;
       break;
     }
@@ -83,14 +90,19 @@ export function parseCall(item: unknown, index: number | undefined): Call {
   const rawId = item[CALL_ID_KEY];
   const id = typeof rawId === 'string' || (typeof rawId === 'number' && Number.isFinite(rawId)) ? rawId : undefined;
   if (rawId !== undefined && id === undefined) throw protocolError(`${where}: ${CALL_ID_KEY} must be a string or a number`);
+  const key = item[CALL_KEY_KEY];
+  if (key !== undefined && !(typeof key === 'string' && key.length > 0 && key.length <= MAX_CALL_KEY_LENGTH)) {
+    throw withId(protocolError(`${where}: ${CALL_KEY_KEY} must be a string of 1 to ${MAX_CALL_KEY_LENGTH} characters`), id);
+  }
   if (name === undefined) throw withId(protocolError(`${where} names no signal`), id);
   const args = item[name];
-  if (args === null || args === undefined) return { name, args: {}, id };
+  const keyed = key === undefined ? {} : { key: key as string };
+  if (args === null || args === undefined) return { name, args: {}, id, ...keyed };
   if (!isPlainObject(args)) throw withId(argumentsError(`Arguments of [${name}] must be an object`), id);
-  for (const key of RESERVED_ARGS) {
-    if (Object.prototype.hasOwnProperty.call(args, key)) throw withId(argumentsError(`Argument name ${key} is reserved (db, ws and sv are given by the server)`), id);
+  for (const reserved of RESERVED_ARGS) {
+    if (Object.prototype.hasOwnProperty.call(args, reserved)) throw withId(argumentsError(`Argument name ${reserved} is reserved (db, ws and sv are given by the server)`), id);
   }
-  return { name, args, id };
+  return { name, args, id, ...keyed };
 }
 
 /** The error a caller gets for a call of a signal the server does not define. */
@@ -200,6 +212,7 @@ const WIRE_CODES: Partial<Record<ErrorCode, WireCode>> = {
   [ErrorCode.UNKNOWN_SIGNAL]: WireCode.UNKNOWN_SIGNAL,
   [ErrorCode.BAD_ARGUMENTS]: WireCode.BAD_ARGUMENTS,
   [ErrorCode.CHANNEL_NOT_FOUND]: WireCode.CHANNEL_NOT_FOUND,
+  [ErrorCode.CHANNEL_FORBIDDEN]: WireCode.CHANNEL_FORBIDDEN,
   [ErrorCode.TIMEOUT]: WireCode.TIMEOUT,
   [ErrorCode.IO]: WireCode.NOT_SAVED,
   [ErrorCode.AUTH]: WireCode.AUTH_FAILED,

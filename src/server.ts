@@ -21,29 +21,20 @@ import type { ComponentSet } from './typing.js';
 import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
 import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
+import { ChannelRules } from './channel-rules.js';
+import { compileSchema, type Schema } from './storage/schema.js';
+import { withHistory } from './storage/history-tables.js';
+import { DEFAULT_LIMITS, MAX_CONNECT_TIMEOUT_SECONDS, validateLimits, type ServerLimits } from './limits.js';
 
-export interface ServerLimits {
-  /** Largest inbound frame in bytes; larger ones close the connection with 1009. Default 1 MiB. */
-  maxMessageBytes?: number;
-  /** Seconds without traffic before a connection is closed (pings keep it alive). Default 120. */
-  idleTimeoutSeconds?: number;
-  /** Bytes buffered for a slow client before it is dropped. Default 4 MiB. */
-  maxBackpressureBytes?: number;
-  /** Inbound frames per second allowed per connection (token bucket); excess frames get an error. Default 1000. */
-  messagesPerSecond?: number;
-  /** Calls per frame (a list frame). Default 100. */
-  maxCallsPerFrame?: number;
-  /** A Signal/Task/Header running longer than this is aborted. Default 10000 ms. */
-  executionTimeoutMs?: number;
-  /**
-   * Upgrades carrying header data (login attempts) per minute per client address (token bucket,
-   * bursts up to the same number); excess upgrades get HTTP 429 before any Header runs. Default 30.
-   */
-  authAttemptsPerMinute?: number;
-  /** Old-generation heap of each worker thread in MiB; a Signal exceeding it kills only its worker. Default 512. */
-  workerMemoryMb?: number;
-  /** Seconds a lexicons.v1 client has to send its `$connect` frame after the upgrade (else close 1008). Default 10. */
-  connectTimeoutSeconds?: number;
+export { DEFAULT_LIMITS, MAX_CONNECT_TIMEOUT_SECONDS, type ServerLimits };
+
+/**
+ * The schema every thread and tool opens an app's data with: its Models, plus the history tables
+ * (storage/history-tables.ts) when a Channel class keeps history.
+ */
+export function appSchema(components: Pick<Components, 'models' | 'channelRules'>): Schema {
+  const schema = compileSchema(components.models);
+  return components.channelRules.anyHistory ? withHistory(schema) : schema;
 }
 
 /** Durability of the data folder (docs/durability.md). */
@@ -159,7 +150,10 @@ export interface Components {
   models: ModelClass[];
   signals: Map<string, typeof Signal>;
   headers: Map<string, typeof Header>;
+  /** Declared channel names (Channel classes without a `pattern`). */
   channels: string[];
+  /** The rules of every Channel class (history, presence, slow clients, authorize, patterns). */
+  channelRules: ChannelRules;
   tasks: TaskClass[];
 }
 
@@ -186,21 +180,6 @@ export interface RunningServer {
   /** Resolves when the server has stopped. */
   readonly closed: Promise<void>;
 }
-
-export const DEFAULT_LIMITS: Required<ServerLimits> = {
-  maxMessageBytes: 1 << 20,
-  idleTimeoutSeconds: 120,
-  maxBackpressureBytes: 4 << 20,
-  messagesPerSecond: 1000,
-  maxCallsPerFrame: 100,
-  executionTimeoutMs: 10_000,
-  authAttemptsPerMinute: 30,
-  workerMemoryMb: 512,
-  connectTimeoutSeconds: 10,
-};
-
-/** Longest `limits.connectTimeoutSeconds` a Node timer can hold (2^31 - 1 ms). */
-export const MAX_CONNECT_TIMEOUT_SECONDS = 2_147_483;
 
 function optionError(message: string): LexiconsError {
   return new LexiconsError(ErrorCode.OPTION, message);
@@ -303,13 +282,6 @@ export function runSettings(server: Server, overrides: RunOverrides): RunSetting
   return { options, appPath: resolve(overrides.appPath), durability };
 }
 
-function positive(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw optionError(`limits.${name} must be a positive number, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 function uniqueByName<C extends Function>(kind: string, items: Iterable<C> | undefined, base: Function): Map<string, C> {
   const out = new Map<string, C>();
   for (const item of items ?? []) {
@@ -350,13 +322,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
     }
     if (options.port !== undefined) validatePort(options.port);
     if (options.workers !== undefined) validateWorkers(options.workers);
-    for (const [key, value] of Object.entries(options.limits ?? {})) {
-      if (!(key in DEFAULT_LIMITS)) throw optionError(`limits.${key} is not a known limit (known: ${Object.keys(DEFAULT_LIMITS).join(', ')})`);
-      if (key === 'connectTimeoutSeconds' && !(typeof value === 'number' && value >= 0.001 && value <= MAX_CONNECT_TIMEOUT_SECONDS)) {
-        throw optionError(`limits.connectTimeoutSeconds must be a number of seconds from 0.001 to ${MAX_CONNECT_TIMEOUT_SECONDS}, got ${JSON.stringify(value)}`);
-      }
-      positive(key, value);
-    }
+    if (options.limits !== undefined) validateLimits(options.limits);
     if (options.durability !== undefined) validateDurability(options.durability);
     validateOpsOptions(options, validatePort);
     if (options.static !== undefined) resolveStaticOption(options.static);
@@ -367,11 +333,13 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
         throw optionError(`tasks: ${String((task as { name?: string })?.name ?? task)} is not a Task.Startup, Task.Interval or Task.Shutdown class`);
       }
     }
+    const channelRules = new ChannelRules(uniqueByName('channels', options.channels, Channel).values());
     this.components = {
       models: [...(options.models ?? [])],
       signals: uniqueByName('signals', options.signals, Signal),
       headers: uniqueByName('headers', options.headers, Header),
-      channels: [...uniqueByName('channels', options.channels, Channel).keys()],
+      channels: [...channelRules.declared],
+      channelRules,
       tasks,
     };
   }

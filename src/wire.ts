@@ -21,6 +21,8 @@ export const WireCode = {
   BAD_ARGUMENTS: 'BAD_ARGUMENTS',
   /** Subscribing to a channel that does not exist. */
   CHANNEL_NOT_FOUND: 'CHANNEL_NOT_FOUND',
+  /** A channel's `authorize` refused the connection (`Not allowed to join [name]`). */
+  CHANNEL_FORBIDDEN: 'CHANNEL_FORBIDDEN',
   /** The Signal threw (its message is forwarded; the stack is logged). */
   EXECUTION: 'EXECUTION',
   /** `limits.executionTimeoutMs` exceeded (the call was aborted and rolled back). */
@@ -51,6 +53,9 @@ export const MAX_ID_SCAN_BYTES = 64 * 1024;
 /** The WebSocket subprotocol a v1 client asks for (`new WebSocket(url, SUBPROTOCOL)`). */
 export const SUBPROTOCOL = 'lexicons.v1';
 
+/** Close code of a subscriber that fell behind (`slowClient: 'disconnect'`): reconnect and recover. */
+export const SLOW_CONSUMER_CLOSE = 4008;
+
 /** Reserved names in frames. */
 export const Frame = {
   /** A v1 client's first frame: `{"$connect": {"headers": {"Login": {...}}}}`. */
@@ -64,6 +69,18 @@ export const Frame = {
   OK: '$ok',
   /** A call's correlation id (string or finite number), echoed on every item of its outcome. */
   ID: '$id',
+  /** A call's idempotency key: a replay with the same key (same session) gets the first outcome. */
+  KEY: '$key',
+  /** The offsets of a history-channel item: `{"Public": 17}` (one key per history channel). */
+  OFF: '$off',
+  /** Server → client on joining a history channel: `{"$subscribed": {channel, epoch, offset, recovered, recovering}}`, then the missed items. */
+  SUBSCRIBED: '$subscribed',
+  /** Server → client on leaving a history or presence channel: `{"$unsubscribed": {"channel": "Public"}}`. */
+  UNSUBSCRIBED: '$unsubscribed',
+  /** Client → server: `{"$recover": {"Public": {"epoch": "e1", "offset": 57}}}` after a gap in offsets. */
+  RECOVER: '$recover',
+  /** Server → client: `{"$presence": {channel, members}}` on join, then `{channel, join, leave}` batches. */
+  PRESENCE: '$presence',
   /** Name of an error item: `{"Errors": ["message"], "code": "...", "$id": 9}`. */
   ERRORS: 'Errors',
   /** Key of an error item's {@link WireCode}. */

@@ -1,27 +1,24 @@
 /**
  * @module client/client
- * The client's engine: one WebSocket at a time, speaking the `lexicons.v1` protocol, as a small
- * explicit state machine:
+ * The client's engine: one WebSocket at a time, speaking `lexicons.v1`, as a small state machine:
  *
  *   disconnected --connect()--> connecting --$connected--> open
  *        ^                          |                        |
  *        +------ backoff timer -----+----- socket closed ----+
  *   any state --close() / AUTH_FAILED / attempts exhausted--> closed (terminal until connect())
  *
- * Calls carry `$id`; the server answers each with exactly one frame holding its items (or an
- * error item, or `$ok`), so a call settles on the first frame that names its id. Every call
- * settles exactly once: with its outcome, its timeout, `CONNECTION_LOST` (it was on a socket that
- * closed), `ABORTED`, or `CLOSED`. Calls made before `open` wait in a queue; calls issued in the
- * same tick share list frames (at most `maxCallsPerFrame` each, and of the server's limits from
- * `$connected`), which keeps a burst of calls under the server's frames-per-second limit.
+ * Calls carry `$id` (and `$key`); each settles exactly once, on the first frame naming its id, its
+ * timeout, `CONNECTION_LOST`, `ABORTED` or `CLOSED`. Calls made before `open` wait; calls of one
+ * tick share list frames within the server's limits. Reconnects send the resume token and the
+ * channel positions (client/channels.ts); `replay` and `resend` calls go again after `$connected`.
  */
 import { Frame, MAX_ID_SCAN_BYTES, SUBPROTOCOL, WireCode } from '../wire.js';
 import { backoffDelay } from './backoff.js';
 import { ClientCode, ClientError } from './errors.js';
-import type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
-import type { AbortSignalLike, CallOptions, Item } from './types.js';
-
-type CallId = number;
+import { errorOf, frames, isObject, itemName, positive, report, settingsOf, type Settings } from './util.js';
+import { Channels, type ChannelEvent, type Member, type Position } from './channels.js';
+import type { ClientOptions, ClientState, StateEvent, WebSocketLike } from './options.js';
+import type { CallId, CallOptions, Item, Pending } from './types.js';
 
 /**
  * Calls batched into one frame stay within this many bytes of UTF-8: the server reads the `$id`s
@@ -30,62 +27,9 @@ type CallId = number;
  */
 const MAX_FRAME_BYTES = MAX_ID_SCAN_BYTES;
 
-/** Bytes of a string in UTF-8 (JSON text has no lone surrogates). */
-function utf8Length(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
-  }
-  return n;
-}
-
-interface Pending {
-  readonly name: string;
-  /** `{"Name":{...args}` without the closing brace: the `$id` is appended per send. */
-  readonly head: string;
-  readonly replay: boolean;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: ClientError) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
-  readonly signal: AbortSignalLike | undefined;
-  readonly onAbort: () => void;
-  /** The `$id` of its latest send. */
-  id: CallId | undefined;
-  done: boolean;
-}
-
-/** A handler's exception must not break the client: it is reported like an uncaught error. */
-function report(err: unknown): void {
-  setTimeout(() => {
-    throw err;
-  }, 0);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The item's name: its first key that is not `$id` or `code`. */
-function itemName(item: Record<string, unknown>): string | undefined {
-  for (const key in item) if (key !== Frame.ID && key !== Frame.CODE) return key;
-  return undefined;
-}
-
-function errorOf(item: Record<string, unknown>): ClientError {
-  const raw = item[Frame.ERRORS];
-  const messages = Array.isArray(raw) ? raw.map(String) : [String(raw)];
-  return new ClientError(typeof item[Frame.CODE] === 'string' ? (item[Frame.CODE] as string) : 'UNKNOWN', messages);
-}
-
 export class Engine {
-  readonly #url: string;
   readonly #headers: ClientOptions['headers'];
-  readonly #WebSocket: WebSocketClass;
-  readonly #timeoutMs: number;
-  readonly #connectTimeoutMs: number;
-  readonly #reconnect: Required<ReconnectOptions> | false;
-  readonly #maxCallsPerFrame: number;
+  readonly #o: Settings;
   /** Calls and bytes per frame on the current connection (the option, within the server's `$connected` limits). */
   #callsPerFrame: number;
   #bytesPerFrame = MAX_FRAME_BYTES;
@@ -104,6 +48,13 @@ export class Engine {
   #queue = new Set<Pending>();
   /** Calls marked `replay`, in call order. */
   #replays: Pending[] = [];
+  /** `resend` calls whose connection dropped before their outcome: re-sent if the session resumes. */
+  #limbo = new Set<Pending>();
+  #nextKey = 1;
+  /** The resume token of the last `$connected` (sent in the next `$connect`). */
+  #resume: string | undefined;
+  readonly #channels = new Channels((event) => this.#emit(this.#channelHandlers, event), (text) => this.#sock?.send(text));
+  readonly #channelHandlers = new Set<(event: ChannelEvent) => void>();
   /** Calls sent on the current socket, by `$id`. */
   readonly #inflight = new Map<CallId, Pending>();
   /** Call texts to send at the end of this tick. */
@@ -113,25 +64,9 @@ export class Engine {
   readonly #stateHandlers = new Set<(event: StateEvent) => void>();
 
   constructor(options: ClientOptions) {
-    if (!isObject(options) || typeof options.url !== 'string') throw new TypeError('createClient: options.url must be a ws:// or wss:// URL string');
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketClass }).WebSocket;
-    if (typeof WS !== 'function') throw new TypeError('createClient: no WebSocket class: pass options.WebSocket (in Node 20, the ws package: import WebSocket from "ws")');
-    this.#url = options.url;
+    this.#o = settingsOf(options);
     this.#headers = options.headers;
-    this.#WebSocket = WS;
-    this.#timeoutMs = positive('timeoutMs', options.timeoutMs, 15_000);
-    this.#connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 15_000);
-    this.#maxCallsPerFrame = positive('maxCallsPerFrame', options.maxCallsPerFrame, 100);
-    this.#callsPerFrame = this.#maxCallsPerFrame;
-    const r = options.reconnect;
-    this.#reconnect =
-      r === false
-        ? false
-        : {
-            baseDelayMs: positive('reconnect.baseDelayMs', r?.baseDelayMs, 500),
-            maxDelayMs: positive('reconnect.maxDelayMs', r?.maxDelayMs, 20_000),
-            maxAttempts: positive('reconnect.maxAttempts', r?.maxAttempts, Infinity),
-          };
+    this.#callsPerFrame = this.#o.maxCallsPerFrame;
     if (options.autoConnect !== false) this.connect();
   }
 
@@ -148,10 +83,10 @@ export class Engine {
     if (this.#state === 'connecting' || this.#state === 'open') return;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
-    const sock = new this.#WebSocket(this.#url, SUBPROTOCOL);
+    const sock = new this.#o.WebSocket(this.#o.url, SUBPROTOCOL);
     this.#sock = sock;
     this.#refusal = undefined;
-    this.#connectTimer = setTimeout(() => this.#drop(sock, 1006, `no $connected within ${this.#connectTimeoutMs} ms`), this.#connectTimeoutMs);
+    this.#connectTimer = setTimeout(() => this.#drop(sock, 1006, `no $connected within ${this.#o.connectTimeoutMs} ms`), this.#o.connectTimeoutMs);
     sock.onopen = () => {
       if (sock === this.#sock) void this.#sendConnect(sock);
     };
@@ -190,12 +125,14 @@ export class Engine {
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(new ClientError(ClientCode.ABORTED, `[${name}] aborted`));
-    const timeoutMs = positive('timeoutMs', options.timeoutMs, this.#timeoutMs);
+    const timeoutMs = positive('timeoutMs', options.timeoutMs, this.#o.timeoutMs);
     return new Promise((resolve, reject) => {
       const pending: Pending = {
         name,
         head,
         replay: options.replay === true,
+        resend: options.resend === true,
+        key: `k${this.#nextKey++}`,
         resolve,
         reject,
         timer: setTimeout(() => this.#settle(pending, new ClientError(ClientCode.CALL_TIMEOUT, `[${name}] got no answer within ${timeoutMs} ms`)), timeoutMs),
@@ -226,15 +163,32 @@ export class Engine {
     return () => void this.#stateHandlers.delete(handler);
   }
 
-  #setState(event: StateEvent): void {
-    this.#state = event.state;
-    for (const handler of this.#stateHandlers) {
+  onChannel(handler: (event: ChannelEvent) => void): () => void {
+    this.#channelHandlers.add(handler);
+    return () => void this.#channelHandlers.delete(handler);
+  }
+
+  get positions(): Record<string, Position> {
+    return this.#channels.positions();
+  }
+
+  presence(channel: string): Member[] {
+    return this.#channels.presence(channel);
+  }
+
+  #emit<E>(handlers: ReadonlySet<(event: E) => void>, event: E): void {
+    for (const handler of handlers) {
       try {
         handler(event);
       } catch (err) {
         report(err);
       }
     }
+  }
+
+  #setState(event: StateEvent): void {
+    this.#state = event.state;
+    this.#emit(this.#stateHandlers, event);
   }
 
   async #sendConnect(sock: WebSocketLike): Promise<void> {
@@ -255,7 +209,8 @@ export class Engine {
       return;
     }
     if (sock !== this.#sock) return;
-    sock.send(JSON.stringify({ [Frame.CONNECT]: headers === undefined ? {} : { headers } }));
+    // Positions and the resume token go every time: the server recovers from them (docs/channels.md).
+    sock.send(JSON.stringify({ [Frame.CONNECT]: { headers, positions: this.#channels.positions(), resume: this.#resume } }));
   }
 
   #receive(text: string): void {
@@ -274,12 +229,15 @@ export class Engine {
       if (name === undefined) continue;
       if (name === Frame.CONNECTED) {
         const connected = isObject(item[name]) ? (item[name] as Record<string, unknown>) : {};
-        this.#opened(String(connected.id), isObject(connected.limits) ? connected.limits : {});
+        this.#resume = typeof connected.resume === 'string' ? connected.resume : undefined;
+        this.#opened(String(connected.id), isObject(connected.limits) ? connected.limits : {}, connected.resumed === true);
         continue;
       }
+      this.#channels.control(name, item[name]);
       const error = name === Frame.ERRORS ? errorOf(item) : undefined;
       if (error && this.#state === 'connecting') this.#refusal = error;
-      if (name !== Frame.OK) this.#deliver(name, item);
+      // An item of a history channel out of sequence (duplicate, or after a gap) is not delivered.
+      if (name !== Frame.OK && this.#channels.accept(item[Frame.OFF])) this.#deliver(name, item);
       const id = item[Frame.ID];
       const pending = typeof id === 'number' ? this.#inflight.get(id) : undefined;
       if (!pending) continue;
@@ -309,10 +267,10 @@ export class Engine {
     }
   }
 
-  #opened(id: string, limits: Record<string, unknown>): void {
+  #opened(id: string, limits: Record<string, unknown>, resumed: boolean): void {
     if (this.#state !== 'connecting') return;
     const { maxCallsPerFrame: calls, maxMessageBytes: bytes } = limits;
-    this.#callsPerFrame = typeof calls === 'number' && calls >= 1 ? Math.min(this.#maxCallsPerFrame, calls) : this.#maxCallsPerFrame;
+    this.#callsPerFrame = typeof calls === 'number' && calls >= 1 ? Math.min(this.#o.maxCallsPerFrame, calls) : this.#o.maxCallsPerFrame;
     this.#bytesPerFrame = typeof bytes === 'number' && bytes >= 1 ? Math.min(MAX_FRAME_BYTES, bytes) : MAX_FRAME_BYTES;
     clearTimeout(this.#connectTimer);
     this.#attempt = 0;
@@ -320,18 +278,28 @@ export class Engine {
     // Replays, then the waiting calls, are queued before the `open` handlers run, so a call a
     // handler makes (e.g. fetching history) goes after the replayed subscriptions.
     this.#state = 'open';
-    for (const pending of this.#replays) this.#send(pending);
+    for (const pending of this.#replays) {
+      // Settled already: it runs again (a fresh key); in flight when the connection dropped: same key.
+      if (pending.done) pending.key = `k${this.#nextKey++}`;
+      this.#send(pending);
+    }
+    const limbo = this.#limbo;
+    this.#limbo = new Set();
+    for (const pending of limbo) {
+      if (resumed) this.#send(pending);
+      else this.#settle(pending, new ClientError(ClientCode.CONNECTION_LOST, `connection lost before the outcome of [${pending.name}] and the session was not resumed (it may have run)`));
+    }
     const queue = this.#queue;
     this.#queue = new Set();
     for (const pending of queue) this.#send(pending);
-    this.#setState({ state: 'open', id });
+    this.#setState({ state: 'open', id, resumed });
   }
 
   #send(pending: Pending): void {
     const id = this.#nextId++;
     pending.id = id;
     this.#inflight.set(id, pending);
-    this.#outbox.push(`${pending.head},"${Frame.ID}":${id}}`);
+    this.#outbox.push(`${pending.head},"${Frame.ID}":${id},"${Frame.KEY}":"${pending.key}"}`);
     if (!this.#flushing) {
       this.#flushing = true;
       queueMicrotask(() => this.#flush());
@@ -348,20 +316,8 @@ export class Engine {
     this.#outbox = [];
     const sock = this.#sock;
     if (!sock || this.#state !== 'open') return; // the socket closed meanwhile: its calls were settled or kept for replay
-    let chunk: string[] = [];
-    let bytes = 1; // the list's `[`, then each call and its `,` or `]`
     try {
-      for (const text of texts) {
-        const size = utf8Length(text) + 1;
-        if (chunk.length > 0 && (chunk.length === this.#callsPerFrame || bytes + size > this.#bytesPerFrame)) {
-          sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
-          chunk = [];
-          bytes = 1;
-        }
-        chunk.push(text);
-        bytes += size;
-      }
-      if (chunk.length > 0) sock.send(chunk.length === 1 ? chunk[0]! : `[${chunk.join(',')}]`);
+      for (const frame of frames(texts, this.#callsPerFrame, this.#bytesPerFrame)) sock.send(frame);
     } catch {
       // the socket is closing: its close event settles the calls
     }
@@ -375,13 +331,16 @@ export class Engine {
     this.#outbox = [];
     const lost = [...this.#inflight.values()];
     this.#inflight.clear();
+    this.#channels.reset();
     for (const pending of lost) {
-      if (!pending.replay) this.#settle(pending, new ClientError(ClientCode.CONNECTION_LOST, `connection lost before the outcome of [${pending.name}] (it may have run)`));
+      if (pending.replay) continue; // re-sent from #replays at the next open
+      if (pending.resend) this.#limbo.add(pending);
+      else this.#settle(pending, new ClientError(ClientCode.CONNECTION_LOST, `connection lost before the outcome of [${pending.name}] (it may have run)`));
     }
     const refusal = this.#refusal;
     this.#refusal = undefined;
     if (refusal?.code === WireCode.AUTH_FAILED) return this.#stop(code, reason, refusal);
-    const r = this.#reconnect;
+    const r = this.#o.reconnect;
     if (r === false) return this.#stop(code, reason, refusal);
     if (this.#attempt >= r.maxAttempts) {
       return this.#stop(code, reason, new ClientError(ClientCode.RECONNECT_FAILED, `gave up after ${this.#attempt} attempts (last close ${code}${reason ? ` ${reason}` : ''})`));
@@ -411,7 +370,9 @@ export class Engine {
     this.#connectionId = undefined;
     this.#outbox = [];
     const why = error ?? new ClientError(ClientCode.CLOSED, `client closed (${code}${reason ? ` ${reason}` : ''})`);
-    const unsettled = [...this.#inflight.values(), ...this.#queue, ...this.#replays];
+    const unsettled = [...this.#inflight.values(), ...this.#queue, ...this.#replays, ...this.#limbo];
+    this.#limbo = new Set();
+    this.#resume = undefined;
     this.#inflight.clear();
     this.#queue = new Set();
     for (const pending of unsettled) this.#settle(pending, why);
@@ -430,14 +391,9 @@ export class Engine {
     clearTimeout(pending.timer);
     if (!pending.replay) pending.signal?.removeEventListener('abort', pending.onAbort); // a replay listens until unreplayed
     this.#queue.delete(pending);
+    this.#limbo.delete(pending);
     if (pending.id !== undefined && this.#inflight.get(pending.id) === pending) this.#inflight.delete(pending.id);
     if (error) pending.reject(error);
     else pending.resolve(value);
   }
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`createClient: ${name} must be a positive number, got ${String(value)}`);
-  return value;
 }

@@ -11,16 +11,19 @@
  * const client = createClient<typeof server>({ url: 'ws://localhost:5000', headers: { Login: { email, password } } });
  * client.onState((e) => console.log(e.state));
  * client.on('CreateChatMessage', (message) => render(message));
+ * client.onChannel((e) => e.type === 'stale' && refetch(e.channel)); // missed items could not be recovered
  * await client.call('Subscribe', { channel: 'Public' }, { replay: true });
- * const sent = await client.call('CreateChatMessage', { channel: 'Public', content: 'hi' });
+ * const sent = await client.call('CreateChatMessage', { channel: 'Public', content: 'hi' }, { resend: true });
  */
 import { Engine } from './client.js';
+import type { ChannelEvent, Member, Position } from './channels.js';
 import type { ClientOptions, ClientState, StateEvent } from './options.js';
 import type { CallArgs, CallRest, Item, Push, PushName, Reply, SignalName } from './types.js';
 
 export { WireCode, SUBPROTOCOL } from '../wire.js';
 export { ClientError, ClientCode } from './errors.js';
 export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
+export type { ChannelEvent, Member, Position } from './channels.js';
 export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
 
 /** A lexicons client; `T` is `typeof server` (or a SignalManager, or a record of Signal classes) for typed calls. */
@@ -43,6 +46,17 @@ export interface Client<T = unknown> {
   on<N extends PushName<T>>(name: N, handler: (payload: Push<T, N>, item: Item) => void): () => void;
   /** Runs `handler` at every state change. Returns the function that removes it. */
   onState(handler: (event: StateEvent) => void): () => void;
+  /**
+   * Runs `handler` at every channel event (docs/channels.md): `subscribed` (a history channel
+   * joined or recovered, with `recovered` and `wasRecovering`), `stale` (missed items could not be
+   * recovered: refetch that channel's state), `unsubscribed`, `presence` (members changed).
+   * Returns the function that removes it.
+   */
+  onChannel(handler: (event: ChannelEvent) => void): () => void;
+  /** The last delivered (epoch, offset) per history channel (sent in `$connect` on reconnect). */
+  readonly positions: Readonly<Record<string, Position>>;
+  /** The members of a presence channel this connection is in (empty otherwise). */
+  presence(channel: string): Member[];
   /** Connects now (also during a reconnect delay, or again after `closed`, e.g. with new headers). */
   connect(): void;
   /** Closes the connection (1000) and stops reconnecting; unsettled calls reject with `CLOSED`. */

@@ -23,7 +23,8 @@ export type ClientState = 'disconnected' | 'connecting' | 'open' | 'closed';
 /** What `onState` handlers receive, one event per transition. */
 export type StateEvent =
   | { readonly state: 'connecting'; readonly attempt: number }
-  | { readonly state: 'open'; readonly id: string }
+  /** Admitted; `resumed`: the server restored the previous session (auth, channels, keyed calls) without running the Headers. */
+  | { readonly state: 'open'; readonly id: string; readonly resumed: boolean }
   /** The connection was lost (or not made); the next attempt starts in `delayMs`. */
   | { readonly state: 'disconnected'; readonly code: number; readonly reason: string; readonly error?: ClientError; readonly attempt: number; readonly delayMs: number }
   /** Stopped: `close()` (no error), `AUTH_FAILED`, `RECONNECT_FAILED`, a server without `lexicons.v1`, or a failing `headers` function. */

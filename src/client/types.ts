@@ -10,6 +10,7 @@
  * SignalManager(A, B)` (TypeScript has no literal type for a class name); otherwise, and when `T`
  * is omitted, the client is untyped: any name, any arguments, `unknown` replies.
  */
+import type { ClientError } from './errors.js';
 import type { HeaderLike, InputOf, NamedComponents, ReplyOf, SignalLike } from '../typing.js';
 
 /** The components of kind `Key` (`'~signals'`/`'~headers'`) of T, keyed by name; undefined when not known. */
@@ -55,6 +56,15 @@ export interface CallOptions {
    * or when its `signal` aborts.
    */
   replay?: boolean;
+  /**
+   * Exactly once across a dropped connection: if the connection drops before the outcome, the
+   * call is re-sent with its idempotency key (`$key`) once the session is resumed, and the server
+   * answers a call it already ran with the stored outcome instead of running it again. When the
+   * session cannot be resumed (`resumed: false`: the grace period passed, the server restarted),
+   * it rejects with `CONNECTION_LOST` (it may have run). For calls that change data
+   * (`CreateChatMessage`); `replay` calls are re-sent with their key too.
+   */
+  resend?: boolean;
   /** Aborting rejects the call with `ABORTED` (if not yet settled) and stops its replay. */
   signal?: AbortSignalLike;
 }
@@ -68,3 +78,26 @@ export interface AbortSignalLike {
 
 /** The rest parameters of `call`: the arguments may be left out when every one is optional. */
 export type CallRest<A> = {} extends A ? [args?: A, options?: CallOptions] : [args: A, options?: CallOptions];
+
+/** Internal: a call's `$id` on the wire. */
+export type CallId = number;
+
+/** Internal: a call until it settles (client/client.ts). */
+export interface Pending {
+  readonly name: string;
+  /** `{"Name":{...args}` without the closing brace: the `$id` is appended per send. */
+  readonly head: string;
+  readonly replay: boolean;
+  /** Re-sent with its key after a resumed reconnect while unsettled (`resend`). */
+  readonly resend: boolean;
+  /** Its idempotency key (`$key`): a replay with the same key in the same session runs once. */
+  key: string;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: ClientError) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+  readonly signal: AbortSignalLike | undefined;
+  readonly onAbort: () => void;
+  /** The `$id` of its latest send. */
+  id: CallId | undefined;
+  done: boolean;
+}

@@ -28,7 +28,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_socket_context_t, WebS
 import type { Components, ResolvedServerOptions, ServerOptions } from '../server.js';
 import { UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME } from '../job-contract.js';
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
-import { SUBPROTOCOL, WireCode } from '../wire.js';
+import { Frame, SUBPROTOCOL, WireCode } from '../wire.js';
 import { refuseFrame } from './call-replies.js';
 import { SocketConnection, type SocketUserData } from './socket-connection.js';
 import type { Dispatcher } from './dispatch.js';
@@ -41,6 +41,11 @@ import type { AddressList } from '../ops-options.js';
 import { addAdminRoutes, addHealthRoutes, type AdminDeps } from './admin-routes.js';
 import { requestAddress } from './client-address.js';
 import { offersV1, V1Admission } from './v1-admission.js';
+import { pump } from './catch-up.js';
+import { connectionClosed, recover } from './membership.js';
+
+/** How a `$recover` frame starts (the client library writes it so; main/membership.ts reads it). */
+const RECOVER_PREFIX = `{"${Frame.RECOVER}"`;
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -77,6 +82,8 @@ export function createApp(deps: AppDeps): TemplatedApp {
     upgrade: upgradeHandler(deps, policy, v1),
     open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, v1, socket),
     message: inboundFrameHandler(deps, v1),
+    // Recoveries are sent at the pace the socket drains (main/catch-up.ts).
+    drain: (socket: WebSocket<SocketUserData>) => pump(deps.hub, socket.getUserData().connection),
     close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, v1, socket.getUserData().connection, code),
   });
   addHttpRoutes(app, deps);
@@ -122,7 +129,7 @@ function upgradeHandler(deps: AppDeps, policy: UpgradePolicy, v1: V1Admission): 
     }
     const key = req.getHeader('sec-websocket-key');
     const extensions = req.getHeader('sec-websocket-extensions');
-    const conn = new SocketConnection(address, limits.messagesPerSecond);
+    const conn = new SocketConnection(address, limits.messagesPerSecond, limits.maxBackpressureBytes);
     if (decision.kind === 'v1') {
       conn.v1 = v1.session(decision.headerData);
       res.upgrade({ connection: conn } satisfies SocketUserData, key, SUBPROTOCOL, extensions, context);
@@ -208,7 +215,17 @@ function inboundFrameHandler(deps: AppDeps, v1: V1Admission): (socket: WebSocket
     }
     const text = Buffer.from(message).toString('utf8');
     hub.metrics.framesTotal++;
-    dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
+    if (conn.v1 !== null && text.startsWith(RECOVER_PREFIX)) {
+      recover(hub, conn, text);
+      return;
+    }
+    if (conn.session === null) {
+      dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
+      return;
+    }
+    // Calls with `$key`: registered with the session; replays are answered from it (main/sessions.ts).
+    const keyed = hub.sessions.filter(conn, text);
+    if (keyed !== null) dispatcher.enqueue(conn, keyed.keys === undefined ? { kind: UNIT_FRAME, text: keyed.text } : { kind: UNIT_FRAME, text: keyed.text, keys: keyed.keys });
   };
 }
 
@@ -217,6 +234,7 @@ function onClose(deps: AppDeps, v1: V1Admission, conn: SocketConnection, code: n
   conn.state = 'closed';
   conn.socket = null;
   if (conn.v1 !== null) v1.closed(conn);
+  if (conn.admitted) connectionClosed(hub, conn, code);
   hub.channels.leaveAll(conn);
   if (conn.admitted) {
     hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });

@@ -12,24 +12,55 @@
  * them. Unknown channel names are logged CHANNEL-NOT-FOUND and skipped. A publish may leave out
  * one connection (`except`: a caller that gets its own tagged copy): for one channel that is
  * uWS's `WebSocket.publish`, which skips the publishing socket.
+ *
+ * Slow subscribers (docs/channels.md "Slow clients"): uWS closes a socket whose buffer is over
+ * `limits.maxBackpressureBytes` when a send finds it so (`closeOnBackpressureLimit`: no close
+ * frame, 1006): that is the `disconnect` policy of native publishes. A `drop` channel is never
+ * published natively: its frames go to each member from here, skipped for a member whose buffer
+ * would exceed the limit (the client sees the gap in offsets and recovers it), so its memory
+ * stays within the limit and uWS never closes it for that channel. Frames sent from here to a
+ * `disconnect` member over the limit close it with 4008 "slow consumer: reconnect and recover".
  */
 import type { TemplatedApp } from 'uWebSockets.js';
+import { ChannelRules, type ChannelRule } from '../channel-rules.js';
 import type { LogFn } from './log.js';
 import type { SocketConnection } from './socket-connection.js';
+
+/** What `channels.info()` tells about one channel (read-only; the admin channels view). */
+export interface ChannelInfo {
+  name: string;
+  kind: 'declared' | 'runtime';
+  subscribers: number;
+  /** The class (or pattern) its rules come from; '' for none. */
+  rules: string;
+  history: { size?: number; maxAgeSeconds?: number } | null;
+  /** Epoch and delivered offset of a history channel that published since start (or before). */
+  position: { epoch: string; offset: number } | null;
+  presence: boolean;
+  /** Presence members (sessions), when `presence`. */
+  members: number | null;
+  slowClient: 'disconnect' | 'drop';
+}
+
+const EMPTY: ReadonlySet<SocketConnection> = new Set();
 
 export class ChannelRegistry {
   readonly #declared: ReadonlySet<string>;
   readonly #runtime = new Set<string>();
   readonly #members = new Map<string, Set<SocketConnection>>();
   readonly #log: LogFn;
+  readonly rules: ChannelRules;
   #app: TemplatedApp | null = null;
   /** Bumped on every create/drop of a run-time channel (workers refresh their cache). */
   version = 0;
+  /** Extra figures for {@link info} (history positions, presence counts), set by the hub. */
+  figures: { position(name: string): ChannelInfo['position']; members(name: string): number | null } = { position: () => null, members: () => null };
 
-  constructor(declared: Iterable<string>, log: LogFn) {
+  constructor(declared: Iterable<string>, log: LogFn, rules: ChannelRules = new ChannelRules([])) {
     this.#declared = new Set(declared);
     for (const name of this.#declared) this.#members.set(name, new Set());
     this.#log = log;
+    this.rules = rules;
   }
 
   attach(app: TemplatedApp): void {
@@ -51,13 +82,14 @@ export class ChannelRegistry {
     this.version++;
   }
 
-  drop(name: string): void {
+  /** Drops a run-time channel; returns the connections that were in it. */
+  drop(name: string): SocketConnection[] {
     if (this.#declared.has(name)) {
       this.#log('ERROR', { message: `Channel [${name}] is declared and cannot be dropped` });
-      return;
+      return [];
     }
     const members = this.#members.get(name);
-    if (!members) return;
+    if (!members) return [];
     for (const conn of members) {
       conn.channels.delete(name);
       if (conn.open) conn.socket!.unsubscribe(name);
@@ -65,19 +97,40 @@ export class ChannelRegistry {
     this.#members.delete(name);
     this.#runtime.delete(name);
     this.version++;
+    return [...members];
   }
 
-  subscribe(conn: SocketConnection, name: string): boolean {
+  /**
+   * Adds `conn` to the channel; `live` false: a member that gets nothing yet (its recovery is
+   * being sent, main/catch-up.ts) until {@link goLive}.
+   */
+  subscribe(conn: SocketConnection, name: string, live = true): boolean {
     const members = this.#members.get(name);
     if (!members) {
       this.#log('CHANNEL-NOT-FOUND', { channel: name, connection: conn.id, action: 'subscribe' });
       return false;
     }
     if (!conn.open || conn.channels.has(name)) return conn.channels.has(name);
-    conn.socket!.subscribe(name);
     conn.channels.add(name);
     members.add(conn);
+    if (live) this.goLive(conn, name);
     return true;
+  }
+
+  /** A member starts getting the channel's items (a drop channel is fanned out from here, never natively). */
+  goLive(conn: SocketConnection, name: string): void {
+    if (!conn.open || !conn.channels.has(name)) return;
+    if (this.rules.rule(name).slowClient !== 'drop') conn.socket!.subscribe(name);
+  }
+
+  /** A member stops getting the channel's items for now (a recovery is sent instead). */
+  pause(conn: SocketConnection, name: string): void {
+    if (conn.open && this.rules.rule(name).slowClient !== 'drop') conn.socket!.unsubscribe(name);
+  }
+
+  /** Whether `conn` gets the channel's items now (not while its recovery is being sent). */
+  #live(conn: SocketConnection, name: string): boolean {
+    return conn.catchUp === null || !conn.catchUp.has(name);
   }
 
   unsubscribe(conn: SocketConnection, name: string): void {
@@ -102,6 +155,8 @@ export class ChannelRegistry {
       else this.#log('CHANNEL-NOT-FOUND', { channel: name, action: 'broadcast' });
     }
     if (known.length === 0) return 0;
+    const drop = this.#dropRules(known);
+    if (drop !== undefined) return this.#publishDropAware(known, drop, text, except);
     if (known.length === 1) {
       const name = known[0]!;
       const members = this.#members.get(name)!;
@@ -113,11 +168,69 @@ export class ChannelRegistry {
       return members.size;
     }
     const recipients = new Set<SocketConnection>();
-    for (const name of known) for (const conn of this.#members.get(name)!) recipients.add(conn);
+    for (const name of known) for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) recipients.add(conn);
     if (except !== undefined) recipients.delete(except);
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     for (const conn of recipients) conn.send(frame);
     return recipients.size;
+  }
+
+  /** The rules of `names` when one of them drops items for slow members, else undefined. */
+  #dropRules(names: readonly string[]): ChannelRule[] | undefined {
+    let drop = false;
+    const rules = names.map((name) => {
+      const rule = this.rules.rule(name);
+      drop ||= rule.slowClient === 'drop';
+      return rule;
+    });
+    return drop ? rules : undefined;
+  }
+
+  /**
+   * Fan-out from here when a target channel is `drop`: a member over the limit is skipped if
+   * every target channel it is in drops, and closed with 4008 otherwise.
+   */
+  #publishDropAware(names: readonly string[], rules: readonly ChannelRule[], text: string | Uint8Array, except: SocketConnection | undefined): number {
+    const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
+    const drops = new Map<SocketConnection, boolean>();
+    names.forEach((name, i) => {
+      const dropping = rules[i]!.slowClient === 'drop';
+      for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) drops.set(conn, (drops.get(conn) ?? true) && dropping);
+    });
+    if (except !== undefined) drops.delete(except);
+    let sent = 0;
+    for (const [conn, dropping] of drops) {
+      // Dropped for this member while uWS holds more than the limit (uWS's own rule for its
+      // sends: the memory per slow member stays within the limit plus one frame); it recovers the gap.
+      if (dropping && !conn.fits(0)) continue;
+      if (conn.send(frame)) sent++;
+    }
+    return sent;
+  }
+
+  /** Read-only figures of every channel (the admin channels view). */
+  info(): ChannelInfo[] {
+    const out: ChannelInfo[] = [];
+    for (const [name, members] of this.#members) {
+      const rule = this.rules.rule(name);
+      out.push({
+        name,
+        kind: this.#declared.has(name) ? 'declared' : 'runtime',
+        subscribers: members.size,
+        rules: rule.source,
+        history: rule.history === null ? null : { ...rule.history },
+        position: rule.history === null ? null : this.figures.position(name),
+        presence: rule.presence,
+        members: rule.presence ? this.figures.members(name) : null,
+        slowClient: rule.slowClient,
+      });
+    }
+    return out;
+  }
+
+  /** The connections in a channel (none for an unknown one). */
+  membersOf(name: string): ReadonlySet<SocketConnection> {
+    return this.#members.get(name) ?? EMPTY;
   }
 
   sizes(): Record<string, number> {

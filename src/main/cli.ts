@@ -11,10 +11,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
-import { validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
+import { appSchema, validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
 import { parseAddressList } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
-import { compileSchema } from '../storage/schema.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
 
 export const USAGE = `lexicons: a realtime WebSocket application server with an embedded database
@@ -186,7 +185,7 @@ async function start(command: StartCommand): Promise<number> {
     return 0;
   }
   const dir = server.resolve(command.overrides).data;
-  const schema = compileSchema(server.components.models);
+  const schema = appSchema(server.components);
   if (command.command === 'check') {
     const report = await checkDataFolder(dir, schema);
     const { dir: folder, ok, problems, repairs, replayable, tables, lockedBy } = report;

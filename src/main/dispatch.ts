@@ -42,6 +42,8 @@ export class Dispatcher {
   readonly #maxInFlight: number;
   readonly #ready = new Set<SocketConnection>();
   #inFlight = 0;
+  /** Batches whose results wait for their turn to publish to history channels. */
+  #applying = 0;
   #scheduled = false;
   #idle: Array<() => void> = [];
 
@@ -76,7 +78,7 @@ export class Dispatcher {
   }
 
   #isIdle(): boolean {
-    return this.#inFlight === 0 && this.#ready.size === 0;
+    return this.#inFlight === 0 && this.#ready.size === 0 && this.#applying === 0;
   }
 
   #schedule(): void {
@@ -132,16 +134,30 @@ export class Dispatcher {
     this.#pool.run<BatchResult>(job).then(
       (result) => {
         this.#inFlight--;
+        // The connections are released once every effect was applied: a history publish may
+        // wait for its turn (main/history-delivery.ts), and a connection's next batch must not
+        // overtake it.
+        let done = true;
+        const finish = (): void => {
+          this.#releaseKeys(batch);
+          this.#release(batch.connections);
+        };
         try {
           const { stats } = result;
           metrics.recordBatch((performance.now() - started) / 1000, n, stats.calls, stats.commitMs, stats.durableMs);
-          if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
-          if (result.packed) applyPacked(this.#hub, batch.connections, result.packed);
           for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
           metrics.recordSignals(result.stats.calls, result.stats.errors);
           metrics.txnAttemptsTotal += result.stats.attempts;
+          if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
+          if (result.packed) {
+            done = applyPacked(this.#hub, batch.connections, result.packed, () => {
+              this.#applying--;
+              finish();
+            });
+            if (!done) this.#applying++;
+          }
         } finally {
-          this.#release(batch.connections);
+          if (done) finish();
         }
       },
       (err: unknown) => {
@@ -153,6 +169,16 @@ export class Dispatcher {
         }
       },
     );
+  }
+
+  /** Keys of the batch's calls that got no outcome (their job did not commit them) are released (main/sessions.ts). */
+  #releaseKeys(batch: Batch, only?: ReadonlySet<Unit>): void {
+    for (let i = 0; i < batch.units.length; i++) {
+      const unit = batch.units[i]!;
+      if (unit.kind !== UNIT_FRAME || unit.keys === undefined || (only !== undefined && !only.has(unit))) continue;
+      const session = batch.connections[batch.owners[i]!]!.session;
+      if (session !== null) this.#hub.sessions.release(session, unit.keys);
+    }
   }
 
   #release(connections: readonly SocketConnection[]): void {
@@ -177,6 +203,8 @@ export class Dispatcher {
     const { metrics, log } = this.#hub;
     if (failure.code === ErrorCode.TIMEOUT) metrics.timeouts++;
     else metrics.workerFailures++;
+    // A worker that died after its commit took that commit's history publications with it.
+    this.#hub.delivery.suspect();
     const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
     log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
       code: failure.code,
@@ -189,16 +217,20 @@ export class Dispatcher {
     // known culprit (the worker died before running user code) every unit fails instead, so a
     // deterministic failure cannot loop.
     const back = new Map<SocketConnection, Unit[]>();
+    const failed = new Set<Unit>();
     batch.units.forEach((unit, i) => {
       const conn = batch.connections[batch.owners[i]!]!;
-      if (guilty === -1 || i === guilty) this.#failUnit(conn, unit, failure);
-      else {
+      if (guilty === -1 || i === guilty) {
+        failed.add(unit);
+        this.#failUnit(conn, unit, failure);
+      } else {
         let list = back.get(conn);
         if (!list) back.set(conn, (list = []));
         list.push(unit);
       }
     });
     for (const [conn, list] of back) conn.queue.unshift(...list);
+    this.#releaseKeys(batch, failed);
   }
 
   #failUnit(conn: SocketConnection, unit: Unit, failure: JobFailure): void {

@@ -6,9 +6,24 @@
  * meanwhile are dropped (uWS: never touch a socket after close).
  */
 import { authenticationError, CloseCode, closeReason, errorFrame } from '../protocol.js';
-import { OP_PUBLISH, OP_PUBLISH_EXCEPT, OP_SEND, OP_WORDS, opCode, opLength, opTarget, type Effect, type PackedEffects } from '../job-contract.js';
+import {
+  OP_PUBLISH,
+  OP_PUBLISH_EXCEPT,
+  OP_PUBLISH_HISTORY,
+  OP_SEND,
+  OP_WORDS,
+  opCode,
+  opLength,
+  opTarget,
+  type Effect,
+  type HistoryPublish,
+  type HistoryRange,
+  type PackedEffects,
+} from '../job-contract.js';
 import { WireCode } from '../wire.js';
 import type { Hub } from './hub.js';
+import { dropChannel, joinChannel, leaveChannel } from './membership.js';
+import { memberId } from './presence.js';
 import { SEND_DROPPED, type SocketConnection, type SocketUserData } from './socket-connection.js';
 
 
@@ -43,22 +58,63 @@ export function rejectConnection(hub: Hub, conn: SocketConnection, reason: strin
   }
 }
 
-/** Admits a connection; a lexicons.v1 one gets `[{"$connected": {"id": ..., "limits": {...}}}]`. */
-export function admitConnection(hub: Hub, conn: SocketConnection): void {
+/**
+ * Admits a connection; a lexicons.v1 one gets a session (main/sessions.ts) and
+ * `[{"$connected": {"id": ..., "resume": "<token>", "limits": {...}}}]` (`"resumed": true|false`
+ * when it asked to resume).
+ */
+export function admitConnection(hub: Hub, conn: SocketConnection, resumed?: boolean): void {
   conn.admitted = true;
   hub.metrics.connectionsAdmitted++;
-  hub.log('CONNECT', { connection: conn.id, address: conn.address });
-  if (conn.v1 !== null) conn.send(`[{"$connected":{"id":"${conn.id}"${conn.v1.connectedTail}`);
+  hub.log('CONNECT', { connection: conn.id, address: conn.address, ...(resumed === true ? { resumed } : {}) });
+  if (conn.v1 === null) return;
+  const session = conn.session ?? hub.sessions.open(conn);
+  const token = hub.sessions.issue(session);
+  const resume = resumed === undefined ? '' : `,"resumed":${resumed}`;
+  conn.send(`[{"$connected":{"id":"${conn.id}","resume":"${token}"${resume}${conn.v1.connectedTail}`);
 }
 
-export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
+/**
+ * A history publish: waits (returns the blocking range) until it is its channels' turn; then goes
+ * to the channels whose offsets were not delivered yet (from the store after a lost result).
+ */
+function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly HistoryRange[], text: string | Uint8Array, except: SocketConnection | undefined): HistoryRange | undefined {
+  const { delivery } = hub;
+  const blocking = delivery.blocking(ranges);
+  if (blocking !== undefined) return blocking;
+  const due = channels.filter((channel) => {
+    const range = ranges.find((r) => r.channel === channel);
+    return range === undefined || !delivery.isDelivered(range);
+  });
+  if (due.length > 0) hub.metrics.fanout.observe(hub.channels.publish(due, text, except));
+  delivery.advance(ranges);
+  return undefined;
+}
+
+/**
+ * Applies effects in order. Returns true when done; false when a history publish had to wait
+ * for its turn (main/history-delivery.ts): the rest is applied later, then `onDone` runs.
+ */
+export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () => void, from = 0): boolean {
   const { connections, channels } = hub;
-  for (let i = 0; i < effects.length; i++) {
+  for (let i = from; i < effects.length; i++) {
     const e = effects[i]!;
     switch (e.kind) {
-      case 'publish':
-        hub.metrics.fanout.observe(channels.publish(e.channels, e.text, e.except === undefined ? undefined : connections.get(e.except)));
+      case 'publish': {
+        const except = e.except === undefined ? undefined : connections.get(e.except);
+        if (e.history === undefined) {
+          hub.metrics.fanout.observe(channels.publish(e.channels, e.text, except));
+          break;
+        }
+        const blocking = publishHistory(hub, e.channels, e.history, e.text, except);
+        if (blocking !== undefined) {
+          hub.delivery.wait(blocking, () => {
+            if (applyEffects(hub, effects, onDone, i)) onDone?.();
+          });
+          return false;
+        }
         break;
+      }
       case 'send': {
         // Consecutive sends to one connection (its calls are contiguous in a batch) share one
         // cork, i.e. one write to the socket.
@@ -78,17 +134,24 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
       }
       case 'subscribe': {
         const conn = connections.get(e.connectionId);
-        if (conn?.open) channels.subscribe(conn, e.channel);
+        if (conn?.open) joinChannel(hub, conn, e.channel, e.recovery);
         break;
       }
       case 'unsubscribe': {
         const conn = connections.get(e.connectionId);
-        if (conn) channels.unsubscribe(conn, e.channel);
+        if (conn) leaveChannel(hub, conn, e.channel);
         break;
       }
       case 'auth': {
         const conn = connections.get(e.connectionId);
         if (conn) conn.auth = e.auth;
+        break;
+      }
+      case 'meta': {
+        const conn = connections.get(e.connectionId);
+        if (!conn) break;
+        conn.meta = e.meta;
+        if (hub.rules.anyPresence) hub.presence.meta(memberId(conn), e.meta, conn.channels);
         break;
       }
       case 'close':
@@ -103,7 +166,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
         const conn = connections.get(e.connectionId);
         if (!conn) break;
         if (e.ok) {
-          if (conn.open) admitConnection(hub, conn);
+          if (conn.open) admitConnection(hub, conn, conn.resumeRefused ? false : undefined);
         } else rejectConnection(hub, conn, e.reason, e.code);
         break;
       }
@@ -111,10 +174,11 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
         channels.create(e.channel);
         break;
       case 'dropChannel':
-        channels.drop(e.channel);
+        dropChannel(hub, e.channel);
         break;
     }
   }
+  return true;
 }
 
 /**
@@ -122,13 +186,15 @@ export function applyEffects(hub: Hub, effects: readonly Effect[]): void {
  * (op connection indexes point into it). Frames go to uWS as views over the one byte buffer the
  * worker filled: no per-frame string on this thread. Consecutive frames to one connection share
  * one cork (one write to the socket); a send that hits the backpressure limit drops the rest of
- * that run, as `SocketConnection.sendMany`.
+ * that run, as `SocketConnection.sendMany`. Returns true when done; false when a history publish
+ * waits for its turn (main/history-delivery.ts): the rest of the batch, in order, is applied once
+ * it may go, then `onDone` runs. The outcomes of keyed calls go to their sessions at the end.
  */
-export function applyPacked(hub: Hub, connections: readonly SocketConnection[], packed: PackedEffects): void {
+export function applyPacked(hub: Hub, connections: readonly SocketConnection[], packed: PackedEffects, onDone?: () => void, from = 0, fromByte = 0): boolean {
   const { ops, bytes, extra } = packed;
   const n = ops.length;
-  let offset = 0;
-  for (let i = 0; i < n; i += OP_WORDS) {
+  let offset = fromByte;
+  for (let i = from; i < n; i += OP_WORDS) {
     const op = opCode(ops, i);
     if (op === OP_SEND) {
       // The run of sends to this connection: one cork for all of them.
@@ -145,11 +211,11 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
         if (j === i + OP_WORDS) {
           socket.cork(() => socket.send(bytes.subarray(offset, end), false));
         } else {
-          const from = i;
           const start = offset;
+          const first = i;
           socket.cork(() => {
             let at = start;
-            for (let k = from; k < j; k += OP_WORDS) {
+            for (let k = first; k < j; k += OP_WORDS) {
               const length = opLength(ops, k);
               if (socket.send(bytes.subarray(at, at + length), false) === SEND_DROPPED) break;
               at += length;
@@ -168,8 +234,29 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       const target = extra[opTarget(ops, i)] as { channels: string[]; except: number };
       hub.metrics.fanout.observe(hub.channels.publish(target.channels, bytes.subarray(offset, offset + length), connections[target.except]));
       offset += length;
+    } else if (op === OP_PUBLISH_HISTORY) {
+      const length = opLength(ops, i);
+      const target = extra[opTarget(ops, i)] as HistoryPublish;
+      const except = target.except >= 0 ? connections[target.except] : undefined;
+      const blocking = publishHistory(hub, target.channels, target.ranges, bytes.subarray(offset, offset + length), except);
+      if (blocking !== undefined) {
+        const at = i;
+        const byte = offset;
+        hub.delivery.wait(blocking, () => {
+          if (applyPacked(hub, connections, packed, onDone, at, byte)) onDone?.();
+        });
+        return false;
+      }
+      offset += length;
     } else {
       applyEffects(hub, [extra[opTarget(ops, i)] as Effect]);
     }
   }
+  if (packed.keyed !== undefined) {
+    for (const outcome of packed.keyed) {
+      const session = connections[outcome.connection]?.session;
+      if (session) hub.sessions.complete(session, outcome.key, outcome.items);
+    }
+  }
+  return true;
 }

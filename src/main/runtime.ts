@@ -16,9 +16,8 @@
  */
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
-import type { HookName, JobResult, TaskResult } from '../job-contract.js';
-import { runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
-import { compileSchema } from '../storage/schema.js';
+import { UNIT_FRAME, type HookName, type JobResult, type TaskResult } from '../job-contract.js';
+import { appSchema, runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
 import { openDataFolder } from '../storage/recovery.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { SharedStore } from '../storage/store.js';
@@ -55,41 +54,59 @@ interface Runtime {
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const settings = runSettings(server, overrides);
-  const log = maskingLog(createLogger(server.options.onLog), compileSchema(server.components.models));
+  const log = maskingLog(createLogger(server.options.onLog), appSchema(server.components));
   const uws = loadUws();
   const startedAt = Date.now();
   const { store, wal } = await openData(server, settings, log);
-  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub: createHub(server.components.channels, log) };
+  // The store's history policies on this thread too (trim sweeps; reads need none).
+  store.historyPolicy = server.components.channelRules.historyPolicy;
+  let dispatcher: Dispatcher | undefined;
+  const hub = createHub(server.components.channelRules, log, {
+    store,
+    limits: settings.options.limits,
+    // A replayed keyed call whose first run ended without an outcome runs now (main/sessions.ts).
+    run: (conn, text, keys) => {
+      if (conn.open && conn.admitted) dispatcher?.enqueue(conn, { kind: UNIT_FRAME, text, keys });
+    },
+  });
+  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub };
   const { pool, control } = createPool(runtime);
   const release = async (): Promise<void> => {
     await pool.destroy();
     control.close();
     await wal.close();
   };
-  const dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
+  dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
   const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
   await startWorkers(runtime, pool, scheduler, release);
   const signals = holdSignals(overrides.handleSignals !== false);
   let listening: Listening;
   try {
-    listening = await listen(runtime, pool, dispatcher, release);
+    listening = await listen(runtime, pool, dispatcher!, release);
   } catch (err) {
     signals.release(undefined);
     throw err;
   }
+  const sweeper = startHistorySweep(runtime);
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
     onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${messageOf(err)}` }),
   });
   const shutdown = createShutdown(runtime, listening, {
-    dispatcher,
+    dispatcher: dispatcher!,
     scheduler,
     closePool: async () => {
       await pool.close();
       control.close();
     },
-    stopSnapshots: () => snapshots.stop(),
+    stopSnapshots: () => {
+      sweeper.stop();
+      hub.delivery.stop();
+      hub.presence.stop();
+      hub.sessions.clear();
+      return snapshots.stop();
+    },
     runShutdownHook: () => runHook(runtime, pool, 'onShutdown'),
   });
   const { stop, closed } = stopOnRequest(shutdown, log, overrides.handleSignals !== false);
@@ -106,7 +123,7 @@ function rowCounts(tables: Record<string, { rows: number }>): Record<string, num
 /** Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close(). */
 async function openData(server: Server, settings: RunSettings, log: LogFn): Promise<{ store: SharedStore; wal: Wal }> {
   const { options, appPath, durability } = settings;
-  const { store, wal, report } = await openDataFolder(compileSchema(server.components.models), options.data, {
+  const { store, wal, report } = await openDataFolder(appSchema(server.components), options.data, {
     fsync: durability.fsync,
     onError: (err) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
   });
@@ -130,6 +147,7 @@ function createPool(runtime: Runtime): { pool: WorkerPool; control: ControlHost 
   const control = new ControlHost({
     info: () => ({ connections: openConnectionCount(hub), channels: hub.channels.sizes() }),
     channels: () => ({ version: hub.channels.version, names: hub.channels.runtimeNames() }),
+    presence: (channel, countOnly) => (countOnly ? hub.presence.count(channel) : hub.presence.list(channel)),
     log: (status, data) => log(status, data),
   });
   const pool = new WorkerPool({
@@ -140,6 +158,7 @@ function createPool(runtime: Runtime): { pool: WorkerPool; control: ControlHost 
       handles: store.handles,
       wal: wal.handles,
       maxCallsPerFrame: options.limits.maxCallsPerFrame,
+      maxRecoveredPublications: options.limits.maxRecoveredPublications,
       debug: options.debug,
       typescript: isTypeScript(appPath),
     },
@@ -160,6 +179,35 @@ function createPool(runtime: Runtime): { pool: WorkerPool; control: ControlHost 
     onControlPort: (port, threadId) => control.attach(port, threadId),
   });
   return { pool, control };
+}
+
+/** Seconds between history trim sweeps (the committers trim too, with each publication). */
+const SWEEP_SECONDS = 10;
+/** Rows one sweep deletes at most (a sweep with more to do runs again after a second). */
+const SWEEP_ROWS = 10_000;
+
+/**
+ * The periodic trim of channel history (storage: SharedStore.trimHistory): rows beyond a channel's
+ * `size` or older than its `maxAgeSeconds`, including channels nobody publishes to any more. On
+ * this thread the commit lock is only tried: a busy lock skips a round.
+ */
+function startHistorySweep(runtime: Runtime): { stop(): void } {
+  const { store, server, log } = runtime;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (!server.components.channelRules.anyHistory) return { stop: () => undefined };
+  const round = (): void => {
+    let more = false;
+    try {
+      more = store.trimHistory(Date.now(), { maxRows: SWEEP_ROWS })?.more ?? false;
+    } catch (err) {
+      log('ERROR', { message: `history trim sweep failed (retried later): ${messageOf(err)}` });
+    }
+    timer = setTimeout(round, (more ? 1 : SWEEP_SECONDS) * 1000);
+    timer.unref();
+  };
+  timer = setTimeout(round, SWEEP_SECONDS * 1000);
+  timer.unref();
+  return { stop: () => clearTimeout(timer) };
 }
 
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
@@ -272,6 +320,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
     admin,
   });
   hub.channels.attach(app);
+  hub.presence.attach(app);
   try {
     if (options.adminPort !== null) {
       const adminApp = newApp(uws, null);

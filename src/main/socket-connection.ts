@@ -12,7 +12,10 @@ import { randomUUID } from 'node:crypto';
 import type { HttpResponse, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import type { Json } from '../components.js';
 import type { LexiconsError } from '../errors.js';
-import type { ConnectionSnapshot, Unit } from '../job-contract.js';
+import type { ChannelPositionRef, ConnectionSnapshot, Unit } from '../job-contract.js';
+import { SLOW_CONSUMER_CLOSE } from '../wire.js';
+import type { CatchUp } from './catch-up.js';
+import type { Session } from './sessions.js';
 
 export type SocketState = 'upgrading' | 'open' | 'closed';
 
@@ -48,6 +51,9 @@ export interface SocketUserData {
 
 /** `WebSocket.send` status: the frame was dropped (backpressure limit). */
 export const SEND_DROPPED = 2;
+
+/** The close reason of a subscriber over `limits.maxBackpressureBytes` (code {@link SLOW_CONSUMER_CLOSE}, 4008). */
+export const SLOW_CONSUMER_REASON = 'slow consumer: reconnect and recover';
 
 /**
  * Token bucket: `rate` frames per second, bursts up to `rate`. Frames over the limit are
@@ -88,7 +94,19 @@ export class SocketConnection {
   readonly id = randomUUID();
   readonly address: string;
   auth: Json | undefined = undefined;
+  /** `ws.meta`: public, shown in presence. */
+  meta: Json | undefined = undefined;
   readonly channels = new Set<string>();
+  /** The lexicons.v1 session (resume token, keyed calls, presence identity); kept after close. */
+  session: Session | null = null;
+  /** The client's positions in history channels it has not joined yet (`$connect.positions`). */
+  positions: Map<string, ChannelPositionRef> | null = null;
+  /** Its `$connect` asked to resume with a token that was refused (`$connected` says `"resumed": false`). */
+  resumeRefused = false;
+  /** History channels whose recovery is still being sent (main/catch-up.ts): not live in them yet. */
+  catchUp: Map<string, CatchUp> | null = null;
+  /** Bytes buffered for this socket beyond which it is a slow consumer. */
+  readonly maxBackpressure: number;
   /** The uWS socket, from `open` to `close`. */
   socket: WebSocket<SocketUserData> | null = null;
   state: SocketState = 'upgrading';
@@ -107,9 +125,23 @@ export class SocketConnection {
   readonly limiter: RateLimiter;
   readonly connectedAt = Date.now();
 
-  constructor(address: string, messagesPerSecond: number) {
+  constructor(address: string, messagesPerSecond: number, maxBackpressure = Infinity) {
     this.address = address;
     this.limiter = new RateLimiter(messagesPerSecond);
+    this.maxBackpressure = maxBackpressure;
+  }
+
+  /** Whether `bytes` more fit within the backpressure limit. */
+  fits(bytes: number): boolean {
+    const socket = this.socket;
+    return socket !== null && (this.maxBackpressure === Infinity || socket.getBufferedAmount() + bytes <= this.maxBackpressure);
+  }
+
+  /** Over the backpressure limit: closed with 4008 (the close frame goes after what is buffered). */
+  #overLimit(socket: WebSocket<SocketUserData>): boolean {
+    if (this.maxBackpressure === Infinity || socket.getBufferedAmount() <= this.maxBackpressure) return false;
+    socket.end(SLOW_CONSUMER_CLOSE, SLOW_CONSUMER_REASON);
+    return true;
   }
 
   get open(): boolean {
@@ -119,7 +151,7 @@ export class SocketConnection {
   /** Sends a text frame; false when closed or dropped (backpressure limit). */
   send(text: string): boolean {
     const socket = this.socket;
-    if (this.state !== 'open' || !socket) return false;
+    if (this.state !== 'open' || !socket || this.#overLimit(socket)) return false;
     let status = 0;
     socket.cork(() => {
       status = socket.send(text, false);
@@ -130,7 +162,7 @@ export class SocketConnection {
   /** Sends several text frames in one cork (one write for the lot). */
   sendMany(texts: readonly string[]): void {
     const socket = this.socket;
-    if (this.state !== 'open' || !socket) return;
+    if (this.state !== 'open' || !socket || this.#overLimit(socket)) return;
     socket.cork(() => {
       for (const text of texts) if (socket.send(text, false) === SEND_DROPPED) break;
     });
@@ -144,6 +176,9 @@ export class SocketConnection {
   }
 
   snapshot(): ConnectionSnapshot {
-    return { id: this.id, address: this.address, auth: this.auth, channels: [...this.channels], v1: this.v1 !== null };
+    const snapshot: ConnectionSnapshot = { id: this.id, address: this.address, auth: this.auth, channels: [...this.channels], v1: this.v1 !== null };
+    if (this.meta !== undefined) snapshot.meta = this.meta;
+    if (this.positions !== null && this.positions.size > 0) snapshot.positions = Object.fromEntries(this.positions);
+    return snapshot;
   }
 }

@@ -13,6 +13,12 @@
  * AUTH_FAILED (Headers, gate, anonymous policy), PROTOCOL (a first frame that is not `$connect`).
  * Frames after `$connect` and before `$connected` are dropped, never executed; no `$connect`
  * within `limits.connectTimeoutSeconds` closes with 1008.
+ *
+ * `$connect` may also carry `"positions"` (the client's last seen `{epoch, offset}` per history
+ * channel: a join recovers from them, main/recovery.ts) and `"resume"` (a session's token,
+ * main/sessions.ts). A valid token restores the session's `auth`, `meta` and channels without
+ * running the Headers; `$connected` then says `"resumed": true`. An invalid one (used, expired,
+ * unknown, another address) admits through the Headers as usual, with `"resumed": false`.
  */
 import type { ServerLimits } from '../server.js';
 import { UNIT_CONNECT } from '../job-contract.js';
@@ -23,10 +29,23 @@ import { admitConnection, rejectConnection } from './effects.js';
 import type { Hub } from './hub.js';
 import type { SocketConnection, V1Session } from './socket-connection.js';
 import { decideAdmission, type UpgradePolicy } from './upgrade.js';
+import type { ChannelPositionRef } from '../job-contract.js';
+import { restoreChannels } from './membership.js';
+import { positionOf } from './recovery.js';
 
 /** The error of a first frame that is not `$connect`. */
 export const EXPECTED_CONNECT = 'expected {"$connect": {...}} as the first frame';
 export const BAD_CONNECT_HEADERS = '$connect.headers must be an object of header data: {"Login": {...}}';
+export const BAD_CONNECT_POSITIONS = '$connect.positions must be an object {"Channel": {"epoch": "...", "offset": 42}}';
+export const BAD_CONNECT_RESUME = '$connect.resume must be the token string of a $connected frame';
+
+/** A `$connect` frame, read. */
+export interface ConnectRequest {
+  /** Header data keyed by declared Header name, each value as JSON text. */
+  headerData: Record<string, string>;
+  positions: Map<string, ChannelPositionRef> | null;
+  resume: string | undefined;
+}
 
 /** Whether a `Sec-WebSocket-Protocol` request header offers lexicons.v1. */
 export function offersV1(header: string): boolean {
@@ -44,7 +63,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * case-insensitively; others ignored), each value as JSON text (decoded in the worker exactly as
  * a query parameter is); or the error message of a frame that is not `$connect`.
  */
-export function parseConnectFrame(text: string, names: ReadonlyMap<string, string>): Record<string, string> | string {
+export function parseConnectFrame(text: string, names: ReadonlyMap<string, string>): ConnectRequest | string {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -53,15 +72,29 @@ export function parseConnectFrame(text: string, names: ReadonlyMap<string, strin
   }
   const connect = isPlainObject(value) ? value[Frame.CONNECT] : undefined;
   if (!isPlainObject(connect)) return EXPECTED_CONNECT;
-  const headers = connect.headers;
-  const data: Record<string, string> = {};
-  if (headers === undefined) return data;
-  if (!isPlainObject(headers)) return BAD_CONNECT_HEADERS;
-  for (const key of Object.keys(headers)) {
-    const name = names.get(key.toLowerCase());
-    if (name !== undefined) data[name] = JSON.stringify(headers[key]);
+  const { headers, positions, resume } = connect;
+  const request: ConnectRequest = { headerData: {}, positions: null, resume: undefined };
+  if (headers !== undefined) {
+    if (!isPlainObject(headers)) return BAD_CONNECT_HEADERS;
+    for (const key of Object.keys(headers)) {
+      const name = names.get(key.toLowerCase());
+      if (name !== undefined) request.headerData[name] = JSON.stringify(headers[key]);
+    }
   }
-  return data;
+  if (positions !== undefined) {
+    if (!isPlainObject(positions)) return BAD_CONNECT_POSITIONS;
+    request.positions = new Map();
+    for (const [channel, raw] of Object.entries(positions)) {
+      const position = positionOf(raw);
+      if (position === undefined) return BAD_CONNECT_POSITIONS;
+      request.positions.set(channel, position);
+    }
+  }
+  if (resume !== undefined) {
+    if (typeof resume !== 'string' || resume.length > 128) return BAD_CONNECT_RESUME;
+    request.resume = resume;
+  }
+  return request;
 }
 
 export interface V1AdmissionDeps {
@@ -136,10 +169,26 @@ export class V1Admission {
       conn.end(CloseCode.POLICY, closeReason(parsed));
       return;
     }
-    this.#admit(conn, { ...session.headerData, ...parsed });
+    conn.positions = parsed.positions;
+    if (parsed.resume !== undefined && this.#resume(conn, parsed.resume)) return;
+    this.#admit(conn, { ...session.headerData, ...parsed.headerData }, parsed.resume === undefined ? undefined : false);
   }
 
-  #admit(conn: SocketConnection, headerData: Record<string, string>): void {
+  /** A valid resume token: the session's auth, meta and channels on this connection, no Headers. */
+  #resume(conn: SocketConnection, token: string): boolean {
+    const { hub } = this.#deps;
+    const resumed = hub.sessions.resume(token, conn);
+    if (resumed === undefined) return false;
+    const { session, previous } = resumed;
+    // A connection still holding the session (its network died unnoticed) gives it up.
+    previous?.end(CloseCode.POLICY, 'session resumed on another connection');
+    admitConnection(hub, conn, true);
+    restoreChannels(hub, conn, session.channels);
+    return true;
+  }
+
+  #admit(conn: SocketConnection, headerData: Record<string, string>, resumed: false | undefined): void {
+    conn.resumeRefused = resumed === false;
     const { hub, policy } = this.#deps;
     const decision = decideAdmission(conn.address, headerData, policy);
     switch (decision.kind) {
@@ -160,7 +209,7 @@ export class V1Admission {
         this.#deps.dispatcher.enqueue(conn, { kind: UNIT_CONNECT, headerData: decision.headerData });
         return;
       case 'admit':
-        admitConnection(hub, conn);
+        admitConnection(hub, conn, resumed);
     }
   }
 }

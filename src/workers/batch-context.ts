@@ -6,7 +6,9 @@
  * call).
  */
 import { ErrorCode, LexiconsError, toLexiconsError } from '../errors.js';
-import type { BatchJob, JobStats } from '../job-contract.js';
+import type { BatchJob, JobStats, WorkerRecovery } from '../job-contract.js';
+import type { Db } from '../storage/api.js';
+import { isThenable } from '../storage/transaction-runner.js';
 import type { ConnectionHandle, WorkerServerHandle } from './handles.js';
 import type { ProgressWriter } from './progress.js';
 import type { Recorder } from './recorder.js';
@@ -30,8 +32,13 @@ export function publicMessage(err: unknown): string {
   return String(err);
 }
 
-/** Channels subscribed during the call must exist (declared, or created at run time). */
-export async function checkSubscriptions(ctx: BatchContext): Promise<void> {
+/**
+ * Channels subscribed during the call must exist (declared, or created at run time), and their
+ * class's `authorize` (if any) must admit the connection; it runs here, inside the call's
+ * savepoint, with the call's `db`. A history channel the client has a position for gets its
+ * missed items read at the call's snapshot ({@link readRecovery}).
+ */
+export async function checkSubscriptions(ctx: BatchContext, conn: ConnectionHandle, db: Db): Promise<void> {
   const pending = ctx.recorder.pendingSubscriptions;
   if (pending.length === 0) return;
   const { view } = ctx.app;
@@ -43,6 +50,31 @@ export async function checkSubscriptions(ctx: BatchContext): Promise<void> {
   if (unknown.length > 0) {
     throw new LexiconsError(ErrorCode.CHANNEL_NOT_FOUND, `Channel [${unknown[0]}] does not exist (declare it, or create it with sv.createChannel)`);
   }
+  for (const channel of [...pending]) {
+    const rule = view.rules.rule(channel);
+    if (rule.authorize !== undefined) {
+      let allowed: unknown = rule.authorize({ db, ws: conn, channel });
+      if (isThenable(allowed)) allowed = await allowed;
+      if (allowed !== true) throw new LexiconsError(ErrorCode.CHANNEL_FORBIDDEN, `Not allowed to join [${channel}]`);
+    }
+    if (rule.history !== null) readRecovery(ctx, conn, channel);
+  }
+}
+
+/**
+ * The client's position in a history channel it joins: the items after it, read at this
+ * transaction's snapshot (no read-set entry), ride on the subscribe effect when the recovery looks
+ * complete here; the main thread finishes it (main/recovery.ts).
+ */
+function readRecovery(ctx: BatchContext, conn: ConnectionHandle, channel: string): void {
+  const position = conn.positions?.[channel];
+  const txn = ctx.recorder.txn;
+  if (position === undefined || txn === undefined) return;
+  const cap = ctx.app.maxRecoveredPublications;
+  const page = txn.history(channel, { after: position.offset, limit: cap + 1 });
+  if (page === null || (page.epoch !== position.epoch && position.epoch !== '') || position.offset + 1 < page.oldest || page.offset - position.offset > cap) return;
+  const recovery: WorkerRecovery = { epoch: page.epoch, top: page.offset, oldest: page.oldest, items: page.items.map((item) => [item.offset, item.text]) };
+  ctx.recorder.attachRecovery(conn.id, channel, recovery);
 }
 
 export function logFailure(ctx: BatchContext, status: 'SIGNAL-ERROR' | 'HEADER-CHECK-FAILED' | 'ERROR', data: Record<string, unknown>, err: unknown): void {

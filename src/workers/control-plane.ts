@@ -10,6 +10,7 @@
 import { MessageChannel, parentPort, threadId, type MessagePort } from 'node:worker_threads';
 import { wrap, type Endpoint, type Remote } from 'comlink';
 import type { LogStatus } from '../server.js';
+import type { PresenceMember } from '../components.js';
 import type { ServerInfo } from './handles.js';
 
 /** What the main thread exposes to workers. */
@@ -18,6 +19,8 @@ export interface ControlApi {
   info(): ServerInfo;
   /** The run-time channel registry (names created with `sv.createChannel`) and its version. */
   channels(): { version: number; names: string[] };
+  /** The members of a presence channel, or their number (`sv.presence()`). */
+  presence(channel: string, countOnly: boolean): PresenceMember[] | number;
   /** Forwards a log event to the server's `onLog`. */
   log(status: LogStatus, data: Record<string, unknown>): void;
 }

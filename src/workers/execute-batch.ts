@@ -40,7 +40,10 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
     undo: () => undefined,
   });
   stats.commitMs = outcome.commitMs;
-  if (outcome.committed) return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
+  if (outcome.committed) {
+    ctx.recorder.publications = outcome.publications;
+    return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
+  }
   // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
   // one transaction per call, so the offending call alone gets the error.
   stats.calls = 0;
@@ -78,7 +81,7 @@ function shownCode(conn: ConnectionHandle, code: string, id: CallId | undefined)
 
 function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): BatchContext {
   const connections = job.connections.map((snapshot) => new ConnectionHandle(snapshot, recorder));
-  const sv = new WorkerServerHandle(recorder, () => app.info());
+  const sv = new WorkerServerHandle(recorder, app.main);
   return { app, job, recorder, stepper, progress, connections, sv, stats };
 }
 
@@ -148,12 +151,12 @@ function runCall(ctx: BatchContext, index: number, conn: ConnectionHandle, call:
   }
   const failed = (err: unknown): void => {
     ctx.stats.errors++;
-    if (id !== undefined) ctx.recorder.dropCall();
-    ctx.recorder.error(index, conn.id, publicMessage(err), shownCode(conn, wireCodeOf(err), id), id);
+    if (id !== undefined) ctx.recorder.failCall(index, conn.id, publicMessage(err), wireCodeOf(err), id);
+    else ctx.recorder.error(index, conn.id, publicMessage(err), shownCode(conn, wireCodeOf(err), id), id);
     logFailure(ctx, 'SIGNAL-ERROR', { signal: entry.name, connection: conn.id }, err);
   };
   // A call with $id gets one terminal outcome: its items are held until it succeeded (recorder.ts).
-  if (id !== undefined) ctx.recorder.beginCall(conn.id, id);
+  if (id !== undefined) ctx.recorder.beginCall(conn.id, id, call.key);
   let pending: void | Promise<void>;
   try {
     pending = ctx.stepper.step(conn, (db) => callBody(ctx, entry, index, conn, call, db));
@@ -182,7 +185,7 @@ function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: numbe
     return Promise.resolve(result).then(
       (value) => {
         progress.leave();
-        return afterCall(ctx, entry, index, conn, value);
+        return afterCall(ctx, entry, index, conn, db, value);
       },
       (err: unknown) => {
         progress.leave();
@@ -191,11 +194,11 @@ function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: numbe
     );
   }
   progress.leave();
-  return afterCall(ctx, entry, index, conn, result);
+  return afterCall(ctx, entry, index, conn, db, result);
 }
 
-function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, result: unknown): void | Promise<void> {
-  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx).then(() => respond(ctx, entry, index, conn, result));
+function afterCall(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number, conn: ConnectionHandle, db: Db, result: unknown): void | Promise<void> {
+  if (ctx.recorder.pendingSubscriptions.length > 0) return checkSubscriptions(ctx, conn, db).then(() => respond(ctx, entry, index, conn, result));
   respond(ctx, entry, index, conn, result);
 }
 
@@ -209,8 +212,7 @@ function respond(ctx: BatchContext, entry: ComponentEntry<Signal>, index: number
   const text = itemText(entry.name, response.payload);
   const { recorder } = ctx;
   if (recorder.inCall(conn.id) && response.channels.some((channel) => conn.isSubscribed(channel))) {
-    recorder.respond(index, text, response.channels, conn.id);
-    recorder.callItem(text);
+    recorder.callItem(recorder.respond(index, text, response.channels, conn.id));
   } else recorder.respond(index, text, response.channels);
 }
 

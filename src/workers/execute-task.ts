@@ -52,7 +52,7 @@ function isolatedJob(app: WorkerApp, slot: number): { progress: ProgressWriter; 
   const recorder = new Recorder(app.view);
   app.view.resetJob();
   const stepper = new IsolatedStepper(app.store, recorder, progress);
-  const sv = new WorkerServerHandle(recorder, () => app.info());
+  const sv = new WorkerServerHandle(recorder, app.main);
   return { progress, recorder, stepper, sv };
 }
 

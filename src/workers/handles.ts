@@ -6,9 +6,9 @@
  * socket: every effect goes to the job's {@link Recorder} and reaches the main thread with the
  * result, after the commit.
  */
-import type { Connection, Json, ServerHandle } from '../components.js';
+import type { Connection, Json, PresenceMember, ServerHandle } from '../components.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ConnectionSnapshot } from '../job-contract.js';
+import type { ChannelPositionRef, ConnectionSnapshot } from '../job-contract.js';
 import type { Recorder } from './recorder.js';
 
 export function assertChannelName(name: unknown): asserts name is string {
@@ -27,9 +27,13 @@ export function toJson(value: unknown): Json | undefined {
 
 export interface ConnectionHandleState {
   auth: Json | undefined;
+  meta: Json | undefined;
   channels: ReadonlySet<string>;
   closed: boolean;
 }
+
+/** Largest `ws.meta`, serialized. */
+export const MAX_META_BYTES = 1024;
 
 /** `ws` in a worker: the connection's state as of the batch, plus recorded effects. */
 export class ConnectionHandle implements Connection {
@@ -37,7 +41,10 @@ export class ConnectionHandle implements Connection {
   readonly address: string;
   /** The connection speaks lexicons.v1 (its error items carry a `code`). */
   readonly v1: boolean;
+  /** Positions the client sent for history channels (a join recovers from them). */
+  readonly positions: Readonly<Record<string, ChannelPositionRef>> | undefined;
   #auth: Json | undefined;
+  #meta: Json | undefined;
   #channels: ReadonlySet<string>;
   #closed = false;
   readonly #recorder: Recorder;
@@ -46,7 +53,9 @@ export class ConnectionHandle implements Connection {
     this.id = snapshot.id;
     this.address = snapshot.address;
     this.v1 = snapshot.v1 === true;
+    this.positions = snapshot.positions;
     this.#auth = snapshot.auth;
+    this.#meta = snapshot.meta;
     this.#channels = new Set(snapshot.channels);
     this.#recorder = recorder;
   }
@@ -63,6 +72,18 @@ export class ConnectionHandle implements Connection {
     const auth = toJson(value);
     this.#auth = auth;
     this.#recorder.push({ kind: 'auth', connectionId: this.id, auth });
+  }
+
+  get meta(): Json | undefined {
+    return this.#meta;
+  }
+
+  set meta(value: Json | undefined) {
+    const meta = toJson(value);
+    const bytes = meta === undefined ? 0 : Buffer.byteLength(JSON.stringify(meta));
+    if (bytes > MAX_META_BYTES) throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `ws.meta must be at most ${MAX_META_BYTES} bytes of JSON, got ${bytes}`);
+    this.#meta = meta;
+    this.#recorder.push({ kind: 'meta', connectionId: this.id, meta });
   }
 
   get channels(): readonly string[] {
@@ -108,17 +129,18 @@ export class ConnectionHandle implements Connection {
   }
 
   state(): ConnectionHandleState {
-    return { auth: this.#auth, channels: this.#channels, closed: this.#closed };
+    return { auth: this.#auth, meta: this.#meta, channels: this.#channels, closed: this.#closed };
   }
 
   restore(state: ConnectionHandleState): void {
     this.#auth = state.auth;
+    this.#meta = state.meta;
     this.#channels = state.channels;
     this.#closed = state.closed;
   }
 
   toJSON(): Record<string, unknown> {
-    return { id: this.id, auth: this.#auth, address: this.address, channels: this.channels };
+    return { id: this.id, auth: this.#auth, meta: this.#meta, address: this.address, channels: this.channels };
   }
 }
 
@@ -128,14 +150,20 @@ export interface ServerInfo {
   channels: Record<string, number>;
 }
 
+/** The main thread's answers `sv` reads over the control plane. */
+export interface MainQueries {
+  info(): Promise<ServerInfo>;
+  presence(channel: string, countOnly: boolean): Promise<PresenceMember[] | number>;
+}
+
 /** `sv` in a worker. */
 export class WorkerServerHandle implements ServerHandle {
   readonly #recorder: Recorder;
-  readonly #info: () => Promise<ServerInfo>;
+  readonly #main: MainQueries;
 
-  constructor(recorder: Recorder, info: () => Promise<ServerInfo>) {
+  constructor(recorder: Recorder, main: MainQueries) {
     this.#recorder = recorder;
-    this.#info = info;
+    this.#main = main;
   }
 
   broadcast(payload: Json, channels: readonly string[]): void {
@@ -143,7 +171,19 @@ export class WorkerServerHandle implements ServerHandle {
     for (const name of channels) assertChannelName(name);
     const unique = [...new Set(channels)];
     if (unique.length === 0) return;
-    this.#recorder.push({ kind: 'publish', channels: unique, text: JSON.stringify(payload === undefined ? null : payload) });
+    this.#recorder.broadcast(payload === undefined ? null : payload, unique);
+  }
+
+  presence(channel: string): Promise<PresenceMember[]>;
+  presence(channel: string, options: { countOnly: true }): Promise<number>;
+  presence(channel: string, options?: { countOnly?: boolean }): Promise<PresenceMember[] | number> {
+    assertChannelName(channel);
+    return this.#main.presence(channel, options?.countOnly === true);
+  }
+
+  resetHistory(channel: string): void {
+    assertChannelName(channel);
+    this.#recorder.resetHistory(channel);
   }
 
   createChannel(name: string): void {
@@ -168,6 +208,6 @@ export class WorkerServerHandle implements ServerHandle {
   }
 
   info(): Promise<ServerInfo> {
-    return this.#info();
+    return this.#main.info();
   }
 }

@@ -11,12 +11,39 @@
  * call's list `ws.send`s, and the caller's copy of its response, are held until the call
  * succeeded, tagged with its `$id`, then added at once to the caller's reply frame, so the caller
  * gets ONE terminal frame per call (its items, an error item, or `{"$ok": true, "$id": ...}`).
- * Calls without `$id` never touch that state (the hot path allocates nothing more).
+ * Calls without `$id` never touch that state (the hot path allocates nothing more). A call with
+ * `$key` also leaves its outcome (untagged) for the session's replays (`keyed`).
+ *
+ * History channels (docs/channels.md): every item published to one is also recorded in the
+ * transaction (`txn.publish`, one publication per item and history channel), inside the call's
+ * savepoint. Its offsets are known only after the commit, so such an item is held as a
+ * {@link Stamped} item and gets its `"$off": {"Public": 17}` when the effects are packed; its
+ * frame becomes an OP_PUBLISH_HISTORY op carrying the offset ranges, which the main thread
+ * delivers in offset order.
  */
+import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorItemText, type CallId } from '../protocol.js';
+import type { Publication, Txn } from '../storage/api.js';
 import { Frame } from '../wire.js';
+import { tagItem } from '../item-text.js';
+import type { ChannelView, ChannelViewState } from './channel-view.js';
 import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
-import { OP_EFFECT, OP_PUBLISH, OP_PUBLISH_EXCEPT, OP_SEND, OP_WORDS, writeOp, type Effect, type LogEntry, type PackedEffects } from '../job-contract.js';
+import { frameText, historyFrames, itemText, type ItemText, type Stamped } from './stamped.js';
+import {
+  OP_EFFECT,
+  OP_PUBLISH,
+  OP_PUBLISH_EXCEPT,
+  OP_PUBLISH_HISTORY,
+  OP_SEND,
+  OP_WORDS,
+  writeOp,
+  type Effect,
+  type HistoryPublish,
+  type KeyedOutcome,
+  type LogEntry,
+  type PackedEffects,
+  type WorkerRecovery,
+} from '../job-contract.js';
 
 /** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
@@ -30,27 +57,30 @@ interface ResponsesRecord {
   channels: string[];
   /** The caller, when it gets its tagged copy in its reply frame instead (calls with `$id`). */
   except: string | undefined;
-  items: string[];
+  items: ItemText[];
 }
 /** Items for one caller (errors, outcomes of calls with `$id`) of consecutive calls of one unit share one frame. */
 interface ReplyRecord {
   kind: 'reply';
   unit: number;
   connectionId: string;
-  items: string[];
+  items: ItemText[];
+}
+/** The outcome of a call with `$key` (not an effect: it rides along in `PackedEffects.keyed`). */
+interface KeyedRecord {
+  kind: 'keyed';
+  connectionId: string;
+  key: string;
+  items: ItemText[];
 }
 /** What the recorder holds: effects, and the two kinds of merged frames. */
 type RecordedEffect = Effect | ResponsesRecord | ReplyRecord;
 
-/** A JSON object's text with `"$id": idText` added (`{}` too); anything else as is. */
-export function tagItem(text: string, idText: string): string {
-  if (text.charCodeAt(0) !== 0x7b || text.charCodeAt(text.length - 1) !== 0x7d) return text;
-  return text.length === 2 ? `{"${Frame.ID}":${idText}}` : `${text.slice(0, -1)},"${Frame.ID}":${idText}}`;
-}
-
 export interface Mark {
   length: number;
   inner: number;
+  /** Publications recorded in the transaction so far. */
+  published: number;
   /** Held items of the running call with `$id`. */
   callItems: number;
   connection: ConnectionHandle | undefined;
@@ -58,41 +88,24 @@ export interface Mark {
   view: ChannelViewState;
 }
 
-/** Channels known to this worker: declared ones, the run-time registry cache, this job's changes. */
-export class ChannelView {
-  readonly declared: ReadonlySet<string>;
-  runtime: ReadonlySet<string> = new Set();
-  runtimeVersion = -1;
-  state: ChannelViewState = { created: new Set(), dropped: new Set() };
-
-  constructor(declared: Iterable<string>) {
-    this.declared = new Set(declared);
-  }
-
-  exists(name: string): boolean {
-    if (this.state.dropped.has(name)) return false;
-    return this.declared.has(name) || this.state.created.has(name) || this.runtime.has(name);
-  }
-
-  resetJob(): void {
-    this.state = { created: new Set(), dropped: new Set() };
-  }
-}
-
-/** Copy-on-write, so a mark is O(1). */
-export interface ChannelViewState {
-  created: ReadonlySet<string>;
-  dropped: ReadonlySet<string>;
-}
-
 export class Recorder {
   readonly #records: RecordedEffect[] = [];
+  /** Outcomes of calls with `$key` (recorded after each call succeeded or failed, outside savepoints). */
+  readonly #keyedRecords: KeyedRecord[] = [];
   /** The caller of the running call with `$id` (undefined: none runs). */
   #callConnection: string | undefined = undefined;
   /** That call's `$id` as JSON text. */
   #callIdText = '';
-  /** That call's tagged items so far (reused). */
-  readonly #callItems: string[] = [];
+  /** That call's `$key`, if any. */
+  #callKey: string | undefined = undefined;
+  /** That call's items so far, untagged (reused). */
+  readonly #callItems: ItemText[] = [];
+  /** Publications recorded in the transaction(s) of this job (the index of the next one). */
+  #published = 0;
+  /** The transaction the running step writes to (set by the steppers); publications go there. */
+  txn: Txn | undefined = undefined;
+  /** The job's committed publications, in order (set after each commit). */
+  publications: Publication[] = [];
   readonly logs: LogEntry[] = [];
   /** Channels subscribed during the current call, checked before the call completes. */
   pendingSubscriptions: string[] = [];
@@ -110,13 +123,57 @@ export class Recorder {
    * Adds a response item for channels (deduplicated; none: nothing is sent). `except`: the caller,
    * left out of the publish because it gets its tagged copy in its reply frame.
    */
-  respond(unit: number, text: string, channels: readonly string[], except?: string): void {
+  respond(unit: number, text: string, channels: readonly string[], except?: string): ItemText {
     const unique = [...new Set(channels)];
-    if (unique.length === 0) return;
+    if (unique.length === 0) return text;
+    const item = this.#stamp(text, unique);
     const key = unique.length === 1 ? unique[0]! : [...unique].sort().join('\u0000');
     const last = this.#records.at(-1);
-    if (last?.kind === 'responses' && last.unit === unit && last.key === key && last.except === except) last.items.push(text);
-    else this.#records.push({ kind: 'responses', unit, key, channels: unique, except, items: [text] });
+    if (last?.kind === 'responses' && last.unit === unit && last.key === key && last.except === except) last.items.push(item);
+    else this.#records.push({ kind: 'responses', unit, key, channels: unique, except, items: [item] });
+    return item;
+  }
+
+  /** The item, recorded as a publication of each history channel among `channels` (then Stamped). */
+  #stamp(text: string, channels: readonly string[]): ItemText {
+    const txn = this.txn;
+    if (txn === undefined || !this.view.rules.anyHistory) return text;
+    const first = this.#published;
+    for (const channel of channels) if (txn.publish(channel, text)) this.#published++;
+    const count = this.#published - first;
+    return count === 0 ? text : { text, first, count };
+  }
+
+  /**
+   * `sv.broadcast(payload, channels)`: the payload as given; to history channels, a list of
+   * items (an object alone is one item), each one publication, sent as one list frame.
+   */
+  broadcast(payload: unknown, channels: string[]): void {
+    const rules = this.view.rules;
+    const history = rules.anyHistory ? channels.filter((channel) => rules.rule(channel).history !== null) : [];
+    if (history.length === 0) {
+      this.#records.push({ kind: 'publish', channels, text: JSON.stringify(payload) });
+      return;
+    }
+    const items = Array.isArray(payload) ? payload : [payload];
+    if (items.length === 0) return;
+    const texts = items.map((item) => {
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+        throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `sv.broadcast to history channel [${history[0]}]: the payload must be a list of items {"Name": ...} (each one is a publication with its offset)`);
+      }
+      return JSON.stringify(item);
+    });
+    const key = [...channels].sort().join('\u0000');
+    // unit NaN: a broadcast never shares a frame with another record.
+    this.#records.push({ kind: 'responses', unit: NaN, key, channels, except: undefined, items: texts.map((text) => this.#stamp(text, channels)) });
+  }
+
+  /** `sv.resetHistory(channel)`: in the running transaction (applied at its commit). */
+  resetHistory(channel: string): void {
+    if (this.txn === undefined || this.view.rules.rule(channel).history === null) {
+      throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `sv.resetHistory: channel [${channel}] keeps no history (declare static history on its Channel class)`);
+    }
+    this.txn.resetHistory(channel);
   }
 
   /** Adds an error item for the caller of `unit` (`code`: see protocol.ts errorItemText). */
@@ -131,9 +188,10 @@ export class Recorder {
   }
 
   /** A call with `$id` starts: its items for its caller are held and tagged (see the module comment). */
-  beginCall(connectionId: string, id: CallId): void {
+  beginCall(connectionId: string, id: CallId, key?: string): void {
     this.#callConnection = connectionId;
     this.#callIdText = JSON.stringify(id);
+    this.#callKey = key;
     this.#callItems.length = 0;
   }
 
@@ -142,9 +200,9 @@ export class Recorder {
     return this.#callConnection === connectionId;
   }
 
-  /** Adds the JSON text of one item to the running call's outcome, tagged with its `$id`. */
-  callItem(text: string): void {
-    this.#callItems.push(tagItem(text, this.#callIdText));
+  /** Adds one item (JSON text, or the Stamped item of its publication) to the running call's outcome. */
+  callItem(item: ItemText): void {
+    this.#callItems.push(item);
   }
 
   /** `ws.send(payload)`: a list's items go to the running call's outcome when it is the caller's; anything else is sent as given. */
@@ -162,21 +220,25 @@ export class Recorder {
     if (connectionId === undefined) return;
     this.#callConnection = undefined;
     const items = this.#callItems;
-    if (items.length === 0) {
-      this.#reply(unit, connectionId, `{"${Frame.OK}":true,"${Frame.ID}":${this.#callIdText}}`);
-      return;
-    }
+    if (items.length === 0) items.push(`{"${Frame.OK}":true}`);
+    const idText = this.#callIdText;
+    const tagged = items.map((item) => (typeof item === 'string' ? tagItem(item, idText) : { ...item, id: idText }));
     const last = this.#records.at(-1);
     if (last?.kind === 'reply' && last.unit === unit && last.connectionId === connectionId) {
-      for (let i = 0; i < items.length; i++) last.items.push(items[i]!);
-    } else this.#records.push({ kind: 'reply', unit, connectionId, items: [...items] });
+      for (let i = 0; i < tagged.length; i++) last.items.push(tagged[i]!);
+    } else this.#records.push({ kind: 'reply', unit, connectionId, items: tagged });
+    if (this.#callKey !== undefined) this.#keyedRecords.push({ kind: 'keyed', connectionId, key: this.#callKey, items: [...items] });
     items.length = 0;
   }
 
-  /** The call with `$id` failed: its held items are dropped (its error item follows). */
-  dropCall(): void {
+  /** The call with `$id` failed: its held items are dropped; its error item is its outcome. */
+  failCall(unit: number, connectionId: string, message: string, code: string, id: CallId): void {
+    const key = this.#callConnection === connectionId ? this.#callKey : undefined;
     this.#callConnection = undefined;
     this.#callItems.length = 0;
+    const item = errorItemText([message], code);
+    this.#reply(unit, connectionId, tagItem(item, JSON.stringify(id)));
+    if (key !== undefined) this.#keyedRecords.push({ kind: 'keyed', connectionId, key, items: [item] });
   }
 
   log(status: LogEntry['status'], data: Record<string, unknown>): void {
@@ -189,6 +251,7 @@ export class Recorder {
     return {
       length: this.#records.length,
       inner: last && (last.kind === 'responses' || last.kind === 'reply') ? last.items.length : 0,
+      published: this.#published,
       callItems: this.#callItems.length,
       connection,
       connectionState: connection?.state(),
@@ -201,9 +264,21 @@ export class Recorder {
     const last = this.#records.at(-1);
     if (last && (last.kind === 'responses' || last.kind === 'reply')) last.items.length = mark.inner;
     if (this.#callItems.length > mark.callItems) this.#callItems.length = mark.callItems;
+    this.#published = mark.published;
     if (mark.connection && mark.connectionState) mark.connection.restore(mark.connectionState);
     this.view.state = mark.view;
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
+  }
+
+  /** Adds what the joining call read of a history channel to its subscribe effect (workers/batch-context.ts). */
+  attachRecovery(connectionId: string, channel: string, recovery: WorkerRecovery): void {
+    for (let i = this.#records.length - 1; i >= 0; i--) {
+      const r = this.#records[i]!;
+      if (r.kind === 'subscribe' && r.connectionId === connectionId && r.channel === channel) {
+        this.#records[i] = { ...r, recovery };
+        return;
+      }
+    }
   }
 
   /** Drops the subscriptions a connection made since `from` (a rejected connection keeps none). */
@@ -218,16 +293,33 @@ export class Recorder {
     return this.#records.length;
   }
 
+  /** The outcomes of the calls with `$key`, their items final but untagged. */
+  #keyed(indexOf: (connectionId: string) => number): KeyedOutcome[] | undefined {
+    let out: KeyedOutcome[] | undefined;
+    for (const r of this.#keyedRecords) {
+      const connection = indexOf(r.connectionId);
+      if (connection >= 0) (out ??= []).push({ connection, key: r.key, items: r.items.map((item) => itemText(item, this.publications)) });
+    }
+    return out;
+  }
+
   /** The ordered effects, with merged items serialized into their frames. */
   effects(): Effect[] {
-    return this.#records.map((r): Effect => {
+    const out: Effect[] = [];
+    for (const r of this.#records) {
       if (r.kind === 'responses') {
-        const text = `[${r.items.join(',')}]`;
-        return r.except === undefined ? { kind: 'publish', channels: r.channels, text } : { kind: 'publish', channels: r.channels, text, except: r.except };
-      }
-      if (r.kind === 'reply') return { kind: 'send', connectionId: r.connectionId, text: `[${r.items.join(',')}]` };
-      return r;
-    });
+        if (typeof r.items[0] !== 'string') {
+          for (const frame of historyFrames(r.items, this.publications)) {
+            out.push({ kind: 'publish', channels: r.channels, text: frame.text, ...(r.except === undefined ? {} : { except: r.except }), history: frame.ranges });
+          }
+          continue;
+        }
+        const text = frameText(r.items, this.publications);
+        out.push(r.except === undefined ? { kind: 'publish', channels: r.channels, text } : { kind: 'publish', channels: r.channels, text, except: r.except });
+      } else if (r.kind === 'reply') out.push({ kind: 'send', connectionId: r.connectionId, text: frameText(r.items, this.publications) });
+      else out.push(r);
+    }
+    return out;
   }
 
   /**
@@ -237,7 +329,9 @@ export class Recorder {
    */
   pack(connections: readonly ConnectionHandle[]): PackedEffects {
     const records = this.#records;
-    const ops = new Int32Array(records.length * OP_WORDS);
+    let opCount = records.length;
+    for (const r of records) if (r.kind === 'responses' && r.items.length > 1 && typeof r.items[0] !== 'string') opCount += r.items.length - 1;
+    let ops = new Int32Array(opCount * OP_WORDS);
     const extra: unknown[] = [];
     let index: Map<string, number> | undefined;
     const indexOf = (connectionId: string): number => {
@@ -265,22 +359,33 @@ export class Recorder {
       const r = records[i]!;
       if (r.kind === 'send' || r.kind === 'reply') {
         const connectionIndex = indexOf(r.connectionId);
-        const text = r.kind === 'send' ? r.text : `[${r.items.join(',')}]`;
+        const text = r.kind === 'send' ? r.text : frameText(r.items, this.publications);
         if (connectionIndex >= 0) writeOp(ops, at, OP_SEND, connectionIndex, write(text));
         else writeOp(ops, at, OP_EFFECT, extra.push({ kind: 'send', connectionId: r.connectionId, text } satisfies Effect) - 1, 0);
+      } else if (r.kind === 'responses' && typeof r.items[0] !== 'string') {
+        const except = r.except === undefined ? -1 : indexOf(r.except);
+        const frames = historyFrames(r.items, this.publications);
+        for (let f = 0; f < frames.length; f++) {
+          const frame = frames[f]!;
+          if (f > 0) at += OP_WORDS;
+          const target = extra.push({ channels: r.channels, except, ranges: frame.ranges } satisfies HistoryPublish) - 1;
+          writeOp(ops, at, OP_PUBLISH_HISTORY, target, write(frame.text));
+        }
       } else if (r.kind === 'responses' && r.except !== undefined && indexOf(r.except) >= 0) {
         const at2 = extra.push({ channels: r.channels, except: indexOf(r.except) }) - 1;
-        writeOp(ops, at, OP_PUBLISH_EXCEPT, at2, write(`[${r.items.join(',')}]`));
+        writeOp(ops, at, OP_PUBLISH_EXCEPT, at2, write(frameText(r.items, this.publications)));
       } else if (r.kind === 'responses' || r.kind === 'publish') {
         const channelsAt = extra.push(r.channels) - 1;
-        writeOp(ops, at, OP_PUBLISH, channelsAt, write(r.kind === 'publish' ? r.text : `[${r.items.join(',')}]`));
+        writeOp(ops, at, OP_PUBLISH, channelsAt, write(r.kind === 'publish' ? r.text : frameText(r.items, this.publications)));
       } else {
         writeOp(ops, at, OP_EFFECT, extra.push(r) - 1, 0);
       }
       at += OP_WORDS;
     }
+    if (at < ops.length) ops = ops.subarray(0, at);
     const packedBytes = new Uint8Array(bytes);
     packedBytes.set(scratch.subarray(0, bytes));
-    return { ops, bytes: packedBytes, extra };
+    const keyed = this.#keyed(indexOf);
+    return keyed === undefined ? { ops, bytes: packedBytes, extra } : { ops, bytes: packedBytes, extra, keyed };
   }
 }

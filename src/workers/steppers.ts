@@ -11,7 +11,7 @@
  * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
  * transaction runs exclusively.
  */
-import type { Db, Txn } from '../storage/api.js';
+import type { Db, Publication, Txn } from '../storage/api.js';
 import { DEFAULT_OPTIMISTIC_ATTEMPTS, isThenable } from '../storage/transaction-runner.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ConnectionHandle } from './handles.js';
@@ -47,7 +47,9 @@ export interface TransactionAttempt<T> {
  * A committed attempt's value, or the unique violation its commit found; `commitMs`: time spent
  * in `txn.commit()` over all attempts (validation, log append, publication), for the metrics.
  */
-export type CommitOutcome<T> = { committed: true; value: T; commitMs: number } | { committed: false; uniqueViolation: string; commitMs: number };
+export type CommitOutcome<T> =
+  | { committed: true; value: T; commitMs: number; publications: Publication[] }
+  | { committed: false; uniqueViolation: string; commitMs: number };
 
 /**
  * The begin/commit/retry loop of a worker: runs `attempt` in a fresh transaction until one
@@ -80,7 +82,7 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
     const commitStarted = performance.now();
     const result = txn.commit();
     commitMs += performance.now() - commitStarted;
-    if (result.ok) return { committed: true, value, commitMs };
+    if (result.ok) return { committed: true, value, commitMs, publications: result.publications };
     attempt.undo();
     if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message, commitMs };
   }
@@ -102,6 +104,7 @@ export class BatchStepper implements Stepper {
   constructor(txn: Txn, recorder: Recorder) {
     this.#txn = txn;
     this.#recorder = recorder;
+    recorder.txn = txn; // publications of the batch's calls go to its one transaction
   }
 
   step<T>(conn: ConnectionHandle | undefined, fn: (db: Db) => T | Promise<T>): T | Promise<T> {
@@ -146,12 +149,16 @@ export class IsolatedStepper implements Stepper {
       run: (txn) => {
         this.attempts++;
         mark = recorder.mark(conn);
+        recorder.txn = txn;
         return fn(txn.db);
       },
       undo: () => recorder.restore(mark!),
     });
+    recorder.txn = undefined;
     this.commitMs += outcome.commitMs;
     if (!outcome.committed) throw new LexiconsError(ErrorCode.UNIQUE, outcome.uniqueViolation);
+    // In commit order, after the publications of the job's earlier commits (the Stamped indexes).
+    for (const publication of outcome.publications) recorder.publications.push(publication);
     return outcome.value;
   }
 }

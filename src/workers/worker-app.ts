@@ -8,8 +8,8 @@ import type { Header, Signal } from '../components.js';
 import type { Server } from '../server.js';
 import { compileArgs, type ArgSpec } from './args.js';
 import type { ControlApi } from './control-plane.js';
-import type { ServerInfo } from './handles.js';
-import { ChannelView } from './recorder.js';
+import type { MainQueries } from './handles.js';
+import { ChannelView } from './channel-view.js';
 import type { TxnSource } from './steppers.js';
 
 export interface ComponentEntry<C> {
@@ -28,8 +28,10 @@ export interface WorkerApp {
   readonly view: ChannelView;
   readonly progress: SharedArrayBuffer;
   readonly maxCallsPerFrame: number;
+  readonly maxRecoveredPublications: number;
   readonly debug: boolean;
-  info(): Promise<ServerInfo>;
+  /** `sv.info()`, `sv.presence()`: answered by the main thread. */
+  readonly main: MainQueries;
   /** Refreshes the run-time channel registry cache from the main thread. */
   refreshChannels(): Promise<void>;
 }
@@ -50,11 +52,11 @@ function entries<C>(classes: ReadonlyMap<string, Function>): Map<string, Compone
 export function createWorkerApp(
   server: Server,
   store: TxnSource,
-  settings: { progress: SharedArrayBuffer; maxCallsPerFrame: number; debug: boolean },
+  settings: { progress: SharedArrayBuffer; maxCallsPerFrame: number; maxRecoveredPublications: number; debug: boolean },
   /** The main thread's ControlApi (over comlink in a worker: every answer is a promise). */
-  control: { [K in 'info' | 'channels']: (...args: Parameters<ControlApi[K]>) => ReturnType<ControlApi[K]> | Promise<ReturnType<ControlApi[K]>> },
+  control: { [K in 'info' | 'channels' | 'presence']: (...args: Parameters<ControlApi[K]>) => ReturnType<ControlApi[K]> | Promise<ReturnType<ControlApi[K]>> },
 ): WorkerApp {
-  const view = new ChannelView(server.components.channels);
+  const view = new ChannelView(server.components.channels, server.components.channelRules);
   return {
     server,
     store,
@@ -62,7 +64,10 @@ export function createWorkerApp(
     headers: entries<Header>(server.components.headers),
     view,
     ...settings,
-    info: async () => control.info(),
+    main: {
+      info: async () => control.info(),
+      presence: async (channel, countOnly) => control.presence(channel, countOnly),
+    },
     async refreshChannels() {
       const { version, names } = await control.channels();
       view.runtime = new Set(names);

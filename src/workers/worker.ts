@@ -8,7 +8,7 @@ import { workerData } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
 import type { TaskClass } from '../components.js';
 import { componentName } from '../components.js';
-import { compileSchema } from '../storage/schema.js';
+import { appSchema } from '../server.js';
 import { SharedStore, type StoreHandles } from '../storage/store.js';
 import { Wal, type WalHandles } from '../storage/wal.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
@@ -21,13 +21,15 @@ import { runHook, runTask } from './execute-task.js';
 const init = workerData as WorkerInit;
 if (init.typescript) await registerTypeScript();
 const { server } = await loadApp(init.appPath, init.exportName);
-const store = SharedStore.attach(compileSchema(server.components.models), init.handles as StoreHandles);
+const store = SharedStore.attach(appSchema(server.components), init.handles as StoreHandles);
+// The channels' history policies: txn.publish keeps what they say, commits trim by them.
+store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
 const wal = Wal.attach(store, init.wal as WalHandles);
 const control = connectControl();
 
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
-const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, debug: init.debug }, control);
+const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, maxRecoveredPublications: init.maxRecoveredPublications, debug: init.debug }, control);
 
 async function runJob(job: Job): Promise<JobResult> {
   switch (job.kind) {

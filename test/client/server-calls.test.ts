@@ -221,6 +221,7 @@ describe('client against the server: one error code per situation', () => {
       message: 'Channel [Nowhere] does not exist (declare it, or create it with sv.createChannel)',
       provoke: () => rejectsWith(connect(srv.url).call('Join', { channel: 'Nowhere' })),
     },
+    CHANNEL_FORBIDDEN: { message: 'Not allowed to join [Vault]', provoke: () => rejectsWith(connect(srv.url).call('Join', { channel: 'Vault' })) },
     EXECUTION: { message: 'boom', provoke: () => rejectsWith(connect(srv.url).call('Fail', {})) },
     TIMEOUT: { message: 'Execution timed out after 1500 ms (limits.executionTimeoutMs)', provoke: () => rejectsWith(connect(srv.url).call('Spin')) },
     WORKER_FAILED: { message: /^Internal error: worker failed/, provoke: () => rejectsWith(connect(srv.url).call('Crash')) },

@@ -12,7 +12,8 @@ import { applyEffects, applyPacked } from '../../src/main/effects.js';
 import { createHub, type Hub } from '../../src/main/hub.js';
 import { SEND_DROPPED, SocketConnection, type SocketUserData } from '../../src/main/socket-connection.js';
 import { ConnectionHandle, WorkerServerHandle } from '../../src/workers/handles.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 
 /** What the stand-in sockets and app saw, in order. */
 type Seen = Array<[string, ...unknown[]]>;
@@ -55,7 +56,7 @@ function setUp(): { hub: Hub; seen: Seen } {
 function record(conns: SocketConnection[]): { recorder: Recorder; handles: ConnectionHandle[]; sv: WorkerServerHandle } {
   const recorder = new Recorder(new ChannelView(['Public']));
   const handles = conns.map((c) => new ConnectionHandle(c.snapshot(), recorder));
-  return { recorder, handles, sv: new WorkerServerHandle(recorder, async () => ({ connections: 0, channels: {} })) };
+  return { recorder, handles, sv: new WorkerServerHandle(recorder, { info: async () => ({ connections: 0, channels: {} }), presence: async () => [] }) };
 }
 
 describe('applyPacked', () => {

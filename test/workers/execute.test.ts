@@ -63,11 +63,11 @@ const server = new Server({ models: [Note], signals: [AddNote, Fail, Whoami], he
 
 function setUp(): { app: ReturnType<typeof createWorkerApp>; store: SharedStore; close: () => void } {
   const store = SharedStore.create(compileSchema([Note]), { initialRows: 4 });
-  const host = new ControlHost({ info: () => ({ connections: 2, channels: { Public: 0 } }), channels: () => ({ version: 0, names: [] }), log: () => undefined });
+  const host = new ControlHost({ info: () => ({ connections: 2, channels: { Public: 0 } }), channels: () => ({ version: 0, names: [] }), presence: () => 0, log: () => undefined });
   const { port1, port2 } = new MessageChannel();
   host.attach(port2, 1);
   const control = wrap<ControlApi>(portEndpoint(port1));
-  const app = createWorkerApp(server, store, { progress: createProgressBuffer(4), maxCallsPerFrame: 10, debug: false }, control);
+  const app = createWorkerApp(server, store, { progress: createProgressBuffer(4), maxCallsPerFrame: 10, maxRecoveredPublications: 1000, debug: false }, control);
   return {
     app,
     store,

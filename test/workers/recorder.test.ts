@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { OP_EFFECT, OP_PUBLISH, OP_SEND, OP_WORDS, opCode, unpackEffects, type ConnectionSnapshot } from '../../src/job-contract.js';
 import { ConnectionHandle, WorkerServerHandle } from '../../src/workers/handles.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 
 function snapshot(id: string, channels: string[] = []): ConnectionSnapshot {
   return { id, address: '127.0.0.1', auth: undefined, channels };
@@ -18,7 +19,7 @@ function snapshot(id: string, channels: string[] = []): ConnectionSnapshot {
 function setUp(ids: string[] = ['c1']): { recorder: Recorder; handles: ConnectionHandle[]; sv: WorkerServerHandle } {
   const recorder = new Recorder(new ChannelView(['Public', 'Other']));
   const handles = ids.map((id) => new ConnectionHandle(snapshot(id), recorder));
-  return { recorder, handles, sv: new WorkerServerHandle(recorder, async () => ({ connections: 0, channels: {} })) };
+  return { recorder, handles, sv: new WorkerServerHandle(recorder, { info: async () => ({ connections: 0, channels: {} }), presence: async () => [] }) };
 }
 
 describe('Recorder', () => {

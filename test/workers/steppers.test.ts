@@ -13,7 +13,8 @@ import { compileSchema, field, Model } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
 import { ConnectionHandle } from '../../src/workers/handles.js';
 import { createProgressBuffer, ProgressReader, ProgressWriter } from '../../src/workers/progress.js';
-import { ChannelView, Recorder } from '../../src/workers/recorder.js';
+import { ChannelView } from '../../src/workers/channel-view.js';
+import { Recorder } from '../../src/workers/recorder.js';
 import { BatchStepper, commitWithRetries, IsolatedStepper } from '../../src/workers/steppers.js';
 
 class Note extends Model {
@@ -79,7 +80,7 @@ describe('commitWithRetries', () => {
       undo: () => undone++,
     });
     const { commitMs, ...rest } = outcome;
-    assert.deepEqual(rest, { committed: true, value: 1 });
+    assert.deepEqual(rest, { committed: true, value: 1, publications: [] });
     assert.ok(commitMs > 0 && commitMs < 5000, `time in txn.commit() over both attempts: ${commitMs} ms`);
     assert.equal(runs, 2);
     assert.equal(undone, 1);
