@@ -5,9 +5,11 @@
  * limits raised so that the server is measured, not its rate limiter.
  * - `Echo` ({...any}): sends its arguments back to the caller, `[{"Echo": args}]`.
  * - `GetUser` ({email}): get-by-unique-field, `[{"GetUser": {pk, email} | null}]`.
+ * Env LEXICONS_BENCH_HISTORY=off serves the same app with a `Public` channel without history and
+ * presence (bench/run.ts's `lexicons-w1-nohist` / `lexicons-w2-nohist`), to measure what they cost.
  */
-import { ChannelManager, HeaderManager, ModelManager, Server, Signal, SignalManager, TaskManager, field, type SignalContext } from '../../src/index.js';
-import { Public } from '../../examples/chat/channels.js';
+import { Channel, ChannelManager, HeaderManager, ModelManager, Server, Signal, SignalManager, TaskManager, field, type SignalContext } from '../../src/index.js';
+import { Public as ChatPublic } from '../../examples/chat/channels.js';
 import { Login, Register } from '../../examples/chat/headers.js';
 import { ChatMessage, User } from '../../examples/chat/models.js';
 import { CreateChatMessage, GetChatList, Subscribe } from '../../examples/chat/signals.js';
@@ -28,6 +30,10 @@ export class GetUser extends Signal {
   }
 }
 
+/** The chat example's Public without its rules (no history, no presence): a plain broadcast group. */
+class Public extends Channel {}
+const history = process.env.LEXICONS_BENCH_HISTORY !== 'off';
+
 export const server = new Server({
   protocol: 'ws',
   host: '127.0.0.1',
@@ -35,7 +41,7 @@ export const server = new Server({
   models: new ModelManager(User, ChatMessage),
   signals: new SignalManager(Subscribe, CreateChatMessage, GetChatList, Echo, GetUser),
   headers: new HeaderManager(Login, Register),
-  channels: new ChannelManager(Public),
+  channels: new ChannelManager(history ? ChatPublic : Public),
   tasks: new TaskManager(OnShutdown),
   trust: [],
   debug: false,
