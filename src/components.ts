@@ -194,19 +194,19 @@ export class Channel {
   static authorize?(context: ChannelAuthContext): boolean | Promise<boolean>;
 }
 
-abstract class TaskBase {
+export abstract class TaskBase {
   /** Lower runs first (0 is a real priority, unlike the original). */
   priority = 0;
   abstract execute(context: TaskContext): unknown;
 }
 
-abstract class StartupTask extends TaskBase {
+export abstract class StartupTask extends TaskBase {
   static readonly kind = 'startup';
 }
-abstract class ShutdownTask extends TaskBase {
+export abstract class ShutdownTask extends TaskBase {
   static readonly kind = 'shutdown';
 }
-abstract class IntervalTask extends TaskBase {
+export abstract class IntervalTask extends TaskBase {
   static readonly kind = 'interval';
   /** Seconds between runs; `set()` (or its later name `timer()`) may compute it dynamically. */
   interval = 60;
@@ -231,7 +231,7 @@ export function componentName(cls: Function & { signalName?: string; headerName?
 }
 
 /** An ordered collection of component classes, as in the seed: `new SignalManager(A, B)`. */
-class Manager<C extends Function> implements Iterable<C> {
+export class Manager<C extends Function> implements Iterable<C> {
   readonly #items: C[] = [];
   constructor(...items: C[]) {
     for (const item of items) this.add(item);

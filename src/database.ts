@@ -19,6 +19,26 @@ import { openDataFolder, type RecoveryReport } from './storage/recovery.js';
 import { snapshotDataFolder } from './storage/snapshot.js';
 import { ErrorCode, LexiconsError } from './errors.js';
 
+/**
+ * Runs `fn` as one transaction on `store` (retried on conflict), from the main thread: never the
+ * blocking group commit of workers, an async fsync instead (policy `always`).
+ */
+export async function runOnMainThread<T>(store: SharedStore, wal: Wal, fn: (db: Db) => T | Promise<T>): Promise<T> {
+  const { value } = await store.run(fn);
+  if (wal.policy === 'always') await wal.flush();
+  return value;
+}
+
+/** Runs `fn` over the latest commit of `store`, read-only (its writes are discarded). */
+export function readLatest<T>(store: SharedStore, fn: (db: Db) => T): T {
+  const txn = store.begin();
+  try {
+    return fn(txn.db);
+  } finally {
+    txn.abort();
+  }
+}
+
 export interface DatabaseOpenOptions {
   models: Iterable<ModelClass>;
   /** Data folder (created if missing). */
@@ -49,21 +69,13 @@ class OpenDatabase {
   /** Runs `fn` as one serializable transaction (retried on conflict); durable per the fsync policy. */
   async run<T>(fn: (db: Db) => T | Promise<T>): Promise<T> {
     this.#check();
-    const { value } = await this.#store.run(fn);
-    // This is the main thread: never the blocking group commit of workers, an async fsync instead.
-    if (this.#wal.policy === 'always') await this.#wal.flush();
-    return value;
+    return runOnMainThread(this.#store, this.#wal, fn);
   }
 
   /** A read-only look at the latest snapshot (writes made by `fn` are discarded). */
   read<T>(fn: (db: Db) => T): T {
     this.#check();
-    const txn = this.#store.begin();
-    try {
-      return fn(txn.db);
-    } finally {
-      txn.abort();
-    }
+    return readLatest(this.#store, fn);
   }
 
   stats(): StoreStats {

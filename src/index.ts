@@ -25,3 +25,18 @@ export type { DatabaseOpenOptions, OpenDatabase } from './database.js';
 export { LexiconsError, ErrorCode, isLexiconsError, SignalError } from './errors.js';
 export { WireCode, SUBPROTOCOL, SLOW_CONSUMER_CLOSE } from './wire.js';
 export { utils } from './utils.js';
+// Types that the signatures above name (options, results, base classes), so users can name them too
+// (test/package/public-types.test.ts checks that none is missing).
+export type { SignalSet, HeaderSet, ResolvedServerOptions, Components } from './server.js';
+export type { OpsOptions, TlsOptions, ResolvedOps } from './ops-options.js';
+export type { StaticOption, StaticSettings } from './static-option.js';
+export type { StaticOptions } from './main/static.js';
+export type { Manager, ExecutionContext, TaskClass, TaskKind, TaskBase, StartupTask, ShutdownTask, IntervalTask } from './components.js';
+export type { ArgFields } from './typing.js';
+export type { ModelClass, Schema, TableSchema, FieldSchema, FieldKind, ScalarKind, ScalarValue, StrOptions } from './storage/schema.js';
+export type { StoreStats } from './storage/api.js';
+export type { FsyncPolicy } from './storage/wal.js';
+export type { RecoveryReport } from './storage/recovery.js';
+export type { LoadReport, TableLoadReport } from './storage/persist.js';
+export type { SegmentScan } from './storage/wal-format.js';
+export type { SerializedError } from './errors.js';

@@ -75,8 +75,8 @@ export interface HookContext extends ExecutionContext {
 }
 
 /** Signals (and Headers) as their manager was built: a record keyed by name keeps names and types for typed clients. */
-type SignalSet = ComponentSet<typeof Signal>;
-type HeaderSet = ComponentSet<typeof Header>;
+export type SignalSet = ComponentSet<typeof Signal>;
+export type HeaderSet = ComponentSet<typeof Header>;
 
 export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> extends OpsOptions {
   /** `ws` (default), or `wss`, which requires `tls` (the server serves wss:// whenever `tls` is set). */
@@ -295,6 +295,14 @@ function uniqueByName<C extends Function>(kind: string, items: Iterable<C> | und
   return out;
 }
 
+/** The module of each Server that called runIfMain (`import.meta.url`): where worker threads find it. */
+const appModules = new WeakMap<Server, string>();
+
+/** The module URL a Server gave to `runIfMain`, if it did (lexicons/testing starts such a Server by value). */
+export function appModuleOf(server: Server): string | undefined {
+  return appModules.get(server);
+}
+
 /**
  * An app: its components and options. Generic over its Signals and Headers (inferred from the
  * managers), so `createClient<typeof server>` types calls from the server's own definitions.
@@ -374,9 +382,11 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
 
   /**
    * Runs the server when `moduleUrl` (pass `import.meta.url`) is the entry script of the process:
-   * the seed's `python main.py run` habit. A no-op in worker threads and when imported.
+   * the seed's `python main.py run` habit. A no-op in worker threads and when imported, except
+   * that it remembers `moduleUrl` (so `startTestServer(server)` of lexicons/testing finds the module).
    */
   runIfMain(moduleUrl: string, overrides: RunOverrides = {}): Promise<RunningServer> | undefined {
+    appModules.set(this, moduleUrl);
     if (!isMainThread || !process.argv[1]) return undefined;
     const self = fileURLToPath(moduleUrl);
     if (resolve(process.argv[1]) !== self && resolve(process.argv[1]) + '.js' !== self) return undefined;

@@ -6,15 +6,21 @@
  *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--trust-proxy LIST]
  *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F] [--static DIR]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
+ *   lexicons init [folder]
+ *   lexicons shell [app] [--data DIR] [--write]     lexicons migrate [app] [--data DIR] [--dry-run]
  *   lexicons --help | --version
  */
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
 import { appSchema, validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
 import { parseAddressList } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
+import { runShell } from './cli-shell.js';
+import { migrate } from './cli-migrate.js';
+import { initApp } from './init.js';
 
 export const USAGE = `lexicons: a realtime WebSocket application server with an embedded database
 
@@ -22,6 +28,14 @@ Usage:
   lexicons start [app] [options]   run the server exported by the app module (default ./main)
   lexicons check [app] [--data]    check a data folder (CSV files, write-ahead log) without changing it
   lexicons compact [app] [--data]  recover a stopped server's data folder, snapshot it, delete the log
+  lexicons init [folder]           create an app (main.ts, a test, package.json, tsconfig.json)
+                                   in a new or empty folder (default: the current one)
+  lexicons shell [app] [--data] [--write]
+                                   a Node REPL on a stopped server's data folder: the Models and
+                                   db (each statement a transaction; read-only without --write)
+  lexicons migrate [app] [--data] [--dry-run]
+                                   bring the stored data to the Models (added, removed, renamed
+                                   and retyped fields): prints the plan, then applies it
   lexicons --help                  show this help
   lexicons --version               show the version
 
@@ -68,14 +82,25 @@ function version(): string {
   return pkg.version;
 }
 
-export interface StartCommand {
-  command: 'start' | 'check' | 'compact';
-  app: string;
-  overrides: RunOverrides;
+export interface InitCommand {
+  command: 'init';
+  folder: string;
 }
 
+export interface StartCommand {
+  command: 'start' | 'check' | 'compact' | 'shell' | 'migrate';
+  app: string;
+  overrides: RunOverrides;
+  /** shell: --write. */
+  write?: boolean;
+  /** migrate: --dry-run. */
+  dryRun?: boolean;
+}
+
+const COMMANDS = ['start', 'check', 'compact', 'init', 'shell', 'migrate'] as const;
+
 /** Parses argv (without node and script); throws UsageError with an exact message. */
-export function parseCommand(argv: readonly string[]): 'help' | 'version' | StartCommand {
+export function parseCommand(argv: readonly string[]): 'help' | 'version' | StartCommand | InitCommand {
   let parsed;
   try {
     parsed = parseArgs({
@@ -99,6 +124,8 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
         cert: { type: 'string' },
         key: { type: 'string' },
         static: { type: 'string' },
+        write: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -109,10 +136,15 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
   if (values.version) return 'version';
   const [command, app, ...rest] = positionals;
   if (command === undefined) throw new UsageError('missing command (try: lexicons start ./main)');
-  if (command !== 'start' && command !== 'run' && command !== 'check' && command !== 'compact') {
-    throw new UsageError(`unknown command ${JSON.stringify(command)} (known: start, check, compact)`);
+  if (command !== 'run' && !(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (known: ${COMMANDS.join(', ')})`);
   }
   if (rest.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(rest[0])}`);
+  if (command === 'init') {
+    const option = Object.keys(values).find((k) => values[k as keyof typeof values] !== undefined);
+    if (option !== undefined) throw new UsageError(`--${option} does not apply to init`);
+    return { command: 'init', folder: app ?? '.' };
+  }
   const overrides: RunOverrides = {};
   try {
     if (values.workers !== undefined) overrides.workers = validateWorkers(values.workers);
@@ -146,13 +178,12 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     overrides.trust = trust;
   }
   parseOpsFlags(values, overrides);
-  if (command === 'check' || command === 'compact') {
-    const extra = (['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static'] as const).find(
-      (k) => values[k] !== undefined,
-    );
-    if (extra) throw new UsageError(`--${extra} does not apply to ${command}`);
-  }
-  return { command: command === 'run' ? 'start' : command, app: app ?? './main', overrides };
+  const name = command === 'run' ? 'start' : (command as StartCommand['command']);
+  const own = { shell: 'write', migrate: 'dry-run' } as const;
+  const serverOnly = ['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static'] as const;
+  const extra = [...(name === 'start' ? [] : serverOnly), ...(['write', 'dry-run'] as const).filter((k) => own[name as keyof typeof own] !== k)].find((k) => values[k] !== undefined);
+  if (extra) throw new UsageError(`--${extra} does not apply to ${name}`);
+  return { command: name, app: app ?? './main', overrides, ...(values.write ? { write: true } : {}), ...(values['dry-run'] ? { dryRun: true } : {}) };
 }
 
 /** The operations flags (proxies, admin access, TLS) into `overrides`; UsageError with the exact message. */
@@ -186,6 +217,11 @@ async function start(command: StartCommand): Promise<number> {
   }
   const dir = server.resolve(command.overrides).data;
   const schema = appSchema(server.components);
+  if (command.command === 'shell') {
+    await runShell({ dir, schema, write: command.write === true });
+    return 0;
+  }
+  if (command.command === 'migrate') return migrate(dir, schema, command.dryRun === true);
   if (command.command === 'check') {
     const report = await checkDataFolder(dir, schema);
     const { dir: folder, ok, problems, repairs, replayable, tables, lockedBy } = report;
@@ -205,6 +241,13 @@ async function start(command: StartCommand): Promise<number> {
   return 0;
 }
 
+async function init(command: InitCommand): Promise<number> {
+  const { dir, files } = await initApp(command.folder);
+  const cd = relative(process.cwd(), dir);
+  process.stdout.write(`Created ${cd === '' ? 'the app' : cd}: ${files.join(', ')}\n\nNext:\n${cd === '' ? '' : `  cd ${cd}\n`}  npm install\n  npm test     # test/app.test.ts, with lexicons/testing\n  npm start    # ws://localhost:5000\n`);
+  return 0;
+}
+
 /** Runs the CLI and exits the process with its status. */
 export async function run(argv: readonly string[]): Promise<never> {
   let code: number;
@@ -216,6 +259,8 @@ export async function run(argv: readonly string[]): Promise<never> {
     } else if (command === 'version') {
       process.stdout.write(`${version()}\n`);
       code = 0;
+    } else if (command.command === 'init') {
+      code = await init(command);
     } else {
       code = await start(command);
     }

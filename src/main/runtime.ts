@@ -113,7 +113,17 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   signals.release((reason) => void stop(reason));
   await scheduler.startIntervals();
   if (listening.phase === 'starting') listening.phase = 'ready';
-  return { host: settings.options.host, port: listening.port, adminPort: listening.adminPort ?? undefined, stop: () => stop(), closed };
+  const running: RunningServer = { host: settings.options.host, port: listening.port, adminPort: listening.adminPort ?? undefined, stop: () => stop(), closed };
+  stores.set(running, { store, wal });
+  return running;
+}
+
+/** The store of each running server, for in-process tools (lexicons/testing's `app.db`). */
+const stores = new WeakMap<RunningServer, { store: SharedStore; wal: Wal }>();
+
+/** The shared store and log of a server this thread runs (undefined for any other object). */
+export function storeOf(running: RunningServer): { store: SharedStore; wal: Wal } | undefined {
+  return stores.get(running);
 }
 
 function rowCounts(tables: Record<string, { rows: number }>): Record<string, number> {

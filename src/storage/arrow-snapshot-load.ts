@@ -18,6 +18,7 @@ import { readFileLayout, type FileBatch } from './arrow-ipc.js';
 import { arrowSchemaOf, describeField, type ArrowFileInfo } from './arrow-snapshot.js';
 import { BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Values } from './column-values.js';
 import { ioError } from './file-system.js';
+import { MIGRATE_HINT } from './persist.js';
 import type { GrowBuf } from './grow-buf.js';
 import type { TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
@@ -241,7 +242,7 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
   if (!names.includes('pk')) throw new LexiconsError(ErrorCode.CSV, `${file.path}: no pk column`);
   const extra = names.filter((n) => n !== 'pk' && !table.byName.has(n));
   if (extra.length > 0) {
-    throw new LexiconsError(ErrorCode.CSV, `${file.path}: column${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in Model ${table.name}; refusing to start so no data is dropped (add the field back, or export the column first)`);
+    throw new LexiconsError(ErrorCode.CSV, `${file.path}: column${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in Model ${table.name}; refusing to start so no data is dropped (${MIGRATE_HINT}, or add the field back)`);
   }
   const pk = data.getChild('pk')!;
   const columns = table.fields.map((f) => ({ f, vector: data.getChild(f.name) }));

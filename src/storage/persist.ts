@@ -127,8 +127,11 @@ export function legacyNames(table: string): string[] {
   return [...new Set([smart, naive])].filter((n) => n !== table).map((n) => `${n}.csv`);
 }
 
+/** Where start-up errors about the stored data vs the Models send people. */
+export const MIGRATE_HINT = 'run `lexicons migrate --dry-run` to see how the stored data would be brought to the Models, then `lexicons migrate` to do it';
+
 /** Referenced tables first, so references point at loaded rows (cycles keep schema order). */
-function loadOrder(schema: Schema): TableSchema[] {
+export function loadOrder(schema: Schema): TableSchema[] {
   const out: TableSchema[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (t: TableSchema): void => {
@@ -206,7 +209,7 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
       throw new LexiconsError(
         ErrorCode.CSV,
         `${file}: column${plan.extra.length > 1 ? 's' : ''} ${names} not in Model ${table.name}; refusing to start so no data is dropped ` +
-          `(add the field${plan.extra.length > 1 ? 's' : ''} back, or load with unknownColumns: 'keep' to move ${plan.extra.length > 1 ? 'them' : 'it'} to ${table.name}.extra.csv)`,
+          `(${MIGRATE_HINT}, or add the field${plan.extra.length > 1 ? 's' : ''} back)`,
       );
     }
     extraFile = await writeExtraFile(root, table.name, plan);
@@ -238,7 +241,12 @@ async function loadTable(store: PersistableStore, root: string, table: TableSche
         header = false;
         return;
       }
-      batch.push(decodeRecord(plan, cells, line));
+      try {
+        batch.push(decodeRecord(plan, cells, line));
+      } catch (err) {
+        // A value of another type: the Model's field changed type since the data was written.
+        throw new LexiconsError(ErrorCode.CSV, `${messageOf(err)} (if the field's type changed: ${MIGRATE_HINT})`, { cause: err });
+      }
       lines.push(line);
       if (batch.length >= every) flush();
     },

@@ -12,12 +12,12 @@
  */
 import { open, readdir, rename } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
+import { ErrorCode, isLexiconsError, LexiconsError, messageOf } from '../errors.js';
 import { fsyncDir } from './atomic-file.js';
 import { createDataFolder } from './file-system.js';
 import { lockDataFolder } from './folder-lock.js';
 import { hasHistory, historyFilesStale } from './history-tables.js';
-import type { LoadOptions, LoadReport } from './persist.js';
+import { MIGRATE_HINT, type LoadOptions, type LoadReport } from './persist.js';
 import { coerceValue, isSystemTableName, withoutTransform, type Schema } from './schema.js';
 import { SharedStore, type StoreOptions } from './store.js';
 import type { Transaction } from './transaction.js';
@@ -187,7 +187,7 @@ export class Replayer {
     for (const [name, tc] of Object.entries(record.tables)) {
       const t = this.#store.schema.byName.get(name);
       if (!t && isSystemTableName(name)) continue; // history kept while it was enabled: not kept now
-      if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed?)`);
+      if (!t) throw logError(`${where}: table ${name} is not a Model (was it removed? ${MIGRATE_HINT})`);
       const id = txn.tableId(name);
       for (const pk of tc.deletes) {
         if (typeof pk !== 'string') throw logError(`${where}: ${name}: a deleted pk is not a string`);
@@ -196,11 +196,16 @@ export class Replayer {
       for (const raw of tc.upserts) {
         const pk = raw.pk;
         if (typeof pk !== 'string' || pk === '') throw logError(`${where}: ${name}: a row without a pk`);
-        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw logError(`${where}: ${name}: field ${key} is not in the Model (was it removed?)`);
+        for (const key of Object.keys(raw)) if (key !== 'pk' && !t.byName.has(key)) throw logError(`${where}: ${name}: field ${key} is not in the Model (was it removed? ${MIGRATE_HINT})`);
         const row: Record<string, unknown> & { pk: string } = { pk };
         for (const f of t.fields) {
           const g = withoutTransform(f);
-          row[f.name] = raw[f.name] === undefined ? coerceValue(name, g, f.makeDefault()) : coerceValue(name, g, raw[f.name]);
+          try {
+            row[f.name] = raw[f.name] === undefined ? coerceValue(name, g, f.makeDefault()) : coerceValue(name, g, raw[f.name]);
+          } catch (err) {
+            if (!isLexiconsError(err)) throw err;
+            throw new LexiconsError(err.code, `${where}: ${err.message} (if the field's type changed: ${MIGRATE_HINT})`, { cause: err });
+          }
         }
         txn.put(id, pk, row);
       }
@@ -249,7 +254,7 @@ export async function replayLog(store: SharedStore, plan: LogPlan, after: number
 // -- opening -----------------------------------------------------------------------------------
 
 /** The segment after every segment file (including set-aside ones) and not below the manifest's. */
-async function nextSegmentNumber(dir: string, manifest: Manifest | null): Promise<number> {
+export async function nextSegmentNumber(dir: string, manifest: Manifest | null): Promise<number> {
   let n = Math.max(1, manifest?.segment ?? 0);
   for (const name of await readdir(dir)) {
     const m = segmentNumberOfAny(name);

@@ -51,6 +51,12 @@ export interface FieldOptions<T> {
    * and never the sort key of an admin view. Stored and read like any other value.
    */
   secret?: boolean;
+  /**
+   * The field's former name(s): `lexicons migrate` renames a stored column of that name to this
+   * field (its values kept) instead of dropping one column and adding another.
+   * @example static displayName = field.str({ was: 'name' });
+   */
+  was?: string | readonly string[];
 }
 
 export interface StrOptions extends FieldOptions<string> {
@@ -132,6 +138,8 @@ export interface FieldSchema {
   readonly dictionary: boolean;
   /** `secret: true`: masked on the admin page and in logs. */
   readonly secret: boolean;
+  /** Former names (`was`), for `lexicons migrate` (absent: none). */
+  readonly was?: readonly string[];
   readonly transform: ((value: any) => unknown) | undefined;
   /** Returns a fresh default value for a new row (null when nullable and no default). */
   readonly makeDefault: () => unknown;
@@ -230,7 +238,17 @@ export function compileModels(models: Iterable<ModelClass>, system: boolean): Sc
       }
       parent = Object.getPrototypeOf(parent) as ModelClass | null;
     }
-    tables.push({ name: tableName, fields, byName: new Map(fields.map((f) => [f.name, f])), model });
+    const byName = new Map(fields.map((f) => [f.name, f]));
+    const formerly = new Map<string, string>();
+    for (const f of fields) {
+      for (const old of f.was ?? []) {
+        if (byName.has(old)) throw schemaError(`Model ${tableName}, field ${f.name}: was: '${old}' names a field the Model still has`);
+        const other = formerly.get(old);
+        if (other !== undefined) throw schemaError(`Model ${tableName}: fields ${other} and ${f.name} both say was: '${old}'`);
+        formerly.set(old, f.name);
+      }
+    }
+    tables.push({ name: tableName, fields, byName, model });
   }
   return { tables, byName: new Map(tables.map((t) => [t.name, t])) };
 }
@@ -261,6 +279,10 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
   if (o.index && (f.kind === 'list' || f.kind === 'set')) throw schemaError(`${where}: ${f.kind} fields cannot be indexed`);
   if (o.transform !== undefined && typeof o.transform !== 'function') throw schemaError(`${where}: transform must be a function`);
   if (o.secret !== undefined && typeof o.secret !== 'boolean') throw schemaError(`${where}: secret must be a boolean`);
+  const was = o.was === undefined ? [] : typeof o.was === 'string' ? [o.was] : Array.isArray(o.was) ? [...(o.was as readonly unknown[])] : null;
+  if (was === null || was.some((w) => typeof w !== 'string' || !IDENT.test(w) || w === name || RESERVED.has(w))) {
+    throw schemaError(`${where}: was must be a former field name (an identifier other than ${name}) or a list of them`);
+  }
   const nullable = o.nullable ?? (f.kind === 'ref' || f.kind === 'set');
   const hasDefault = Object.prototype.hasOwnProperty.call(o, 'default');
   const dflt = o.default;
@@ -281,6 +303,7 @@ function compileField(table: string, name: string, f: Field, models: Map<string,
     indexed: !!o.unique || !!o.index,
     dictionary: !!o.dictionary,
     secret: o.secret === true,
+    was: was as string[],
     transform: o.transform,
     makeDefault,
   };

@@ -37,6 +37,7 @@ function fieldSchema(component: string, name: string, f: Field<any, any>): Field
     indexed: false,
     dictionary: false,
     secret: o.secret === true,
+    was: [],
     transform: o.transform,
     makeDefault,
   };

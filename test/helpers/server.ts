@@ -254,13 +254,29 @@ export function spawnCli(args: string[], options: SpawnOptions = {}): Promise<Cl
 
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
+  /** The program `argv` is given to (default: this Node), e.g. `npx` for an installed package's bin. */
+  command?: string;
+  /**
+   * Run it in its own process group and signal the whole group (as systemd signals a service's
+   * cgroup): `npx` does not pass SIGTERM on to the program it started.
+   */
+  group?: boolean;
   timeoutMs?: number;
   cwd?: string;
 }
 
 /** Spawns `node <argv>` (a CLI start or an app running itself) and waits for its LISTEN line. */
 export async function spawnServer(argv: string[], options: SpawnOptions = {}): Promise<CliServer> {
-  const child = spawn(process.execPath, argv, { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env } });
+  const child = spawn(options.command ?? process.execPath, argv, { cwd: options.cwd ?? ROOT, env: { ...process.env, LEXICONS_LOG: 'all', ...options.env }, detached: options.group === true });
+  const kill = (signal: NodeJS.Signals): void => {
+    if (options.group && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // the group has no process left
+      }
+    } else child.kill(signal);
+  };
   let out = '';
   let ended = false;
   const onData = (d: Buffer) => (out += d.toString());
@@ -298,13 +314,13 @@ export async function spawnServer(argv: string[], options: SpawnOptions = {}): P
     });
   const stop = (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20_000): Promise<Exit> => {
     if (ended) return exited;
-    child.kill(signal);
+    kill(signal);
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
       exited,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          child.kill('SIGKILL');
+          kill('SIGKILL');
           reject(new Error(`did not exit within ${timeoutMs} ms after ${signal}:\n${out}`));
         }, timeoutMs);
       }),
@@ -314,7 +330,7 @@ export async function spawnServer(argv: string[], options: SpawnOptions = {}): P
   try {
     listen = await waitForOutput(/"status":"LISTEN".*?"port":(\d+)/, 0, options.timeoutMs ?? 20_000);
   } catch (err) {
-    child.kill('SIGKILL');
+    kill('SIGKILL');
     throw err;
   }
   const port = Number(listen[1]);

@@ -29,8 +29,12 @@ describe('lexicons CLI', { timeout: 300_000 }, () => {
     [['start', 'x', '--workers', 'many'], 2, /^lexicons: --workers must be an integer from 1 to 256, got "many"$/m],
     [['start', 'x', '--port', '70000'], 2, /^lexicons: --port must be an integer from 0 to 65535, got "70000"$/m],
     [['start', 'x', '--bogus'], 2, /^lexicons: Unknown option '--bogus'/m],
-    [['frobnicate'], 2, /^lexicons: unknown command "frobnicate" \(known: start, check, compact\)$/m],
+    [['frobnicate'], 2, /^lexicons: unknown command "frobnicate" \(known: start, check, compact, init, shell, migrate\)$/m],
     [[], 2, /^lexicons: missing command/m],
+    [['start', 'x', '--write'], 2, /^lexicons: --write does not apply to start$/m],
+    [['migrate', 'x', '--write'], 2, /^lexicons: --write does not apply to migrate$/m],
+    [['shell', 'x', '--dry-run'], 2, /^lexicons: --dry-run does not apply to shell$/m],
+    [['shell', 'x', '--port', '1'], 2, /^lexicons: --port does not apply to shell$/m],
     [['start', 'no/such/app'], 1, /^lexicons: OPTION: app module not found: no\/such\/app/m],
   ];
   for (const [args, code, pattern] of bad) {

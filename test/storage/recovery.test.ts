@@ -269,7 +269,7 @@ describe('offline check and compact', () => {
       Object.defineProperty(Counter2, 'name', { value: 'Counter' });
       const other = await checkDataFolder(dir, compileSchema([Counter2]));
       assert.equal(other.ok, false);
-      assert.match(other.problems[0]!, /log record of commit \d+: Counter: field value is not in the Model \(was it removed\?\)/);
+      assert.match(other.problems[0]!, /log record of commit \d+: Counter: field value is not in the Model \(was it removed\? run `lexicons migrate --dry-run`/);
       await assert.rejects(openDataFolder(compileSchema([Counter2]), dir, { fsync: 'no' }), (e) => isLexiconsError(e, 'LOG') && /field value is not in the Model/.test(e.message));
     }
   });

@@ -10,6 +10,7 @@ import { appendFile, copyFile, readFile, rename, unlink, utimes, writeFile } fro
 import { join } from 'node:path';
 import { isLexiconsError } from '../../src/errors.js';
 import { checkDataFolder } from '../../src/storage/offline.js';
+import { MIGRATE_HINT } from '../../src/storage/persist.js';
 import { openDataFolder } from '../../src/storage/recovery.js';
 import { snapshotDataFolder, snapshotTestHooks, type Manifest, type SnapshotPhase } from '../../src/storage/snapshot.js';
 import { Counter, schema, User } from './fixtures/schema.js';
@@ -118,7 +119,7 @@ describe('start: which source wins', () => {
     const dir = folder.path;
     await session(dir, counter('a', 1));
     await appendFile(join(dir, 'Counter.csv'), 'edited-pk,b,two\n');
-    await assert.rejects(openDataFolder(schema(), dir, { fsync: 'no' }), (err) => isLexiconsError(err, 'CSV') && err.message === `${join(dir, 'Counter.csv')}, line 3, column value: expected an int, got "two"`);
+    await assert.rejects(openDataFolder(schema(), dir, { fsync: 'no' }), (err) => isLexiconsError(err, 'CSV') && err.message === `${join(dir, 'Counter.csv')}, line 3, column value: expected an int, got "two" (if the field's type changed: ${MIGRATE_HINT})`);
   });
 
   it('an edit made after a crash (commits newer than the CSV files) stops the start, naming the file and what to do; lexicons check reports it', async () => {
