@@ -96,6 +96,10 @@ export function ratios(workload: WorkloadName, figures: Record<string, Figures>)
     // Before/after, same run (present only when the baseline systems ran).
     if (figures['baseline-w1'] !== undefined) out[`lexicons-w1 / baseline-w1${suffix}`] = ratio(v('lexicons-w1'), v('baseline-w1'));
     if (figures['baseline-w2'] !== undefined) out[`lexicons-w2 / baseline-w2${suffix}`] = ratio(v('lexicons-w2'), v('baseline-w2'));
+    // History + presence on / off, same run (present only when the nohist systems ran).
+    for (const w of ['w1', 'w2']) {
+      if (figures[`lexicons-${w}-nohist`] !== undefined) out[`lexicons-${w} / lexicons-${w}-nohist${suffix}`] = ratio(v(`lexicons-${w}`), v(`lexicons-${w}-nohist`));
+    }
   }
   return out;
 }
