@@ -271,7 +271,9 @@ const EXCLUSIVE_PORT = 1;
  * Listens with LIBUS_LISTEN_EXCLUSIVE_PORT. Why: by default uWS sets SO_REUSEPORT, so a second
  * server started on a port in use "listens" too and the kernel splits new connections between the
  * two processes (a stale or misconfigured server silently taking half the clients). Exclusive, the
- * second one fails here with a clear error. SO_REUSEADDR stays on, so a restart rebinds at once.
+ * second one fails here with a clear error. uSockets sets SO_REUSEADDR on a fixed port, so a
+ * restart rebinds it at once (not after port 0: that socket has no SO_REUSEADDR, and its closed
+ * connections' TIME_WAIT keeps the number from a successor for about a minute).
  */
 function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
   return new Promise((resolvePromise, reject) => {
