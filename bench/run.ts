@@ -4,7 +4,7 @@
  * choice) and lexicons with 1 and 2 workers, side by side in one run. Writes
  * bench/results/<workload>.json and rewrites the table of bench/README.md.
  *
- * Usage: node dist/bench/run.js [--quick|--full] [--workloads echo,chat,read,connect]
+ * Usage: node dist/bench/run.js [--quick|--full] [--workloads echo,chat,read,connect,transfer]
  *   [--systems uws-raw,socketio,lexicons-w1,lexicons-w2] [--procs N] [--duration S] [--warmup S]
  *   [--hash scrypt|sha256|none] [--no-ceiling] [--quiet-wait S] [--out DIR] [--no-readme]
  */
@@ -92,8 +92,8 @@ export async function main(argv: string[]): Promise<void> {
   for (const workload of workloads) {
     console.log(`${workload}:`);
     const outcome = await RUNNERS[workload as WorkloadName](config);
-    const { log: _log, echo, chat, read, connect, ...shared } = config;
-    const specific = { echo, chat, read, connect }[workload];
+    const { log: _log, echo, chat, read, connect, transfer, ...shared } = config;
+    const specific = { echo, chat, read, connect, transfer }[workload];
     const results = buildResults(workload, outcome, { mode: config.mode, commit, config: { ...shared, [workload]: specific }, notes, labels });
     for (const [k, v] of Object.entries(results.ratios)) if (v !== null) console.log(`  ratio ${k}: ${v}`);
     for (const t of results.targets) console.log(`  target ${t.name} (${t.goal}): ${t.note}`);

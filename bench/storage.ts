@@ -124,7 +124,7 @@ async function runThreads(store: SharedStore, op: string, total: number, threads
  * `rows` publications of 100 bytes to one channel, one per commit (each also writes a version of
  * the channel row), through Txn.publish; `trimmed` keeps only the last 1,000 (size policy).
  */
-function publishHistory(rows: number, trimmed: boolean): { store: SharedStore; shared: number } {
+export function publishHistory(rows: number, trimmed: boolean): { store: SharedStore; shared: number } {
   const store = SharedStore.create(withHistory(benchSchema()));
   store.historyPolicy = () => ({ size: trimmed ? 1000 : rows });
   for (let k = 0; k < rows; k++) {

@@ -16,6 +16,7 @@ export {
   TaskManager,
 } from './components.js';
 export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json, ExecuteArgsMismatch, ChannelAuthContext, ChannelHistory, SlowClientPolicy, PresenceMember } from './components.js';
+export type { ChannelRule, ChannelRules } from './channel-rules.js';
 export type { InferArgs, InputArgs } from './typing.js';
 export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';

@@ -1,13 +1,20 @@
 /**
  * @module bench/app/main
  * The lexicons app the benchmarks run (`lexicons start dist/bench/app/main.js --workers N`): the
- * chat example (examples/chat) as is, plus two signals the workloads need, and per-connection
+ * chat example (examples/chat) as is, plus the signals and the model the workloads need, and per-connection
  * limits raised so that the server is measured, not its rate limiter.
  * - `Echo` ({...any}): sends its arguments back to the caller, `[{"Echo": args}]`.
  * - `GetUser` ({email}): get-by-unique-field, `[{"GetUser": {pk, email} | null}]`.
+ * - `Transfer` ({k, hot, n}): a bank transfer of 1 between two of the `n` seeded accounts `a0`..,
+ *   read and updated by pk, `[{"Transfer": {from, to}}]`. `k` in [0, 100 n) picks the debited
+ *   account: `a0` (the hot one) when `k % 100 < hot`, else `a<floor(k / 100)>`; the credited one is
+ *   uniform among the others. `hot` = 0 is uniform; 80 is "80% contention".
+ *
+ * Env LEXICONS_BENCH_HISTORY=off serves the same app with a `Public` channel without history and
+ * presence (bench/run.ts's `lexicons-w1-nohist` / `lexicons-w2-nohist`), to measure what they cost.
  */
-import { ChannelManager, HeaderManager, ModelManager, Server, Signal, SignalManager, TaskManager, field, type SignalContext } from '../../src/index.js';
-import { Public } from '../../examples/chat/channels.js';
+import { Channel, ChannelManager, HeaderManager, Model, ModelManager, Server, Signal, SignalManager, TaskManager, field, type SignalContext } from '../../src/index.js';
+import { Public as ChatPublic } from '../../examples/chat/channels.js';
 import { Login, Register } from '../../examples/chat/headers.js';
 import { ChatMessage, User } from '../../examples/chat/models.js';
 import { CreateChatMessage, GetChatList, Subscribe } from '../../examples/chat/signals.js';
@@ -28,14 +35,38 @@ export class GetUser extends Signal {
   }
 }
 
+export class Account extends Model {
+  static balance = field.int();
+}
+
+export class Transfer extends Signal {
+  static override args = { k: field.int(), hot: field.int(), n: field.int() };
+
+  execute({ k, hot, n, db, ws }: SignalContext<{ k: number; hot: number; n: number }>) {
+    const from = k % 100 < hot ? 0 : Math.floor(k / 100) % n;
+    let to = Math.floor(Math.random() * (n - 1));
+    if (to >= from) to++;
+    const a = db.get(Account, `a${from}`);
+    const b = db.get(Account, `a${to}`);
+    if (a === null || b === null) throw new Error(`Transfer: account a${a === null ? from : to} not seeded`);
+    db.update(Account, a, { balance: a.balance - 1 });
+    db.update(Account, b, { balance: b.balance + 1 });
+    ws.send([{ Transfer: { from, to } }]);
+  }
+}
+
+/** The chat example's Public without its rules (no history, no presence): a plain broadcast group. */
+class Public extends Channel {}
+const history = process.env.LEXICONS_BENCH_HISTORY !== 'off';
+
 export const server = new Server({
   protocol: 'ws',
   host: '127.0.0.1',
   port: 5000,
-  models: new ModelManager(User, ChatMessage),
-  signals: new SignalManager(Subscribe, CreateChatMessage, GetChatList, Echo, GetUser),
+  models: new ModelManager(User, ChatMessage, Account),
+  signals: new SignalManager(Subscribe, CreateChatMessage, GetChatList, Echo, GetUser, Transfer),
   headers: new HeaderManager(Login, Register),
-  channels: new ChannelManager(Public),
+  channels: new ChannelManager(history ? ChatPublic : Public),
   tasks: new TaskManager(OnShutdown),
   trust: [],
   debug: false,

@@ -175,12 +175,17 @@ export async function writeCsv(path: string, header: readonly string[], rows: nu
   await once(out, 'finish');
 }
 
+/** Opening balance of each seeded account of the `transfer` workload. */
+export const ACCOUNT_BALANCE = 1_000_000;
+
 /**
  * Seed a lexicons data folder for the `read` workload: `User.csv` (`users` rows) and
- * `ChatMessage.csv` (`rows` rows over `channels` channels), in the format of docs/csv-format.md.
+ * `ChatMessage.csv` (`rows` rows over `channels` channels), and for the `transfer` workload
+ * `Account.csv` (`accounts` rows `a0`.., when > 0), in the format of docs/csv-format.md.
  * Cells hold no commas or quotes, so none needs quoting.
  */
-export async function seedDataFolder(dir: string, rows: number, channels: number, users: number): Promise<void> {
+export async function seedDataFolder(dir: string, rows: number, channels: number, users: number, accounts = 0): Promise<void> {
+  if (accounts > 0) await writeCsv(join(dir, 'Account.csv'), ['pk', 'balance'], accounts, (k) => [`a${k}`, ACCOUNT_BALANCE]);
   await writeCsv(join(dir, 'User.csv'), ['pk', 'email', 'password'], users, (k) => {
     const u = seedUserRow(k);
     return [u.pk, u.email, u.password];

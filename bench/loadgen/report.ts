@@ -68,6 +68,7 @@ const HEADLINE: Record<WorkloadName, string> = {
   chat: 'delivered_per_s',
   read: 'list_calls_per_s',
   connect: 'conns_per_s',
+  transfer: 'hot_to_echo',
 };
 
 function num(f: Figures | undefined, key: string): number | null {
@@ -81,7 +82,7 @@ function ratio(a: number | null, b: number | null): number | null {
 
 /** lexicons/raw-uWS, lexicons/Socket.IO, workers2/workers1, on the workload's headline figure. */
 export function ratios(workload: WorkloadName, figures: Record<string, Figures>): Record<string, number | null> {
-  const keys = workload === 'read' ? ['list_calls_per_s', 'lookup_calls_per_s'] : [HEADLINE[workload]];
+  const keys = workload === 'read' ? ['list_calls_per_s', 'lookup_calls_per_s'] : workload === 'transfer' ? ['hot_to_echo', 'uniform_to_echo'] : [HEADLINE[workload]];
   const out: Record<string, number | null> = {};
   for (const key of keys) {
     const suffix = keys.length > 1 ? ` (${key})` : '';
@@ -95,6 +96,10 @@ export function ratios(workload: WorkloadName, figures: Record<string, Figures>)
     // Before/after, same run (present only when the baseline systems ran).
     if (figures['baseline-w1'] !== undefined) out[`lexicons-w1 / baseline-w1${suffix}`] = ratio(v('lexicons-w1'), v('baseline-w1'));
     if (figures['baseline-w2'] !== undefined) out[`lexicons-w2 / baseline-w2${suffix}`] = ratio(v('lexicons-w2'), v('baseline-w2'));
+    // History + presence on / off, same run (present only when the nohist systems ran).
+    for (const w of ['w1', 'w2']) {
+      if (figures[`lexicons-${w}-nohist`] !== undefined) out[`lexicons-${w} / lexicons-${w}-nohist${suffix}`] = ratio(v(`lexicons-${w}`), v(`lexicons-${w}-nohist`));
+    }
   }
   return out;
 }
@@ -138,6 +143,13 @@ export function targets(workload: WorkloadName, figures: Record<string, Figures>
         met,
         note: met ? `met (${p99} ms)` : `missed: ${p99} ms, ${Math.round((p99 / 10 - 1) * 100)}% over the goal`,
       });
+    }
+  }
+  if (workload === 'transfer') {
+    const pct = (x: number) => `${x}x echo`;
+    for (const [key, goal, label] of [['hot_to_echo', 0.6, 'contended'], ['uniform_to_echo', 0.8, 'uniform']] as const) {
+      const value = num(figures['lexicons-w2'], key);
+      atLeast(`${label} transfers vs echo (same server)`, `lexicons-w2 ${key}`, goal, value, value === null ? why(figures, 'lexicons-w2') : '', pct);
     }
   }
   return out;

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { HashKind } from './dataset.js';
 import type { ProtocolName } from './protocols.js';
 
-export type SystemName = 'uws-raw' | 'uws-wrap' | 'socketio' | 'lexicons-w1' | 'lexicons-w2' | 'baseline-w1' | 'baseline-w2';
+export type SystemName = 'uws-raw' | 'uws-wrap' | 'socketio' | 'lexicons-w1' | 'lexicons-w2' | 'lexicons-w1-nohist' | 'lexicons-w2-nohist' | 'baseline-w1' | 'baseline-w2';
 
 export interface SystemSpec {
   name: SystemName;
@@ -28,6 +28,9 @@ export const SYSTEMS: Record<SystemName, SystemSpec> = {
   socketio: { name: 'socketio', label: 'Socket.IO 4.8', protocol: 'socketio' },
   'lexicons-w1': { name: 'lexicons-w1', label: 'lexicons --workers 1', protocol: 'lexicons' },
   'lexicons-w2': { name: 'lexicons-w2', label: 'lexicons --workers 2', protocol: 'lexicons' },
+  // The same app with LEXICONS_BENCH_HISTORY=off: Public without history and presence.
+  'lexicons-w1-nohist': { name: 'lexicons-w1-nohist', label: 'lexicons --workers 1, Public without history/presence', protocol: 'lexicons' },
+  'lexicons-w2-nohist': { name: 'lexicons-w2-nohist', label: 'lexicons --workers 2, Public without history/presence', protocol: 'lexicons' },
   // Another build of lexicons (env LEXICONS_BASELINE = the root of a built checkout, e.g. a git
   // worktree of the commit before a change): before/after figures side by side in one run.
   'baseline-w1': { name: 'baseline-w1', label: 'baseline lexicons --workers 1', protocol: 'lexicons' },
@@ -112,11 +115,11 @@ export async function startSystem(name: SystemName, options: ServerOptions): Pro
     if (options.dataDir === undefined) throw new Error('lexicons needs a data folder');
     const { cli, app, root } = lexiconsPaths(baseline);
     port = await freePort();
-    const workers = name.endsWith('-w2') ? '2' : '1';
+    const workers = name.includes('-w2') ? '2' : '1';
     child = spawn(process.execPath, [cli, 'start', app, '--workers', workers, '--port', String(port), '--data', options.dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: root,
-      env: { ...process.env, HOST: '127.0.0.1', DEBUG: 'false' },
+      env: { ...process.env, HOST: '127.0.0.1', DEBUG: 'false', ...(name.endsWith('-nohist') ? { LEXICONS_BENCH_HISTORY: 'off' } : {}) },
     });
   }
   const lines: string[] = [];

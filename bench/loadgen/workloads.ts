@@ -7,6 +7,9 @@
  *   loop at 50% of it for the latency target.
  * - `read`: GetChatList of a channel and get-by-unique-field (GetUser by email) over seeded rows.
  * - `connect`: a storm of Login-authenticated connections.
+ * - `transfer` (lexicons only: the peers have no database): bank transfers between seeded
+ *   accounts, uniform and with 80% of them debiting one hot account, each as a ratio to Echo on
+ *   the same server in the same run (the cost of a read-write transaction and of its conflicts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,8 +19,8 @@ import { runLoad, type LoadOptions, type LoadResult } from './driver.js';
 import type { User } from './job.js';
 import { SYSTEMS, isLexiconsSystem, lexiconsMissing, startSystem, type RunningSystem, type SystemName } from './servers.js';
 
-export type WorkloadName = 'echo' | 'chat' | 'read' | 'connect';
-export const WORKLOADS: readonly WorkloadName[] = ['echo', 'chat', 'read', 'connect'];
+export type WorkloadName = 'echo' | 'chat' | 'read' | 'connect' | 'transfer';
+export const WORKLOADS: readonly WorkloadName[] = ['echo', 'chat', 'read', 'connect', 'transfer'];
 
 export interface BenchConfig {
   mode: 'quick' | 'full' | 'custom';
@@ -32,6 +35,8 @@ export interface BenchConfig {
   chat: { conns: number; senders: number; window: number; padding: number };
   read: { rows: number; channels: number; seededUsers: number; conns: number; window: number };
   connect: { concurrency: number; max: number; probe: boolean };
+  /** Seeded accounts; `hot`: percent of transfers debiting account a0 in the contended phase. */
+  transfer: { accounts: number; hot: number; conns: number; window: number };
   /** Also measure the generator's ceiling (raw uWS echo without JSON) in the echo workload. */
   ceiling: boolean;
   startTimeoutMs: number;
@@ -57,6 +62,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     chat: { conns: 50, senders: 5, window: 4, padding: 0 },
     read: { rows: 20_000, channels: 200, seededUsers: 20_000, conns: 16, window: 4 },
     connect: { concurrency: 8, max: 20_000, probe: true },
+    transfer: { accounts: 10_000, hot: 80, conns: 16, window: 8 },
     ceiling: true,
     startTimeoutMs: 60_000,
     quietWaitMs: 0,
@@ -73,6 +79,7 @@ export const PRESETS: Record<'quick' | 'full', Omit<BenchConfig, 'systems' | 'lo
     chat: { conns: 200, senders: 20, window: 8, padding: 0 },
     read: { rows: 1_000_000, channels: 10_000, seededUsers: 1_000_000, conns: 32, window: 8 },
     connect: { concurrency: 32, max: 1_000_000, probe: true },
+    transfer: { accounts: 10_000, hot: 80, conns: 32, window: 8 },
     ceiling: true,
     startTimeoutMs: 300_000,
     quietWaitMs: 30_000,
@@ -128,7 +135,7 @@ function common(r: LoadResult, prefix = ''): Figures {
 async function withSystem(
   name: SystemName,
   config: BenchConfig,
-  seed: { rows: number; channels: number; users: number },
+  seed: { rows: number; channels: number; users: number; accounts?: number },
   body: (system: RunningSystem) => Promise<{ figures: Figures; details: Record<string, LoadResult> }>,
   outcome: WorkloadOutcome,
 ): Promise<void> {
@@ -144,7 +151,7 @@ async function withSystem(
   try {
     if (isLexicons) {
       dataDir = await mkdtemp(join(tmpdir(), 'lexicons-bench-'));
-      if (seed.rows > 0 || seed.users > 0) await seedDataFolder(dataDir, seed.rows, seed.channels, seed.users);
+      if (seed.rows > 0 || seed.users > 0 || (seed.accounts ?? 0) > 0) await seedDataFolder(dataDir, seed.rows, seed.channels, seed.users, seed.accounts);
     }
     system = await startSystem(name, { ...seed, hash: config.hash, dataDir, startTimeoutMs: config.startTimeoutMs });
     const { figures, details } = await body(system);
@@ -282,9 +289,52 @@ export async function runConnect(config: BenchConfig): Promise<WorkloadOutcome> 
   return outcome;
 }
 
+/**
+ * Echo, then uniform transfers, then contended ones (`hot`% debit a0), on one lexicons server with
+ * the same connections and window: the ratios to Echo are the figures (same server, same run).
+ */
+export async function runTransfer(config: BenchConfig): Promise<WorkloadOutcome> {
+  const outcome: WorkloadOutcome = { figures: {}, details: {} };
+  const t = config.transfer;
+  for (const name of config.systems) {
+    if (!isLexiconsSystem(name)) {
+      outcome.figures[name] = { skipped: 'no database (transfers are a lexicons workload)' };
+      continue;
+    }
+    await withSystem(name, config, { rows: 0, channels: 1, users: 0, accounts: t.accounts }, async (system) => {
+      const shape = { conns: t.conns, senders: t.conns, window: t.window };
+      const echo = await runLoad({ ...baseLoad(config, system, true), ...shape, mode: 'echo' });
+      const transfer = (hot: number) =>
+        runLoad({ ...baseLoad(config, system, false), ...shape, mode: 'request', request: { signal: 'Transfer', args: `{"k":{k:9},"hot":${hot},"n":${t.accounts}}`, keys: 100 * t.accounts } });
+      const uniform = await transfer(0);
+      const hot = await transfer(t.hot);
+      const toEcho = (r: LoadResult) => (echo.callsPerSec === 0 ? 0 : Math.round((r.callsPerSec / echo.callsPerSec) * 1000) / 1000);
+      line(config, name, `echo ${fmt(echo.callsPerSec)}/s; uniform transfers ${fmt(uniform.callsPerSec)}/s (${toEcho(uniform)}x echo); ${t.hot}% hot ${fmt(hot.callsPerSec)}/s (${toEcho(hot)}x echo)`);
+      return {
+        figures: {
+          echo_calls_per_s: echo.callsPerSec,
+          uniform_calls_per_s: uniform.callsPerSec,
+          uniform_p99_ms: uniform.latencyMs.p99,
+          uniform_to_echo: toEcho(uniform),
+          hot_calls_per_s: hot.callsPerSec,
+          hot_p99_ms: hot.latencyMs.p99,
+          hot_to_echo: toEcho(hot),
+          hot_percent: t.hot,
+          accounts: t.accounts,
+          ...common(uniform, 'uniform_'),
+          ...common(hot, 'hot_'),
+        },
+        details: { echo, uniform, hot },
+      };
+    }, outcome);
+  }
+  return outcome;
+}
+
 export const RUNNERS: Record<WorkloadName, (config: BenchConfig) => Promise<WorkloadOutcome>> = {
   echo: runEcho,
   chat: runChat,
   read: runRead,
   connect: runConnect,
+  transfer: runTransfer,
 };

@@ -1,7 +1,8 @@
 /**
  * The chat example's Headers: `Login: {"email": ..., "password": ...}` and
  * `Register: {"email": ..., "password": ...}` sent on connect (in the v1 `$connect` frame, an HTTP
- * header or a query parameter).
+ * header or a query parameter). Both set `ws.meta` to the user's email, the public value presence
+ * shows (never a secret: `ws.auth` is the private one).
  */
 import { Header, field, utils, type HeaderContext } from '../../src/index.js';
 import { User } from './models.js';
@@ -22,6 +23,7 @@ export class Login extends Header {
     // Users imported from the original lexicons carry PBKDF2 hashes: upgrade them on login.
     if (utils.needsRehash(user.password)) db.update(User, user, { password: utils.encrypt(password) });
     ws.auth = user.pk;
+    ws.meta = { email: user.email }; // public: Public's presence shows it to the other members
     ws.send([{ Login: { pk: user.pk, email: user.email } }]);
     return true;
   }
@@ -36,6 +38,7 @@ export class Register extends Header {
     if (db.get(User, { email })) throw new Error(`${email} is already registered`);
     const user = db.create(User, { email, password });
     ws.auth = user.pk;
+    ws.meta = { email };
     ws.send([{ Register: { success: true, pk: user.pk, email } }]);
     return true;
   }

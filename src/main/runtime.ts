@@ -268,10 +268,10 @@ type ListenWithOptions = (host: string, port: number, options: number, cb: (sock
 const EXCLUSIVE_PORT = 1;
 
 /**
- * Listens with LIBUS_LISTEN_EXCLUSIVE_PORT. Why: by default uWS sets SO_REUSEPORT, so a second
- * server started on a port in use "listens" too and the kernel splits new connections between the
- * two processes (a stale or misconfigured server silently taking half the clients). Exclusive, the
- * second one fails here with a clear error. SO_REUSEADDR stays on, so a restart rebinds at once.
+ * Listens with LIBUS_LISTEN_EXCLUSIVE_PORT. Why: uWS's default SO_REUSEPORT lets a second server
+ * on a port in use "listen" too, and the kernel splits new connections between the two processes;
+ * exclusive, the second fails here. A fixed port gets SO_REUSEADDR (a restart rebinds at once);
+ * port 0 does not (a successor on that number waits out its connections' TIME_WAIT).
  */
 function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
   return new Promise((resolvePromise, reject) => {

@@ -12,6 +12,7 @@
 import { isMainThread, threadId } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, LexiconsError } from '../errors.js';
 import { i32DeadVersions, i32RowCount, i64LastWrite, kDirty, kLockWaiters, kLockWord, kPendingCommit, kRepairEpoch, type ControlBlock } from './layout.js';
+import type { KeyStamps } from './read-set.js';
 import type { SharedTable } from './table.js';
 
 /** The main thread never waits on the lock; it gives up after spinning this long. */
@@ -110,9 +111,10 @@ export class CommitLock {
 /**
  * Under the lock: if the previous holder died mid-commit (dirty = 1), undo its unpublished
  * commit. Its slots are the contiguous tail of each table with begin == pending; `next` links
- * into them are the only other writes it may have published. O(rows), and rare.
+ * into them, last-write ids and key stamps are the only other writes it may have made. O(rows),
+ * and rare.
  */
-export function repairIfDirty(c: ControlBlock, tables: readonly SharedTable[]): void {
+export function repairIfDirty(c: ControlBlock, tables: readonly SharedTable[], stamps: KeyStamps): void {
   if (Atomics.load(c.i32, kDirty) === 0) return;
   const pending = Number(Atomics.load(c.i64, kPendingCommit));
   const latest = c.commitId();
@@ -133,6 +135,7 @@ export function repairIfDirty(c: ControlBlock, tables: readonly SharedTable[]): 
       Atomics.store(c.i32, i32DeadVersions(t.id), dead);
       if (c.lastWrite(t.id) > latest) Atomics.store(c.i64, i64LastWrite(t.id), BigInt(latest));
     }
+    stamps.clampAbove(latest);
   }
   Atomics.store(c.i32, kDirty, 0);
 }

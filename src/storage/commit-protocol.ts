@@ -4,13 +4,13 @@
  * then publish its versions so that a reader sees all of it or none of it, without a lock. The
  * transaction model it serves is explained in transaction.ts.
  *
- * Validation. If any table the transaction read has last-write > its snapshot S, a transaction
- * serialized after S changed what it read: the commit fails with `conflict` (the runner re-runs it
- * at a fresh snapshot). Otherwise its reads are still current, so executing it at the new commit
- * id is equivalent to executing it alone after the previous commit: serializable. Blind creates do
- * not add the table to the read set (chat messages do not conflict with each other); instead pk
- * existence and unique constraints are re-checked here against the latest state, with the indexes
- * caught up.
+ * Validation. If any table the transaction scanned has last-write > its snapshot S, or any key
+ * it read by pk or index (read-set.ts) has a stamp > S, a transaction serialized after S changed
+ * what it read: the commit fails with `conflict` (the runner re-runs it at a fresh snapshot).
+ * Otherwise its reads are still current, so executing it at the new commit id is equivalent to
+ * executing it alone after the previous commit: serializable. Blind creates do not read (chat
+ * messages do not conflict with each other); instead pk existence and unique constraints are
+ * re-checked here against the latest state, with the indexes caught up.
  *
  * Publish order. A committer with new commit id C = latest + 1:
  *   1. sets pending = C and dirty = 1 (so a successor can undo it if this thread dies),
@@ -19,7 +19,8 @@
  *   3. writes `begin` of each new slot,
  *   4. Atomics.store of each table's row count,
  *   5. Atomics.store of `next` of each superseded version,
- *   6. Atomics.store of each written table's last-write commit id,
+ *   6. the key stamps of every written row (read-set.ts; plain writes, read only under the lock),
+ *      then Atomics.store of each written table's last-write commit id,
  *   7. Atomics.store of the global commit id = C   <- the single publish point,
  *   8. dirty = 0, then releases the lock.
  * A reader loads S = global commit id FIRST, then row counts, and looks only at slots below the row
@@ -36,6 +37,7 @@
  */
 import type { ChangeSet, CommitResult } from './api.js';
 import { i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kPendingCommit } from './layout.js';
+import type { ReadSet } from './read-set.js';
 import type { Engine } from './transaction.js';
 import type { TablePlan } from './write-set.js';
 
@@ -46,14 +48,11 @@ export const testHooks: { afterHalfSlots?: () => void; beforeGlobalPublish?: () 
  * Under the lock: serializability (unless `exclusive`: it read under the lock), pk existence and
  * unique checks against the latest state. A failed commit result, or undefined when it may publish.
  */
-export function validateCommit(engine: Engine, plan: readonly TablePlan[], snapshot: number, exclusive: boolean, readSet: ReadonlySet<number>): CommitResult | undefined {
+export function validateCommit(engine: Engine, plan: readonly TablePlan[], snapshot: number, exclusive: boolean, reads: ReadSet): CommitResult | undefined {
   const latest = engine.control.commitId();
   if (!exclusive) {
-    for (const id of readSet) {
-      if (engine.control.lastWrite(id) > snapshot) {
-        return { ok: false, reason: 'conflict', message: `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}` };
-      }
-    }
+    const changed = readConflict(engine, reads, snapshot);
+    if (changed !== undefined) return { ok: false, reason: 'conflict', message: changed };
   }
   for (const { id, entries, rows: mine } of plan) {
     const t = engine.tables[id]!;
@@ -79,6 +78,21 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
           if (other !== pk && !mine.has(other)) return clash();
         }
       }
+    }
+  }
+  return undefined;
+}
+
+/** Under the lock: why a read of `reads` is no longer current at the latest commit, or undefined. */
+function readConflict(engine: Engine, reads: ReadSet, snapshot: number): string | undefined {
+  const control = engine.control;
+  for (const id of reads.tables) {
+    if (control.lastWrite(id) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}`;
+  }
+  for (const [id, buckets] of reads.keys) {
+    if (control.lastWrite(id) <= snapshot) continue; // nothing in the table changed: no key did
+    for (const b of buckets) {
+      if (engine.stamps.get(b) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}: a row or key it read was written`;
     }
   }
   return undefined;
@@ -124,12 +138,13 @@ export function publishCommit(engine: Engine, plan: readonly TablePlan[]): { ok:
   plan.forEach(({ id, entries }, j) => {
     const t = engine.tables[id]!;
     let dead = 0;
-    entries.forEach(([, p], i) => {
+    entries.forEach(([pk, p], i) => {
       if (p.row === null) dead++; // the tombstone itself
       if (p.base >= 0) {
         t.setNext(p.base, starts[j]! + i);
         dead++;
       }
+      engine.stamps.stampWrite(t, pk, p.row, p.base, commitId);
     });
     if (dead > 0) Atomics.add(control.i32, i32DeadVersions(id), dead);
     Atomics.store(control.i64, i64LastWrite(id), BigInt(commitId));

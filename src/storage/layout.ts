@@ -22,6 +22,9 @@
  * Commit ids are BigInt64 so they never wrap; they are converted with Number() (exact up to 2^53).
  * The first commit id is `StoreOptions.initialCommitId` + 1 (a recovered store continues the log).
  *
+ * The key stamps of row-level read sets (one Float64 per hash bucket, accessed only under the commit
+ * lock) are a SharedArrayBuffer of their own: read-set.ts.
+ *
  * The write-ahead log keeps its shared words (appended / durable sequence numbers, the fsync lock,
  * the current segment) in a SharedArrayBuffer of its own; they are all named in wal-shared.ts.
  */

@@ -23,6 +23,10 @@ export interface ReadContext {
   readonly shadowed: ReadonlySet<number>;
   /** Rows the transaction wrote (upserts, not deletions), newest values. */
   readonly pending: Iterable<Row>;
+  /** Records a read of key (field k, value), k = -1 for the pk: a hit or a miss (read-set.ts). */
+  readKey(k: number, value: unknown): void;
+  /** Records a read of the whole table (a scan). */
+  readAll(): void;
   /** pks of rows of `target` matching `sub` (through-reference filters). */
   resolveRef(target: string, sub: Filters): Set<string>;
 }
@@ -41,19 +45,31 @@ function readCol(t: SharedTable, k: number, v: number): unknown {
   return k < 0 ? t.readPk(v) : t.columns[k]!.read(v);
 }
 
-/** Candidate committed slots: from an index when an equality/`in` predicate allows, else null (scan). */
+/**
+ * Candidate committed slots: from an index when an equality/`in` predicate allows, else null (scan).
+ * Records the read: the keys probed (found or not: a later insert of one must conflict), or the
+ * whole table for a scan. A non-string pk probe matches nothing, ever: no key to record.
+ */
 function candidates(ctx: ReadContext, conds: Cond[]): number[] | null {
   const { index, snapshot } = ctx;
+  const pkAt = (pk: unknown): number => {
+    if (typeof pk !== 'string') return -1;
+    ctx.readKey(-1, pk);
+    return index.lookupPk(pk, snapshot);
+  };
+  const fieldAt = (k: number, value: unknown): number[] => {
+    ctx.readKey(k, value);
+    return index.lookupField(k, value, snapshot);
+  };
   for (const c of conds) {
     if (c.k === -1 && c.op === 'eq') {
-      const v = typeof c.value === 'string' ? index.lookupPk(c.value, snapshot) : -1;
+      const v = pkAt(c.value);
       return v >= 0 ? [v] : [];
     }
     if (c.k === -1 && c.op === 'in' && (Array.isArray(c.value) || c.value instanceof Set)) {
       const out: number[] = [];
       for (const item of new Set(c.value as Iterable<unknown>)) {
-        const pk = normalize(item);
-        const v = typeof pk === 'string' ? index.lookupPk(pk, snapshot) : -1;
+        const v = pkAt(normalize(item));
         if (v >= 0) out.push(v);
       }
       return out.sort((a, b) => a - b);
@@ -61,14 +77,15 @@ function candidates(ctx: ReadContext, conds: Cond[]): number[] | null {
   }
   for (const c of conds) {
     if (c.k >= 0 && index.hasIndex(c.k)) {
-      if (c.op === 'eq') return c.value === null ? null : index.lookupField(c.k, c.value, snapshot);
+      if (c.op === 'eq' && c.value !== null) return fieldAt(c.k, c.value);
       if (c.op === 'in' && (Array.isArray(c.value) || c.value instanceof Set)) {
         const out: number[] = [];
-        for (const item of new Set(c.value as Iterable<unknown>)) if (item !== null) out.push(...index.lookupField(c.k, normalize(item), snapshot));
+        for (const item of new Set(c.value as Iterable<unknown>)) if (item !== null) out.push(...fieldAt(c.k, normalize(item)));
         return out;
       }
     }
   }
+  ctx.readAll();
   return null;
 }
 

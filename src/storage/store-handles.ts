@@ -5,6 +5,7 @@
  * indexes (so that all threads of a process hash alike). `SharedStore.attach`
  * refuses handles of another version or schema, naming the first difference.
  */
+import { ErrorCode, LexiconsError } from '../errors.js';
 import type { Schema } from './schema.js';
 
 /** Everything a worker needs to attach: structured-cloneable (SharedArrayBuffers, numbers, strings). */
@@ -16,12 +17,14 @@ export interface StoreHandles {
   /** The indexes' hash seed (a uint32, random per store, never persisted: see indexes.ts). */
   readonly hashSeed: number;
   readonly control: SharedArrayBuffer;
+  /** The key stamps of row-level read sets (read-set.ts): 2 MiB. */
+  readonly stamps: SharedArrayBuffer;
   /** Per table (schema order), its buffers in allocation order. */
   readonly tables: readonly (readonly SharedArrayBuffer[])[];
 }
 
 /** The layout version of {@link StoreHandles} (attach refuses any other). */
-export const HANDLES_VERSION = 1;
+export const HANDLES_VERSION = 2;
 
 /** The schema's fingerprint: what decides the buffers' layout, as JSON. */
 export function describeSchema(schema: Schema): string {
@@ -53,4 +56,15 @@ export function schemaMismatch(stored: string, given: string): string {
 /** Dictionary-encoded columns of the schema (each has an entry count in the control block). */
 export function dictCount(schema: Schema): number {
   return schema.tables.reduce((n, t) => n + t.fields.filter((f) => f.dictionary).length, 0);
+}
+
+/** Refuses handles that are not {@link StoreHandles} of this version for `schema` (SharedStore.attach). */
+export function checkHandles(schema: Schema, handles: StoreHandles): void {
+  if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer) || !(handles.stamps instanceof SharedArrayBuffer) || !Number.isInteger(handles.hashSeed)) {
+    throw new LexiconsError(ErrorCode.OPTION, 'SharedStore.attach: handles are not StoreHandles of this lexicons version');
+  }
+  const given = describeSchema(schema);
+  if (given !== handles.fingerprint) {
+    throw new LexiconsError(ErrorCode.SCHEMA, `SharedStore.attach: the schema does not match the store (${schemaMismatch(handles.fingerprint, given)})`);
+  }
 }

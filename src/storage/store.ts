@@ -27,8 +27,9 @@ import { historyTableIds, planHistoryRepair } from './history.js';
 import { historyDisabled } from './history-tables.js';
 import { randomHashSeed, TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
+import { KeyStamps, STAMP_BYTES } from './read-set.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
-import { describeSchema, dictCount, HANDLES_VERSION, schemaMismatch, type StoreHandles } from './store-handles.js';
+import { checkHandles, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles } from './store-handles.js';
 import { SharedTable } from './table.js';
 import { Transaction, type Engine } from './transaction.js';
 import { commitOrRetry, isThenable, optimisticAttemptsOf, runOrAbort, type Committed } from './transaction-runner.js';
@@ -91,6 +92,7 @@ export class SharedStore {
     });
     this.#tableIds = new Map(schema.tables.map((t, id) => [t.name, id]));
     this.#indexes = schema.tables.map(() => undefined);
+    const stamps = new KeyStamps(handles.stamps, handles.hashSeed);
     const lock = (this.#lock = new CommitLock(this.#control));
     const self = this;
     this.#engine = {
@@ -99,9 +101,10 @@ export class SharedStore {
       tables: this.#tables,
       tableIds: this.#tableIds,
       index: (id) => this.#index(id),
+      stamps,
       lock: (owner) => lock.lock(owner),
       unlock: (owner) => lock.unlock(owner),
-      repairIfDirty: () => repairIfDirty(this.#control, this.#tables),
+      repairIfDirty: () => repairIfDirty(this.#control, this.#tables, stamps),
       openSnapshot: (s) => this.#snapshots.set(s, (this.#snapshots.get(s) ?? 0) + 1),
       closeSnapshot: (s) => {
         const n = (this.#snapshots.get(s) ?? 1) - 1;
@@ -134,7 +137,8 @@ export class SharedStore {
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
     Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
-    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, hashSeed: seed, control: control.sab, tables: buffers };
+    const stamps = new SharedArrayBuffer(STAMP_BYTES);
+    const handles: StoreHandles = { version: HANDLES_VERSION, fingerprint: describeSchema(schema), maxBytesPerBuffer: max, hashSeed: seed, control: control.sab, stamps, tables: buffers };
     return new SharedStore(schema, handles, (id) => (label, bytes) => {
       const buf = GrowBuf.allocate(bytes, max, label, true);
       buffers[id]!.push(buf.buffer as SharedArrayBuffer);
@@ -144,13 +148,7 @@ export class SharedStore {
 
   /** Attaches to a store created in another thread; the schema must match the handles. */
   static attach(schema: Schema, handles: StoreHandles): SharedStore {
-    if (!handles || handles.version !== HANDLES_VERSION || !(handles.control instanceof SharedArrayBuffer) || !Number.isInteger(handles.hashSeed)) {
-      throw new LexiconsError(ErrorCode.OPTION, 'SharedStore.attach: handles are not StoreHandles of this lexicons version');
-    }
-    const given = describeSchema(schema);
-    if (given !== handles.fingerprint) {
-      throw new LexiconsError(ErrorCode.SCHEMA, `SharedStore.attach: the schema does not match the store (${schemaMismatch(handles.fingerprint, given)})`);
-    }
+    checkHandles(schema, handles);
     return new SharedStore(schema, handles, (id) => {
       const list = handles.tables[id] ?? [];
       let next = 0;

@@ -17,7 +17,8 @@
  *
  * Optimistic concurrency. A transaction reads at its snapshot S, buffers its writes locally
  * (write-set.ts: per table, pk -> new values or tombstone; an undo log gives savepoints) and
- * records the tables it read (table-level read set). Commit takes the commit lock, validates that
+ * records what it read (read-set.ts: the keys it read by pk or index, the tables it scanned).
+ * Commit takes the commit lock, validates that
  * nothing it read changed since S, and publishes (commit-protocol.ts: the publish order, and the
  * repair of a writer that died mid-commit); a failed validation returns `conflict` and the runner
  * re-runs the function at a fresh snapshot (transaction-runner.ts). After `optimisticAttempts`
@@ -33,6 +34,7 @@ import type { ControlBlock } from './layout.js';
 import type { TableIndex } from './indexes.js';
 import { parseFilters } from './filters.js';
 import { copyRow, select, type ReadContext, type Row } from './query.js';
+import { ReadSet, type KeyStamps } from './read-set.js';
 import { tableNameOf, type ModelClass, type Schema, type TableSchema } from './schema.js';
 import type { SharedTable } from './table.js';
 import { TxnDb } from './transaction-db.js';
@@ -45,6 +47,8 @@ export interface Engine {
   readonly tables: readonly SharedTable[];
   readonly tableIds: ReadonlyMap<string, number>;
   index(id: number): TableIndex;
+  /** The shared key stamps that row-level read sets are validated against (read-set.ts). */
+  readonly stamps: KeyStamps;
   /** Takes the commit lock for `owner`; false if another transaction of this thread holds it. */
   lock(owner: object): boolean;
   unlock(owner: object): void;
@@ -74,7 +78,7 @@ export class Transaction implements Txn {
   readonly #engine: Engine;
   readonly #writes = new Map<number, TableWrites>();
   readonly #log: Array<{ id: number; pk: string; prev: Pending | undefined }> = [];
-  readonly #readSet = new Set<number>();
+  readonly #reads: ReadSet;
   readonly #synced = new Set<number>();
   /** Publications and resets, in call order; applied at commit under the lock (history.ts). */
   readonly #ops: HistoryOp[] = [];
@@ -86,6 +90,7 @@ export class Transaction implements Txn {
   constructor(engine: Engine, exclusive: boolean) {
     this.#engine = engine;
     this.exclusive = exclusive;
+    this.#reads = new ReadSet(engine.stamps.seed);
     if (exclusive) {
       if (!engine.lock(this)) throw new LexiconsError(ErrorCode.TXN, 'cannot begin an exclusive transaction: another transaction of this thread holds the commit lock');
       try {
@@ -128,11 +133,13 @@ export class Transaction implements Txn {
     return index;
   }
 
-  /** A read context for table `id`; records the table in the read set. */
+  /** A read context for table `id`; the read path records the keys or the scan it reads. */
   context(id: number): ReadContext {
-    this.#readSet.add(id);
     const w = this.#writes.get(id);
+    const reads = this.#reads;
     return {
+      readKey: (k, value) => reads.key(id, k, value),
+      readAll: () => reads.table(id),
       table: this.#engine.tables[id]!,
       index: this.#index(id),
       snapshot: this.snapshot,
@@ -153,9 +160,9 @@ export class Transaction implements Txn {
     return v < 0 ? null : this.#engine.tables[id]!.readRow(v);
   }
 
-  /** Current row of `pk` as a fresh object the caller may keep; records a read. */
+  /** Current row of `pk` as a fresh object the caller may keep; records a read of the key `pk`. */
   readRow(id: number, pk: string): Row | null {
-    this.#readSet.add(id);
+    this.#reads.key(id, -1, pk);
     const p = this.#writes.get(id)?.rows.get(pk);
     if (p) return p.row === null ? null : copyRow(p.row);
     const v = this.#index(id).lookupPk(pk, this.snapshot);
@@ -323,7 +330,7 @@ export class Transaction implements Txn {
     }
     try {
       engine.repairIfDirty();
-      const result = validateCommit(engine, plan, this.snapshot, this.exclusive, this.#readSet);
+      const result = validateCommit(engine, plan, this.snapshot, this.exclusive, this.#reads);
       if (result) return result;
       const full = history ? [...plan, ...this.#sequenceHistory(plan)] : plan;
       const publications = this.historyOutcome?.publications ?? [];

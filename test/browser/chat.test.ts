@@ -1,8 +1,9 @@
 /**
  * The chat example's web page in real Chromium (Debian's /usr/bin/chromium driven by
  * playwright-core), served by the lexicons server itself on 127.0.0.1: two pages register and chat
- * with each other; both keep working after the server restarts (reconnect + replayed Subscribe);
- * a wrong password shows the server's error; a screenshot is saved to a temp folder. Then the
+ * with each other and show each other as online (Public's presence); both keep working after the
+ * server restarts (reconnect + replayed Subscribe + recovery from Public's history); when one page
+ * closes, the other's online list drops it; a wrong password shows the server's error; a screenshot is saved to a temp folder. Then the
  * README's 15-line browser example, bundled as is, runs in a page and chats with a Node client.
  *
  * The pages reach the server through a TCP relay on a fixed port (test/helpers/relay.ts): their
@@ -46,6 +47,12 @@ function shows(page: Page, content: string): Promise<unknown> {
   return page.waitForFunction((text) => [...document.querySelectorAll('#messages .content')].some((p) => p.textContent === text), content, { timeout: 15_000 });
 }
 
+/** Waits until the page's online list (Public's presence) is exactly `emails`. */
+function online(page: Page, emails: string[]): Promise<unknown> {
+  const want = JSON.stringify([...emails].sort());
+  return page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#members li')].map((li) => li.textContent)) === w, want, { timeout: 15_000 });
+}
+
 function connected(page: Page): Promise<unknown> {
   return page.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') === 'open', undefined, { timeout: 15_000 });
 }
@@ -85,6 +92,8 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     await enter(ann, 'Register', 'ann@example.com', 'ann password');
     await enter(bob, 'Register', 'bob@example.com', 'bob password');
     await Promise.all([connected(ann), connected(bob)]);
+    const both = ['ann@example.com', 'bob@example.com'];
+    await Promise.all([online(ann, both), online(bob, both)]);
     await post(ann, 'hello from ann');
     await Promise.all([shows(bob, 'hello from ann'), shows(ann, 'hello from ann')]);
     await post(bob, 'hi ann');
@@ -102,6 +111,7 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     // Both pages: ann's own copy can come after bob's, and the count below is of ann's list.
     await Promise.all([shows(bob, 'me too'), shows(ann, 'me too')]);
     assert.equal(await ann.locator('#messages li').count(), 4, 'the history is not shown twice after the reconnect');
+    await Promise.all([online(ann, both), online(bob, both)]); // presence rebuilt by the new server
     assert.deepEqual(errors, []);
 
     // Kept after the run (not disposed): the path is printed for a look at the page.
@@ -112,6 +122,14 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     assert.deepEqual([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], 'a PNG');
     assert.ok(size > 10_000, `screenshot of ${size} bytes`);
     console.log(`# screenshot: ${shot} (${size} bytes)`);
+
+    // Closing bob's page closes its socket cleanly (1001): his session ends at once, and ann's list
+    // drops him within a presence batch (100 ms), long before resumeGraceSeconds.
+    const closedAt = performance.now();
+    await bob.close();
+    await online(ann, ['ann@example.com']);
+    assert.ok(performance.now() - closedAt < 10_000, 'the leave arrives well within the grace period');
+    await ann.close();
   });
 
   it('shows the server\'s error for a wrong password', async () => {

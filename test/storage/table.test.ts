@@ -9,6 +9,7 @@ import { tableToArrow } from '../../src/storage/arrow.js';
 import { repairIfDirty } from '../../src/storage/commit-lock.js';
 import { TableIndex } from '../../src/storage/indexes.js';
 import { ControlBlock, controlBytes, i32DeadVersions, i32DictCount, i32RowCount, i64LastWrite, kDirty, kPendingCommit, kRepairEpoch } from '../../src/storage/layout.js';
+import { KeyStamps, keyBucket } from '../../src/storage/read-set.js';
 import { Counter } from './fixtures/schema.js';
 import { bareTable } from './fixtures/bare-table.js';
 
@@ -66,9 +67,11 @@ describe('tableToArrow', () => {
 });
 
 describe('repairIfDirty', () => {
-  it('undoes the unpublished tail of a writer that died mid-commit, and bumps the repair epoch', () => {
+  it('undoes the unpublished tail of a writer that died mid-commit, bumps the repair epoch, brings its key stamps down', () => {
     const { table, control, commit } = bareTable(Counter);
+    const stamps = KeyStamps.allocate(7);
     const c1 = commit([['a', { key: 'x', value: 1 }]]);
+    stamps.stampWrite(table, 'b', { pk: 'b', key: 'y', value: 0 }, -1, c1);
     // A writer of commit c1 + 1 dies after writing its slots, moving the row count and a `next` link.
     Atomics.store(control.i64, kPendingCommit, BigInt(c1 + 1));
     Atomics.store(control.i32, kDirty, 1);
@@ -76,12 +79,16 @@ describe('repairIfDirty', () => {
     table.setBegin(1, 2, c1 + 1);
     Atomics.store(control.i32, i32RowCount(0), 2);
     table.setNext(0, 1);
+    stamps.stampWrite(table, 'a', { pk: 'a', key: 'x', value: 2 }, 0, c1 + 1);
+    assert.equal(stamps.get(keyBucket(0, -1, 'a', 7)), c1 + 1);
     const epoch = control.repairEpoch();
-    repairIfDirty(control, [table]);
+    repairIfDirty(control, [table], stamps);
     assert.deepEqual([table.rowCount(), table.nextOf(0), table.isVisible(0, c1)], [1, -1, true]);
+    assert.equal(stamps.get(keyBucket(0, -1, 'a', 7)), c1, 'the dead commit id is reused by the next commit: its stamps come down');
+    assert.equal(stamps.get(keyBucket(0, -1, 'b', 7)), c1);
     assert.equal(Atomics.load(control.i32, kDirty), 0);
     assert.equal(control.repairEpoch(), epoch + 1);
-    repairIfDirty(control, [table]);
+    repairIfDirty(control, [table], stamps);
     assert.equal(control.repairEpoch(), epoch + 1, 'nothing to repair once clean');
   });
 });

@@ -2,11 +2,12 @@
  * The chat example's web page (bundled by `npm run build` into dist/examples/chat/web/app.js):
  * registers or logs in (credentials in the `$connect` frame, never in the URL), joins Public
  * (a replayed Subscribe, so it is joined again after every reconnect), shows the history
- * (GetChatList, fetched again at every (re)connect), posts and receives, and shows the
- * connection state and errors. Typed from the server's own definitions: `typeof server` is a
+ * (GetChatList when it joins, and again only when the client reports the channel `stale`: after a
+ * reconnect the missed messages are recovered from Public's history), who is online (Public's
+ * presence), posts and receives, and shows the connection state and errors. Typed from the server's own definitions: `typeof server` is a
  * type-only import, nothing of the server is bundled.
  */
-import { ClientError, createClient, WireCode, type Client, type StateEvent } from '../../../src/client/index.js';
+import { ClientError, createClient, WireCode, type ChannelEvent, type Client, type StateEvent } from '../../../src/client/index.js';
 import type { server } from '../main.js';
 
 const CHANNEL = 'Public';
@@ -30,6 +31,7 @@ const loginForm = element<HTMLFormElement>('login');
 const loginError = element<HTMLParagraphElement>('login-error');
 const chat = element<HTMLElement>('chat');
 const list = element<HTMLOListElement>('messages');
+const members = element<HTMLUListElement>('members');
 const postForm = element<HTMLFormElement>('post');
 const chatError = element<HTMLParagraphElement>('chat-error');
 const stateBadge = element<HTMLSpanElement>('state');
@@ -83,6 +85,20 @@ function render(message: Message): void {
   list.scrollTop = list.scrollHeight;
 }
 
+/** Shows Public's members (their `ws.meta`: `{ email }`, set by the Headers), one line per email. */
+function renderMembers(current: Client<typeof server>): void {
+  const emails = new Set(current.presence(CHANNEL).map((m) => String((m.meta as { email?: unknown } | null)?.email ?? m.id)));
+  members.replaceChildren(...[...emails].sort().map((email) => Object.assign(document.createElement('li'), { textContent: email })));
+}
+
+/** Public's history events: fetch the list on a fresh join or when the missed messages are lost. */
+function onChannel(current: Client<typeof server>, event: ChannelEvent): void {
+  if (current !== client || event.channel !== CHANNEL) return;
+  if (event.type === 'presence') renderMembers(current);
+  else if (event.type === 'stale' || (event.type === 'subscribed' && !event.wasRecovering)) void loadHistory(current);
+  else if (event.type === 'unsubscribed') members.replaceChildren();
+}
+
 async function loadHistory(current: Client<typeof server>): Promise<void> {
   try {
     const reply = await current.call('GetChatList', { channel: CHANNEL, limit: 100 });
@@ -98,6 +114,7 @@ function start(action: 'Login' | 'Register', email: string, password: string): v
   me = undefined;
   shown.clear();
   list.replaceChildren();
+  members.replaceChildren();
   show(loginError, undefined);
   show(chatError, undefined);
   let admitted = false;
@@ -110,6 +127,7 @@ function start(action: 'Login' | 'Register', email: string, password: string): v
   current.on('Login', (payload) => (me = (payload as { pk?: string }).pk));
   current.on('Register', (payload) => (me = (payload as { pk?: string }).pk));
   current.on('CreateChatMessage', render); // own messages too: they arrive once, as the call's reply
+  current.onChannel((event) => onChannel(current, event));
   current.onState((event) => {
     if (current !== client) return;
     stateBadge.dataset.state = event.state;
@@ -120,7 +138,6 @@ function start(action: 'Login' | 'Register', email: string, password: string): v
       chat.hidden = false;
       logout.hidden = false;
       show(chatError, undefined);
-      void loadHistory(current); // after the replayed Subscribe: catches up on what was missed
     } else if (event.state === 'closed' && event.error) {
       const refused = event.error.code === WireCode.AUTH_FAILED;
       if (refused || !admitted) {
