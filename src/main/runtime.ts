@@ -38,6 +38,7 @@ import { ServerMetrics } from './metrics-registry.js';
 import { JobFailure, WorkerPool } from './pool.js';
 import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler } from './task-scheduler.js';
+import { listenOn } from './listen.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 
 /** What the steps build, in order; each step reads what the ones before it built. */
@@ -260,27 +261,6 @@ interface Listening {
   adminPort: number | null;
   /** The admin page's chart sampler (stopped with the admin port). */
   sampler: AdminSampler;
-}
-
-/** uWS's `listen(host, port, options, cb)`: the binary has it, its type declarations do not. */
-type ListenWithOptions = (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => TemplatedApp;
-/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT (the typed `ListenOptions` enum does not exist at run time). */
-const EXCLUSIVE_PORT = 1;
-
-/**
- * Listens with LIBUS_LISTEN_EXCLUSIVE_PORT. Why: uWS's default SO_REUSEPORT lets a second server
- * on a port in use "listen" too, and the kernel splits new connections between the two processes;
- * exclusive, the second fails here. A fixed port gets SO_REUSEADDR (a restart rebinds at once);
- * port 0 does not (a successor on that number waits out its connections' TIME_WAIT).
- */
-function listenOn(app: TemplatedApp, host: string, port: number, what: string): Promise<us_listen_socket> {
-  return new Promise((resolvePromise, reject) => {
-    const listen = app.listen.bind(app) as unknown as ListenWithOptions;
-    listen(host, port, EXCLUSIVE_PORT, (s) => {
-      if (s) resolvePromise(s);
-      else reject(new LexiconsError(ErrorCode.RUNTIME, `could not listen on ${host}:${port}${what} (address in use, or host not available)`));
-    });
-  });
 }
 
 /**
