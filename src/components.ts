@@ -22,12 +22,13 @@
  * const signals = new SignalManager({ CreateChatMessage }); // or new SignalManager(CreateChatMessage)
  */
 import { ErrorCode, LexiconsError } from './errors.js';
+import type { RawJson } from './json-text.js';
 import type { Db } from './storage/api.js';
 import type { ModelClass } from './storage/schema.js';
 import type { ArgFields, ArgsOf, ComponentClass, ComponentSet } from './typing.js';
 
-/** JSON-serializable payload. */
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/** JSON values; a {@link RawJson} (e.g. `db.queryJson` rows) is written as its text. */
+export type Json = null | boolean | number | string | RawJson | Json[] | { [key: string]: Json };
 
 /**
  * The connection as seen by Signals, Headers and hooks (`ws`). Effects (`send`, `subscribe`,

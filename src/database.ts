@@ -10,6 +10,7 @@
  * console.log(database.read((db) => db.count(User)));
  * await database.close(); // writes the CSV snapshot, closes the log
  */
+import type * as arrow from 'apache-arrow';
 import type { Db, StoreStats } from './storage/api.js';
 import { compileSchema, type ModelClass, type Schema } from './storage/schema.js';
 import { withHistory } from './storage/history-tables.js';
@@ -76,6 +77,19 @@ class OpenDatabase {
   read<T>(fn: (db: Db) => T): T {
     this.#check();
     return readLatest(this.#store, fn);
+  }
+
+  /**
+   * An Apache Arrow Table (`apache-arrow`) of a table's committed rows at the latest snapshot: a `pk`
+   * Utf8 column, then the fields in declaration order (lists and sets as List, dictionary fields
+   * as Dictionary, ints as Int64). Zero-copy over the shared column buffers while no row of the
+   * table was ever updated or deleted, else a gathered copy of the live rows. Writes committed
+   * after the call never change a Table already taken. For analytics and export of a live table
+   * (`tableToIPC(view)` from apache-arrow writes Arrow IPC) without stopping the server.
+   */
+  toArrow(table: ModelClass | string): arrow.Table {
+    this.#check();
+    return this.#store.toArrow(table);
   }
 
   stats(): StoreStats {

@@ -15,6 +15,7 @@
 import { ErrorCode, LexiconsError, messageOf, SignalError } from './errors.js';
 import { scanCallIds } from './call-ids.js';
 import { Frame, WireCode } from './wire.js';
+import { jsonText } from './json-text.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -174,7 +175,7 @@ function idOf(item: unknown): CallId | undefined {
 
 /** The text of one response item `{"Name": payload}`. Throws when the payload is not JSON-serializable. */
 export function itemText(name: string, payload: unknown): string {
-  const body = JSON.stringify(payload === undefined ? null : payload);
+  const body = jsonText(payload === undefined ? null : payload);
   return `{${JSON.stringify(name)}:${body}}`;
 }
 

@@ -33,9 +33,10 @@ export class GetChatList extends Signal {
 
   execute({ channel, limit, db, ws }: SignalContext<typeof GetChatList>) {
     // The newest `limit` messages: `_sort` + `_limit` runs as a bounded top-k (docs/storage.md
-    // "Query plans"): the channel index, one timestamp read per message, `limit` rows materialized.
-    // Answered oldest first (ascending timestamp), as a chat window shows them.
-    const latest = db.query(ChatMessage, { channel, _sort: '-timestamp', _limit: Math.min(Math.max(limit, 1), 1000) });
-    ws.send([{ GetChatList: { channel, messages: latest.reverse().map((m) => m.toDict()) } }]);
+    // "Query plans"): the channel index, one timestamp read per message. `queryJson` writes the
+    // `limit` rows as JSON text straight from the columns (no record objects): they only go to the
+    // reply. Answered oldest first (ascending timestamp), as a chat window shows them.
+    const latest = db.queryJson(ChatMessage, { channel, _sort: '-timestamp', _limit: Math.min(Math.max(limit, 1), 1000) });
+    ws.send([{ GetChatList: { channel, messages: latest.reverse() } }]);
   }
 }

@@ -6,6 +6,7 @@
  * Tables are named by their Model class or by table name. Inside a transaction every call is
  * synchronous (the tables are local shared memory).
  */
+import type { JsonRows } from './json-rows.js';
 import type { ModelClass, Row, CreateInput, Schema } from './schema.js';
 
 /** A plain record: field values plus `pk`; `toDict()`/`_to_dict()` give a JSON-ready copy. */
@@ -45,6 +46,13 @@ export interface Db {
   get<M extends ModelClass | string>(table: TableRef<M>, pkOrFilters: string | Filters): RecordOf<RowFor<M>> | null;
   /** Rows matching the filters (all rows when omitted). */
   query<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): RecordOf<RowFor<M>>[];
+  /**
+   * The rows {@link query} would return, as JSON text written straight from the columns (no record
+   * objects): for rows that only go to a reply. Put the result anywhere in `ws.send`,
+   * `sv.publish` or `this.response` payloads and its text is spliced in as is; the JSON is the same
+   * as sending the records' `toDict()`. `reverse()`, `slice()`, `length`, `toArray()`.
+   */
+  queryJson<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): JsonRows;
   /** Alias of {@link query}. */
   filter<M extends ModelClass | string>(table: TableRef<M>, filters?: Filters): RecordOf<RowFor<M>>[];
   /** Updates the target rows with the given field values; returns the updated records. */

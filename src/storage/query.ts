@@ -98,7 +98,7 @@ function compareValues(a: unknown, b: unknown): number {
 
 /**
  * The filters of one query bound to its read context: the test every candidate goes through in
- * {@link select}, {@link countMatching} and selectTop. A committed slot passes when it is visible
+ * {@link select}, {@link countMatching} and topHits. A committed slot passes when it is visible
  * at the snapshot, not replaced by the transaction's own writes, and its columns (read one by one,
  * no row built) pass every predicate and through-reference filter; a row the transaction wrote
  * passes on its values. A class with two small methods: each caller's loop calls them directly
@@ -135,9 +135,47 @@ class Matcher {
   }
 }
 
+/**
+ * A match: a committed version slot, or a row the transaction wrote (its own values, not to be
+ * shared: {@link materialize} copies it).
+ */
+export type Hit = number | Row;
+
+/** The rows of hits, as {@link select} returns them (committed slots read, own writes copied). */
+export function materialize(t: SharedTable, hits: readonly Hit[]): Row[] {
+  const out = new Array<Row>(hits.length);
+  for (let i = 0; i < hits.length; i++) {
+    const h = hits[i]!;
+    out[i] = typeof h === 'number' ? t.readRow(h) : copyRow(h);
+  }
+  return out;
+}
+
+/**
+ * The matches of filters that need no row object to decide (no `_where`, no extremes, no `_sort`
+ * without `_limit`), in {@link select}'s order, without reading any column a predicate or a sort
+ * does not name; null for the other filters (select builds rows for them).
+ */
+export function selectHits(ctx: ReadContext, q: Parsed): Hit[] | null {
+  if (q.where !== undefined || q.extremes.length > 0) return null;
+  if (q.sort.length > 0) return q.limit === undefined ? null : topHits(ctx, q, q.limit);
+  const m = new Matcher(ctx, q);
+  const out: Hit[] = [];
+  const cands = candidates(ctx, q.conds);
+  if (cands !== null) {
+    for (const v of cands) if (m.slot(v)) out.push(v);
+  } else {
+    for (let v = 0, rows = ctx.table.rowCount(); v < rows; v++) if (m.slot(v)) out.push(v);
+  }
+  for (const row of ctx.pending) if (m.row(row)) out.push(row);
+  if (q.limit !== undefined && out.length > q.limit) out.length = q.limit;
+  return out;
+}
+
 /** Rows matching the parsed filters at the context's snapshot, including the transaction's own writes. */
 export function select(ctx: ReadContext, q: Parsed): Row[] {
-  if (q.sort.length > 0 && q.limit !== undefined && q.extremes.length === 0 && q.where === undefined) return selectTop(ctx, q, q.limit);
+  const hits = selectHits(ctx, q);
+  if (hits !== null) return materialize(ctx.table, hits);
   const t = ctx.table;
   const m = new Matcher(ctx, q);
   const out: Row[] = [];
@@ -215,9 +253,9 @@ interface TopEntry {
  * max-heap of the best `limit` entries keeps the rest out, so no row outside the result is
  * materialized and nothing is sorted beyond `limit` entries. Ties keep candidate order (committed
  * slots ascending, then the transaction's own writes): the same rows, in the same order, as
- * sorting everything stably and cutting at `limit`.
+ * sorting everything stably and cutting at `limit`. Returns hits; {@link select} reads their rows.
  */
-function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
+function topHits(ctx: ReadContext, q: Parsed, limit: number): Hit[] {
   if (limit === 0) return [];
   const t = ctx.table;
   const names = t.schema.fields.map((f) => f.name);
@@ -275,5 +313,5 @@ function selectTop(ctx: ReadContext, q: Parsed, limit: number): Row[] {
   else for (let v = 0, rows = t.rowCount(); v < rows; v++) offerSlot(v);
   for (const row of ctx.pending) if (m.row(row)) offer(q.sort.map((s) => row[s.name]), -1, row);
   heap.sort((a, b) => compareKeys(q.sort, a.keys, b.keys) || a.seq - b.seq);
-  return heap.map((e) => (e.row !== undefined ? copyRow(e.row) : t.readRow(e.slot)));
+  return heap.map((e) => e.row ?? e.slot);
 }

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { AnyRecord, Db, Filters, Target } from './api.js';
 import { parseFilters } from './filters.js';
+import { queryJson, type JsonRows } from './json-rows.js';
 import { countMatching, select, type Row } from './query.js';
 import { makeRecord, recordFrom } from './record.js';
 import { coerceValue, isSystemTableName, withoutTransform, type ModelClass, type Schema, type TableSchema } from './schema.js';
@@ -87,6 +88,12 @@ export class TxnDb implements Db {
     const txn = this.#txn;
     const id = txn.tableId(table);
     return select(txn.context(id), parseFilters(txn.tableSchema(id), filters)).map(makeRecord);
+  }
+
+  queryJson(table: ModelClass | string, filters?: Filters): JsonRows {
+    const txn = this.#txn;
+    const id = txn.tableId(table);
+    return queryJson(txn.context(id), parseFilters(txn.tableSchema(id), filters));
   }
 
   filter(table: ModelClass | string, filters?: Filters): any[] {

@@ -23,6 +23,7 @@
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorItemText, type CallId } from '../protocol.js';
+import { jsonText } from '../json-text.js';
 import type { Publication, Txn } from '../storage/api.js';
 import { Frame } from '../wire.js';
 import { tagItem } from '../item-text.js';
@@ -152,7 +153,7 @@ export class Recorder {
     const rules = this.view.rules;
     const history = rules.anyHistory ? channels.filter((channel) => rules.rule(channel).history !== null) : [];
     if (history.length === 0) {
-      this.#records.push({ kind: 'publish', channels, text: JSON.stringify(payload) });
+      this.#records.push({ kind: 'publish', channels, text: jsonText(payload) as string });
       return;
     }
     const items = Array.isArray(payload) ? payload : [payload];
@@ -161,7 +162,7 @@ export class Recorder {
       if (typeof item !== 'object' || item === null || Array.isArray(item)) {
         throw new LexiconsError(ErrorCode.BAD_ARGUMENTS, `sv.broadcast to history channel [${history[0]}]: the payload must be a list of items {"Name": ...} (each one is a publication with its offset)`);
       }
-      return JSON.stringify(item);
+      return jsonText(item) as string;
     });
     const key = [...channels].sort().join('\u0000');
     // unit NaN: a broadcast never shares a frame with another record.
@@ -208,10 +209,10 @@ export class Recorder {
   /** `ws.send(payload)`: a list's items go to the running call's outcome when it is the caller's; anything else is sent as given. */
   send(connectionId: string, payload: unknown): void {
     if (this.#callConnection === connectionId && Array.isArray(payload)) {
-      for (const item of payload) this.callItem(JSON.stringify(item === undefined ? null : item) ?? 'null');
+      for (const item of payload) this.callItem(jsonText(item === undefined ? null : item) ?? 'null');
       return;
     }
-    this.#records.push({ kind: 'send', connectionId, text: JSON.stringify(payload === undefined ? null : payload) });
+    this.#records.push({ kind: 'send', connectionId, text: jsonText(payload === undefined ? null : payload) as string });
   }
 
   /** The call with `$id` succeeded: its tagged items (or `$ok`) join its caller's reply frame. */
