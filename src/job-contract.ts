@@ -332,14 +332,22 @@ export interface TaskResult extends BatchResult {
 export type JobResult = BatchResult | TaskResult;
 
 /** What every worker receives in `workerData`. */
-export interface WorkerInit {
-  appPath: string;
-  /** Export name of the Server in the app module (found by the main thread). */
-  exportName: string;
+/**
+ * The shared store a worker attaches to, asked for over the control plane once the worker has
+ * loaded the app (`ControlApi.storeHandles`): the pool starts while the main thread still opens the
+ * data folder, so the threads' start-up (module loading) overlaps the load of the tables.
+ */
+export interface StoreInit {
   /** Store handles (SharedArrayBuffers) for `SharedStore.attach`. */
   handles: unknown;
   /** Write-ahead log handles for `Wal.attach`. */
   wal: unknown;
+}
+
+export interface WorkerInit {
+  appPath: string;
+  /** Export name of the Server in the app module (found by the main thread). */
+  exportName: string;
   /** Progress slots (see workers/progress.ts). */
   progress: SharedArrayBuffer;
   maxCallsPerFrame: number;

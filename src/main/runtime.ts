@@ -4,9 +4,10 @@
  *
  * 1. {@link runSettings} (server.ts): every option resolved and checked; then load the native
  *    uWS binary (or refuse to start);
- * 2. {@link openData}: recover the data folder (CSV snapshot + write-ahead log) into the shared store;
- * 3. {@link createPool}: the worker pool (each worker imports the app module and attaches to the
- *    store), with the control plane the workers call back on;
+ * 2. {@link createPool}: the worker pool (each worker imports the app module, then waits for the
+ *    store), with the control plane the workers call back on; its threads start while
+ * 3. {@link openData} recovers the data folder (snapshot + write-ahead log) into the shared store,
+ *    which the workers then attach to;
  * 4. {@link startWorkers}: check one worker loaded the app, run the startup tasks (priority
  *    order, awaited), then the onStart hook;
  * 5. {@link listen}: the uWS app (main/app.ts) on its port (the LISTEN log line carries it), and
@@ -22,20 +23,19 @@ import { openDataFolder } from '../storage/recovery.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { SharedStore } from '../storage/store.js';
 import type { Wal } from '../storage/wal.js';
-import { isTypeScript } from '../workers/app-loader.js';
 import { AddressList } from '../ops-options.js';
 import { AdminData } from './admin-data.js';
 import { AdminAccess, addAdminRoutes, addHealthRoutes, type AdminDeps, type Phase } from './admin-routes.js';
 import { AdminSampler } from './admin-sampler.js';
 import { maskingLog } from './admin-secrets.js';
 import { createApp } from './app.js';
-import { ControlHost } from './control-host.js';
 import { Dispatcher } from './dispatch.js';
 import { applyEffects } from './effects.js';
 import { createHub, openConnectionCount, type Hub } from './hub.js';
 import { createLogger, type LogFn } from './log.js';
 import { ServerMetrics } from './metrics-registry.js';
-import { JobFailure, WorkerPool } from './pool.js';
+import { JobFailure, type WorkerPool } from './pool.js';
+import { createPool } from './start-pool.js';
 import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler } from './task-scheduler.js';
 import { listenOn } from './listen.js';
@@ -58,7 +58,17 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const log = maskingLog(createLogger(server.options.onLog), appSchema(server.components));
   const uws = loadUws();
   const startedAt = Date.now();
-  const { store, wal } = await openData(server, settings, log);
+  // The pool first: its threads load the app while this thread opens the data folder.
+  const { pool, control, attach } = createPool(settings, log);
+  let opened: { store: SharedStore; wal: Wal };
+  try {
+    opened = await openData(server, settings, log);
+  } catch (err) {
+    await pool.destroy();
+    control.close();
+    throw err;
+  }
+  const { store, wal } = opened;
   // The store's history policies on this thread too (trim sweeps; reads need none).
   store.historyPolicy = server.components.channelRules.historyPolicy;
   let dispatcher: Dispatcher | undefined;
@@ -71,7 +81,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     },
   });
   const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub };
-  const { pool, control } = createPool(runtime);
+  attach(runtime);
   const release = async (): Promise<void> => {
     await pool.destroy();
     control.close();
@@ -149,47 +159,6 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
     ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
   });
   return { store, wal };
-}
-
-/** The worker pool, and the control plane its workers call (`sv.info()`, channel registry, logs). */
-function createPool(runtime: Runtime): { pool: WorkerPool; control: ControlHost } {
-  const { settings, store, wal, hub, log } = runtime;
-  const { options, appPath } = settings;
-  const control = new ControlHost({
-    info: () => ({ connections: openConnectionCount(hub), channels: hub.channels.sizes() }),
-    channels: () => ({ version: hub.channels.version, names: hub.channels.runtimeNames() }),
-    presence: (channel, countOnly) => (countOnly ? hub.presence.count(channel) : hub.presence.list(channel)),
-    log: (status, data) => log(status, data),
-  });
-  const pool = new WorkerPool({
-    workers: options.workers,
-    init: {
-      appPath,
-      exportName: 'server',
-      handles: store.handles,
-      wal: wal.handles,
-      maxCallsPerFrame: options.limits.maxCallsPerFrame,
-      maxRecoveredPublications: options.limits.maxRecoveredPublications,
-      debug: options.debug,
-      typescript: isTypeScript(appPath),
-    },
-    executionTimeoutMs: options.limits.executionTimeoutMs,
-    workerMemoryMb: options.limits.workerMemoryMb,
-    log,
-    onThreadExit: (threadId) => {
-      control.detach(threadId);
-      if (store.releaseIfHeldBy(threadId)) log('WORKER-ERROR', { message: `released the store lock held by exited thread ${threadId}`, threadId });
-      // Never blocks: if the commit lock is busy, the log retries on later event-loop turns.
-      wal.afterThreadExit(store, threadId).then(
-        (written) => {
-          if (written) log('WORKER-ERROR', { message: `cancelled the unpublished commit of exited thread ${threadId} in the log`, threadId });
-        },
-        (err: unknown) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
-      );
-    },
-    onControlPort: (port, threadId) => control.attach(port, threadId),
-  });
-  return { pool, control };
 }
 
 /** Seconds between history trim sweeps (the committers trim too, with each publication). */

@@ -11,10 +11,13 @@ import { MessageChannel, parentPort, threadId, type MessagePort } from 'node:wor
 import { wrap, type Endpoint, type Remote } from 'comlink';
 import type { LogStatus } from '../server.js';
 import type { PresenceMember } from '../components.js';
+import type { StoreInit } from '../job-contract.js';
 import type { ServerInfo } from './handles.js';
 
 /** What the main thread exposes to workers. */
 export interface ControlApi {
+  /** The shared store and log to attach to; answered once the data folder is open. */
+  storeHandles(): Promise<StoreInit>;
   /** Live connection count and channel sizes (`sv.info()`). */
   info(): ServerInfo;
   /** The run-time channel registry (names created with `sv.createChannel`) and its version. */
@@ -64,13 +67,25 @@ export function portEndpoint(port: MessagePort): Endpoint {
   };
 }
 
-/** Worker side: creates the channel, hands one end to the main thread, returns the proxy. */
-export function connectControl(): Remote<ControlApi> {
+/** Worker side: creates the channel, hands one end to the main thread, returns the proxy and its port. */
+export function connectControl(): { control: Remote<ControlApi>; port: MessagePort } {
   if (!parentPort) throw new Error('connectControl() must run in a worker thread');
   const { port1, port2 } = new MessageChannel();
   const handOver: ControlHandOver = { [CONTROL_TAG]: true, threadId, port: port2 };
   parentPort.postMessage(handOver, [port2]);
-  // The port must not keep an idle worker alive on its own (piscina decides worker lifetime).
-  port1.unref();
-  return wrap<ControlApi>(portEndpoint(port1));
+  return { control: wrap<ControlApi>(portEndpoint(port1)), port: port1 };
+}
+
+/**
+ * Worker side, at start: waits for the store handles. The port stays referenced while waiting (a
+ * worker whose module is still waiting has nothing else keeping its thread alive); afterwards it
+ * must not keep an idle worker alive on its own (piscina decides worker lifetime).
+ */
+export async function receiveStore(control: Remote<ControlApi>, port: MessagePort): Promise<StoreInit> {
+  port.ref();
+  try {
+    return await control.storeHandles();
+  } finally {
+    port.unref();
+  }
 }

@@ -1,8 +1,10 @@
 /**
  * @module workers/worker
- * The piscina entry: one module instance per pool thread. At load it imports the app module
- * (`workerData.appPath`), compiles its schema, attaches to the shared store, and opens the
- * control plane; then every pool run is a {@link Job} (a batch of units, a Task, or a hook).
+ * The piscina entry: one module instance per pool thread. At load it opens the control plane,
+ * imports the app module (`workerData.appPath`), compiles its schema, and attaches to the shared
+ * store once the main thread has opened the data folder (its handles come over the control plane,
+ * so this thread's start-up overlaps the load); then every pool run is a {@link Job} (a batch of
+ * units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
@@ -12,21 +14,22 @@ import { appSchema } from '../server.js';
 import { SharedStore, type StoreHandles } from '../storage/store.js';
 import { Wal, type WalHandles } from '../storage/wal.js';
 import { loadApp, registerTypeScript } from './app-loader.js';
-import { connectControl } from './control-plane.js';
+import { connectControl, receiveStore } from './control-plane.js';
 import { batchFailureEffects, runBatch } from './execute-batch.js';
 import { createWorkerApp } from './worker-app.js';
 import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
 import { runHook, runTask } from './execute-task.js';
 
 const init = workerData as WorkerInit;
+const { control, port } = connectControl();
 if (init.typescript) await registerTypeScript();
 const { server } = await loadApp(init.appPath, init.exportName);
-const store = SharedStore.attach(appSchema(server.components), init.handles as StoreHandles);
+const shared = await receiveStore(control, port);
+const store = SharedStore.attach(appSchema(server.components), shared.handles as StoreHandles);
 // The channels' history policies: txn.publish keeps what they say, commits trim by them.
 store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
-const wal = Wal.attach(store, init.wal as WalHandles);
-const control = connectControl();
+const wal = Wal.attach(store, shared.wal as WalHandles);
 
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
 const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, maxRecoveredPublications: init.maxRecoveredPublications, debug: init.debug }, control);
