@@ -78,6 +78,9 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     await wal.close();
   };
   dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
+  hub.live.start(pool, server.components.live.keys(), settings.options.workers, () => store.snapshot());
+  // Commits made on this thread (lexicons/testing's app.db, the shell) reach live queries too.
+  store.onCommit = (changes) => changes.written && hub.live.committed([{ id: changes.commitId, ...changes.written }]);
   const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
   await startWorkers(runtime, pool, scheduler, release);
   const signals = holdSignals(overrides.handleSignals !== false);
@@ -223,6 +226,7 @@ function startHistorySweep(runtime: Runtime): { stop(): void } {
 
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
 function applyJobResult(hub: Hub, result: JobResult): void {
+  if (result.commits !== undefined) hub.live.committed(result.commits);
   applyEffects(hub, result.effects);
   for (const entry of result.logs) hub.log(entry.status, entry.data);
 }

@@ -15,7 +15,8 @@ import { loadApp, registerTypeScript } from './app-loader.js';
 import { connectControl } from './control-plane.js';
 import { batchFailureEffects, runBatch } from './execute-batch.js';
 import { createWorkerApp } from './worker-app.js';
-import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
+import type { BatchResult, CommitWrites, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
+import { runLive } from './execute-live.js';
 import { runHook, runTask } from './execute-task.js';
 
 const init = workerData as WorkerInit;
@@ -26,6 +27,11 @@ const store = SharedStore.attach(appSchema(server.components), init.handles as S
 store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
 const wal = Wal.attach(store, init.wal as WalHandles);
+// The commits of this thread, handed to the main thread with the next job result (live queries).
+let commits: CommitWrites[] = [];
+store.onCommit = (changes) => {
+  if (changes.written !== undefined) commits.push({ id: changes.commitId, ...changes.written });
+};
 const control = connectControl();
 
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
@@ -39,6 +45,8 @@ async function runJob(job: Job): Promise<JobResult> {
       return runTask(app, tasks, job);
     case 'hook':
       return runHook(app, job);
+    case 'live':
+      return runLive(app, job);
   }
 }
 
@@ -49,6 +57,7 @@ async function runJob(job: Job): Promise<JobResult> {
  * not re-run.
  */
 function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
+  if (job.kind === 'live') throw err; // a refresh shows only durable commits: it fails, the main thread retries it
   const message = `Not saved: ${messageOf(err)}`;
   const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
   if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
@@ -56,6 +65,15 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
 }
 
 export default async function handle(job: Job): Promise<JobResult> {
+  const result = await settle(job);
+  if (commits.length > 0) {
+    result.commits = commits;
+    commits = [];
+  }
+  return result;
+}
+
+async function settle(job: Job): Promise<JobResult> {
   let result: JobResult;
   try {
     result = await runJob(job);
