@@ -140,8 +140,16 @@ export class LiveQueryManager<const S extends ComponentSet<typeof LiveQuery> = C
   constructor(...queries: S & readonly (typeof LiveQuery)[]);
   constructor(...items: unknown[]) {
     const [first] = items;
-    const list = items.length === 1 && typeof first === 'object' && first !== null && !Array.isArray(first) ? Object.values(first) : items;
-    super(...(list as Array<typeof LiveQuery>));
+    if (items.length !== 1 || typeof first !== 'object' || first === null || Array.isArray(first)) {
+      super(...(items as Array<typeof LiveQuery>));
+      return;
+    }
+    const entries = Object.entries(first as Record<string, typeof LiveQuery>);
+    for (const [key, item] of entries) {
+      const name = typeof item === 'function' ? liveQueryName(item) : String(item);
+      if (name !== key) throw optionError(`LiveQueryManager: key ${key} holds ${name}; a key must be the live query's name`);
+    }
+    super(...entries.map(([, item]) => item));
   }
 }
 

@@ -104,6 +104,15 @@ export class LiveRegistry {
     return n;
   }
 
+  /** Rows and groups of the live queries' last results held here (their memory, `lexicons_live_rows`). */
+  get rows(): number {
+    let n = 0;
+    for (const client of this.#clients.values()) {
+      for (const { state } of client.subs.values()) n += state === null ? 0 : state.form === 'rows' ? state.rows.length : state.form === 'groups' ? Object.keys(state.groups).length : 1;
+    }
+    return n;
+  }
+
   /** A `$live` or `$unlive` frame of a lexicons.v1 connection. */
   frame(conn: SocketConnection, text: string): void {
     let body: Record<string, unknown> | undefined;

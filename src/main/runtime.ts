@@ -297,6 +297,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
         store: store.stats(),
         wal: wal.stats(),
         uptimeSeconds: (Date.now() - startedAt) / 1000,
+        live: { queries: hub.live.size, rows: hub.live.rows },
       }),
     }),
     access: new AdminAccess(options.adminTrust, options.adminToken, proxies),

@@ -11,11 +11,22 @@ import WebSocket from 'ws';
 import { createClient, type Client } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
-import type { server as liveApp } from '../fixtures/apps/live-app.js';
+import { ByOwner, type server as liveApp } from '../fixtures/apps/live-app.js';
+import { LiveQueryManager, Server } from '../../src/index.js';
 import { nextState } from '../client/client-helpers.js';
 
 type App = typeof liveApp;
 type Item = Record<string, unknown>;
+
+describe('live queries: the live option', () => {
+  it('is checked when the Server is made, with exact messages', () => {
+    class NotLive {}
+    assert.throws(() => new Server({ live: [NotLive as never] }), { message: 'live: NotLive is not a LiveQuery class with a query method' });
+    assert.throws(() => new Server({ live: [ByOwner, ByOwner] as never }), { message: 'live: two live queries are named ByOwner' });
+    assert.throws(() => new LiveQueryManager({ Other: ByOwner } as never), { message: "LiveQueryManager: key Other holds ByOwner; a key must be the live query's name" });
+    assert.deepEqual([...new Server({ live: new LiveQueryManager({ ByOwner }) }).components.live.keys()], ['ByOwner']);
+  });
+});
 
 describe('live queries', () => {
   let srv: TestServer;
