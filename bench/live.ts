@@ -22,6 +22,8 @@ import WebSocket from 'ws';
 import { createClient, type Client, type LiveView } from '../src/client/index.js';
 import { server } from './app/live.js';
 
+process.env.LEXICONS_LOG ??= 'silent';
+
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
