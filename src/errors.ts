@@ -103,6 +103,11 @@ export class SignalError extends Error {
   }
 }
 
+/** An invalid option (code OPTION), with the exact message. */
+export function optionError(message: string): LexiconsError {
+  return new LexiconsError(ErrorCode.OPTION, message);
+}
+
 /** Wraps anything thrown into a LexiconsError, keeping the original as `cause`. */
 export function toLexiconsError(err: unknown): LexiconsError {
   if (err instanceof LexiconsError) return err;

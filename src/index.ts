@@ -17,6 +17,8 @@ export {
 } from './components.js';
 export type { Connection, ServerHandle, SignalContext, HeaderContext, TaskContext, SignalResponse, Json, ExecuteArgsMismatch, ChannelAuthContext, ChannelHistory, SlowClientPolicy, PresenceMember } from './components.js';
 export type { ChannelRule, ChannelRules } from './channel-rules.js';
+export { LiveQuery, LiveQueryManager, live, MAX_LIVE_QUERIES_PER_CONNECTION, MAX_LIVE_ROWS } from './live-query.js';
+export type { LiveContext, LiveFilters, RowsSpec, AggregateSpec, LiveSpec, Aggregate, RowsOptions, AggregateOptions, LiveResultOf } from './live-query.js';
 export type { InferArgs, InputArgs } from './typing.js';
 export { Model, field } from './storage/schema.js';
 export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js';
@@ -30,7 +32,7 @@ export { WireCode, SUBPROTOCOL, SLOW_CONSUMER_CLOSE } from './wire.js';
 export { utils } from './utils.js';
 // Types that the signatures above name (options, results, base classes), so users can name them too
 // (test/package/public-types.test.ts checks that none is missing).
-export type { SignalSet, HeaderSet, ResolvedServerOptions, Components } from './server.js';
+export type { SignalSet, HeaderSet, LiveSet, ResolvedServerOptions, Components } from './server.js';
 export type { OpsOptions, TlsOptions, ResolvedOps } from './ops-options.js';
 export type { StaticOption, StaticSettings } from './static-option.js';
 export type { StaticOptions } from './main/static.js';

@@ -9,8 +9,8 @@
  *   attempt (Headers, gate, onConnect) or a disconnection (onDisconnect).
  * - **batch**: the units of many connections run together in one job, as one transaction. A
  *   connection's units appear in the order they arrived, and it has at most one batch in flight.
- * - **job**: what one pool run executes: a batch, a Task, or a server hook. (A piscina "task" is
- *   a job here; "task" means only a user's Task.)
+ * - **job**: what one pool run executes: a batch, a Task, a server hook, or a refresh (the live
+ *   queries of one connection). (A piscina "task" is a job here; "task" means only a user's Task.)
  * - **effect**: something a job asks the main thread to do after its commit (send, publish,
  *   subscribe, ...), applied in order.
  *
@@ -22,6 +22,7 @@
  */
 import type { Json } from './components.js';
 import type { LogStatus } from './server.js';
+import type { WrittenKeys, WrittenRows } from './storage/api.js';
 
 // ---------------------------------------------------------------------------------------------
 // Jobs: main → worker
@@ -140,7 +141,44 @@ export interface HookJob {
   hook: HookName;
 }
 
-export type Job = BatchJob | TaskJob | HookJob;
+/**
+ * A live-query refresh (docs/live-queries.md): every live query of ONE connection evaluated in
+ * one transaction at the latest commit. `state` is each query's last result as the worker sent it
+ * (null: a new subscription, its first result is sent whole).
+ */
+export interface LiveJob {
+  kind: 'live';
+  slot: number;
+  connection: ConnectionSnapshot;
+  queries: LiveJobQuery[];
+  /**
+   * The pks each table's rows were written with by the commits since the queries' states (by
+   * table id), for the incremental path; null: not known (every query is evaluated whole).
+   */
+  changed: Record<number, string[]> | null;
+  /** Every commit up to this id was reported to the main thread: `changed` is complete at a snapshot up to it. */
+  upTo: number;
+}
+
+export interface LiveJobQuery {
+  /** The client's id of the subscription. */
+  id: string;
+  name: string;
+  args: Record<string, unknown>;
+  state: LiveState | null;
+}
+
+/** A live query's result as the worker keeps it between refreshes (held by the main thread, opaque there). */
+export type LiveState =
+  /** `spec` and `specDeps`: the declarative form's text and what reading it whole read (the incremental path). */
+  | { form: 'rows'; rows: Array<Record<string, unknown> & { pk: string }>; spec?: string; specDeps?: WrittenKeys }
+  | { form: 'groups'; groups: Record<string, Record<string, number | null>> }
+  | { form: 'value'; value: unknown };
+
+/** One query's outcome: its new state and its `$live` item text (none: unchanged), or the error that ends it. */
+export type LiveOutcome = { ok: true; state: LiveState; item: string | undefined } | { ok: false; item: string };
+
+export type Job = BatchJob | TaskJob | HookJob | LiveJob;
 
 /** A job before the pool gives it a progress slot. */
 export type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
@@ -314,7 +352,14 @@ export function unpackEffects(packed: PackedEffects, connectionIds: readonly str
   return effects;
 }
 
+/** A commit a job made: its id and what it wrote (the live queries it may change). */
+export interface CommitWrites extends WrittenRows {
+  id: number;
+}
+
 export interface BatchResult {
+  /** The commits this job's thread made since its previous result, in commit order (live queries). */
+  commits?: CommitWrites[];
   /** Effects by connection id (tasks, hooks; a batch whose commit failed durably). */
   effects: Effect[];
   /** A batch's effects, applied after `effects`. */
@@ -329,7 +374,14 @@ export interface TaskResult extends BatchResult {
   next: number | undefined;
 }
 
-export type JobResult = BatchResult | TaskResult;
+/** A refresh's outcome: the snapshot it read at, an outcome per query (job order), what it read. */
+export interface LiveResult extends BatchResult {
+  snapshot: number;
+  outcomes: LiveOutcome[];
+  deps: WrittenKeys;
+}
+
+export type JobResult = BatchResult | TaskResult | LiveResult;
 
 /** What every worker receives in `workerData`. */
 /**

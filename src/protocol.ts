@@ -190,6 +190,11 @@ export function errorItemText(messages: readonly string[], code?: string, id?: C
   return `${text}}`;
 }
 
+/** The `$live` item that refuses or ends a live query: `{"$live": {"id": "L1", "error": {"code": "...", "message": "..."}}}`. */
+export function liveErrorItem(id: string, code: string, message: string): string {
+  return JSON.stringify({ [Frame.LIVE]: { id, error: { code, message } } });
+}
+
 /** A whole error frame `[{"Errors": [...], ...}]`. */
 export function errorFrame(messages: readonly string[], code?: string, id?: CallId): string {
   return `[${errorItemText(messages, code, id)}]`;

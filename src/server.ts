@@ -13,18 +13,21 @@
 import { isMainThread } from 'node:worker_threads';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, LexiconsError, messageOf } from './errors.js';
+import { ErrorCode, LexiconsError, messageOf, optionError } from './errors.js';
 import type { Connection, ExecutionContext, TaskClass } from './components.js';
 import { Channel, ChannelManager, Header, HeaderManager, ModelManager, Signal, SignalManager, TaskManager, componentName } from './components.js';
 import type { ModelClass } from './storage/schema.js';
+import { liveQueries, type LiveQuery, type LiveQueryManager } from './live-query.js';
 import type { ComponentSet } from './typing.js';
-import { FSYNC_POLICIES, type FsyncPolicy } from './storage/wal.js';
 import { checkTlsFiles, resolveOps, validateOpsOptions, type OpsOptions, type ResolvedOps } from './ops-options.js';
 import { checkStaticOption, resolveStaticOption, type StaticOption, type StaticSettings } from './static-option.js';
 import { ChannelRules } from './channel-rules.js';
 import { compileSchema, type Schema } from './storage/schema.js';
 import { withHistory } from './storage/history-tables.js';
 import { DEFAULT_LIMITS, MAX_CONNECT_TIMEOUT_SECONDS, validateLimits, type ServerLimits } from './limits.js';
+import { durabilitySettings, validateDurability, type DurabilityOptions } from './durability-options.js';
+
+export { durabilitySettings, MAX_SNAPSHOT_SECONDS, validateDurability, validateFsync, validateSnapshotSeconds, type DurabilityOptions } from './durability-options.js';
 
 export { DEFAULT_LIMITS, MAX_CONNECT_TIMEOUT_SECONDS, type ServerLimits };
 
@@ -35,18 +38,6 @@ export { DEFAULT_LIMITS, MAX_CONNECT_TIMEOUT_SECONDS, type ServerLimits };
 export function appSchema(components: Pick<Components, 'models' | 'channelRules'>): Schema {
   const schema = compileSchema(components.models);
   return components.channelRules.anyHistory ? withHistory(schema) : schema;
-}
-
-/** Durability of the data folder (docs/durability.md). */
-export interface DurabilityOptions {
-  /**
-   * When an acknowledged write is on disk: `always` (fdatasync before the reply), `everysec` (a
-   * background fdatasync once a second; a power cut loses at most ~1 s), `no` (the OS decides).
-   * Default env LEXICONS_FSYNC or `everysec` (`lexicons start --fsync`).
-   */
-  fsync?: FsyncPolicy;
-  /** Seconds between CSV snapshots (they bound the log and replay time). Default env LEXICONS_SNAPSHOT_SECONDS or 300. */
-  snapshotSeconds?: number;
 }
 
 export type LogStatus =
@@ -77,8 +68,9 @@ export interface HookContext extends ExecutionContext {
 /** Signals (and Headers) as their manager was built: a record keyed by name keeps names and types for typed clients. */
 export type SignalSet = ComponentSet<typeof Signal>;
 export type HeaderSet = ComponentSet<typeof Header>;
+export type LiveSet = ComponentSet<typeof LiveQuery>;
 
-export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> extends OpsOptions {
+export interface ServerOptions<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet, L extends LiveSet = LiveSet> extends OpsOptions {
   /** `ws` (default), or `wss`, which requires `tls` (the server serves wss:// whenever `tls` is set). */
   protocol?: 'ws' | 'wss';
   /** Default env HOST or `localhost`. */
@@ -90,6 +82,8 @@ export interface ServerOptions<S extends SignalSet = SignalSet, H extends Header
   headers?: HeaderManager<H> | Iterable<typeof Header>;
   channels?: ChannelManager | Iterable<typeof Channel>;
   tasks?: TaskManager | Iterable<TaskClass>;
+  /** Live queries clients subscribe to (`client.live(name, args)`, docs/live-queries.md); a record keeps names and types. */
+  live?: LiveQueryManager<L> | Iterable<typeof LiveQuery>;
   /** Data folder for the CSV files (and the write-ahead log). Default env DATA or `data/`. */
   data?: string;
   /**
@@ -155,6 +149,8 @@ export interface Components {
   /** The rules of every Channel class (history, presence, slow clients, authorize, patterns). */
   channelRules: ChannelRules;
   tasks: TaskClass[];
+  /** Live queries by name. */
+  live: Map<string, typeof LiveQuery>;
 }
 
 /** Overrides accepted by `run()` and the CLI. */
@@ -181,10 +177,6 @@ export interface RunningServer {
   readonly closed: Promise<void>;
 }
 
-function optionError(message: string): LexiconsError {
-  return new LexiconsError(ErrorCode.OPTION, message);
-}
-
 export function validatePort(value: unknown, name = 'port'): number {
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
@@ -199,55 +191,6 @@ export function validateWorkers(value: unknown): number {
     throw optionError(`workers must be an integer from 1 to 256, got ${JSON.stringify(value)}`);
   }
   return n;
-}
-
-/** Largest snapshot interval a Node timer can hold (2^31 - 1 ms); a longer one would fire at once. */
-export const MAX_SNAPSHOT_SECONDS = 2_147_483;
-
-export function validateFsync(value: unknown, name = 'durability.fsync'): FsyncPolicy {
-  if (typeof value !== 'string' || !FSYNC_POLICIES.includes(value as FsyncPolicy)) {
-    throw optionError(`${name} must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(value)}`);
-  }
-  return value as FsyncPolicy;
-}
-
-export function validateSnapshotSeconds(value: unknown, name = 'durability.snapshotSeconds'): number {
-  const n = typeof value === 'string' && /^\d+(\.\d+)?$|^\.\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0.001 || n > MAX_SNAPSHOT_SECONDS) {
-    throw optionError(`${name} must be a number of seconds from 0.001 to ${MAX_SNAPSHOT_SECONDS}, got ${JSON.stringify(value)}`);
-  }
-  return n;
-}
-
-export function validateDurability(value: unknown): DurabilityOptions {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(`durability must be an object { fsync?, snapshotSeconds? }, got ${JSON.stringify(value)}`);
-  const d = value as Record<string, unknown>;
-  for (const key of Object.keys(d)) {
-    if (key !== 'fsync' && key !== 'snapshotSeconds') throw optionError(`durability.${key} is not a known durability option (known: fsync, snapshotSeconds)`);
-  }
-  if (d.fsync !== undefined) validateFsync(d.fsync);
-  if (d.snapshotSeconds !== undefined) {
-    if (typeof d.snapshotSeconds !== 'number') throw optionError(`durability.snapshotSeconds must be a number of seconds from 0.001 to ${MAX_SNAPSHOT_SECONDS}, got ${JSON.stringify(d.snapshotSeconds)}`);
-    validateSnapshotSeconds(d.snapshotSeconds);
-  }
-  return d as DurabilityOptions;
-}
-
-/**
- * Durability settings: the run overrides (CLI --fsync, --snapshot-seconds), then the Server's
- * `durability` option, then env LEXICONS_FSYNC / LEXICONS_SNAPSHOT_SECONDS, then everysec / 300 s.
- */
-export function durabilitySettings(
-  server: DurabilityOptions | undefined,
-  overrides: DurabilityOptions | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): Required<DurabilityOptions> {
-  const fsync = overrides?.fsync ?? server?.fsync ?? (env.LEXICONS_FSYNC === undefined ? 'everysec' : validateFsync(env.LEXICONS_FSYNC, 'LEXICONS_FSYNC'));
-  const snapshotSeconds =
-    overrides?.snapshotSeconds ??
-    server?.snapshotSeconds ??
-    (env.LEXICONS_SNAPSHOT_SECONDS === undefined ? 300 : validateSnapshotSeconds(env.LEXICONS_SNAPSHOT_SECONDS, 'LEXICONS_SNAPSHOT_SECONDS'));
-  return { fsync: validateFsync(fsync), snapshotSeconds: validateSnapshotSeconds(snapshotSeconds) };
 }
 
 /** uWebSockets.js aborts the whole process (C++ terminate) on an idleTimeout outside 8..960 s. */
@@ -309,15 +252,17 @@ export function appModuleOf(server: Server): string | undefined {
  * (Generic over those two, not over the whole options object: an inferred options type would
  * lose the excess-property check that catches a misspelt option name.)
  */
-export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet> {
+export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = HeaderSet, L extends LiveSet = LiveSet> {
   /** Phantom: the Signals' types (read by `createClient<typeof server>`). Never set. */
   declare readonly '~signals'?: S;
   /** Phantom: the Headers' types (the client's typed `headers` option). Never set. */
   declare readonly '~headers'?: H;
+  /** Phantom: the live queries' types (the client's typed `live`). Never set. */
+  declare readonly '~live'?: L;
   readonly options: Readonly<ServerOptions>;
   readonly components: Components;
 
-  constructor(options: ServerOptions<S, H> = {}) {
+  constructor(options: ServerOptions<S, H, L> = {}) {
     if (options.protocol !== undefined && options.protocol !== 'ws' && options.protocol !== 'wss') {
       throw optionError(`protocol must be 'ws' or 'wss', got ${JSON.stringify(options.protocol)}`);
     }
@@ -349,6 +294,7 @@ export class Server<S extends SignalSet = SignalSet, H extends HeaderSet = Heade
       channels: [...channelRules.declared],
       channelRules,
       tasks,
+      live: liveQueries(options.live),
     };
   }
 

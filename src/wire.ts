@@ -39,6 +39,10 @@ export const WireCode = {
   SHUTTING_DOWN: 'SHUTTING_DOWN',
   /** The connection was refused by the Headers, the gate or the anonymous policy. */
   AUTH_FAILED: 'AUTH_FAILED',
+  /** No live query of that name (`$live`). */
+  UNKNOWN_LIVE_QUERY: 'UNKNOWN_LIVE_QUERY',
+  /** A live query's result holds more than 1,000 rows or groups, or a connection holds 64 live queries. */
+  LIVE_LIMIT: 'LIVE_LIMIT',
 } as const;
 export type WireCode = (typeof WireCode)[keyof typeof WireCode];
 
@@ -81,6 +85,13 @@ export const Frame = {
   RECOVER: '$recover',
   /** Server → client: `{"$presence": {channel, members}}` on join, then `{channel, join, leave}` batches. */
   PRESENCE: '$presence',
+  /**
+   * Client → server: `{"$live": {"id": "L1", "name": "NewestMessages", "args": {...}}}` subscribes;
+   * server → client: `{"$live": {"id": "L1", "at": 42, ...}}` items (docs/live-queries.md).
+   */
+  LIVE: '$live',
+  /** Client → server: `{"$unlive": {"id": "L1"}}` ends a live query. */
+  UNLIVE: '$unlive',
   /** Name of an error item: `{"Errors": ["message"], "code": "...", "$id": 9}`. */
   ERRORS: 'Errors',
   /** Key of an error item's {@link WireCode}. */

@@ -5,9 +5,10 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ChannelManager, HeaderManager, ModelManager, Server, SignalManager, TaskManager } from '../../src/index.js';
+import { ChannelManager, HeaderManager, LiveQueryManager, ModelManager, Server, SignalManager, TaskManager } from '../../src/index.js';
 import { Public } from './channels.js';
 import { Login, Register } from './headers.js';
+import { ChatLog, ChatStats } from './live.js';
 import { ChatMessage, User } from './models.js';
 import { CreateChatMessage, GetChatList, Subscribe } from './signals.js';
 import { OnShutdown } from './tasks.js';
@@ -19,6 +20,7 @@ const models = new ModelManager(User, ChatMessage);
 const signals = new SignalManager({ Subscribe, CreateChatMessage, GetChatList });
 const tasks = new TaskManager(OnShutdown);
 const channels = new ChannelManager(Public);
+const live = new LiveQueryManager({ ChatLog, ChatStats });
 
 // The web page (web/, bundled next to this module by `npm run build`) at http://localhost:5000/.
 const web = fileURLToPath(new URL('./web/', import.meta.url));
@@ -33,6 +35,7 @@ export const server = new Server({
   signals,
   headers,
   channels,
+  live,
   data: 'data/',
   trust: [],
   static: built ? web : undefined,

@@ -15,8 +15,9 @@
 import { Frame, MAX_ID_SCAN_BYTES, SUBPROTOCOL, WireCode } from '../wire.js';
 import { backoffDelay } from './backoff.js';
 import { ClientCode, ClientError } from './errors.js';
-import { errorOf, frames, isObject, itemName, positive, report, settingsOf, type Settings } from './util.js';
+import { emit, errorOf, frames, isObject, itemName, positive, report, settingsOf, type Settings } from './util.js';
 import { Channels, type ChannelEvent, type Member, type Position } from './channels.js';
+import { LiveSet, type LiveView } from './live.js';
 import type { ClientOptions, ClientState, StateEvent, WebSocketLike } from './options.js';
 import type { CallId, CallOptions, Item, Pending } from './types.js';
 
@@ -53,8 +54,9 @@ export class Engine {
   #nextKey = 1;
   /** The resume token of the last `$connected` (sent in the next `$connect`). */
   #resume: string | undefined;
-  readonly #channels = new Channels((event) => this.#emit(this.#channelHandlers, event), (text) => this.#sock?.send(text));
+  readonly #channels = new Channels((event) => emit(this.#channelHandlers, event), (text) => this.#sock?.send(text));
   readonly #channelHandlers = new Set<(event: ChannelEvent) => void>();
+  readonly #live = new LiveSet((text) => this.#state === 'open' && this.#sock?.send(text));
   /** Calls sent on the current socket, by `$id`. */
   readonly #inflight = new Map<CallId, Pending>();
   /** Call texts to send at the end of this tick. */
@@ -151,6 +153,10 @@ export class Engine {
     });
   }
 
+  live(name: string, args?: unknown): LiveView {
+    return this.#live.open(name, args);
+  }
+
   on(name: string, handler: (payload: any, item: Item) => void): () => void {
     let set = this.#handlers.get(name);
     if (!set) this.#handlers.set(name, (set = new Set()));
@@ -176,19 +182,9 @@ export class Engine {
     return this.#channels.presence(channel);
   }
 
-  #emit<E>(handlers: ReadonlySet<(event: E) => void>, event: E): void {
-    for (const handler of handlers) {
-      try {
-        handler(event);
-      } catch (err) {
-        report(err);
-      }
-    }
-  }
-
   #setState(event: StateEvent): void {
     this.#state = event.state;
-    this.#emit(this.#stateHandlers, event);
+    emit(this.#stateHandlers, event);
   }
 
   async #sendConnect(sock: WebSocketLike): Promise<void> {
@@ -231,6 +227,10 @@ export class Engine {
         const connected = isObject(item[name]) ? (item[name] as Record<string, unknown>) : {};
         this.#resume = typeof connected.resume === 'string' ? connected.resume : undefined;
         this.#opened(String(connected.id), isObject(connected.limits) ? connected.limits : {}, connected.resumed === true);
+        continue;
+      }
+      if (name === Frame.LIVE) {
+        this.#live.receive(item[name]);
         continue;
       }
       this.#channels.control(name, item[name]);
@@ -292,6 +292,7 @@ export class Engine {
     const queue = this.#queue;
     this.#queue = new Set();
     for (const pending of queue) this.#send(pending);
+    this.#live.opened();
     this.#setState({ state: 'open', id, resumed });
   }
 

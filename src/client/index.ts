@@ -18,13 +18,15 @@
 import { Engine } from './client.js';
 import type { ChannelEvent, Member, Position } from './channels.js';
 import type { ClientOptions, ClientState, StateEvent } from './options.js';
-import type { CallArgs, CallRest, Item, Push, PushName, Reply, SignalName } from './types.js';
+import type { CallArgs, CallRest, Item, LiveArgs, LiveName, LiveShape, Push, PushName, Reply, SignalName } from './types.js';
+import type { LiveView } from './live.js';
 
 export { WireCode, SUBPROTOCOL } from '../wire.js';
 export { ClientError, ClientCode } from './errors.js';
 export type { ClientOptions, ClientState, ReconnectOptions, StateEvent, WebSocketClass, WebSocketLike } from './options.js';
 export type { ChannelEvent, Member, Position } from './channels.js';
-export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, Push, PushName, Reply, SignalName } from './types.js';
+export type { LiveEvent, LiveGroups, LiveRow, LiveView } from './live.js';
+export type { AbortSignalLike, CallArgs, CallOptions, HeaderData, Item, LiveArgs, LiveName, LiveShape, Push, PushName, Reply, SignalName } from './types.js';
 
 /** A lexicons client; `T` is `typeof server` (or a SignalManager, or a record of Signal classes) for typed calls. */
 export interface Client<T = unknown> {
@@ -44,6 +46,12 @@ export interface Client<T = unknown> {
    * calls alike; `Errors` items too). Returns the function that removes it.
    */
   on<N extends PushName<T>>(name: N, handler: (payload: Push<T, N>, item: Item) => void): () => void;
+  /**
+   * Subscribes to live query `name` (docs/live-queries.md): a view of its result the server keeps
+   * current (`rows`, `groups` or `value`, typed from the query), with change events and
+   * `close()`. It subscribes again after every reconnect (a fresh whole result follows).
+   */
+  live<N extends LiveName<T>>(name: N, ...rest: LiveRest<LiveArgs<T, N>>): LiveView<LiveShape<T, N>>;
   /** Runs `handler` at every state change. Returns the function that removes it. */
   onState(handler: (event: StateEvent) => void): () => void;
   /**
@@ -62,6 +70,9 @@ export interface Client<T = unknown> {
   /** Closes the connection (1000) and stops reconnecting; unsettled calls reject with `CLOSED`. */
   close(): void;
 }
+
+/** The rest parameters of `live`: the arguments may be left out when every one is optional. */
+type LiveRest<A> = {} extends A ? [args?: A] : [args: A];
 
 /** Creates a client and (unless `autoConnect: false`) starts connecting. */
 export function createClient<T = unknown>(options: ClientOptions<T>): Client<T> {

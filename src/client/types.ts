@@ -12,6 +12,10 @@
  */
 import type { ClientError } from './errors.js';
 import type { HeaderLike, InputOf, NamedComponents, ReplyOf, SignalLike } from '../typing.js';
+import type { LiveResultOf } from '../live-query.js';
+
+/** A live query class, structurally (its instances have `query`). */
+type LiveLike = abstract new (...args: any) => { query(...args: any): unknown };
 
 /** The components of kind `Key` (`'~signals'`/`'~headers'`) of T, keyed by name; undefined when not known. */
 type Components<T, Key extends string, Like> = unknown extends T
@@ -21,6 +25,7 @@ type Components<T, Key extends string, Like> = unknown extends T
     : NamedComponents<T, Like>;
 
 type Signals<T> = Components<T, '~signals', SignalLike>;
+type Lives<T> = Components<T, '~live', LiveLike>;
 type Headers<T> = Components<T, '~headers', HeaderLike>;
 
 /** The Signal names a client of T may call (`string` when untyped). */
@@ -31,6 +36,15 @@ export type CallArgs<T, N> = Signals<T> extends Record<string, unknown> ? (N ext
 
 /** What a call to Signal N resolves with (`unknown` when untyped or answered with `ws.send`). */
 export type Reply<T, N> = Signals<T> extends Record<string, unknown> ? (N extends keyof Signals<T> ? ReplyOf<Signals<T>[N]> : unknown) : unknown;
+
+/** The live query names a client of T may subscribe to (`string` when untyped). */
+export type LiveName<T> = Lives<T> extends Record<string, unknown> ? keyof Lives<T> & string : string;
+
+/** The arguments of live query N. */
+export type LiveArgs<T, N> = Lives<T> extends Record<string, unknown> ? (N extends keyof Lives<T> ? InputOf<Lives<T>[N]> : never) : Record<string, unknown>;
+
+/** What live query N materializes: `{ rows }`, `{ groups }` or `{ value }` (all three, untyped, when unknown). */
+export type LiveShape<T, N> = Lives<T> extends Record<string, unknown> ? (N extends keyof Lives<T> ? LiveResultOf<Lives<T>[N]> : never) : { rows: Array<{ pk: string } & Record<string, unknown>>; groups: Record<string, Record<string, number | null>>; value: unknown };
 
 /** The names `on` suggests: the Signals' names and `Errors` (any other item name is accepted too). */
 export type PushName<T> = SignalName<T> | 'Errors' | (string & {});

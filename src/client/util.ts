@@ -24,6 +24,17 @@ export function report(err: unknown): void {
   }, 0);
 }
 
+/** Runs every handler with the event; one that throws is reported, the others still run. */
+export function emit<E>(handlers: ReadonlySet<(event: E) => void>, event: E): void {
+  for (const handler of handlers) {
+    try {
+      handler(event);
+    } catch (err) {
+      report(err);
+    }
+  }
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -46,6 +46,9 @@ import { connectionClosed, recover } from './membership.js';
 
 /** How a `$recover` frame starts (the client library writes it so; main/membership.ts reads it). */
 const RECOVER_PREFIX = `{"${Frame.RECOVER}"`;
+/** Live query frames (main/live-registry.ts). */
+const LIVE_PREFIX = `{"${Frame.LIVE}"`;
+const UNLIVE_PREFIX = `{"${Frame.UNLIVE}"`;
 
 /** Frames waiting on the main thread for one connection before further frames are refused. */
 export const MAX_QUEUED_FRAMES = 1024;
@@ -83,7 +86,11 @@ export function createApp(deps: AppDeps): TemplatedApp {
     open: (socket: WebSocket<SocketUserData>) => onOpen(deps.hub, v1, socket),
     message: inboundFrameHandler(deps, v1),
     // Recoveries are sent at the pace the socket drains (main/catch-up.ts).
-    drain: (socket: WebSocket<SocketUserData>) => pump(deps.hub, socket.getUserData().connection),
+    drain: (socket: WebSocket<SocketUserData>) => {
+      const conn = socket.getUserData().connection;
+      pump(deps.hub, conn);
+      deps.hub.live.drained(conn);
+    },
     close: (socket: WebSocket<SocketUserData>, code: number) => onClose(deps, v1, socket.getUserData().connection, code),
   });
   addHttpRoutes(app, deps);
@@ -219,6 +226,10 @@ function inboundFrameHandler(deps: AppDeps, v1: V1Admission): (socket: WebSocket
       recover(hub, conn, text);
       return;
     }
+    if (conn.v1 !== null && (text.startsWith(LIVE_PREFIX) || text.startsWith(UNLIVE_PREFIX))) {
+      hub.live.frame(conn, text);
+      return;
+    }
     if (conn.session === null) {
       dispatcher.enqueue(conn, { kind: UNIT_FRAME, text });
       return;
@@ -235,6 +246,7 @@ function onClose(deps: AppDeps, v1: V1Admission, conn: SocketConnection, code: n
   conn.socket = null;
   if (conn.v1 !== null) v1.closed(conn);
   if (conn.admitted) connectionClosed(hub, conn, code);
+  hub.live.closed(conn);
   hub.channels.leaveAll(conn);
   if (conn.admitted) {
     hub.log('DISCONNECT', { connection: conn.id, address: conn.address, code });

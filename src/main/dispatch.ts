@@ -134,31 +134,16 @@ export class Dispatcher {
     this.#pool.run<BatchResult>(job).then(
       (result) => {
         this.#inFlight--;
-        // The connections are released once every effect was applied: a history publish may
-        // wait for its turn (main/history-delivery.ts), and a connection's next batch must not
-        // overtake it.
-        let done = true;
-        const finish = (): void => {
-          this.#releaseKeys(batch);
-          this.#release(batch.connections);
-        };
-        try {
-          const { stats } = result;
-          metrics.recordBatch((performance.now() - started) / 1000, n, stats.calls, stats.commitMs, stats.durableMs);
-          for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
-          metrics.recordSignals(result.stats.calls, result.stats.errors);
-          metrics.txnAttemptsTotal += result.stats.attempts;
-          if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
-          if (result.packed) {
-            done = applyPacked(this.#hub, batch.connections, result.packed, () => {
-              this.#applying--;
-              finish();
-            });
-            if (!done) this.#applying++;
-          }
-        } finally {
-          if (done) finish();
-        }
+        const { live } = this.#hub;
+        const commits = result.commits;
+        if (commits !== undefined) live.committed(commits);
+        if (commits === undefined || !live.active) return this.#apply(batch, result, started);
+        // Read-your-writes: the replies wait until the callers' live queries show these commits.
+        this.#applying++;
+        live.whenShown(commits, batch.connections, () => {
+          this.#applying--;
+          this.#apply(batch, result, started);
+        });
       },
       (err: unknown) => {
         this.#inFlight--;
@@ -169,6 +154,35 @@ export class Dispatcher {
         }
       },
     );
+  }
+
+  /** Applies a batch's result (logs, metrics, effects), then releases its connections. */
+  #apply(batch: Batch, result: BatchResult, started: number): void {
+    // The connections are released once every effect was applied: a history publish may wait
+    // for its turn (main/history-delivery.ts), and a connection's next batch must not overtake it.
+    let done = true;
+    const finish = (): void => {
+      this.#releaseKeys(batch);
+      this.#release(batch.connections);
+    };
+    const { metrics } = this.#hub;
+    try {
+      const { stats } = result;
+      metrics.recordBatch((performance.now() - started) / 1000, batch.units.length, stats.calls, stats.commitMs, stats.durableMs);
+      for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
+      metrics.recordSignals(stats.calls, stats.errors);
+      metrics.txnAttemptsTotal += stats.attempts;
+      if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
+      if (result.packed) {
+        done = applyPacked(this.#hub, batch.connections, result.packed, () => {
+          this.#applying--;
+          finish();
+        });
+        if (!done) this.#applying++;
+      }
+    } finally {
+      if (done) finish();
+    }
   }
 
   /** Keys of the batch's calls that got no outcome (their job did not commit them) are released (main/sessions.ts). */
@@ -203,8 +217,10 @@ export class Dispatcher {
     const { metrics, log } = this.#hub;
     if (failure.code === ErrorCode.TIMEOUT) metrics.timeouts++;
     else metrics.workerFailures++;
-    // A worker that died after its commit took that commit's history publications with it.
+    // A worker that died after its commit took that commit's history publications with it, and
+    // what the commit wrote (live queries).
     this.#hub.delivery.suspect();
+    this.#hub.live.suspect();
     const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
     log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
       code: failure.code,

@@ -2,7 +2,7 @@
  * @module main/hub
  * {@link Hub}: the main-thread state shared by the socket handlers (main/app.ts), the dispatcher
  * and the effects: the open connections by id, the channel registry and the channels' rules,
- * ordered history delivery, presence, sessions, the log and the metrics.
+ * ordered history delivery, presence, sessions, live queries, the log and the metrics.
  */
 import { ChannelRules } from '../channel-rules.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server.js';
@@ -10,6 +10,7 @@ import type { SharedStore } from '../storage/store.js';
 import type { LogFn } from './log.js';
 import { ChannelRegistry } from './channels.js';
 import { HistoryDelivery } from './history-delivery.js';
+import { LiveRegistry } from './live-registry.js';
 import { Metrics } from './metrics.js';
 import { Presence } from './presence.js';
 import { Sessions, type Session, type SessionHooks } from './sessions.js';
@@ -22,6 +23,8 @@ export interface Hub {
   readonly delivery: HistoryDelivery;
   readonly presence: Presence;
   readonly sessions: Sessions;
+  /** The connections' live queries (docs/live-queries.md). */
+  readonly live: LiveRegistry;
   readonly settings: Pick<Required<ServerLimits>, 'maxRecoveredPublications' | 'resumeGraceSeconds' | 'maxBackpressureBytes'>;
   readonly log: LogFn;
   readonly metrics: Metrics;
@@ -55,6 +58,7 @@ export function createHub(channels: Iterable<string> | ChannelRules, log: LogFn,
     delivery: new HistoryDelivery(options.store ?? null, (channel, text) => void registry.publish([channel], text), log),
     presence,
     sessions: new Sessions(limits.resumeGraceSeconds, hooks),
+    live: new LiveRegistry(log),
     settings: { maxRecoveredPublications: limits.maxRecoveredPublications, resumeGraceSeconds: limits.resumeGraceSeconds, maxBackpressureBytes: limits.maxBackpressureBytes },
     log,
     metrics: new Metrics(),

@@ -42,6 +42,8 @@ export interface Gauges {
   store: StoreStats | undefined;
   wal: WalStats | undefined;
   uptimeSeconds: number;
+  /** Live queries held, and the rows (or groups) of their last results kept on the main thread. */
+  live?: { queries: number; rows: number };
 }
 
 export interface MetricsSources {
@@ -144,6 +146,8 @@ export class ServerMetrics {
     gauge('lexicons_pool_jobs_in_flight', 'Pool jobs running or queued in the pool.', () => g().inFlightJobs);
     gauge('lexicons_uptime_seconds', 'Seconds since the server started.', () => Math.round(g().uptimeSeconds));
     gauge('lexicons_commit_id', 'Latest committed transaction id.', () => g().store?.commitId ?? 0);
+    gauge('lexicons_live_queries', 'Live queries held by the connections.', () => g().live?.queries ?? 0);
+    gauge('lexicons_live_rows', 'Rows and groups of the live queries\' last results, kept on the main thread.', () => g().live?.rows ?? 0);
     for (const [name, help, key] of [
       ['lexicons_table_rows', 'Live rows per table.', 'rows'],
       ['lexicons_table_bytes', 'Shared memory bytes per table.', 'bytes'],

@@ -88,6 +88,9 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     await wal.close();
   };
   dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
+  hub.live.start(pool, server.components.live.keys(), settings.options.workers, () => store.snapshot());
+  // Commits made on this thread (lexicons/testing's app.db, the shell) reach live queries too.
+  store.onCommit = (changes) => changes.written && hub.live.committed([{ id: changes.commitId, ...changes.written }]);
   const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
   await startWorkers(runtime, pool, scheduler, release);
   const signals = holdSignals(overrides.handleSignals !== false);
@@ -192,6 +195,7 @@ function startHistorySweep(runtime: Runtime): { stop(): void } {
 
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
 function applyJobResult(hub: Hub, result: JobResult): void {
+  if (result.commits !== undefined) hub.live.committed(result.commits);
   applyEffects(hub, result.effects);
   for (const entry of result.logs) hub.log(entry.status, entry.data);
 }
@@ -262,6 +266,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
         store: store.stats(),
         wal: wal.stats(),
         uptimeSeconds: (Date.now() - startedAt) / 1000,
+        live: { queries: hub.live.size, rows: hub.live.rows },
       }),
     }),
     access: new AdminAccess(options.adminTrust, options.adminToken, proxies),

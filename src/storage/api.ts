@@ -143,6 +143,22 @@ export interface HistoryQuery {
 export interface ChangeSet {
   commitId: number;
   tables: { [table: string]: { upserts: Array<Record<string, unknown>>; deletes: string[] } };
+  /**
+   * Set by the commit (not logged): the ids of the tables it wrote and the key stamp buckets it
+   * stamped (read-set.ts), what live queries match their read sets against (docs/live-queries.md).
+   */
+  written?: WrittenRows;
+}
+
+/** Tables and key stamp buckets: what a commit wrote (pk and indexed fields, old and new values), or what a transaction read. */
+export interface WrittenKeys {
+  tables: number[];
+  keys: number[];
+}
+
+/** What a commit wrote: {@link WrittenKeys}, and the pks of the rows it wrote per table (`pks[i]` of `tables[i]`). */
+export interface WrittenRows extends WrittenKeys {
+  pks: string[][];
 }
 
 /** A transaction. `db` is valid until commit/abort. */

@@ -102,7 +102,9 @@ function readConflict(engine: Engine, reads: ReadSet, snapshot: number): string 
 export function publishCommit(engine: Engine, plan: readonly TablePlan[]): { ok: true; commitId: number; changes: ChangeSet } {
   const control = engine.control;
   const commitId = control.commitId() + 1;
-  const changes: ChangeSet = { commitId, tables: {} };
+  const stamped: number[] = [];
+  const writes = { tables: plan.map((p) => p.id), keys: stamped, pks: plan.map((p) => p.entries.map(([pk]) => pk)) };
+  const changes: ChangeSet = { commitId, tables: {}, written: writes };
   for (const { id, entries } of plan) {
     const tc = { upserts: [] as Array<Record<string, unknown>>, deletes: [] as string[] };
     for (const [pk, p] of entries) {
@@ -144,7 +146,7 @@ export function publishCommit(engine: Engine, plan: readonly TablePlan[]): { ok:
         t.setNext(p.base, starts[j]! + i);
         dead++;
       }
-      engine.stamps.stampWrite(t, pk, p.row, p.base, commitId);
+      engine.stamps.stampWrite(t, pk, p.row, p.base, commitId, stamped);
     });
     if (dead > 0) Atomics.add(control.i32, i32DeadVersions(id), dead);
     Atomics.store(control.i64, i64LastWrite(id), BigInt(commitId));

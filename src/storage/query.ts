@@ -228,6 +228,15 @@ export function countMatching(ctx: ReadContext, q: Parsed): number {
   return Math.min(n, q.limit ?? Infinity);
 }
 
+/** Sort order of two rows by `sort` (nulls last in both directions), as `select` sorts them. */
+export function compareRows(sort: Parsed['sort'], a: Row, b: Row): number {
+  return compareKeys(
+    sort,
+    sort.map((s) => a[s.name]),
+    sort.map((s) => b[s.name]),
+  );
+}
+
 /** Sort order of two key lists (nulls last in both directions), as `select` sorts rows. */
 function compareKeys(sort: Parsed['sort'], a: unknown[], b: unknown[]): number {
   for (let i = 0; i < sort.length; i++) {

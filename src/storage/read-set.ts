@@ -31,6 +31,7 @@
  * integer each, the bucket); one more and that table's keys are dropped for a table-wide read.
  */
 import { hashValue } from './indexes.js';
+import type { WrittenKeys } from './api.js';
 import type { Row } from './query.js';
 import type { SharedTable } from './table.js';
 
@@ -89,8 +90,10 @@ export class KeyStamps {
     return this.#f64[bucket]!;
   }
 
-  #stamp(table: number, k: number, value: unknown, commitId: number): void {
-    this.#f64[keyBucket(table, k, value, this.seed)] = commitId;
+  #stamp(table: number, k: number, value: unknown, commitId: number, out: number[] | undefined): void {
+    const bucket = keyBucket(table, k, value, this.seed);
+    this.#f64[bucket] = commitId;
+    out?.push(bucket);
   }
 
   /**
@@ -98,20 +101,20 @@ export class KeyStamps {
    * `commitId` (commit ids grow, so a plain store keeps the maximum): its pk, and for each indexed
    * field the value of the version it replaces (`base`, -1 for an insert) and its new value
    * (`row`, null for a delete). Both, even when equal: readers by that value read the row's other
-   * fields too.
+   * fields too. `out` collects the buckets stamped (what live queries match, ChangeSet.written).
    */
-  stampWrite(t: SharedTable, pk: string, row: Row | null, base: number, commitId: number): void {
-    this.#stamp(t.id, -1, pk, commitId);
+  stampWrite(t: SharedTable, pk: string, row: Row | null, base: number, commitId: number, out?: number[]): void {
+    this.#stamp(t.id, -1, pk, commitId, out);
     const fields = t.schema.fields;
     for (let k = 0; k < fields.length; k++) {
       const f = fields[k]!;
       if (!f.indexed) continue;
       if (base >= 0) {
         const old = t.columns[k]!.read(base);
-        if (old !== null) this.#stamp(t.id, k, old, commitId);
+        if (old !== null) this.#stamp(t.id, k, old, commitId, out);
       }
       const now = row === null ? null : row[f.name];
-      if (now !== null && now !== undefined) this.#stamp(t.id, k, now, commitId);
+      if (now !== null && now !== undefined) this.#stamp(t.id, k, now, commitId, out);
     }
   }
 
@@ -146,6 +149,13 @@ export class ReadSet {
 
   constructor(seed: number) {
     this.#seed = seed;
+  }
+
+  /** What was read, flat: the tables scanned and the buckets of the keys read (live queries' dependencies). */
+  deps(): WrittenKeys {
+    const keys: number[] = [];
+    for (const buckets of this.keys.values()) for (const b of buckets) keys.push(b);
+    return { tables: [...this.tables], keys };
   }
 
   /** A scan of table `id`. */

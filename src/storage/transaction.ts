@@ -26,7 +26,7 @@
  * before reading: it cannot conflict, so progress is guaranteed even under heavy contention.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, ChannelPosition, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, Txn } from './api.js';
+import type { ChangeSet, ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, Txn } from './api.js';
 import { publishCommit, validateCommit } from './commit-protocol.js';
 import { historyDisabled } from './history-tables.js';
 import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, type HistoryOutcome, type HistoryTableIds, type SweepRequest, type TableView } from './history.js';
@@ -78,7 +78,7 @@ export class Transaction implements Txn {
   readonly #engine: Engine;
   readonly #writes = new Map<number, TableWrites>();
   readonly #log: Array<{ id: number; pk: string; prev: Pending | undefined }> = [];
-  readonly #reads: ReadSet;
+  #reads: ReadSet;
   readonly #synced = new Set<number>();
   /** Publications and resets, in call order; applied at commit under the lock (history.ts). */
   readonly #ops: HistoryOp[] = [];
@@ -301,6 +301,17 @@ export class Transaction implements Txn {
     if (this.#sweep) writer.sweep(this.#sweep);
     this.historyOutcome = writer.outcome;
     return writer.plans();
+  }
+
+  /**
+   * What this transaction read since the previous call (read-set.ts `deps`), recording afresh
+   * from now: one live query's dependencies. Only for transactions that never commit (a refresh):
+   * validation would miss the reads taken away.
+   */
+  takeReads(): WrittenKeys {
+    const deps = this.#reads.deps();
+    this.#reads = new ReadSet(this.#engine.stamps.seed);
+    return deps;
   }
 
   abort(): void {

@@ -1,10 +1,11 @@
 /**
  * @module workers/worker-app
  * {@link WorkerApp}: everything a worker loaded once at start-up (workers/worker.ts) and every
- * job of the thread reads: the Server definition, the store, the Signals and Headers with their
- * compiled `args`, the channel view, the progress slots.
+ * job of the thread reads: the Server definition, the store, the Signals, Headers and live queries with
+ * their compiled `args`, the channel view, the progress slots.
  */
 import type { Header, Signal } from '../components.js';
+import type { LiveQuery } from '../live-query.js';
 import type { Server } from '../server.js';
 import { compileArgs, type ArgSpec } from './args.js';
 import type { ControlApi } from './control-plane.js';
@@ -25,6 +26,8 @@ export interface WorkerApp {
   readonly signals: ReadonlyMap<string, ComponentEntry<Signal>>;
   /** Headers by canonical name (the main thread sends header data keyed by it). */
   readonly headers: ReadonlyMap<string, ComponentEntry<Header>>;
+  /** Live queries by name (docs/live-queries.md). */
+  readonly live: ReadonlyMap<string, ComponentEntry<LiveQuery>>;
   readonly view: ChannelView;
   readonly progress: SharedArrayBuffer;
   readonly maxCallsPerFrame: number;
@@ -62,6 +65,7 @@ export function createWorkerApp(
     store,
     signals: entries<Signal>(server.components.signals),
     headers: entries<Header>(server.components.headers),
+    live: entries<LiveQuery>(server.components.live),
     view,
     ...settings,
     main: {

@@ -17,7 +17,8 @@ import { loadApp, registerTypeScript } from './app-loader.js';
 import { connectControl, receiveStore } from './control-plane.js';
 import { batchFailureEffects, runBatch } from './execute-batch.js';
 import { createWorkerApp } from './worker-app.js';
-import type { BatchResult, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
+import type { BatchResult, CommitWrites, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
+import { runLive } from './execute-live.js';
 import { runHook, runTask } from './execute-task.js';
 
 const init = workerData as WorkerInit;
@@ -30,6 +31,11 @@ const store = SharedStore.attach(appSchema(server.components), shared.handles as
 store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
 const wal = Wal.attach(store, shared.wal as WalHandles);
+// The commits of this thread, handed to the main thread with the next job result (live queries).
+let commits: CommitWrites[] = [];
+store.onCommit = (changes) => {
+  if (changes.written !== undefined) commits.push({ id: changes.commitId, ...changes.written });
+};
 
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
 const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, maxRecoveredPublications: init.maxRecoveredPublications, debug: init.debug }, control);
@@ -42,6 +48,8 @@ async function runJob(job: Job): Promise<JobResult> {
       return runTask(app, tasks, job);
     case 'hook':
       return runHook(app, job);
+    case 'live':
+      return runLive(app, job);
   }
 }
 
@@ -52,6 +60,7 @@ async function runJob(job: Job): Promise<JobResult> {
  * not re-run.
  */
 function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult {
+  if (job.kind === 'live') throw err; // a refresh shows only durable commits: it fails, the main thread retries it
   const message = `Not saved: ${messageOf(err)}`;
   const logs = [...result.logs, { status: 'ERROR' as const, data: { message } }];
   if (job.kind !== 'batch') return { ...(result as TaskResult), ok: false, effects: [], logs };
@@ -59,6 +68,15 @@ function durabilityFailure(job: Job, result: JobResult, err: unknown): JobResult
 }
 
 export default async function handle(job: Job): Promise<JobResult> {
+  const result = await settle(job);
+  if (commits.length > 0) {
+    result.commits = commits;
+    commits = [];
+  }
+  return result;
+}
+
+async function settle(job: Job): Promise<JobResult> {
   let result: JobResult;
   try {
     result = await runJob(job);

@@ -26,7 +26,7 @@ describe('client bundle', () => {
       logLevel: 'silent',
     });
     const inputs = Object.keys(result.metafile.inputs).sort();
-    assert.deepEqual(inputs, ['src/client/backoff.ts', 'src/client/channels.ts', 'src/client/client.ts', 'src/client/errors.ts', 'src/client/index.ts', 'src/client/util.ts', 'src/wire.ts']);
+    assert.deepEqual(inputs, ['src/client/backoff.ts', 'src/client/channels.ts', 'src/client/client.ts', 'src/client/errors.ts', 'src/client/index.ts', 'src/client/live.ts', 'src/client/util.ts', 'src/wire.ts']);
     for (const input of Object.values(result.metafile.inputs)) {
       for (const imported of input.imports) assert.ok(!imported.external && !imported.path.startsWith('node:'), `${imported.path} imported`);
     }

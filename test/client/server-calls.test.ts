@@ -289,6 +289,22 @@ describe('client against the server: one error code per situation', () => {
         }
       },
     },
+    UNKNOWN_LIVE_QUERY: {
+      message: 'No live query [Nope]',
+      async provoke() {
+        const client = connect(srv.url);
+        return rejectsWith((client as Client).live('Nope').ready);
+      },
+    },
+    LIVE_LIMIT: {
+      message: 'a connection holds at most 64 live queries',
+      async provoke() {
+        const client = connect(srv.url);
+        const views = Array.from({ length: 65 }, () => client.live('AllNotes'));
+        await Promise.all(views.slice(0, 64).map((v) => v.ready));
+        return rejectsWith(views[64]!.ready);
+      },
+    },
     AUTH_FAILED: {
       message: 'Authentication failed: Login rejected the credentials',
       async provoke() {

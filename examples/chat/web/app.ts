@@ -1,13 +1,13 @@
 /**
  * The chat example's web page (bundled by `npm run build` into dist/examples/chat/web/app.js):
  * registers or logs in (credentials in the `$connect` frame, never in the URL), joins Public
- * (a replayed Subscribe, so it is joined again after every reconnect), shows the history
- * (GetChatList when it joins, and again only when the client reports the channel `stale`: after a
- * reconnect the missed messages are recovered from Public's history), who is online (Public's
- * presence), posts and receives, and shows the connection state and errors. Typed from the server's own definitions: `typeof server` is a
+ * (a replayed Subscribe, so it is joined again after every reconnect), shows the newest messages
+ * as a live query (`ChatLog`: the server keeps the list current, and a reconnect gets it whole
+ * again) with the messages per author (`ChatStats`, an aggregate), who is online (Public's
+ * presence), posts, and shows the connection state and errors. Typed from the server's own definitions: `typeof server` is a
  * type-only import, nothing of the server is bundled.
  */
-import { ClientError, createClient, WireCode, type ChannelEvent, type Client, type StateEvent } from '../../../src/client/index.js';
+import { ClientError, createClient, WireCode, type ChannelEvent, type Client, type LiveEvent, type StateEvent } from '../../../src/client/index.js';
 import type { server } from '../main.js';
 
 const CHANNEL = 'Public';
@@ -32,6 +32,7 @@ const loginError = element<HTMLParagraphElement>('login-error');
 const chat = element<HTMLElement>('chat');
 const list = element<HTMLOListElement>('messages');
 const members = element<HTMLUListElement>('members');
+const stats = element<HTMLParagraphElement>('stats');
 const postForm = element<HTMLFormElement>('post');
 const chatError = element<HTMLParagraphElement>('chat-error');
 const stateBadge = element<HTMLSpanElement>('state');
@@ -40,7 +41,6 @@ const logout = element<HTMLButtonElement>('logout');
 let client: Client<typeof server> | undefined;
 /** The logged-in user's pk (from the Login/Register item the Headers send). */
 let me: string | undefined;
-const shown = new Map<string, HTMLLIElement>();
 
 function show(target: HTMLElement, text: string | undefined): void {
   target.textContent = text ?? '';
@@ -60,16 +60,9 @@ function describeState(event: StateEvent): string {
   }
 }
 
-function isMessage(value: unknown): value is Message {
-  const m = value as Partial<Message> | null;
-  return typeof m === 'object' && m !== null && typeof m.pk === 'string' && typeof m.content === 'string' && typeof m.timestamp === 'number';
-}
-
-/** Adds (or keeps) a message, in timestamp order. */
-function render(message: Message): void {
-  if (message.channel !== CHANNEL || shown.has(message.pk)) return;
+/** One message as a list item. */
+function messageItem(message: Message): HTMLLIElement {
   const item = document.createElement('li');
-  item.dataset.timestamp = String(message.timestamp);
   item.classList.toggle('mine', message.author === me);
   const meta = document.createElement('div');
   meta.className = 'meta';
@@ -79,10 +72,24 @@ function render(message: Message): void {
   content.className = 'content';
   content.textContent = message.content;
   item.append(meta, content);
-  const after = [...list.children].find((li) => Number((li as HTMLElement).dataset.timestamp) > message.timestamp);
-  list.insertBefore(item, after ?? null);
-  shown.set(message.pk, item);
+  return item;
+}
+
+/** The list as the live query holds it (newest first): shown oldest first, as a chat window does. */
+function renderLog(messages: readonly Message[]): void {
+  list.replaceChildren(...[...messages].reverse().map(messageItem));
   list.scrollTop = list.scrollHeight;
+}
+
+/** Messages per author (the `ChatStats` groups). */
+function renderStats(groups: Readonly<Record<string, { messages: number | null }>>): void {
+  const counts = Object.values(groups).map((g) => g.messages ?? 0);
+  const total = counts.reduce((a, b) => a + b, 0);
+  stats.textContent = `${total} message${total === 1 ? '' : 's'} from ${counts.length} ${counts.length === 1 ? 'person' : 'people'}`;
+}
+
+function liveError(event: LiveEvent): void {
+  if (event.type === 'error') show(chatError, `${event.error.code}: ${event.error.message}`);
 }
 
 /** Shows Public's members (their `ws.meta`: `{ email }`, set by the Headers), one line per email. */
@@ -91,29 +98,18 @@ function renderMembers(current: Client<typeof server>): void {
   members.replaceChildren(...[...emails].sort().map((email) => Object.assign(document.createElement('li'), { textContent: email })));
 }
 
-/** Public's history events: fetch the list on a fresh join or when the missed messages are lost. */
+/** Public's presence events. */
 function onChannel(current: Client<typeof server>, event: ChannelEvent): void {
   if (current !== client || event.channel !== CHANNEL) return;
   if (event.type === 'presence') renderMembers(current);
-  else if (event.type === 'stale' || (event.type === 'subscribed' && !event.wasRecovering)) void loadHistory(current);
   else if (event.type === 'unsubscribed') members.replaceChildren();
-}
-
-async function loadHistory(current: Client<typeof server>): Promise<void> {
-  try {
-    const reply = await current.call('GetChatList', { channel: CHANNEL, limit: 100 });
-    const messages = (reply as { messages?: unknown } | undefined)?.messages;
-    if (Array.isArray(messages)) messages.filter(isMessage).forEach(render);
-  } catch (err) {
-    show(chatError, `History: ${err instanceof Error ? err.message : String(err)}`);
-  }
 }
 
 function start(action: 'Login' | 'Register', email: string, password: string): void {
   client?.close();
   me = undefined;
-  shown.clear();
   list.replaceChildren();
+  stats.textContent = '';
   members.replaceChildren();
   show(loginError, undefined);
   show(chatError, undefined);
@@ -126,7 +122,6 @@ function start(action: 'Login' | 'Register', email: string, password: string): v
   client = current;
   current.on('Login', (payload) => (me = (payload as { pk?: string }).pk));
   current.on('Register', (payload) => (me = (payload as { pk?: string }).pk));
-  current.on('CreateChatMessage', render); // own messages too: they arrive once, as the call's reply
   current.onChannel((event) => onChannel(current, event));
   current.onState((event) => {
     if (current !== client) return;
@@ -148,6 +143,11 @@ function start(action: 'Login' | 'Register', email: string, password: string): v
       } else show(chatError, event.error.message);
     }
   });
+  // The message list and the counts: live queries, subscribed again after every reconnect.
+  const log = current.live('ChatLog', { channel: CHANNEL, limit: 100 });
+  log.on((event) => (event.type === 'error' ? liveError(event) : renderLog(log.rows)));
+  const counts = current.live('ChatStats', { channel: CHANNEL });
+  counts.on((event) => (event.type === 'error' ? liveError(event) : renderStats(counts.groups)));
   current.call('Subscribe', { channel: CHANNEL }, { replay: true }).catch((err: unknown) => {
     if (err instanceof ClientError && err.code !== WireCode.AUTH_FAILED) show(chatError, `Subscribe: ${err.message}`);
   });
