@@ -41,6 +41,8 @@ const FANOUT_MAXLEN = 100_000;
 const READ_COUNT = 1000;
 /** How long one XREAD blocks (the loop checks for stop between reads). */
 const BLOCK_MS = 2000;
+/** How long stop() waits for the read loop and the deliveries in progress. */
+const STOP_WAIT_MS = 1000;
 /** How long a commit whose XADD failed mid-way waits for its record to show up anyway. */
 const UNKNOWN_OUTCOME_MS = 5000;
 
@@ -244,8 +246,8 @@ export class ClusterNode {
     this.phase = 'stopped';
     for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: 'cluster: the node is stopping; the write was not acknowledged' });
     this.#reader.disconnect();
-    await this.#loop;
-    await this.#delivering;
+    // An XREAD queued while Redis is away may never settle after disconnect(): bounded waits.
+    await Promise.race([Promise.all([this.#loop, this.#delivering]), sleep(STOP_WAIT_MS)]);
     await this.#writer.quit().catch(() => this.#writer.disconnect());
   }
 }

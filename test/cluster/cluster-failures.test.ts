@@ -112,5 +112,8 @@ describe('cluster mode under failures (issue #14)', { skip: redisSkip }, () => {
       const frame = JSON.stringify(await listener.next(10_000));
       assert.match(frame, new RegExp(`"Chat":\\{"from":"${from.name}","seq":1\\}`));
     }
+    // A node stops gracefully even while Redis is away.
+    await redis.stop('SIGTERM');
+    assert.deepEqual(await n1.server!.stop('SIGTERM'), { code: 0, signal: null });
   });
 });
