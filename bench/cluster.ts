@@ -71,7 +71,7 @@ async function startNodes(count: number, redis: string | null): Promise<{ urls: 
   const folders = await Promise.all(Array.from({ length: count }, () => tempDir('lexicons-bench-cluster-')));
   for (let i = 0; i < count; i++) {
     const cluster = redis === null ? [] : ['--redis', redis, '--node-id', `b${i + 1}`];
-    servers.push(await spawnCli([fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', folders[i]!.path, ...cluster], { env: { LEXICONS_LOG: 'errors' }, timeoutMs: 60_000 }));
+    servers.push(await spawnCli([fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', folders[i]!.path, ...cluster], { timeoutMs: 60_000 }));
   }
   return {
     urls: servers.map((s) => s.url),
