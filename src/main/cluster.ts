@@ -43,6 +43,8 @@ const READ_COUNT = 1000;
 const BLOCK_MS = 2000;
 /** How long stop() waits for the read loop and the deliveries in progress. */
 const STOP_WAIT_MS = 1000;
+/** A commit settles within this time whatever happens: else it fails as not acknowledged (outcome unknown). */
+const DECISION_TIMEOUT_MS = 10_000;
 /** How long a commit whose XADD failed mid-way waits for its record to show up anyway. */
 const UNKNOWN_OUTCOME_MS = 5000;
 
@@ -211,9 +213,16 @@ export class ClusterNode {
     const rid = `${this.#boot}:${++this.#requests}`;
     return new Promise<ClusterCommitResult>((resolve) => {
       const done = (result: ClusterCommitResult): void => {
+        clearTimeout(timer);
         this.#waiters.delete(rid);
         resolve(result);
       };
+      // Every commit settles: a decision that does not come (a lost reply, a stalled read) fails it.
+      const timer = setTimeout(() => {
+        this.#options.log('ERROR', { message: `cluster: no decision on commit ${rid} within ${DECISION_TIMEOUT_MS} ms (applied up to record ${this.#applier.seq})` });
+        done({ ok: false, reason: 'unavailable', message: `cluster: no decision within ${DECISION_TIMEOUT_MS} ms (Redis unreachable or slow); the write was not acknowledged and may still be applied` });
+      }, DECISION_TIMEOUT_MS);
+      timer.unref();
       this.#waiters.set(rid, done);
       const unreachable = (err: unknown): ClusterCommitResult => ({ ok: false, reason: 'unavailable', message: `cluster: the commit stream is unreachable (Redis: ${messageOf(err)}); the write was not acknowledged` });
       if (this.phase !== 'live') return done(unreachable(new Error('the node is stopping')));

@@ -88,14 +88,19 @@ describe('cluster mode under failures (issue #14)', { skip: redisSkip }, () => {
     await using n1 = await Node.start('r1', redis.url);
     await using n2 = await Node.start('r2', redis.url);
     const writers = [new Writer(n1.url, 'x1'), new Writer(n2.url, 'x2')];
-    await Promise.all(writers.map((w) => w.until(() => w.acknowledged >= 50)));
-    await redis.stop('SIGTERM');
-    await Promise.all(writers.map((w) => w.until(() => w.failed.length >= 1)));
-    await redis.start();
-    const acked = writers.map((w) => w.acknowledged);
-    await Promise.all(writers.map((w, i) => w.until(() => w.acknowledged >= acked[i]! + 50)));
-    await Promise.all(writers.map((w) => w.stop()));
-    for (const w of writers) for (const f of w.failed) assert.match(f, /Not saved: cluster: the commit stream is unreachable/);
+    try {
+      await Promise.all(writers.map((w) => w.until(() => w.acknowledged >= 50)));
+      await redis.stop('SIGTERM');
+      await Promise.all(writers.map((w) => w.until(() => w.failed.length >= 1)));
+      await redis.start();
+      const acked = writers.map((w) => w.acknowledged);
+      await Promise.all(writers.map((w, i) => w.until(() => w.acknowledged >= acked[i]! + 50)));
+      await Promise.all(writers.map((w) => w.stop()));
+    } catch (err) {
+      for (const n of [n1, n2]) console.log(`--- ${n.name}:\n${n.server?.output().split('\n').filter((l) => !/"(CONNECT|DISCONNECT|SIGNAL)"/.test(l)).slice(-40).join('\n')}`);
+      throw err;
+    }
+    for (const w of writers) for (const f of w.failed) assert.match(f, /Not saved: cluster: (the commit stream is unreachable|no decision within)/);
     const state = await agreedState([n1.url, n2.url]);
     writers.forEach((w, i) => {
       const n = state.counters[`x${i + 1}`] ?? 0;
