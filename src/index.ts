@@ -33,7 +33,7 @@ export { utils } from './utils.js';
 // Types that the signatures above name (options, results, base classes), so users can name them too
 // (test/package/public-types.test.ts checks that none is missing).
 export type { SignalSet, HeaderSet, LiveSet, ResolvedServerOptions, Components } from './server.js';
-export type { OpsOptions, TlsOptions, ResolvedOps } from './ops-options.js';
+export type { ClusterOptions, OpsOptions, TlsOptions, ResolvedOps } from './ops-options.js';
 export type { StaticOption, StaticSettings } from './static-option.js';
 export type { StaticOptions } from './main/static.js';
 export type { Manager, ExecutionContext, TaskClass, TaskKind, TaskBase, StartupTask, ShutdownTask, IntervalTask } from './components.js';

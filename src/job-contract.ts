@@ -408,4 +408,6 @@ export interface WorkerInit {
   debug: boolean;
   /** Register tsx in the worker before importing the app (a .ts app module). */
   typescript: boolean;
+  /** Cluster mode (docs/cluster.md): commits go to the node's commit stream through the control plane. */
+  cluster: boolean;
 }

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { createSecureContext } from 'node:tls';
 import { ErrorCode, LexiconsError, messageOf } from './errors.js';
 
@@ -15,6 +16,14 @@ export interface TlsOptions {
   cert: string;
   key: string;
   passphrase?: string;
+}
+
+/** Cluster mode (docs/cluster.md): this node and the Redis its cluster shares. */
+export interface ClusterOptions {
+  /** `redis://[user:password@]host:port[/db]` (or `rediss://`) of the cluster's Redis. */
+  redis: string;
+  /** This node's name in the streams (letters, digits, `_.-`, at most 64). Default `<hostname>-<pid>`. */
+  nodeId?: string;
 }
 
 /** The operations options, as in ServerOptions and RunOverrides. */
@@ -39,6 +48,8 @@ export interface OpsOptions {
   adminHost?: string;
   /** Serve wss:// and https:// (uWS SSLApp). Default env LEXICONS_TLS_CERT + LEXICONS_TLS_KEY (+ LEXICONS_TLS_PASSPHRASE). */
   tls?: TlsOptions;
+  /** Run as one node of a cluster on Redis (docs/cluster.md). Default env LEXICONS_REDIS (+ LEXICONS_NODE_ID) or none. */
+  cluster?: ClusterOptions;
 }
 
 /** Resolved operations options, as the runtime consumes them. */
@@ -49,6 +60,7 @@ export interface ResolvedOps {
   adminPort: number | null;
   adminHost: string;
   tls: TlsOptions | null;
+  cluster: Required<ClusterOptions> | null;
 }
 
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -123,6 +135,31 @@ export function validateTls(value: unknown, name = 'tls'): TlsOptions {
   return { cert: t.cert, key: t.key, ...(t.passphrase !== undefined ? { passphrase: t.passphrase as string } : {}) };
 }
 
+/** Checks a cluster option (`cluster`, `--redis` / `--node-id`, LEXICONS_REDIS / LEXICONS_NODE_ID). */
+export function validateCluster(value: unknown, name = 'cluster'): ClusterOptions {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(`${name} must be an object { redis, nodeId? }, got ${describe(value)}`);
+  const c = value as Record<string, unknown>;
+  for (const key of Object.keys(c)) if (key !== 'redis' && key !== 'nodeId') throw optionError(`${name}.${key} is not a known cluster option (known: redis, nodeId)`);
+  let url: URL | null = null;
+  try {
+    url = typeof c.redis === 'string' ? new URL(c.redis) : null;
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw optionError(`${name}.redis must be a redis://host:port URL, got ${typeof c.redis === 'string' ? JSON.stringify(c.redis.replace(/\/\/[^@/]*@/, '//***@')) : describe(c.redis)}`);
+  }
+  if (c.nodeId !== undefined && (typeof c.nodeId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(c.nodeId))) {
+    throw optionError(`${name}.nodeId must be 1 to 64 letters, digits, '_', '.' or '-', got ${JSON.stringify(c.nodeId)}`);
+  }
+  return { redis: c.redis as string, ...(c.nodeId !== undefined ? { nodeId: c.nodeId as string } : {}) };
+}
+
+function envCluster(env: NodeJS.ProcessEnv): ClusterOptions | null {
+  if (env.LEXICONS_REDIS === undefined || env.LEXICONS_REDIS === '') return null;
+  return validateCluster({ redis: env.LEXICONS_REDIS, ...(env.LEXICONS_NODE_ID ? { nodeId: env.LEXICONS_NODE_ID } : {}) }, 'LEXICONS_REDIS');
+}
+
 /** Checks the operations options of a Server at construction. */
 export function validateOpsOptions(o: OpsOptions, validatePort: (value: unknown, name: string) => number): void {
   if (o.trustProxy !== undefined) validateAddressList(o.trustProxy, 'trustProxy');
@@ -131,6 +168,7 @@ export function validateOpsOptions(o: OpsOptions, validatePort: (value: unknown,
   if (o.adminPort !== undefined) validatePort(o.adminPort, 'adminPort');
   if (o.adminHost !== undefined) validateHost(o.adminHost, 'adminHost');
   if (o.tls !== undefined) validateTls(o.tls);
+  if (o.cluster !== undefined) validateCluster(o.cluster);
 }
 
 function envTls(env: NodeJS.ProcessEnv): TlsOptions | null {
@@ -148,7 +186,9 @@ export function resolveOps(o: OpsOptions, overrides: OpsOptions, host: string, p
   const adminPort = overrides.adminPort ?? o.adminPort ?? null;
   if (adminPort !== null && adminPort !== 0 && adminPort === port) throw optionError(`adminPort must differ from port (both ${port})`);
   const tls = overrides.tls ?? o.tls ?? envTls(env);
-  return { trustProxy, adminTrust, adminToken: token, adminPort, adminHost: overrides.adminHost ?? o.adminHost ?? host, tls };
+  const c = overrides.cluster ?? o.cluster ?? envCluster(env);
+  const cluster = c === null ? null : { redis: c.redis, nodeId: c.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 50)}-${process.pid}` };
+  return { trustProxy, adminTrust, adminToken: token, adminPort, adminHost: overrides.adminHost ?? o.adminHost ?? host, tls, cluster };
 }
 
 /**

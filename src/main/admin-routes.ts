@@ -33,6 +33,8 @@ export interface ServerStatus {
   connections: number;
   workers: number;
   uptimeSeconds: number;
+  /** Cluster mode: this node's id and the last commit record it applied (docs/cluster.md). */
+  cluster?: { node: string; applied: number };
 }
 
 /** Who may use the admin routes: `adminTrust` addresses, or the bearer of `adminToken`. */
@@ -87,9 +89,9 @@ function json(res: HttpResponse, status: string, body: unknown): void {
 /** `/health` and `/ready`: public on every port. */
 export function addHealthRoutes(app: TemplatedApp, deps: AdminDeps): void {
   app.get('/health', (res) => {
-    const { phase, connections, workers, uptimeSeconds } = deps.status();
+    const { phase, connections, workers, uptimeSeconds, cluster } = deps.status();
     const alive = phase !== 'stopping';
-    json(res, alive ? '200 OK' : '503 Service Unavailable', { status: alive ? 'ok' : 'stopping', phase, connections, workers, uptimeSeconds: Math.round(uptimeSeconds) });
+    json(res, alive ? '200 OK' : '503 Service Unavailable', { status: alive ? 'ok' : 'stopping', phase, connections, workers, uptimeSeconds: Math.round(uptimeSeconds), ...(cluster ? { cluster } : {}) });
   });
   app.get('/ready', (res) => {
     const { phase, walFailed } = deps.status();

@@ -5,6 +5,7 @@
  *   lexicons start [app] [--workers N] [--host H] [--port P] [--data DIR] [--trust LIST]
  *                        [--fsync always|everysec|no] [--snapshot-seconds S] [--trust-proxy LIST]
  *                        [--admin-trust LIST] [--admin-port P] [--admin-host H] [--cert F --key F] [--static DIR]
+ *                        [--redis URL [--node-id ID]]
  *   lexicons check [app] [--data DIR]     lexicons compact [app] [--data DIR]
  *   lexicons init [folder]
  *   lexicons shell [app] [--data DIR] [--write]     lexicons migrate [app] [--data DIR] [--dry-run]
@@ -15,7 +16,7 @@ import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isLexiconsError, messageOf } from '../errors.js';
 import { appSchema, validateFsync, validatePort, validateSnapshotSeconds, validateWorkers, type RunOverrides } from '../server.js';
-import { parseAddressList } from '../ops-options.js';
+import { parseAddressList, validateCluster } from '../ops-options.js';
 import { checkDataFolder, compactDataFolder } from '../storage/offline.js';
 import { loadApp, resolveAppPath } from '../workers/app-loader.js';
 import { runShell } from './cli-shell.js';
@@ -64,6 +65,10 @@ Options for start:
                        default env LEXICONS_TLS_CERT)
   --key <file>         PEM private key (passphrase: env LEXICONS_TLS_PASSPHRASE;
                        default env LEXICONS_TLS_KEY)
+  --redis <url>        run as one node of a cluster on this Redis (redis://host:port):
+                       every node holds every table, writes go through one Redis stream
+                       (docs/cluster.md; default env LEXICONS_REDIS or none)
+  --node-id <id>       this node's name in the cluster (default <hostname>-<pid>)
 
 Logs: one JSON line per event on stderr (pino), a readable line when stderr is a terminal;
 LEXICONS_LOG=all|errors|silent (or a pino level: debug, info, warn, error).
@@ -124,6 +129,8 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
         cert: { type: 'string' },
         key: { type: 'string' },
         static: { type: 'string' },
+        redis: { type: 'string' },
+        'node-id': { type: 'string' },
         write: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
       },
@@ -178,9 +185,17 @@ export function parseCommand(argv: readonly string[]): 'help' | 'version' | Star
     overrides.trust = trust;
   }
   parseOpsFlags(values, overrides);
+  if (values['node-id'] !== undefined && values.redis === undefined) throw new UsageError('--node-id needs --redis (it names this node of a cluster)');
+  if (values.redis !== undefined) {
+    try {
+      overrides.cluster = validateCluster({ redis: values.redis, ...(values['node-id'] !== undefined ? { nodeId: values['node-id'] } : {}) }, '--redis');
+    } catch (err) {
+      throw new UsageError(messageOf(err).replace('--redis.redis', '--redis').replace('--redis.nodeId', '--node-id'));
+    }
+  }
   const name = command === 'run' ? 'start' : (command as StartCommand['command']);
   const own = { shell: 'write', migrate: 'dry-run' } as const;
-  const serverOnly = ['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static'] as const;
+  const serverOnly = ['workers', 'host', 'port', 'trust', 'fsync', 'snapshot-seconds', 'trust-proxy', 'admin-trust', 'admin-port', 'admin-host', 'cert', 'key', 'static', 'redis', 'node-id'] as const;
   const extra = [...(name === 'start' ? [] : serverOnly), ...(['write', 'dry-run'] as const).filter((k) => own[name as keyof typeof own] !== k)].find((k) => values[k] !== undefined);
   if (extra) throw new UsageError(`--${extra} does not apply to ${name}`);
   return { command: name, app: app ?? './main', overrides, ...(values.write ? { write: true } : {}), ...(values['dry-run'] ? { dryRun: true } : {}) };

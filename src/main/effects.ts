@@ -78,7 +78,7 @@ export function admitConnection(hub: Hub, conn: SocketConnection, resumed?: bool
  * A history publish: waits (returns the blocking range) until it is its channels' turn; then goes
  * to the channels whose offsets were not delivered yet (from the store after a lost result).
  */
-function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly HistoryRange[], text: string | Uint8Array, except: SocketConnection | undefined): HistoryRange | undefined {
+function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly HistoryRange[], text: string | Uint8Array, except: SocketConnection | undefined, remote = false): HistoryRange | undefined {
   const { delivery } = hub;
   const blocking = delivery.blocking(ranges);
   if (blocking !== undefined) return blocking;
@@ -88,14 +88,16 @@ function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly 
   });
   if (due.length > 0) hub.metrics.fanout.observe(hub.channels.publish(due, text, except));
   delivery.advance(ranges);
+  if (!remote) hub.fanout?.(channels, text, ranges);
   return undefined;
 }
 
 /**
  * Applies effects in order. Returns true when done; false when a history publish had to wait
  * for its turn (main/history-delivery.ts): the rest is applied later, then `onDone` runs.
+ * `remote`: publications another cluster node delivered first (main/cluster.ts), not sent on.
  */
-export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () => void, from = 0): boolean {
+export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () => void, from = 0, remote = false): boolean {
   const { connections, channels } = hub;
   for (let i = from; i < effects.length; i++) {
     const e = effects[i]!;
@@ -104,12 +106,13 @@ export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () =
         const except = e.except === undefined ? undefined : connections.get(e.except);
         if (e.history === undefined) {
           hub.metrics.fanout.observe(channels.publish(e.channels, e.text, except));
+          if (!remote) hub.fanout?.(e.channels, e.text, undefined);
           break;
         }
-        const blocking = publishHistory(hub, e.channels, e.history, e.text, except);
+        const blocking = publishHistory(hub, e.channels, e.history, e.text, except, remote);
         if (blocking !== undefined) {
           hub.delivery.wait(blocking, () => {
-            if (applyEffects(hub, effects, onDone, i)) onDone?.();
+            if (applyEffects(hub, effects, onDone, i, remote)) onDone?.();
           });
           return false;
         }
@@ -227,12 +230,15 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       i = j - OP_WORDS;
     } else if (op === OP_PUBLISH) {
       const length = opLength(ops, i);
-      hub.metrics.fanout.observe(hub.channels.publish(extra[opTarget(ops, i)] as string[], bytes.subarray(offset, offset + length)));
+      const channels = extra[opTarget(ops, i)] as string[];
+      hub.metrics.fanout.observe(hub.channels.publish(channels, bytes.subarray(offset, offset + length)));
+      hub.fanout?.(channels, bytes.subarray(offset, offset + length), undefined);
       offset += length;
     } else if (op === OP_PUBLISH_EXCEPT) {
       const length = opLength(ops, i);
       const target = extra[opTarget(ops, i)] as { channels: string[]; except: number };
       hub.metrics.fanout.observe(hub.channels.publish(target.channels, bytes.subarray(offset, offset + length), connections[target.except]));
+      hub.fanout?.(target.channels, bytes.subarray(offset, offset + length), undefined);
       offset += length;
     } else if (op === OP_PUBLISH_HISTORY) {
       const length = opLength(ops, i);

@@ -6,6 +6,7 @@
  */
 import { ChannelRules } from '../channel-rules.js';
 import { DEFAULT_LIMITS, type ServerLimits } from '../server.js';
+import type { HistoryRange } from '../job-contract.js';
 import type { SharedStore } from '../storage/store.js';
 import type { LogFn } from './log.js';
 import { ChannelRegistry } from './channels.js';
@@ -28,6 +29,8 @@ export interface Hub {
   readonly settings: Pick<Required<ServerLimits>, 'maxRecoveredPublications' | 'resumeGraceSeconds' | 'maxBackpressureBytes'>;
   readonly log: LogFn;
   readonly metrics: Metrics;
+  /** Cluster mode: sends the publications this node delivers to the other nodes (main/cluster.ts). */
+  fanout: ((channels: readonly string[], text: string | Uint8Array, history: readonly HistoryRange[] | undefined) => void) | undefined;
 }
 
 export interface HubOptions {
@@ -62,6 +65,7 @@ export function createHub(channels: Iterable<string> | ChannelRules, log: LogFn,
     settings: { maxRecoveredPublications: limits.maxRecoveredPublications, resumeGraceSeconds: limits.resumeGraceSeconds, maxBackpressureBytes: limits.maxBackpressureBytes },
     log,
     metrics: new Metrics(),
+    fanout: undefined,
   };
   registry.figures = {
     position: (name) => hub.delivery.info(name) ?? null,

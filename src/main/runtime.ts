@@ -39,6 +39,9 @@ import { createPool } from './start-pool.js';
 import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler } from './task-scheduler.js';
 import { listenOn } from './listen.js';
+import { startHistorySweep } from './history-sweep.js';
+import type { ClusterNode } from './cluster.js';
+import { withCluster } from '../storage/cluster-record.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 
 /** What the steps build, in order; each step reads what the ones before it built. */
@@ -51,6 +54,8 @@ interface Runtime {
   readonly store: SharedStore;
   readonly wal: Wal;
   readonly hub: Hub;
+  /** Cluster mode: this node of the cluster (main/cluster.ts), caught up before the workers start. */
+  readonly cluster: ClusterNode | null;
 }
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
@@ -71,6 +76,14 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const { store, wal } = opened;
   // The store's history policies on this thread too (trim sweeps; reads need none).
   store.historyPolicy = server.components.channelRules.historyPolicy;
+  let cluster: ClusterNode | null;
+  try {
+    cluster = await startCluster(settings, store, log, wal);
+  } catch (err) {
+    await pool.destroy();
+    control.close();
+    throw err;
+  }
   let dispatcher: Dispatcher | undefined;
   const hub = createHub(server.components.channelRules, log, {
     store,
@@ -80,11 +93,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       if (conn.open && conn.admitted) dispatcher?.enqueue(conn, { kind: UNIT_FRAME, text, keys });
     },
   });
-  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub };
+  cluster?.attach(hub);
+  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub, cluster };
   attach(runtime);
   const release = async (): Promise<void> => {
     await pool.destroy();
     control.close();
+    await cluster?.stop();
     await wal.close();
   };
   dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
@@ -101,7 +116,8 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     signals.release(undefined);
     throw err;
   }
-  const sweeper = startHistorySweep(runtime);
+  // A cluster node trims only in the commits of the stream (every node the same way).
+  const sweeper = server.components.channelRules.anyHistory && !cluster ? startHistorySweep(store, log) : { stop: () => undefined };
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
@@ -113,6 +129,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     closePool: async () => {
       await pool.close();
       control.close();
+      await cluster?.stop();
     },
     stopSnapshots: () => {
       sweeper.stop();
@@ -147,7 +164,8 @@ function rowCounts(tables: Record<string, { rows: number }>): Record<string, num
 /** Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close(). */
 async function openData(server: Server, settings: RunSettings, log: LogFn): Promise<{ store: SharedStore; wal: Wal }> {
   const { options, appPath, durability } = settings;
-  const { store, wal, report } = await openDataFolder(appSchema(server.components), options.data, {
+  const schema = appSchema(server.components);
+  const { store, wal, report } = await openDataFolder(options.cluster ? withCluster(schema) : schema, options.data, {
     fsync: durability.fsync,
     onError: (err) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
   });
@@ -157,6 +175,7 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
     workers: options.workers,
     fsync: durability.fsync,
     snapshotSeconds: durability.snapshotSeconds,
+    ...(options.cluster ? { cluster: options.cluster.nodeId } : {}),
     tables: Object.fromEntries(report.load.tables.map((t) => [t.table, t.rows])),
     replayed: report.replayed,
     ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
@@ -164,33 +183,17 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
   return { store, wal };
 }
 
-/** Seconds between history trim sweeps (the committers trim too, with each publication). */
-const SWEEP_SECONDS = 10;
-/** Rows one sweep deletes at most (a sweep with more to do runs again after a second). */
-const SWEEP_ROWS = 10_000;
-
-/**
- * The periodic trim of channel history (storage: SharedStore.trimHistory): rows beyond a channel's
- * `size` or older than its `maxAgeSeconds`, including channels nobody publishes to any more. On
- * this thread the commit lock is only tried: a busy lock skips a round.
- */
-function startHistorySweep(runtime: Runtime): { stop(): void } {
-  const { store, server, log } = runtime;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  if (!server.components.channelRules.anyHistory) return { stop: () => undefined };
-  const round = (): void => {
-    let more = false;
-    try {
-      more = store.trimHistory(Date.now(), { maxRows: SWEEP_ROWS })?.more ?? false;
-    } catch (err) {
-      log('ERROR', { message: `history trim sweep failed (retried later): ${messageOf(err)}` });
-    }
-    timer = setTimeout(round, (more ? 1 : SWEEP_SECONDS) * 1000);
-    timer.unref();
-  };
-  timer = setTimeout(round, SWEEP_SECONDS * 1000);
-  timer.unref();
-  return { stop: () => clearTimeout(timer) };
+/** Cluster mode: the node, caught up (main/cluster.ts, loaded only then, with ioredis); else null. */
+async function startCluster(settings: RunSettings, store: SharedStore, log: LogFn, wal: Wal): Promise<ClusterNode | null> {
+  const options = settings.options.cluster;
+  if (options === null) return null;
+  try {
+    const { ClusterNode } = await import('./cluster.js');
+    return await ClusterNode.start({ ...options, store, log });
+  } catch (err) {
+    await wal.close(); // frees the data folder
+    throw err;
+  }
 }
 
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
@@ -253,6 +256,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
       connections: openConnectionCount(hub),
       workers: pool.threads,
       uptimeSeconds: (Date.now() - startedAt) / 1000,
+      ...(runtime.cluster ? { cluster: { node: runtime.cluster.nodeId, applied: runtime.cluster.applied } } : {}),
     }),
     metrics: new ServerMetrics({
       counters: hub.metrics,

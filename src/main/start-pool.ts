@@ -13,12 +13,15 @@ import type { Wal } from '../storage/wal.js';
 import { isTypeScript } from '../workers/app-loader.js';
 import { ControlHost } from './control-host.js';
 import { openConnectionCount, type Hub } from './hub.js';
+import type { ClusterNode } from './cluster.js';
 import type { LogFn } from './log.js';
 import { WorkerPool } from './pool.js';
 
 /** What the control plane and the thread-exit cleanup need once the data folder is open. */
 export interface OpenedRuntime {
   readonly hub: Hub;
+  /** The cluster node (cluster mode), which decides this node's commits; else null. */
+  readonly cluster: ClusterNode | null;
   readonly store: SharedStore;
   readonly wal: Wal;
 }
@@ -43,6 +46,7 @@ export function createPool(settings: RunSettings, log: LogFn): { pool: WorkerPoo
     channels: () => ({ version: hub().channels.version, names: hub().channels.runtimeNames() }),
     presence: (channel, countOnly) => (countOnly ? hub().presence.count(channel) : hub().presence.list(channel)),
     log: (status, data) => log(status, data),
+    commit: (record) => runtime?.cluster?.commit(record) ?? Promise.resolve({ ok: false, reason: 'unavailable', message: 'cluster: this server is not a cluster node' }),
   });
   const pool = new WorkerPool({
     workers: options.workers,
@@ -53,6 +57,7 @@ export function createPool(settings: RunSettings, log: LogFn): { pool: WorkerPoo
       maxRecoveredPublications: options.limits.maxRecoveredPublications,
       debug: options.debug,
       typescript: isTypeScript(appPath),
+      cluster: options.cluster !== null,
     },
     executionTimeoutMs: options.limits.executionTimeoutMs,
     workerMemoryMb: options.limits.workerMemoryMb,

@@ -35,7 +35,7 @@
  * publications and the channel row that counts them together, or neither (the MVCC rules of
  * commit-protocol.ts). The cost is one pk probe per item returned.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChannelPosition, HistoryItem, HistoryPage, HistoryPolicy, HistoryPolicyResolver, HistoryQuery, Publication } from './api.js';
 import { CHANNEL_TABLE, PUBLICATION_TABLE, publicationPk } from './history-tables.js';
@@ -158,16 +158,28 @@ export class HistoryWriter {
   readonly #pubs: TableView;
   readonly #latest: number;
   readonly #now: number;
+  readonly #epochSeed: string | undefined;
+  #epochs = 0;
   readonly #states = new Map<string, ChannelState>();
   readonly #rows = new Map<string, Pending>();
   readonly outcome: HistoryOutcome = { publications: [], deleted: 0, more: false };
 
-  /** Under the lock; both indexes synced to the latest commit `latest`. */
-  constructor(channels: TableView, publications: TableView, latest: number, now: number) {
+  /**
+   * Under the lock; both indexes synced to the latest commit `latest`. With `epochSeed`, new
+   * epochs derive from it instead of being random: every cluster node applying the same commit
+   * record gives a channel the same epoch (storage/cluster-record.ts).
+   */
+  constructor(channels: TableView, publications: TableView, latest: number, now: number, epochSeed?: string) {
     this.#channels = channels;
     this.#pubs = publications;
     this.#latest = latest;
     this.#now = now;
+    this.#epochSeed = epochSeed;
+  }
+
+  #newEpoch(channel: string): string {
+    if (this.#epochSeed === undefined) return newEpoch();
+    return createHash('sha256').update(`${this.#epochSeed}/${channel}/${this.#epochs++}`).digest('base64url').slice(0, 12);
   }
 
   #state(channel: string, create: boolean): ChannelState | undefined {
@@ -176,7 +188,7 @@ export class HistoryWriter {
     const base = this.#channels.index.lookupPk(channel, this.#latest);
     if (base < 0) {
       if (!create) return undefined;
-      st = { name: channel, base, epoch: newEpoch(), offset: 0, oldest: 1, changed: true };
+      st = { name: channel, base, epoch: this.#newEpoch(channel), offset: 0, oldest: 1, changed: true };
     } else {
       const pos = readPosition(this.#channels, channel, this.#latest)!;
       st = { name: channel, base, ...pos, changed: false };
@@ -247,7 +259,7 @@ export class HistoryWriter {
   #reset(st: ChannelState): void {
     for (let o = st.oldest; o <= st.offset; o++) this.#delete(st.name, o);
     st.oldest = st.offset + 1;
-    st.epoch = newEpoch();
+    st.epoch = this.#newEpoch(st.name);
     st.changed = true;
   }
 

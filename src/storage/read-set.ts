@@ -139,16 +139,28 @@ export class KeyStamps {
   }
 }
 
+/**
+ * A key (table, field k, value) spelled out, as cluster mode validates it (storage/cluster-record.ts):
+ * every node must decide a commit record the same way, so its read set travels as exact keys,
+ * not as buckets of a per-process hash seed.
+ */
+export function exactKey(table: number, k: number, value: unknown): string {
+  return `${table}/${k}/${typeof value === 'object' ? JSON.stringify(value) : `${typeof value}:${String(value)}`}`;
+}
+
 /** What one transaction read: tables read as a whole, and stamp buckets of the keys read per table. */
 export class ReadSet {
   /** Tables read as a whole (a scan): any write to them after the snapshot conflicts. */
   readonly tables = new Set<number>();
   /** Per table not read as a whole: the stamp buckets of the keys read. */
   readonly keys = new Map<number, Set<number>>();
+  /** Cluster mode only: per table not read as a whole, the {@link exactKey}s read. */
+  readonly exact: Map<number, Set<string>> | undefined;
   readonly #seed: number;
 
-  constructor(seed: number) {
+  constructor(seed: number, exact = false) {
     this.#seed = seed;
+    this.exact = exact ? new Map() : undefined;
   }
 
   /** What was read, flat: the tables scanned and the buckets of the keys read (live queries' dependencies). */
@@ -162,6 +174,7 @@ export class ReadSet {
   table(id: number): void {
     this.tables.add(id);
     this.keys.delete(id);
+    this.exact?.delete(id);
   }
 
   /** A read of key (field k, value) of table `id`; k = -1 is the pk. */
@@ -170,6 +183,11 @@ export class ReadSet {
     let buckets = this.keys.get(id);
     if (buckets === undefined) this.keys.set(id, (buckets = new Set()));
     buckets.add(keyBucket(id, k, value, this.#seed));
+    if (this.exact) {
+      let keys = this.exact.get(id);
+      if (keys === undefined) this.exact.set(id, (keys = new Set()));
+      keys.add(exactKey(id, k, value));
+    }
     if (buckets.size > MAX_KEYS_PER_TABLE) this.table(id);
   }
 }

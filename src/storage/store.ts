@@ -18,7 +18,7 @@
 import { isMainThread } from 'node:worker_threads';
 import type * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, ChannelPosition, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
+import type { ChangeSet, ChannelPosition, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, RunOptions, StoreStats, Txn } from './api.js';
 import { tableToArrow } from './arrow.js';
 import { appendColumns, insertAndCommit } from './bulk-append.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
@@ -71,6 +71,8 @@ export class SharedStore {
    * `Txn.publish` records only for channels it gives a policy, and commits trim by it.
    */
   historyPolicy?: HistoryPolicyResolver;
+  /** Cluster mode, in a worker: commits go to the node's commit stream (cluster-record.ts); local ones are refused. */
+  remoteCommit?: (txn: Txn) => Promise<CommitResult>;
 
   readonly #control: ControlBlock;
   readonly #tables: SharedTable[];
@@ -120,6 +122,9 @@ export class SharedStore {
       history: historyTableIds(this.#tableIds),
       get historyPolicy() {
         return self.historyPolicy;
+      },
+      get remoteOnly() {
+        return self.remoteCommit !== undefined;
       },
     };
   }

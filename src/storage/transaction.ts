@@ -27,6 +27,7 @@
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChangeSet, ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, Txn } from './api.js';
+import { recordOf, type CommitRecord } from './cluster-record.js';
 import { publishCommit, validateCommit } from './commit-protocol.js';
 import { historyDisabled } from './history-tables.js';
 import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, type HistoryOutcome, type HistoryTableIds, type SweepRequest, type TableView } from './history.js';
@@ -64,6 +65,8 @@ export interface Engine {
   readonly history: HistoryTableIds | undefined;
   /** This thread's channel history policies (SharedStore.historyPolicy). */
   readonly historyPolicy: HistoryPolicyResolver | undefined;
+  /** Cluster mode, in a worker: commits go to the commit stream (exportCommit), never local. */
+  readonly remoteOnly: boolean;
 }
 
 /** A #log entry that stands for one recorded history operation (rollbackTo pops it from #ops). */
@@ -86,11 +89,13 @@ export class Transaction implements Txn {
   #done = false;
   /** What the history part of the commit did (set by a commit that had history work). */
   historyOutcome: HistoryOutcome | undefined;
+  /** The history rows' time and the seed of new epochs, when a cluster record dictates them (cluster-record.ts). */
+  historyClock: { now: number; epochSeed: string } | undefined;
 
   constructor(engine: Engine, exclusive: boolean) {
     this.#engine = engine;
     this.exclusive = exclusive;
-    this.#reads = new ReadSet(engine.stamps.seed);
+    this.#reads = new ReadSet(engine.stamps.seed, engine.remoteOnly);
     if (exclusive) {
       if (!engine.lock(this)) throw new LexiconsError(ErrorCode.TXN, 'cannot begin an exclusive transaction: another transaction of this thread holds the commit lock');
       try {
@@ -296,7 +301,8 @@ export class Transaction implements Txn {
       index.sync();
       return { table: engine.tables[id]!, index };
     };
-    const writer = new HistoryWriter(view(ids.channel), view(ids.publication), engine.control.commitId(), Date.now());
+    const clock = this.historyClock;
+    const writer = new HistoryWriter(view(ids.channel), view(ids.publication), engine.control.commitId(), clock?.now ?? Date.now(), clock?.epochSeed);
     writer.apply(this.#ops);
     if (this.#sweep) writer.sweep(this.#sweep);
     this.historyOutcome = writer.outcome;
@@ -327,6 +333,22 @@ export class Transaction implements Txn {
 
   // -- commit ------------------------------------------------------------------------------------
 
+  /**
+   * Cluster mode: this transaction's commit as a record for the commit stream, instead of a local
+   * commit (cluster-record.ts); ends the transaction. Null when it wrote and published nothing.
+   */
+  exportCommit(): CommitRecord | null {
+    this.#assertOpen();
+    try {
+      const plan = commitPlan(this.#writes);
+      if (plan.length === 0 && this.#ops.length === 0) return null;
+      if (this.#sweep) throw new LexiconsError(ErrorCode.TXN, 'cluster mode: a history trim sweep cannot be sent to the commit stream');
+      return recordOf(this.#engine, plan, this.#ops, this.#reads, this.snapshot);
+    } finally {
+      this.#finish();
+    }
+  }
+
   commit(): CommitResult {
     this.#assertOpen();
     const plan = commitPlan(this.#writes);
@@ -336,6 +358,10 @@ export class Transaction implements Txn {
       return { ok: true, commitId: this.snapshot, changes: { commitId: this.snapshot, tables: {} }, publications: [] };
     }
     const engine = this.#engine;
+    if (engine.remoteOnly) {
+      this.abort();
+      throw new LexiconsError(ErrorCode.TXN, 'cluster mode: a worker commits through the commit stream only (this commit path is not supported in cluster mode)');
+    }
     if (!this.exclusive && !engine.lock(this)) {
       return { ok: false, reason: 'conflict', message: 'the commit lock is held by another transaction of this thread' };
     }

@@ -13,6 +13,10 @@ import type { LogStatus } from '../server.js';
 import type { PresenceMember } from '../components.js';
 import type { StoreInit } from '../job-contract.js';
 import type { ServerInfo } from './handles.js';
+import type { CommitResult } from '../storage/api.js';
+
+/** A commit through the cluster's commit stream: decided, or not sent (Redis unreachable). */
+export type ClusterCommitResult = CommitResult | { ok: false; reason: 'unavailable'; message: string };
 
 /** What the main thread exposes to workers. */
 export interface ControlApi {
@@ -26,6 +30,8 @@ export interface ControlApi {
   presence(channel: string, countOnly: boolean): PresenceMember[] | number;
   /** Forwards a log event to the server's `onLog`. */
   log(status: LogStatus, data: Record<string, unknown>): void;
+  /** Cluster mode: appends a commit record (JSON) to the commit stream and resolves with its node's decision (main/cluster.ts). */
+  commit(record: string): Promise<ClusterCommitResult>;
 }
 
 /** Tag of the hand-over message sent through `parentPort`. */

@@ -11,7 +11,8 @@
  * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
  * transaction runs exclusively.
  */
-import type { Db, Publication, Txn } from '../storage/api.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CommitResult, Db, Publication, Txn } from '../storage/api.js';
 import { DEFAULT_OPTIMISTIC_ATTEMPTS, isThenable } from '../storage/transaction-runner.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ConnectionHandle } from './handles.js';
@@ -21,6 +22,8 @@ import type { ProgressWriter } from './progress.js';
 /** What the executor needs from the store (SharedStore satisfies it). */
 export interface TxnSource {
   begin(options?: { exclusive?: boolean }): Txn;
+  /** Cluster mode: commits through the node's commit stream (SharedStore.remoteCommit). */
+  readonly remoteCommit?: ((txn: Txn) => Promise<CommitResult>) | undefined;
 }
 
 /**
@@ -32,6 +35,12 @@ export interface TxnSource {
 export const OPTIMISTIC_ATTEMPTS = DEFAULT_OPTIMISTIC_ATTEMPTS;
 /** Safety net: an exclusive transaction cannot conflict, so this is never reached in practice. */
 export const MAX_ATTEMPTS = 10;
+/**
+ * Cluster mode has no exclusive fallback (the commit lock is per node, the conflicts come from
+ * every node): a conflicting transaction re-runs up to this many times, after a random pause of
+ * up to 2^attempt ms (at most 64 ms) so that hot rows do not livelock.
+ */
+export const CLUSTER_MAX_ATTEMPTS = 100;
 
 export { isThenable };
 
@@ -59,8 +68,11 @@ export type CommitOutcome<T> =
  */
 export async function commitWithRetries<T>(store: TxnSource, progress: ProgressWriter, what: string, attempt: TransactionAttempt<T>): Promise<CommitOutcome<T>> {
   let commitMs = 0;
-  for (let i = 0; i < MAX_ATTEMPTS; i++) {
-    const txn = store.begin({ exclusive: i >= OPTIMISTIC_ATTEMPTS });
+  const remote = store.remoteCommit;
+  const attempts = remote ? CLUSTER_MAX_ATTEMPTS : MAX_ATTEMPTS;
+  for (let i = 0; i < attempts; i++) {
+    if (remote && i > 0) await sleep(Math.random() * 2 ** Math.min(i, 6));
+    const txn = store.begin({ exclusive: !remote && i >= OPTIMISTIC_ATTEMPTS });
     let value: T;
     try {
       const pending = attempt.run(txn);
@@ -80,13 +92,13 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
       throw err;
     }
     const commitStarted = performance.now();
-    const result = txn.commit();
+    const result = remote ? await remote(txn) : txn.commit();
     commitMs += performance.now() - commitStarted;
     if (result.ok) return { committed: true, value, commitMs, publications: result.publications };
     attempt.undo();
     if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message, commitMs };
   }
-  throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${MAX_ATTEMPTS} attempts`);
+  throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${attempts} attempts`);
 }
 
 /**

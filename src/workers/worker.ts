@@ -7,7 +7,10 @@
  * units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
-import { ErrorCode, isLexiconsError, messageOf } from '../errors.js';
+import { ErrorCode, isLexiconsError, LexiconsError, messageOf } from '../errors.js';
+import type { CommitResult } from '../storage/api.js';
+import { withCluster } from '../storage/cluster-record.js';
+import type { Transaction } from '../storage/transaction.js';
 import type { TaskClass } from '../components.js';
 import { componentName } from '../components.js';
 import { appSchema } from '../server.js';
@@ -26,7 +29,8 @@ const { control, port } = connectControl();
 if (init.typescript) await registerTypeScript();
 const { server } = await loadApp(init.appPath, init.exportName);
 const shared = await receiveStore(control, port);
-const store = SharedStore.attach(appSchema(server.components), shared.handles as StoreHandles);
+const schema = appSchema(server.components);
+const store = SharedStore.attach(init.cluster ? withCluster(schema) : schema, shared.handles as StoreHandles);
 // The channels' history policies: txn.publish keeps what they say, commits trim by them.
 store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
@@ -36,6 +40,17 @@ let commits: CommitWrites[] = [];
 store.onCommit = (changes) => {
   if (changes.written !== undefined) commits.push({ id: changes.commitId, ...changes.written });
 };
+// Cluster mode: a commit is a record in the node's commit stream, decided by its applier.
+if (init.cluster) store.remoteCommit = (txn) => commitThroughStream(txn as Transaction);
+
+async function commitThroughStream(txn: Transaction): Promise<CommitResult> {
+  const snapshot = txn.snapshot;
+  const record = txn.exportCommit();
+  if (record === null) return { ok: true, commitId: snapshot, changes: { commitId: snapshot, tables: {} }, publications: [] };
+  const result = await control.commit(JSON.stringify(record));
+  if (!result.ok && result.reason === 'unavailable') throw new LexiconsError(ErrorCode.IO, result.message);
+  return result as CommitResult;
+}
 
 const tasks = new Map<string, TaskClass>(server.components.tasks.map((cls) => [componentName(cls), cls]));
 const app = createWorkerApp(server, store, { progress: init.progress, maxCallsPerFrame: init.maxCallsPerFrame, maxRecoveredPublications: init.maxRecoveredPublications, debug: init.debug }, control);

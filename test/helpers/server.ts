@@ -5,6 +5,8 @@
  * the bound port from the LISTEN log line. Every wait is event-driven and bounded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -245,6 +247,16 @@ export function runCliNode(argv: string[], options: { env?: NodeJS.ProcessEnv; t
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** A loopback port that was free a moment ago (bound and released: a tiny race, fine in tests). */
+export async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  probe.close();
+  await once(probe, 'close');
+  return port;
 }
 
 /** Spawns `lexicons start <args>` and resolves once its LISTEN line reports the port. */

@@ -5,22 +5,10 @@
  * closed connections of the first one are still in TIME_WAIT.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
-import { fixture, spawnCli, startApp } from '../helpers/server.js';
+import { fixture, freePort, spawnCli, startApp } from '../helpers/server.js';
 import { tempDir } from '../helpers/temp-dir.js';
-
-/** A loopback port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  probe.close();
-  await once(probe, 'close');
-  return port;
-}
 
 describe('the listening port', { timeout: 120_000 }, () => {
   it('refuses a second server on a port in use, and rebinds at once after a restart', async () => {

@@ -63,7 +63,14 @@ const server = new Server({ models: [Note], signals: [AddNote, Fail, Whoami], he
 
 function setUp(): { app: ReturnType<typeof createWorkerApp>; store: SharedStore; close: () => void } {
   const store = SharedStore.create(compileSchema([Note]), { initialRows: 4 });
-  const host = new ControlHost({ storeHandles: async () => ({ handles: store.handles, wal: null }), info: () => ({ connections: 2, channels: { Public: 0 } }), channels: () => ({ version: 0, names: [] }), presence: () => 0, log: () => undefined });
+  const host = new ControlHost({
+    storeHandles: async () => ({ handles: store.handles, wal: null }),
+    info: () => ({ connections: 2, channels: { Public: 0 } }),
+    channels: () => ({ version: 0, names: [] }),
+    presence: () => 0,
+    log: () => undefined,
+    commit: () => Promise.resolve({ ok: false, reason: 'unavailable', message: 'not a cluster node' }),
+  });
   const { port1, port2 } = new MessageChannel();
   host.attach(port2, 1);
   const control = wrap<ControlApi>(portEndpoint(port1));

@@ -1,0 +1,263 @@
+/**
+ * @module main/cluster
+ * A node of a cluster on Redis (docs/cluster.md), on the main thread: the node's two Redis
+ * connections, its applier loop over the commit stream, and the fan-out of publications to the
+ * other nodes.
+ *
+ * Two Redis streams, whatever the number of channels:
+ * - `lexicons:commits`: the global commit order. Every commit record (storage/cluster-record.ts) is
+ *   appended with the explicit id `0-*`, so Redis numbers the records 1, 2, 3, ... (the sequence
+ *   numbers the records' snapshots refer to). Every node reads it from its last applied record
+ *   and decides each record the same way; the worker that sent a record waits for its node's
+ *   decision ({@link ClusterNode.commit}).
+ * - `lexicons:fanout`: the publications each node's effects sent to its own subscribers (the
+ *   frames as sent, with their history offsets), in the order it sent them; the other nodes send
+ *   them to theirs. A stream and not Pub/Sub: a node that lost its connection reads on from its
+ *   last id after the reconnect (nothing in between is lost while the stream keeps it), and
+ *   history-channel frames carry their offsets, so a gap is filled from the node's own replica.
+ *
+ * One connection writes (XADD; no offline queue: while Redis is unreachable a commit fails at
+ * once with `IO` "cluster: ... unreachable"), one blocks in XREAD on both streams and re-issues it
+ * from its last ids after every error or reconnect (the Socket.IO adapter's known failure is a
+ * node that silently stops receiving after a reconnect).
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { messageOf } from '../errors.js';
+import type { Effect, HistoryRange } from '../job-contract.js';
+import { ClusterApplier, CONFLICT_WINDOW, type CommitRecord } from '../storage/cluster-record.js';
+import type { SharedStore } from '../storage/store.js';
+import type { ClusterCommitResult } from '../workers/control-plane.js';
+import { applyEffects } from './effects.js';
+import type { Hub } from './hub.js';
+import type { LogFn } from './log.js';
+
+export const COMMIT_STREAM = 'lexicons:commits';
+export const FANOUT_STREAM = 'lexicons:fanout';
+/** Approximate length the fan-out stream is trimmed to (a node away longer misses older frames). */
+const FANOUT_MAXLEN = 100_000;
+/** Entries per stream one XREAD returns at most. */
+const READ_COUNT = 1000;
+/** How long one XREAD blocks (the loop checks for stop between reads). */
+const BLOCK_MS = 2000;
+/** How long stop() waits for the read loop and the deliveries in progress. */
+const STOP_WAIT_MS = 1000;
+/** A commit settles within this time whatever happens: else it fails as not acknowledged (outcome unknown). */
+const DECISION_TIMEOUT_MS = 10_000;
+/** How long a commit whose XADD failed mid-way waits for its record to show up anyway. */
+const UNKNOWN_OUTCOME_MS = 5000;
+
+type Entry = [id: string, fields: string[]];
+type StreamReply = Array<[stream: string, entries: Entry[]]> | null;
+
+function field(fields: readonly string[], name: string): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
+  return '';
+}
+
+/** The sequence number of a commit stream id `0-<n>`. */
+function seqOf(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
+}
+
+export interface ClusterNodeOptions {
+  redis: string;
+  nodeId: string;
+  store: SharedStore;
+  log: LogFn;
+}
+
+export class ClusterNode {
+  readonly nodeId: string;
+  /** `catching-up` until the node has applied the stream as it was at start, then `live`. */
+  phase: 'catching-up' | 'live' | 'stopped' = 'catching-up';
+  readonly #writer: Redis;
+  readonly #reader: Redis;
+  readonly #applier: ClusterApplier;
+  readonly #options: ClusterNodeOptions;
+  readonly #waiters = new Map<string, (result: ClusterCommitResult) => void>();
+  /** Request ids are unique across restarts of a node id. */
+  readonly #boot = randomUUID().slice(0, 8);
+  #requests = 0;
+  #fanoutAt = '0-0';
+  #delivering: Promise<void> = Promise.resolve();
+  /** Applies other nodes' publications to this node's subscribers ({@link ClusterNode.attach}). */
+  #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
+  #loop: Promise<void> = Promise.resolve();
+  #readerDown = false;
+
+  private constructor(options: ClusterNodeOptions) {
+    this.#options = options;
+    this.nodeId = options.nodeId;
+    const common = { connectionName: `lexicons-${options.nodeId}`, lazyConnect: true };
+    this.#writer = new Redis(options.redis, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    this.#reader = new Redis(options.redis, { ...common, maxRetriesPerRequest: null });
+    this.#writer.on('error', () => undefined); // reported by the reader's loop and the failing commits
+    this.#reader.on('error', () => undefined);
+    this.#applier = new ClusterApplier(options.store);
+  }
+
+  /**
+   * Connects (waiting for Redis however long it takes: start order does not matter), rebuilds
+   * the conflict window and applies the commit stream up to its end as found now (catching up).
+   * The node reads on once {@link attach}ed.
+   */
+  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+    const node = new ClusterNode(options);
+    await node.#connect(node.#writer);
+    await node.#connect(node.#reader);
+    await node.#catchUp();
+    return node;
+  }
+
+  /**
+   * Goes live on `hub` (created after the catch-up, so that its history delivery starts at the
+   * caught-up offsets): applies the stream as it grows, delivers the other nodes' publications to
+   * this node's subscribers, and sends this node's to them.
+   */
+  attach(hub: Hub): void {
+    this.#deliver = (effects) =>
+      new Promise((resolve) => {
+        if (applyEffects(hub, effects, resolve, 0, true)) resolve();
+      });
+    hub.fanout = (channels, text, history) => this.forward(channels, text, history);
+    this.phase = 'live';
+    this.#loop = this.#readLoop();
+  }
+
+  async #connect(redis: Redis): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await redis.connect();
+        return;
+      } catch (err) {
+        if (attempt === 0) this.#options.log('ERROR', { message: `cluster: cannot reach Redis yet (retrying): ${messageOf(err)}` });
+        redis.disconnect();
+        await sleep(Math.min(200 * 2 ** attempt, 2000));
+      }
+    }
+  }
+
+  async #catchUp(): Promise<void> {
+    const r = this.#reader;
+    const started = Date.now();
+    const applied = this.#applier.seq;
+    // The window's stamps: the records a record after `applied` may conflict with.
+    let from = Math.max(1, applied - CONFLICT_WINDOW);
+    while (from <= applied) {
+      const entries = (await r.xrange(COMMIT_STREAM, `0-${from}`, `0-${applied}`, 'COUNT', READ_COUNT)) as Entry[];
+      if (entries.length === 0) break;
+      for (const [id, fields] of entries) this.#applier.remember(seqOf(id), JSON.parse(field(fields, 'r')) as CommitRecord);
+      from = seqOf(entries[entries.length - 1]![0]) + 1;
+    }
+    const last = (await r.xrevrange(FANOUT_STREAM, '+', '-', 'COUNT', 1)) as Entry[];
+    this.#fanoutAt = last[0]?.[0] ?? '0-0';
+    const end = (await r.xrevrange(COMMIT_STREAM, '+', '-', 'COUNT', 1)) as Entry[];
+    const target = end[0] === undefined ? 0 : seqOf(end[0][0]);
+    while (this.#applier.seq < target) {
+      const entries = (await r.xrange(COMMIT_STREAM, `(0-${this.#applier.seq}`, '+', 'COUNT', READ_COUNT)) as Entry[];
+      if (entries.length === 0) break;
+      this.#applyCommits(entries);
+    }
+    this.#options.log('START', { cluster: this.nodeId, caughtUp: this.#applier.seq, applied: this.#applier.seq - applied, ms: Date.now() - started });
+  }
+
+  /** Reads both streams until stopped; any error (Redis gone, restarted) re-reads from the last ids. */
+  async #readLoop(): Promise<void> {
+    let failures = 0;
+    while (this.phase === 'live') {
+      try {
+        const reply = (await this.#reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', COMMIT_STREAM, FANOUT_STREAM, `0-${this.#applier.seq}`, this.#fanoutAt)) as StreamReply;
+        if (this.#readerDown) this.#options.log('START', { cluster: this.nodeId, message: 'cluster: Redis reachable again; reading on', from: this.#applier.seq });
+        this.#readerDown = false;
+        failures = 0;
+        for (const [stream, entries] of reply ?? []) {
+          if (stream === COMMIT_STREAM) this.#applyCommits(entries);
+          else this.#receiveFanout(entries);
+        }
+      } catch (err) {
+        if (this.phase !== 'live') return;
+        if (!this.#readerDown) this.#options.log('ERROR', { message: `cluster: reading the streams failed (retrying from record ${this.#applier.seq}): ${messageOf(err)}` });
+        this.#readerDown = true;
+        await sleep(Math.min(100 * 2 ** failures++, 2000));
+      }
+    }
+  }
+
+  #applyCommits(entries: readonly Entry[]): void {
+    for (const [id, fields] of entries) {
+      const g = seqOf(id);
+      if (g <= this.#applier.seq) continue;
+      // A throw (this node's log refused the append) stops here: the read loop retries from `g`.
+      const result = this.#applier.apply(g, JSON.parse(field(fields, 'r')) as CommitRecord);
+      if (field(fields, 'n') === this.nodeId) this.#waiters.get(field(fields, 'q'))?.(result);
+    }
+  }
+
+  #receiveFanout(entries: readonly Entry[]): void {
+    const effects: Effect[] = [];
+    for (const [id, fields] of entries) {
+      this.#fanoutAt = id;
+      if (field(fields, 'n') === this.nodeId) continue;
+      const history = field(fields, 'h');
+      effects.push({ kind: 'publish', channels: JSON.parse(field(fields, 'c')) as string[], text: field(fields, 'b'), ...(history === '' ? {} : { history: JSON.parse(history) as HistoryRange[] }) });
+    }
+    if (effects.length === 0) return;
+    // In stream order: a batch waits for the one before it (history publishes may wait their turn).
+    this.#delivering = this.#delivering.then(() => this.#deliver(effects)).catch((err: unknown) => this.#options.log('ERROR', { message: `cluster: delivering publications failed: ${messageOf(err)}` }));
+  }
+
+  /** Appends a worker's commit record and resolves with this node's decision on it. */
+  commit(record: string): Promise<ClusterCommitResult> {
+    const rid = `${this.#boot}:${++this.#requests}`;
+    return new Promise<ClusterCommitResult>((resolve) => {
+      const done = (result: ClusterCommitResult): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(rid);
+        resolve(result);
+      };
+      // Every commit settles: a decision that does not come (a lost reply, a stalled read) fails it.
+      const timer = setTimeout(() => {
+        this.#options.log('ERROR', { message: `cluster: no decision on commit ${rid} within ${DECISION_TIMEOUT_MS} ms (applied up to record ${this.#applier.seq})` });
+        done({ ok: false, reason: 'unavailable', message: `cluster: no decision within ${DECISION_TIMEOUT_MS} ms (Redis unreachable or slow); the write was not acknowledged and may still be applied` });
+      }, DECISION_TIMEOUT_MS);
+      timer.unref();
+      this.#waiters.set(rid, done);
+      const unreachable = (err: unknown): ClusterCommitResult => ({ ok: false, reason: 'unavailable', message: `cluster: the commit stream is unreachable (Redis: ${messageOf(err)}); the write was not acknowledged` });
+      if (this.phase !== 'live') return done(unreachable(new Error('the node is stopping')));
+      this.#writer.xadd(COMMIT_STREAM, '0-*', 'n', this.nodeId, 'q', rid, 'r', record).catch((err: unknown) => {
+        // Not sent (no connection): fail now. Sent and the connection dropped: it may be in the
+        // stream; wait a little for its decision before giving up.
+        if (messageOf(err).includes('enableOfflineQueue')) return done(unreachable(new Error('not connected')));
+        setTimeout(() => this.#waiters.get(rid)?.(unreachable(err)), UNKNOWN_OUTCOME_MS).unref();
+      });
+    });
+  }
+
+  /** Sends a publication this node delivered to its own subscribers to the other nodes. */
+  forward(channels: readonly string[], text: string | Uint8Array, ranges: readonly HistoryRange[] | undefined): void {
+    if (this.phase !== 'live' || this.#writer.status !== 'ready') return; // docs/cluster.md: lost frames of history channels are filled from the replica
+    const body = typeof text === 'string' ? text : Buffer.from(text);
+    this.#writer
+      .xadd(FANOUT_STREAM, 'MAXLEN', '~', String(FANOUT_MAXLEN), '*', 'n', this.nodeId, 'c', JSON.stringify(channels), 'h', ranges === undefined ? '' : JSON.stringify(ranges), 'b', body)
+      .catch(() => undefined);
+  }
+
+  /** The last commit record applied (or refused) by this node. */
+  get applied(): number {
+    return this.#applier.seq;
+  }
+
+  /** Stops reading, fails the commits still waiting, closes both connections. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopped';
+    for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: 'cluster: the node is stopping; the write was not acknowledged' });
+    this.#reader.disconnect();
+    // An XREAD queued while Redis is away may never settle after disconnect(): bounded waits.
+    await Promise.race([Promise.all([this.#loop, this.#delivering]), sleep(STOP_WAIT_MS)]);
+    await this.#writer.quit().catch(() => this.#writer.disconnect());
+  }
+}
+

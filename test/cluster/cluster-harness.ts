@@ -1,0 +1,99 @@
+/**
+ * The cluster tests' parts: nodes of test/fixtures/apps/cluster-app.ts as `lexicons start
+ * --redis` child processes (each with `--workers 1` and its own temp data folder), and clients
+ * that keep a window of calls in flight and count the replies.
+ */
+import { fixture, spawnCli, type CliServer } from '../helpers/server.js';
+import { tempDir, type TempDir } from '../helpers/temp-dir.js';
+import { TestClient } from '../helpers/client.js';
+
+/** A node that can be killed and started again on the same data folder. */
+export class Node implements AsyncDisposable {
+  readonly name: string;
+  readonly redis: string;
+  readonly data: TempDir;
+  server: CliServer | null = null;
+
+  private constructor(name: string, redis: string, data: TempDir) {
+    this.name = name;
+    this.redis = redis;
+    this.data = data;
+  }
+
+  static async start(name: string, redis: string): Promise<Node> {
+    const node = new Node(name, redis, await tempDir(`lexicons-${name}-`));
+    await node.start();
+    return node;
+  }
+
+  async start(): Promise<void> {
+    const args = [fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name];
+    this.server = await spawnCli(args, { timeoutMs: 60_000 });
+  }
+
+  get url(): string {
+    if (!this.server) throw new Error(`node ${this.name} is not running`);
+    return this.server.url;
+  }
+
+  async kill(): Promise<void> {
+    await this.server?.stop('SIGKILL');
+    this.server = null;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.server?.stop();
+    await this.data[Symbol.asyncDispose]();
+  }
+}
+
+export interface Outcome {
+  acknowledged: number;
+  failed: string[];
+}
+
+/**
+ * Sends `calls` on `client` with at most `window` unanswered; every call answers with one frame
+ * (an acknowledgement, or an `Errors` frame). Resolves when every call was answered.
+ */
+export async function drive(client: TestClient, calls: readonly unknown[], window = 8, timeoutMs = 30_000): Promise<Outcome> {
+  const outcome: Outcome = { acknowledged: 0, failed: [] };
+  let sent = 0;
+  while (sent < Math.min(window, calls.length)) client.send(calls[sent++]);
+  for (let answered = 0; answered < calls.length; answered++) {
+    const frame = (await client.next(timeoutMs)) as Array<Record<string, unknown>>;
+    const errors = frame[0]?.Errors;
+    if (errors !== undefined) outcome.failed.push(JSON.stringify(errors));
+    else outcome.acknowledged++;
+    if (sent < calls.length) client.send(calls[sent++]);
+  }
+  return outcome;
+}
+
+export interface State {
+  counters: Record<string, number>;
+  balances: Record<string, number>;
+  users: string[];
+  messages: number;
+}
+
+/**
+ * Everything a node holds (its `State` Signal), read after a write through that node: its
+ * acknowledgement means the node applied every record before it in the stream, so every write
+ * acknowledged before this call is in the state. The write's counter, `~sync`, is left out.
+ */
+export async function stateOf(url: string): Promise<State> {
+  await using client = await TestClient.connect(url);
+  await client.call({ Increment: { key: '~sync' } }, 15_000);
+  const [frame] = (await client.call({ State: {} }, 15_000)) as [{ State: State }];
+  const { '~sync': _, ...counters } = frame.State.counters;
+  return { ...frame.State, counters, users: [...frame.State.users].sort() };
+}
+
+/** Every node's state; throws unless they are all the same. */
+export async function agreedState(urls: readonly string[]): Promise<State> {
+  const states = await Promise.all(urls.map((url) => stateOf(url)));
+  const first = JSON.stringify(states[0]);
+  if (!states.every((s) => JSON.stringify(s) === first)) throw new Error(`the nodes disagree:\n${states.map((s) => JSON.stringify(s).slice(0, 600)).join('\n')}`);
+  return states[0]!;
+}
