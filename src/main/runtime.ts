@@ -19,6 +19,7 @@ import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { UNIT_FRAME, type HookName, type JobResult, type TaskResult } from '../job-contract.js';
 import { appSchema, runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
 import { openDataFolder } from '../storage/recovery.js';
+import { startReclaimer } from '../storage/reclaim.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { SharedStore } from '../storage/store.js';
 import type { Wal } from '../storage/wal.js';
@@ -89,6 +90,8 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     throw err;
   }
   const sweeper = startHistorySweep(runtime);
+  // Superseded row versions are compacted away while the server runs (storage/reclaim.ts).
+  const reclaimer = startReclaimer(store, { onError: (err) => log('ERROR', { message: `version reclamation failed (retried later): ${messageOf(err)}` }) });
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
@@ -103,6 +106,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     },
     stopSnapshots: () => {
       sweeper.stop();
+      reclaimer.stop();
       hub.delivery.stop();
       hub.presence.stop();
       hub.sessions.clear();
