@@ -47,8 +47,13 @@ export const MIN_DEAD_VERSIONS = 8192;
  * dead versions, whichever is more (plus what accrues between two checks).
  */
 export const DEAD_SHARE = 1 / 4;
-/** How long a reclamation waits for open readers to finish before it gives up (workers wait meanwhile). */
-export const DRAIN_MS = 20;
+/**
+ * How long a reclamation waits for open readers to finish before it gives up and backs off
+ * (workers that begin a transaction meanwhile wait): longer than a worker job of 256 short calls
+ * on a loaded machine, short enough that a transaction kept open (an async Signal awaiting I/O)
+ * costs the other workers little.
+ */
+export const DRAIN_MS = 50;
 
 /** What one {@link VersionReclaim.step} did. */
 export type ReclaimStep =
@@ -91,6 +96,8 @@ export function compactTable(control: ControlBlock, t: SharedTable): number {
   Atomics.store(control.i32, i32RowCount(t.id), kept);
   Atomics.store(control.i32, i32DeadVersions(t.id), 0);
   Atomics.add(control.i32, i32TableEpoch(t.id), 1);
+  // Wakes whoever awaits this table's compaction on its epoch word (Atomics.waitAsync: tests, tools).
+  Atomics.notify(control.i32, i32TableEpoch(t.id));
   return rows - kept;
 }
 

@@ -38,7 +38,6 @@ import { commitOrRetry, optimisticAttemptsOf, refusePromise, runOrAbort, type Co
 
 export type { StoreHandles, StoreOptions } from './store-handles.js';
 
-
 export class SharedStore {
   readonly schema: Schema;
   readonly handles: StoreHandles;
