@@ -6,7 +6,8 @@
  * count is 0: the append-mostly case, or right after a compaction), every slot below the
  * snapshot's row count is a live row, and the column buffers already are Arrow buffers (validity
  * bitmaps, Int32 offsets, values), so the Arrow vectors are views over the SharedArrayBuffers
- * themselves (until a compaction moves the table's slots: reclaim.ts).
+ * themselves (SharedStore.toArrow pins the slots until such a view is garbage collected, so no
+ * compaction rewrites them: reclaim.ts).
  *
  * Otherwise (updates or deletes happened) the live rows at the snapshot are gathered into fresh,
  * non-shared buffers with the same column code, and the Arrow Table views those. Hidden columns

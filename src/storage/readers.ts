@@ -44,6 +44,17 @@ const slotsOfCollected = new FinalizationRegistry<{ i32: Int32Array; owner: numb
   Atomics.compareExchange(i32, owner, me, 0);
 });
 
+/**
+ * Zero-copy Arrow views (SharedStore.toArrow) view the shared buffers themselves: their pin is
+ * released only when the view is garbage collected, so no compaction rewrites a view in use.
+ */
+const viewPins = new FinalizationRegistry<() => void>((unpin) => unpin());
+
+/** Keeps a pin (ReaderSlot.pin's release function) until `view` is garbage collected. */
+export function pinUntilCollected(view: object, unpin: () => void): void {
+  viewPins.register(view, unpin);
+}
+
 /** Takes a free slot for thread `me` (threadId + 1): its owner word's index. */
 function claimSlot(i32: Int32Array, first: number, me: number): number {
   for (let r = 0; r < READER_SLOTS; r++) {

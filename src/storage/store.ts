@@ -28,7 +28,7 @@ import { historyDisabled } from './history-tables.js';
 import { TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
 import { KeyStamps, STAMP_BYTES } from './read-set.js';
-import { ReaderSlot } from './readers.js';
+import { pinUntilCollected, ReaderSlot } from './readers.js';
 import { VersionReclaim, type ReclaimOptions, type ReclaimStep } from './reclaim.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { checkHandles, checkStoreOptions, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles, type StoreOptions } from './store-handles.js';
@@ -191,10 +191,7 @@ export class SharedStore {
     this.#reclaim?.stop('idle');
   }
 
-  /**
-   * Keeps every version readable until the returned function is called: no reclamation moves a
-   * slot meanwhile (reads that span event-loop turns: snapshot files at a commit id, scans).
-   */
+  /** Keeps every slot in place until the returned function is called (reads over event-loop turns). */
   pinVersions(): () => void {
     return this.#readers.pin();
   }
@@ -375,13 +372,17 @@ export class SharedStore {
     }
   }
 
-  /** An Arrow Table of the latest committed rows (zero-copy without dead versions: valid until the next reclamation). */
+  /** An Arrow Table of the latest committed rows: zero-copy without dead versions (pinned until collected), else a copy. */
   toArrow(table: ModelClass | string): arrow.Table {
+    const id = this.#tableId(table);
     const unpin = this.pinVersions();
+    const zeroCopy = this.#control.deadVersions(id) === 0; // only a compaction lowers it, and none runs while pinned
+    let view: arrow.Table | undefined;
     try {
-      return tableToArrow(this.#tables[this.#tableId(table)]!, this.#control, this.handles.maxBytesPerBuffer);
+      return (view = tableToArrow(this.#tables[id]!, this.#control, this.handles.maxBytesPerBuffer));
     } finally {
-      unpin();
+      if (zeroCopy && view !== undefined) pinUntilCollected(view, unpin);
+      else unpin();
     }
   }
 

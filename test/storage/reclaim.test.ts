@@ -129,6 +129,19 @@ describe('version reclamation', () => {
     assert.equal(store.stats().tables.Hot!.versions, 4);
   });
 
+  it('a zero-copy Arrow view holds its rows: no compaction while it is referenced', () => {
+    const store = fresh(5);
+    const view = store.toArrow(Hot);
+    const rowsOf = (t: typeof view) => t.toArray().map((r: { toJSON(): Record<string, unknown> }) => JSON.stringify(r.toJSON(), (_, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
+    const before = rowsOf(view);
+    for (let i = 0; i < 30; i++) setBalance(store, `r${i % 5}`, 1000 + i);
+    assert.equal(store.reclaim({ force: true }).state, 'busy', 'the view pins the slots it views');
+    assert.deepEqual(rowsOf(view), before);
+    const copy = store.toArrow(Hot); // dead versions now: a gathered copy, which pins nothing
+    assert.equal(copy.numRows, 5);
+    assert.equal(store.reclaim({ force: true }).state, 'busy');
+  });
+
   it('1,000,000 updates of one row keep the table under a fixed bound of shared bytes', () => {
     const store = fresh(1);
     const initial = store.stats().tables.Hot!.bytes;
