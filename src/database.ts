@@ -17,6 +17,7 @@ import { withHistory } from './storage/history-tables.js';
 import type { SharedStore } from './storage/store.js';
 import type { FsyncPolicy, Wal } from './storage/wal.js';
 import { openDataFolder, type RecoveryReport } from './storage/recovery.js';
+import { startReclaimer } from './storage/reclaim.js';
 import { snapshotDataFolder } from './storage/snapshot.js';
 import { ErrorCode, LexiconsError } from './errors.js';
 
@@ -57,6 +58,8 @@ class OpenDatabase {
   readonly #store: SharedStore;
   readonly #wal: Wal;
   readonly #dir: string;
+  /** Superseded row versions are compacted away while the database is open (storage/reclaim.ts). */
+  readonly #reclaimer: { stop(): void };
   #closed = false;
 
   constructor(store: SharedStore, wal: Wal, report: RecoveryReport, dir: string) {
@@ -65,6 +68,7 @@ class OpenDatabase {
     this.report = report;
     this.#dir = dir;
     this.schema = store.schema;
+    this.#reclaimer = startReclaimer(store);
   }
 
   /** Runs `fn` as one serializable transaction (retried on conflict); durable per the fsync policy. */
@@ -100,6 +104,7 @@ class OpenDatabase {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#reclaimer.stop();
     await snapshotDataFolder(this.#store, this.#wal, this.#dir, { csv: true });
     await this.#wal.close();
   }

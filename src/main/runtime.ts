@@ -20,6 +20,7 @@ import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { UNIT_FRAME, type HookName, type JobResult, type TaskResult } from '../job-contract.js';
 import { appSchema, runSettings, type RunOverrides, type RunningServer, type RunSettings, type Server } from '../server.js';
 import { openDataFolder } from '../storage/recovery.js';
+import { startReclaimer } from '../storage/reclaim.js';
 import { snapshotDataFolder, startSnapshotTask } from '../storage/snapshot.js';
 import type { SharedStore } from '../storage/store.js';
 import type { Wal } from '../storage/wal.js';
@@ -118,6 +119,8 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   }
   // A cluster node trims only in the commits of the stream (every node the same way).
   const sweeper = server.components.channelRules.anyHistory && !cluster ? startHistorySweep(store, log) : { stop: () => undefined };
+  // Superseded row versions are compacted away while the server runs (storage/reclaim.ts).
+  const reclaimer = startReclaimer(store, { onError: (err) => log('ERROR', { message: `version reclamation failed (retried later): ${messageOf(err)}` }) });
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
     onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
@@ -133,6 +136,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     },
     stopSnapshots: () => {
       sweeper.stop();
+      reclaimer.stop();
       hub.delivery.stop();
       hub.presence.stop();
       hub.sessions.clear();

@@ -2,10 +2,12 @@
  * @module storage/arrow
  * Apache Arrow views of committed rows.
  *
- * Zero-copy when possible: if the table has never had a version superseded or deleted (its
- * dead-version count is 0, the append-mostly case), every slot below the snapshot's row count is a
- * live row, and the column buffers already are Arrow buffers (validity bitmaps, Int32 offsets,
- * values), so the Arrow vectors are views over the SharedArrayBuffers themselves.
+ * Zero-copy when possible: if the table has no superseded or deleted version (its dead-version
+ * count is 0: the append-mostly case, or right after a compaction), every slot below the
+ * snapshot's row count is a live row, and the column buffers already are Arrow buffers (validity
+ * bitmaps, Int32 offsets, values), so the Arrow vectors are views over the SharedArrayBuffers
+ * themselves (SharedStore.toArrow pins the slots until such a view is garbage collected, so no
+ * compaction rewrites them: reclaim.ts).
  *
  * Otherwise (updates or deletes happened) the live rows at the snapshot are gathered into fresh,
  * non-shared buffers with the same column code, and the Arrow Table views those. Hidden columns

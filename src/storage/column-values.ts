@@ -28,6 +28,11 @@ export interface Values {
   write(i: number, value: unknown): void;
   /** Keeps slot i addressable (fixed stores write 0, variable stores an empty range). */
   writeNull(i: number): void;
+  /**
+   * Copies slot `from` to slot `to` < `from` (reclaim.ts compacts ascending: every slot below `to`
+   * is final, and no slot at or above `from` has been written yet).
+   */
+  move(from: number, to: number): void;
   readonly type: arrow.DataType;
   /** Arrow Data over the first `length` slots, zero-copy. */
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data;
@@ -56,6 +61,10 @@ export class Bitmap {
   view(length: number): Uint8Array {
     return new Uint8Array(this.buf.buffer, 0, (length + 7) >> 3);
   }
+
+  move(from: number, to: number): void {
+    this.set(to, this.get(from));
+  }
 }
 
 // Int64Values and Float64Values are a deliberate pair of look-alikes: merged into one class over
@@ -76,6 +85,10 @@ export class Int64Values implements Values {
   }
   writeNull(i: number): void {
     this.write(i, 0);
+  }
+  move(from: number, to: number): void {
+    const i64 = this.buf.i64(from);
+    i64[to] = i64[from]!;
   }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     return arrow.makeData({ type: this.type, length, nullBitmap, data: new BigInt64Array(this.buf.buffer, 0, length) });
@@ -98,6 +111,10 @@ export class Float64Values implements Values {
   writeNull(i: number): void {
     this.write(i, 0);
   }
+  move(from: number, to: number): void {
+    const f64 = this.buf.f64(from);
+    f64[to] = f64[from]!;
+  }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     return arrow.makeData({ type: this.type, length, nullBitmap, data: new Float64Array(this.buf.buffer, 0, length) });
   }
@@ -118,9 +135,27 @@ export class BoolValues implements Values {
   writeNull(i: number): void {
     this.bits.set(i, false);
   }
+  move(from: number, to: number): void {
+    this.bits.move(from, to);
+  }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     return arrow.makeData({ type: this.type, length, nullBitmap, data: this.bits.view(length) });
   }
+}
+
+/**
+ * Moves the range of slot `from` of an offsets buffer to slot `to` < `from` (its start is the end
+ * of slot `to - 1`, already final): `copy(src, dst, count)` moves the range's bytes or items, and
+ * the end of `to` is written. Neither offset of `from` has been overwritten yet: a move writes
+ * only `to + 1` <= `from`, and a slot that stays in place is not written at all.
+ */
+function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: number, dst: number, count: number) => void): void {
+  const off = offsets.i32(from + 1);
+  const start = off[from]!;
+  const count = off[from + 1]! - start;
+  const dst = off[to]!;
+  if (count > 0 && dst !== start) copy(start, dst, count);
+  off[to + 1] = dst + count;
 }
 
 /** Slot i of an offsets buffer as an empty range (end = start): a null string or list. */
@@ -158,6 +193,10 @@ export class Utf8Values implements Values {
   }
   writeNull(i: number): void {
     writeEmptyRange(this.offsets, i);
+  }
+  move(from: number, to: number): void {
+    // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
+    moveRange(this.offsets, from, to, (src, dst, count) => this.data.bytes(src + count).copyWithin(dst, src, src + count));
   }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     const valueOffsets = new Int32Array(this.offsets.buffer, 0, length + 1);
@@ -227,6 +266,10 @@ export class DictValues implements Values {
     this.buf.ensure((i + 1) * 4);
     this.buf.i32(i)[i] = 0;
   }
+  move(from: number, to: number): void {
+    const i32 = this.buf.i32(from);
+    i32[to] = i32[from]!;
+  }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     const count = Atomics.load(this.#count, this.#countSlot);
     const dictionary = arrow.makeVector(this.dict.arrowData(count) as arrow.Data<arrow.Utf8>);
@@ -261,6 +304,12 @@ export class ListValues implements Values {
   }
   writeNull(i: number): void {
     writeEmptyRange(this.offsets, i);
+  }
+  move(from: number, to: number): void {
+    // Items ascending: each item move keeps the child's own ascending order.
+    moveRange(this.offsets, from, to, (src, dst, count) => {
+      for (let j = 0; j < count; j++) this.child.move(src + j, dst + j);
+    });
   }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     const valueOffsets = new Int32Array(this.offsets.buffer, 0, length + 1);

@@ -66,6 +66,12 @@ export class Column {
     }
   }
 
+  /** Copies slot `from` to slot `to` < `from` (compaction, ascending: see Values.move). */
+  move(from: number, to: number): void {
+    this.validity.move(from, to);
+    this.values.move(from, to);
+  }
+
   arrowData(length: number): arrow.Data {
     return this.values.arrowData(length, this.validity.view(length));
   }

@@ -29,6 +29,12 @@
  * `next` link of a commit newer than S is filtered out by `begin`, so a reader sees either all of a
  * commit or none of it, without ever taking a lock.
  *
+ * Reclamation. Published slots change in one more way: a compaction (reclaim.ts) moves live
+ * versions down over dead ones. It runs only when no reader is open on any thread (readers.ts:
+ * every transaction and pin publishes an open flag before it reads; the reclaimer raises a drain
+ * flag, waits for every open flag to be 0, then compacts under the commit lock), so the lock-free
+ * rule above never meets a moving slot.
+ *
  * Dead writers. A worker can be terminated between steps 1 and 8. Its commit id was never
  * published, so no reader ever saw any of its slots. The lock is freed by the main thread
  * (`releaseIfHeldBy`); the next lock holder sees dirty = 1 and repairs (commit-lock.ts): truncates

@@ -74,6 +74,15 @@ export interface SweepRequest {
   readonly policyOf: HistoryPolicyResolver;
 }
 
+/** trimHistory's arguments, checked (OPTION errors), as a sweep request. */
+export function sweepRequest(policyOf: HistoryPolicyResolver | undefined, now: number, options: { maxRows?: number }): SweepRequest {
+  if (!policyOf) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: set store.historyPolicy first (the sweep trims by it)');
+  const maxRows = options.maxRows ?? 10_000;
+  if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: options.maxRows must be a positive integer');
+  if (typeof now !== 'number' || !Number.isFinite(now)) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: now must be a number of ms since the Unix epoch');
+  return { now, maxRows, policyOf };
+}
+
 /** What the history part of one commit did. */
 export interface HistoryOutcome {
   readonly publications: Publication[];

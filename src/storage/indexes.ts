@@ -17,9 +17,10 @@
  * touches the table (and at commit, under the lock). Entries invisible to every open transaction of
  * this thread (superseded, or tombstones, at or before the "horizon" snapshot) are unlinked when a
  * lookup walks a long bucket, so hot rows updated thousands of times keep short buckets.
- * A dead-writer repair bumps the repair epoch; a thread that sees a new epoch (or a row count
- * below what it has seen) rebuilds from scratch, because slots past the repaired row count will be
- * reused by other rows.
+ * A dead-writer repair bumps the repair epoch, a reclamation the table's compaction epoch
+ * (reclaim.ts); a thread that sees a new epoch (or a row count below what it has seen) rebuilds
+ * from scratch, because slots past the repaired row count will be reused by other rows, and
+ * compacted slots hold other versions.
  *
  * Hashes are seeded per store (`StoreHandles.hashSeed`, random at creation, shared by every
  * thread of the process, never persisted): keys a client chooses cannot be computed offline to
@@ -175,6 +176,7 @@ export class TableIndex {
   readonly #seed: number;
   #seen = 0;
   #epoch = -1;
+  #tableEpoch = -1;
   #pk = new ChainTable();
   #fields = new Map<number, ChainTable>();
 
@@ -198,10 +200,12 @@ export class TableIndex {
   sync(): void {
     const t = this.table;
     const epoch = t.control.repairEpoch();
+    const tableEpoch = t.control.tableEpoch(t.id);
     const rows = t.rowCount();
-    if (epoch !== this.#epoch || rows < this.#seen) {
+    if (epoch !== this.#epoch || tableEpoch !== this.#tableEpoch || rows < this.#seen) {
       this.#reset();
       this.#epoch = epoch;
+      this.#tableEpoch = tableEpoch;
     }
     if (rows === this.#seen) return;
     const seed = this.#seed;

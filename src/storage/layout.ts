@@ -14,9 +14,13 @@
  *   [1] kDirty           1 while a commit is being written (set before the first shared write)
  *   [2] kRepairEpoch     bumped by every dead-writer repair; threads rebuild derived indexes
  *   [3] kLockWaiters     number of threads blocked in Atomics.wait on the lock word (notify hint)
- *   [4 + 2t]             per-table row count (version slots published)
- *   [5 + 2t]             per-table dead-version count (superseded versions + tombstones)
- *   [4 + 2T + d]         per-dictionary-column entry count (d in schema order)
+ *   [4] kReclaim         0, or 1 while the reclaimer drains readers and compacts (readers.ts)
+ *   [5 + 3t]             per-table row count (version slots published)
+ *   [6 + 3t]             per-table dead-version count (superseded versions + tombstones)
+ *   [7 + 3t]             per-table compaction epoch: bumped by every reclamation that moved its slots
+ *   [5 + 3T + d]         per-dictionary-column entry count (d in schema order)
+ *   [5 + 3T + D + 2r]    reader slot r's owner: 0 = free, else the threadId + 1 of its store instance
+ *   [6 + 3T + D + 2r]    reader slot r's open flag: 1 while that instance has a transaction or pin open
  * ```
  *
  * Commit ids are BigInt64 so they never wrap; they are converted with Number() (exact up to 2^53).
@@ -39,27 +43,45 @@ export const kLockWord = 0;
 export const kDirty = 1;
 export const kRepairEpoch = 2;
 export const kLockWaiters = 3;
-const kI32TableBase = 4;
+export const kReclaim = 4;
+const kI32TableBase = 5;
+/** Per-table Int32 words: row count, dead-version count, compaction epoch. */
+const kI32PerTable = 3;
+/** Reader slots: SharedStore instances (one per thread, usually) that can be attached at once. */
+export const READER_SLOTS = 256;
 
 export function i64LastWrite(table: number): number {
   return kI64TableBase + table;
 }
 
 export function i32RowCount(table: number): number {
-  return kI32TableBase + 2 * table;
+  return kI32TableBase + kI32PerTable * table;
 }
 
 export function i32DeadVersions(table: number): number {
-  return kI32TableBase + 2 * table + 1;
+  return kI32TableBase + kI32PerTable * table + 1;
+}
+
+export function i32TableEpoch(table: number): number {
+  return kI32TableBase + kI32PerTable * table + 2;
 }
 
 export function i32DictCount(tableCount: number, dict: number): number {
-  return kI32TableBase + 2 * tableCount + dict;
+  return kI32TableBase + kI32PerTable * tableCount + dict;
+}
+
+/** The owner word of reader slot r (its open flag is the next word). */
+export function i32ReaderOwner(tableCount: number, dicts: number, r: number): number {
+  return kI32TableBase + kI32PerTable * tableCount + dicts + 2 * r;
+}
+
+function i32Words(tables: number, dicts: number): number {
+  return kI32TableBase + kI32PerTable * tables + dicts + 2 * READER_SLOTS;
 }
 
 /** Byte size of the control block for a schema with `tables` tables and `dicts` dictionary columns. */
 export function controlBytes(tables: number, dicts: number): number {
-  return (kI64TableBase + tables) * 8 + (kI32TableBase + 2 * tables + dicts) * 4;
+  return (kI64TableBase + tables) * 8 + i32Words(tables, dicts) * 4;
 }
 
 /** Typed views over the control block. */
@@ -68,6 +90,7 @@ export class ControlBlock {
   readonly i64: BigInt64Array;
   readonly i32: Int32Array;
   readonly tableCount: number;
+  readonly dictCount: number;
 
   constructor(sab: SharedArrayBuffer, tables: number, dicts: number) {
     if (sab.byteLength !== controlBytes(tables, dicts)) {
@@ -75,8 +98,9 @@ export class ControlBlock {
     }
     this.sab = sab;
     this.tableCount = tables;
+    this.dictCount = dicts;
     this.i64 = new BigInt64Array(sab, 0, kI64TableBase + tables);
-    this.i32 = new Int32Array(sab, (kI64TableBase + tables) * 8, kI32TableBase + 2 * tables + dicts);
+    this.i32 = new Int32Array(sab, (kI64TableBase + tables) * 8, i32Words(tables, dicts));
   }
 
   static allocate(tables: number, dicts: number): ControlBlock {
@@ -101,5 +125,9 @@ export class ControlBlock {
 
   repairEpoch(): number {
     return Atomics.load(this.i32, kRepairEpoch);
+  }
+
+  tableEpoch(table: number): number {
+    return Atomics.load(this.i32, i32TableEpoch(table));
   }
 }

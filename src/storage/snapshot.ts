@@ -165,42 +165,49 @@ async function snapshotOnce(store: SharedStore, wal: Wal, root: string, options:
   } finally {
     txn.abort();
   }
-  await phase('rotated');
+  // In the same synchronous step as the snapshot id: no reclamation moves a slot until the files
+  // (binary and CSV) at commitId are written (reclaim.ts runs on this thread, between turns).
+  const unpin = store.pinVersions();
+  try {
+    await phase('rotated');
 
-  const cpu = process.cpuUsage();
-  const files = Object.fromEntries(store.schema.tables.map((t) => [t.name, join(root, t.name + ARROW_SUFFIX + NEXT_SUFFIX)]));
-  const tables = await writeSnapshotFiles({ handles: store.handles, snapshot: commitId, files });
-  const used = process.cpuUsage(cpu);
-  const cpuMs = Math.round((used.user + used.system) / 1000);
-  for (let i = 0; i < store.schema.tables.length; i++) await phase('table-written');
+    const cpu = process.cpuUsage();
+    const files = Object.fromEntries(store.schema.tables.map((t) => [t.name, join(root, t.name + ARROW_SUFFIX + NEXT_SUFFIX)]));
+    const tables = await writeSnapshotFiles({ handles: store.handles, snapshot: commitId, files });
+    const used = process.cpuUsage(cpu);
+    const cpuMs = Math.round((used.user + used.system) / 1000);
+    for (let i = 0; i < store.schema.tables.length; i++) await phase('table-written');
 
-  // The CSV record carried over: still right for every CSV file unchanged since it was written.
-  // A folder coming from a CSV snapshot (version 1, or none) records its CSV files as they are.
-  let csv: CsvRecord | null;
-  if (options.acceptCsv) csv = await currentCsv(root, store.schema.tables, commitId, (t) => tables[t]?.rows ?? 0);
-  else if (old === null || old.version === 1) csv = await currentCsv(root, store.schema.tables, old?.commitId ?? 0, (t) => old?.tables[t]?.rows ?? 0);
-  else csv = old.csv;
-  const createdAt = new Date().toISOString();
-  const base: Manifest = old && old.version === 2 ? settled(old) : { format: 'lexicons-snapshot', version: 2, commitId: 0, segment: 0, createdAt, tables: {}, csv: null };
-  await writeManifest(root, { ...base, version: 2, csv: base.csv, install: { commitId, segment: next, createdAt, tables, csv } });
-  await phase('intent-written');
+    // The CSV record carried over: still right for every CSV file unchanged since it was written.
+    // A folder coming from a CSV snapshot (version 1, or none) records its CSV files as they are.
+    let csv: CsvRecord | null;
+    if (options.acceptCsv) csv = await currentCsv(root, store.schema.tables, commitId, (t) => tables[t]?.rows ?? 0);
+    else if (old === null || old.version === 1) csv = await currentCsv(root, store.schema.tables, old?.commitId ?? 0, (t) => old?.tables[t]?.rows ?? 0);
+    else csv = old.csv;
+    const createdAt = new Date().toISOString();
+    const base: Manifest = old && old.version === 2 ? settled(old) : { format: 'lexicons-snapshot', version: 2, commitId: 0, segment: 0, createdAt, tables: {}, csv: null };
+    await writeManifest(root, { ...base, version: 2, csv: base.csv, install: { commitId, segment: next, createdAt, tables, csv } });
+    await phase('intent-written');
 
-  for (const table of store.schema.tables) {
-    await rename(files[table.name]!, join(root, table.name + ARROW_SUFFIX));
-    await phase('table-installed');
+    for (const table of store.schema.tables) {
+      await rename(files[table.name]!, join(root, table.name + ARROW_SUFFIX));
+      await phase('table-installed');
+    }
+    await fsyncDir(root);
+    let manifest: Manifest = { format: 'lexicons-snapshot', version: 2, commitId, segment: next, createdAt, tables, csv };
+    await writeManifest(root, manifest);
+    await phase('manifest-written');
+
+    const removedSegments = await removeSegmentsBelow(root, next);
+    await phase('done');
+    const ms = Date.now() - started;
+    if (!options.csv) return { dir: root, commitId, segment: next, tables, csv: null, removedSegments, ms, cpuMs };
+
+    manifest = await writeCsvFiles(store, root, manifest);
+    return { dir: root, commitId, segment: next, tables, csv: manifest.csv, removedSegments, ms: Date.now() - started, cpuMs };
+  } finally {
+    unpin();
   }
-  await fsyncDir(root);
-  let manifest: Manifest = { format: 'lexicons-snapshot', version: 2, commitId, segment: next, createdAt, tables, csv };
-  await writeManifest(root, manifest);
-  await phase('manifest-written');
-
-  const removedSegments = await removeSegmentsBelow(root, next);
-  await phase('done');
-  const ms = Date.now() - started;
-  if (!options.csv) return { dir: root, commitId, segment: next, tables, csv: null, removedSegments, ms, cpuMs };
-
-  manifest = await writeCsvFiles(store, root, manifest);
-  return { dir: root, commitId, segment: next, tables, csv: manifest.csv, removedSegments, ms: Date.now() - started, cpuMs };
 }
 
 /** Steps 8-11: the CSV files at the manifest's commit id, installed with their own intent. */

@@ -6,6 +6,7 @@
  * refuses handles of another version or schema, naming the first difference.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
+import { randomHashSeed } from './indexes.js';
 import type { Schema } from './schema.js';
 
 /** Everything a worker needs to attach: structured-cloneable (SharedArrayBuffers, numbers, strings). */
@@ -24,7 +25,7 @@ export interface StoreHandles {
 }
 
 /** The layout version of {@link StoreHandles} (attach refuses any other). */
-export const HANDLES_VERSION = 2;
+export const HANDLES_VERSION = 3;
 
 /** The schema's fingerprint: what decides the buffers' layout, as JSON. */
 export function describeSchema(schema: Schema): string {
@@ -67,4 +68,37 @@ export function checkHandles(schema: Schema, handles: StoreHandles): void {
   if (given !== handles.fingerprint) {
     throw new LexiconsError(ErrorCode.SCHEMA, `SharedStore.attach: the schema does not match the store (${schemaMismatch(handles.fingerprint, given)})`);
   }
+}
+
+export interface StoreOptions {
+  /** Rows per table the buffers are first sized for (they grow). Default 1024. */
+  initialRows?: number;
+  /** Largest size any single buffer may grow to. Default 1 GiB. */
+  maxBytesPerBuffer?: number;
+  /**
+   * Commit id the store starts at (its first commit gets this + 1). Default 0. A store recovered
+   * from a data folder starts after the last logged commit so that commit ids stay monotonic across
+   * restarts (see recovery.ts).
+   */
+  initialCommitId?: number;
+  /**
+   * The indexes' hash seed (a uint32). Default: random, which is what a server wants (clients
+   * cannot craft keys that collide); a fixed seed is for tests.
+   */
+  hashSeed?: number;
+}
+
+const DEFAULT_MAX_BYTES = 1 << 30;
+
+/** The options of SharedStore.create, checked (OPTION errors naming the option), with their defaults. */
+export function checkStoreOptions(options: StoreOptions): { rows: number; max: number; initial: number; seed: number } {
+  const rows = options.initialRows ?? 1024;
+  if (!Number.isInteger(rows) || rows < 1) throw new LexiconsError(ErrorCode.OPTION, 'options.initialRows must be a positive integer');
+  const max = options.maxBytesPerBuffer ?? DEFAULT_MAX_BYTES;
+  if (!Number.isInteger(max) || max < 1024) throw new LexiconsError(ErrorCode.OPTION, 'options.maxBytesPerBuffer must be an integer >= 1024');
+  const initial = options.initialCommitId ?? 0;
+  if (!Number.isSafeInteger(initial) || initial < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.initialCommitId must be a non-negative safe integer');
+  const seed = options.hashSeed ?? randomHashSeed();
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LexiconsError(ErrorCode.OPTION, 'options.hashSeed must be an integer from 0 to 4294967295');
+  return { rows, max, initial, seed };
 }

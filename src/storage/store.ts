@@ -23,38 +23,20 @@ import { tableToArrow } from './arrow.js';
 import { appendColumns, insertAndCommit } from './bulk-append.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
-import { historyTableIds, planHistoryRepair } from './history.js';
+import { historyTableIds, planHistoryRepair, sweepRequest } from './history.js';
 import { historyDisabled } from './history-tables.js';
-import { randomHashSeed, TableIndex } from './indexes.js';
+import { TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
 import { KeyStamps, STAMP_BYTES } from './read-set.js';
+import { pinUntilCollected, ReaderSlot } from './readers.js';
+import { VersionReclaim, type ReclaimOptions, type ReclaimStep } from './reclaim.js';
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
-import { checkHandles, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles } from './store-handles.js';
+import { checkHandles, checkStoreOptions, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles, type StoreOptions } from './store-handles.js';
 import { SharedTable } from './table.js';
 import { Transaction, type Engine } from './transaction.js';
-import { commitOrRetry, isThenable, optimisticAttemptsOf, runOrAbort, type Committed } from './transaction-runner.js';
+import { commitOrRetry, optimisticAttemptsOf, refusePromise, runOrAbort, type Committed } from './transaction-runner.js';
 
-export type { StoreHandles } from './store-handles.js';
-
-export interface StoreOptions {
-  /** Rows per table the buffers are first sized for (they grow). Default 1024. */
-  initialRows?: number;
-  /** Largest size any single buffer may grow to. Default 1 GiB. */
-  maxBytesPerBuffer?: number;
-  /**
-   * Commit id the store starts at (its first commit gets this + 1). Default 0. A store recovered
-   * from a data folder starts after the last logged commit so that commit ids stay monotonic across
-   * restarts (see recovery.ts).
-   */
-  initialCommitId?: number;
-  /**
-   * The indexes' hash seed (a uint32). Default: random, which is what a server wants (clients
-   * cannot craft keys that collide); a fixed seed is for tests.
-   */
-  hashSeed?: number;
-}
-
-const DEFAULT_MAX_BYTES = 1 << 30;
+export type { StoreHandles, StoreOptions } from './store-handles.js';
 
 export class SharedStore {
   readonly schema: Schema;
@@ -81,6 +63,8 @@ export class SharedStore {
   readonly #snapshots = new Map<number, number>();
   readonly #engine: Engine;
   readonly #lock: CommitLock;
+  readonly #readers: ReaderSlot;
+  #reclaim: VersionReclaim | undefined;
 
   private constructor(schema: Schema, handles: StoreHandles, alloc: (table: number) => Allocator, rows: number) {
     this.schema = schema;
@@ -96,6 +80,7 @@ export class SharedStore {
     this.#indexes = schema.tables.map(() => undefined);
     const stamps = new KeyStamps(handles.stamps, handles.hashSeed);
     const lock = (this.#lock = new CommitLock(this.#control));
+    const readers = (this.#readers = new ReaderSlot(this.#control, this));
     const self = this;
     this.#engine = {
       schema,
@@ -107,6 +92,8 @@ export class SharedStore {
       lock: (owner) => lock.lock(owner),
       unlock: (owner) => lock.unlock(owner),
       repairIfDirty: () => repairIfDirty(this.#control, this.#tables, stamps),
+      enterReader: () => readers.enter(),
+      leaveReader: () => readers.leave(),
       openSnapshot: (s) => this.#snapshots.set(s, (this.#snapshots.get(s) ?? 0) + 1),
       closeSnapshot: (s) => {
         const n = (this.#snapshots.get(s) ?? 1) - 1;
@@ -131,14 +118,7 @@ export class SharedStore {
 
   /** Creates a new store in fresh shared memory (main thread). */
   static create(schema: Schema, options: StoreOptions = {}): SharedStore {
-    const rows = options.initialRows ?? 1024;
-    if (!Number.isInteger(rows) || rows < 1) throw new LexiconsError(ErrorCode.OPTION, 'options.initialRows must be a positive integer');
-    const max = options.maxBytesPerBuffer ?? DEFAULT_MAX_BYTES;
-    if (!Number.isInteger(max) || max < 1024) throw new LexiconsError(ErrorCode.OPTION, 'options.maxBytesPerBuffer must be an integer >= 1024');
-    const initial = options.initialCommitId ?? 0;
-    if (!Number.isSafeInteger(initial) || initial < 0) throw new LexiconsError(ErrorCode.OPTION, 'options.initialCommitId must be a non-negative safe integer');
-    const seed = options.hashSeed ?? randomHashSeed();
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new LexiconsError(ErrorCode.OPTION, 'options.hashSeed must be an integer from 0 to 4294967295');
+    const { rows, max, initial, seed } = checkStoreOptions(options);
     const control = ControlBlock.allocate(schema.tables.length, dictCount(schema));
     Atomics.store(control.i64, kCommitId, BigInt(initial));
     const buffers: SharedArrayBuffer[][] = schema.tables.map(() => []);
@@ -196,7 +176,29 @@ export class SharedStore {
     if (!Number.isInteger(threadId) || threadId < 0) {
       throw new LexiconsError(ErrorCode.OPTION, `releaseIfHeldBy: threadId must be a non-negative integer, got ${threadId} (read worker.threadId while the worker runs: it is -1 in its 'exit' handler)`);
     }
+    this.#readers.releaseThread(threadId); // its open reads ended with it: they must not block reclamation
     return this.#lock.releaseIfHeldBy(threadId);
+  }
+
+  /**
+   * One non-blocking step of version reclamation (reclaim.ts; main thread only): when a table has
+   * `minDeadVersions` (any, with `force`), drains every thread's readers and compacts it. Call
+   * again on a later event-loop turn while it returns `draining`; `startReclaimer` does it all.
+   * @example store.reclaim({ force: true }); // { state: 'done', freed: { Counter: 1_000 } }
+   */
+  reclaim(options: ReclaimOptions = {}): ReclaimStep {
+    const parts = { control: this.#control, tables: this.#tables, readers: this.#readers, lock: this.#lock, repairIfDirty: this.#engine.repairIfDirty };
+    return (this.#reclaim ??= new VersionReclaim(parts)).step(options);
+  }
+
+  /** Ends a reclamation in progress (the workers waiting for it go on). */
+  stopReclaim(): void {
+    this.#reclaim?.stop('idle');
+  }
+
+  /** Keeps every slot in place until the returned function is called (reads over event-loop turns). */
+  pinVersions(): () => void {
+    return this.#readers.pin();
   }
 
   // -- transactions ----------------------------------------------------------------------------
@@ -314,14 +316,10 @@ export class SharedStore {
    * commit lock is busy (try again later).
    */
   trimHistory(now = Date.now(), options: { maxRows?: number } = {}): { deleted: number; more: boolean } | null {
-    const policyOf = this.historyPolicy;
-    if (!policyOf) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: set store.historyPolicy first (the sweep trims by it)');
-    const maxRows = options.maxRows ?? 10_000;
-    if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: options.maxRows must be a positive integer');
-    if (typeof now !== 'number' || !Number.isFinite(now)) throw new LexiconsError(ErrorCode.OPTION, 'trimHistory: now must be a number of ms since the Unix epoch');
+    const request = sweepRequest(this.historyPolicy, now, options);
     const txn = this.begin() as Transaction;
     try {
-      txn.requestSweep({ now, maxRows, policyOf });
+      txn.requestSweep(request);
       // The main thread never waits for the lock: it only tries (null when busy).
       const result = isMainThread ? this.#lock.tryOnly(() => txn.commit()) : txn.commit();
       if (result === null) return null;
@@ -366,17 +364,31 @@ export class SharedStore {
     return this.#control.commitId();
   }
 
-  /** Committed live rows at a snapshot (default latest) as plain objects; lock-free. */
+  /** Committed live rows at a snapshot (default latest), lock-free; an older snapshot only if pinned since (pinVersions). */
   *scan(table: ModelClass | string, snapshot?: number): IterableIterator<{ pk: string } & Record<string, unknown>> {
     const t = this.#tables[this.#tableId(table)]!;
-    const s = snapshot ?? this.#control.commitId(); // commit id before row count
-    const rows = t.rowCount();
-    for (let v = 0; v < rows; v++) if (t.isVisible(v, s)) yield t.readRow(v);
+    const unpin = this.pinVersions();
+    try {
+      const s = snapshot ?? this.#control.commitId(); // commit id before row count
+      const rows = t.rowCount();
+      for (let v = 0; v < rows; v++) if (t.isVisible(v, s)) yield t.readRow(v);
+    } finally {
+      unpin();
+    }
   }
 
-  /** An Apache Arrow Table of the latest committed rows (zero-copy when no row was ever superseded). */
+  /** An Arrow Table of the latest committed rows: zero-copy without dead versions (pinned until collected), else a copy. */
   toArrow(table: ModelClass | string): arrow.Table {
-    return tableToArrow(this.#tables[this.#tableId(table)]!, this.#control, this.handles.maxBytesPerBuffer);
+    const id = this.#tableId(table);
+    const unpin = this.pinVersions();
+    const zeroCopy = this.#control.deadVersions(id) === 0; // only a compaction lowers it, and none runs while pinned
+    let view: arrow.Table | undefined;
+    try {
+      return (view = tableToArrow(this.#tables[id]!, this.#control, this.handles.maxBytesPerBuffer));
+    } finally {
+      if (zeroCopy && view !== undefined) pinUntilCollected(view, unpin);
+      else unpin();
+    }
   }
 
   stats(): StoreStats {
@@ -388,13 +400,4 @@ export class SharedStore {
     }
     return stats;
   }
-}
-
-/** runSync's check: a function that returned a promise must be run with run(). */
-function refusePromise<T>(value: T): T {
-  if (isThenable(value)) {
-    Promise.resolve(value).catch(() => undefined);
-    throw new LexiconsError(ErrorCode.TXN, 'runSync: the function returned a Promise; use run() for async functions');
-  }
-  return value;
 }

@@ -1,8 +1,9 @@
 /**
  * @module storage/table
- * One table in shared memory: append-only row versions.
+ * One table in shared memory: append-only row versions, compacted when no thread reads
+ * (reclaim.ts).
  *
- * Every slot is an immutable row version. Hidden per-slot columns (excluded from Arrow views):
+ * Every slot is an immutable row version while anyone can read it. Hidden per-slot columns (excluded from Arrow views):
  * - `begin` (Float64): commit id that created the version; written before the slot is published.
  * - `next`  (Int32): slot of the version that superseded it (or of its tombstone), -1 while live;
  *   the only word ever modified after publication, always with Atomics.
@@ -117,6 +118,18 @@ export class SharedTable {
     for (let k = 0; k < fields.length; k++) this.columns[k]!.write(slot, values === null ? null : values[fields[k]!.name]);
     this.flagsBuf.u8(slot)[slot] = values === null ? TOMBSTONE : 0;
     this.setNext(slot, -1);
+  }
+
+  /**
+   * Copies live version `from` to slot `to` < `from` (reclaim.ts, with no reader anywhere):
+   * `begin`, the pk and every field; `next` = -1 and no tombstone flag (only live versions move).
+   */
+  moveVersion(from: number, to: number): void {
+    this.beginBuf.f64(from)[to] = this.beginOf(from);
+    this.setNext(to, -1);
+    this.flagsBuf.u8(from)[to] = 0;
+    this.pk.move(from, to);
+    for (const column of this.columns) column.move(from, to);
   }
 
   /** Total bytes of the shared buffers (allocated, not only used). */

@@ -68,3 +68,12 @@ export function commitOrRetry<T>(txn: Txn, value: T, exclusive: boolean): Commit
   if (exclusive) throw new LexiconsError(ErrorCode.TXN, `exclusive commit failed: ${result.message}`);
   return undefined;
 }
+
+/** runSync's check: a function that returned a promise must be run with run(). */
+export function refusePromise<T>(value: T): T {
+  if (isThenable(value)) {
+    Promise.resolve(value).catch(() => undefined);
+    throw new LexiconsError(ErrorCode.TXN, 'runSync: the function returned a Promise; use run() for async functions');
+  }
+  return value;
+}

@@ -9,7 +9,9 @@
  * readers, (3) serializable transactions, (4) survival of a thread that dies mid-commit.
  *
  * Append-only versions (MVCC). A row is a chain of immutable versions, one per slot. An update
- * appends a new version and points the old one's `next` at it; a delete appends a tombstone. A
+ * appends a new version and points the old one's `next` at it; a delete appends a tombstone.
+ * Versions no transaction can see any more are reclaimed by compaction (reclaim.ts), only while
+ * no transaction is open anywhere, so a transaction never sees a slot move. A
  * version v is visible at snapshot S iff `begin[v] <= S` and (`next[v] === -1` or
  * `begin[next[v]] > S`) and v is not a tombstone. Published slot data is never modified, so a
  * reader cannot observe a torn Float64/BigInt64 or a half-rewritten string; the one word mutated
@@ -57,6 +59,12 @@ export interface Engine {
   repairIfDirty(): void;
   openSnapshot(s: number): void;
   closeSnapshot(s: number): void;
+  /**
+   * Opens a read of this store instance (readers.ts): called before the lock and the snapshot; in
+   * a worker it waits while a reclamation compacts. Closed by {@link leaveReader}.
+   */
+  enterReader(): void;
+  leaveReader(): void;
   /** Called under the lock before any shared write of a commit (e.g. a WAL append); a throw aborts. */
   beforePublish: ((changes: ChangeSet) => void) | undefined;
   /** Called under the lock right after the commit is published. */
@@ -96,18 +104,27 @@ export class Transaction implements Txn {
     this.#engine = engine;
     this.exclusive = exclusive;
     this.#reads = new ReadSet(engine.stamps.seed, engine.remoteOnly);
-    if (exclusive) {
-      if (!engine.lock(this)) throw new LexiconsError(ErrorCode.TXN, 'cannot begin an exclusive transaction: another transaction of this thread holds the commit lock');
-      try {
-        engine.repairIfDirty();
-      } catch (err) {
-        engine.unlock(this);
-        throw err;
-      }
+    engine.enterReader(); // before the lock: a reader waiting for a reclamation holds no lock
+    try {
+      if (exclusive) this.#lockExclusive();
+    } catch (err) {
+      engine.leaveReader(); // a busy lock under tryOnly throws too
+      throw err;
     }
     this.snapshot = engine.control.commitId();
     engine.openSnapshot(this.snapshot);
     this.db = new TxnDb(this, engine.schema);
+  }
+
+  #lockExclusive(): void {
+    const engine = this.#engine;
+    if (!engine.lock(this)) throw new LexiconsError(ErrorCode.TXN, 'cannot begin an exclusive transaction: another transaction of this thread holds the commit lock');
+    try {
+      engine.repairIfDirty();
+    } catch (err) {
+      engine.unlock(this);
+      throw err;
+    }
   }
 
   #assertOpen(): void {
@@ -329,6 +346,7 @@ export class Transaction implements Txn {
     this.#done = true;
     this.#engine.closeSnapshot(this.snapshot);
     if (this.exclusive) this.#engine.unlock(this);
+    this.#engine.leaveReader();
   }
 
   // -- commit ------------------------------------------------------------------------------------

@@ -8,17 +8,18 @@ import assert from 'node:assert/strict';
 import { tableToArrow } from '../../src/storage/arrow.js';
 import { repairIfDirty } from '../../src/storage/commit-lock.js';
 import { TableIndex } from '../../src/storage/indexes.js';
-import { ControlBlock, controlBytes, i32DeadVersions, i32DictCount, i32RowCount, i64LastWrite, kDirty, kPendingCommit, kRepairEpoch } from '../../src/storage/layout.js';
+import { ControlBlock, controlBytes, i32DeadVersions, i32DictCount, i32ReaderOwner, i32RowCount, i32TableEpoch, i64LastWrite, kDirty, kPendingCommit, kReclaim, kRepairEpoch, READER_SLOTS } from '../../src/storage/layout.js';
 import { KeyStamps, keyBucket } from '../../src/storage/read-set.js';
 import { Counter } from './fixtures/schema.js';
 import { bareTable } from './fixtures/bare-table.js';
 
 describe('layout', () => {
   it('gives every table and dictionary its own words, and refuses a control block of the wrong size', () => {
-    assert.equal(controlBytes(2, 1), (2 + 2) * 8 + (4 + 4 + 1) * 4);
-    const words = [i32RowCount(0), i32DeadVersions(0), i32RowCount(1), i32DeadVersions(1), i32DictCount(2, 0)];
+    assert.equal(controlBytes(2, 1), (2 + 2) * 8 + (5 + 6 + 1 + 2 * READER_SLOTS) * 4);
+    const words = [i32RowCount(0), i32DeadVersions(0), i32TableEpoch(0), i32RowCount(1), i32DeadVersions(1), i32TableEpoch(1), i32DictCount(2, 0), i32ReaderOwner(2, 1, 0), i32ReaderOwner(2, 1, 0) + 1, i32ReaderOwner(2, 1, READER_SLOTS - 1) + 1];
     assert.equal(new Set(words).size, words.length);
-    assert.ok(Math.min(...words) > kRepairEpoch);
+    assert.ok(Math.min(...words) > Math.max(kRepairEpoch, kReclaim));
+    assert.equal(Math.max(...words), controlBytes(2, 1) / 4 - (2 + 2) * 2 - 1, 'the last reader word is the last word');
     assert.notEqual(i64LastWrite(0), kPendingCommit);
     assert.throws(() => new ControlBlock(new SharedArrayBuffer(8), 2, 1), { name: 'RangeError', message: `control block is 8 bytes, expected ${controlBytes(2, 1)}` });
   });
