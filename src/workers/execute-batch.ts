@@ -3,11 +3,8 @@
  * Executes a batch job in a worker: frames (Signals), connection attempts (Headers, gate,
  * onConnect) and disconnections (onDisconnect), in unit order, as one transaction with a
  * savepoint per call. Nothing leaves the worker before the commit succeeded: the result carries
- * the ordered effects for the main thread. When the commit fails (a conflict with a concurrent
- * commit, or a unique constraint), the batch is re-executed with one transaction per call, in
- * unit order (outputs of the failed attempt are discarded): the calls that can commit do, one
- * conflicting call re-runs alone instead of the whole batch, each call still gets exactly one
- * outcome, and each connection's calls still run in the order it sent them.
+ * the ordered effects for the main thread. On a conflict the whole batch is re-executed with a
+ * fresh transaction (outputs of the failed attempt are discarded).
  */
 import type { Signal, SignalResponse } from '../components.js';
 import type { Db } from '../storage/api.js';
@@ -41,16 +38,14 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       return runUnits(ctx, 0, 0, 0);
     },
     undo: () => undefined,
-  }, { returnConflict: true });
+  });
   stats.commitMs = outcome.commitMs;
   if (outcome.committed) {
     ctx.recorder.publications = outcome.publications;
     return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
   }
-  // Some call of the batch conflicted with (or broke a unique constraint against) a concurrent
-  // commit: re-run with one transaction per call, so that under contention the batch commits what
-  // it can and only a conflicting call runs again (a whole-batch re-run would conflict again),
-  // and an offending call alone gets the error.
+  // Some call of the batch broke a unique constraint against a concurrent commit: re-run with
+  // one transaction per call, so the offending call alone gets the error.
   stats.calls = 0;
   stats.errors = 0;
   const recorder = new Recorder(app.view);

@@ -5,10 +5,9 @@
  * A batch runs as ONE transaction with a savepoint per call ({@link BatchStepper}): a call that
  * throws is rolled back to its savepoint (writes, recorded effects, connection state) and
  * becomes an error for its caller; the batch commits once (group commit). When the commit fails
- * (a conflict with a concurrent commit, or a unique constraint), the batch is re-run with one
- * transaction per call ({@link IsolatedStepper}): the calls that do not conflict commit, a
- * conflicting call alone runs again, and only an offending call fails. Tasks and hooks always
- * run isolated. Both go through the one begin/commit/retry loop of a worker,
+ * on a unique constraint, the batch is re-run with one transaction per call
+ * ({@link IsolatedStepper}) so that only the offending call fails. Tasks and hooks always run
+ * isolated. Both go through the one begin/commit/retry loop of a worker,
  * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
  * transaction runs exclusively.
  */
@@ -59,18 +58,15 @@ export interface TransactionAttempt<T> {
  */
 export type CommitOutcome<T> =
   | { committed: true; value: T; commitMs: number; publications: Publication[] }
-  | { committed: false; uniqueViolation: string; commitMs: number }
-  /** Only with `returnConflict`: the first attempt conflicted (nothing was retried). */
-  | { committed: false; conflict: string; commitMs: number };
+  | { committed: false; uniqueViolation: string; commitMs: number };
 
 /**
  * The begin/commit/retry loop of a worker: runs `attempt` in a fresh transaction until one
  * commits, re-running it on conflict (exclusively after {@link OPTIMISTIC_ATTEMPTS}). Work that
  * throws is rolled back and the error propagates. A job the main thread aborted never commits:
  * {@link ProgressWriter.checkNotAborted} runs right before the commit, after `leave()`.
- * With `returnConflict`, a conflict is returned instead of retried (a batch re-runs per call).
  */
-export async function commitWithRetries<T>(store: TxnSource, progress: ProgressWriter, what: string, attempt: TransactionAttempt<T>, options: { returnConflict?: boolean } = {}): Promise<CommitOutcome<T>> {
+export async function commitWithRetries<T>(store: TxnSource, progress: ProgressWriter, what: string, attempt: TransactionAttempt<T>): Promise<CommitOutcome<T>> {
   let commitMs = 0;
   const remote = store.remoteCommit;
   const attempts = remote ? CLUSTER_MAX_ATTEMPTS : MAX_ATTEMPTS;
@@ -101,7 +97,6 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
     if (result.ok) return { committed: true, value, commitMs, publications: result.publications };
     attempt.undo();
     if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message, commitMs };
-    if (options.returnConflict === true) return { committed: false, conflict: result.message, commitMs };
   }
   throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${attempts} attempts`);
 }
@@ -144,7 +139,7 @@ export class BatchStepper implements Stepper {
   }
 }
 
-/** One transaction per call (tasks, hooks, and a batch re-run after a conflict or a unique violation). */
+/** One transaction per call (tasks, hooks, and a batch re-run after a unique violation). */
 export class IsolatedStepper implements Stepper {
   readonly #store: TxnSource;
   readonly #recorder: Recorder;
@@ -173,7 +168,7 @@ export class IsolatedStepper implements Stepper {
     });
     recorder.txn = undefined;
     this.commitMs += outcome.commitMs;
-    if (!outcome.committed) throw new LexiconsError(ErrorCode.UNIQUE, 'uniqueViolation' in outcome ? outcome.uniqueViolation : outcome.conflict);
+    if (!outcome.committed) throw new LexiconsError(ErrorCode.UNIQUE, outcome.uniqueViolation);
     // In commit order, after the publications of the job's earlier commits (the Stamped indexes).
     for (const publication of outcome.publications) recorder.publications.push(publication);
     return outcome.value;

@@ -62,9 +62,8 @@ describe('conflicting batches (2 workers)', { timeout: 120_000 }, () => {
     for (const c of clients) assert.deepEqual(c.pending, [], 'no second outcome for any call');
     const batches = (await metric(srv, 'lexicons_batches_total')) - batchesBefore;
     const attempts = (await metric(srv, 'lexicons_txn_attempts_total')) - attemptsBefore;
-    // A job re-run whole makes at most 4 attempts (3 optimistic, then exclusive); re-run per call,
-    // it makes one per call: more than 4 per job on average means conflicting jobs re-ran per call.
-    assert.ok(attempts > 4 * batches, `jobs re-ran per call (${attempts} attempts for ${batches} jobs)`);
+    // A job re-runs whole: at most 4 attempts (3 optimistic, then exclusive) per job.
+    assert.ok(attempts >= batches && attempts <= 4 * batches, `${attempts} attempts for ${batches} jobs`);
   });
 
   it('the runtime reclaims the versions the transfers superseded, while workers run', async () => {
