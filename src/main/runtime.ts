@@ -66,25 +66,18 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const startedAt = Date.now();
   // The pool first: its threads load the app while this thread opens the data folder.
   const { pool, control, attach } = createPool(settings, log);
-  let opened: { store: SharedStore; wal: Wal };
+  let opened: { store: SharedStore; wal: Wal; cluster: ClusterNode | null };
   try {
-    opened = await openData(server, settings, log);
+    const { store, wal } = await openData(server, settings, log);
+    // The store's history policies on this thread too (trim sweeps; reads need none).
+    store.historyPolicy = server.components.channelRules.historyPolicy;
+    opened = { store, wal, cluster: await startCluster(settings, store, log, wal) };
   } catch (err) {
     await pool.destroy();
     control.close();
     throw err;
   }
-  const { store, wal } = opened;
-  // The store's history policies on this thread too (trim sweeps; reads need none).
-  store.historyPolicy = server.components.channelRules.historyPolicy;
-  let cluster: ClusterNode | null;
-  try {
-    cluster = await startCluster(settings, store, log, wal);
-  } catch (err) {
-    await pool.destroy();
-    control.close();
-    throw err;
-  }
+  const { store, wal, cluster } = opened;
   let dispatcher: Dispatcher | undefined;
   const hub = createHub(server.components.channelRules, log, {
     store,
