@@ -20,7 +20,8 @@
  *   again against the new reads when the refresh returns.
  */
 import { MAX_LIVE_QUERIES_PER_CONNECTION } from '../live-query.js';
-import type { CommitWrites, LiveJobQuery, LiveResult, LiveState } from '../job-contract.js';
+import type { CommitWrites } from '../job-contract.js';
+import type { LiveJobQuery, LiveResult, LiveState } from '../live-job-contract.js';
 import { errorFrame, liveErrorItem } from '../protocol.js';
 import { Frame, WireCode } from '../wire.js';
 import { messageOf } from '../errors.js';

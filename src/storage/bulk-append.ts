@@ -16,7 +16,8 @@ import { i32RowCount, i64LastWrite, kCommitId } from './layout.js';
 import { coerceValue, withoutTransform, type FieldSchema, type ModelClass, type TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
 import type { SharedTable } from './table.js';
-import type { Engine, Transaction } from './transaction.js';
+import type { Engine } from './engine.js';
+import type { Transaction } from './transaction.js';
 import { insertRow } from './transaction-db.js';
 
 /** `SharedStore.bulkLoad`: the rows inserted by `txn` (exclusive) and committed; any error aborts it. */

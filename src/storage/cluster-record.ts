@@ -25,7 +25,8 @@ import type { Row } from './query.js';
 import { exactKey, type ReadSet } from './read-set.js';
 import { compileModels, field, Model, type Schema, type TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
-import type { Engine, Transaction } from './transaction.js';
+import type { Engine } from './engine.js';
+import type { Transaction } from './transaction.js';
 import type { TablePlan } from './write-set.js';
 import type { HistoryOp } from './history.js';
 

@@ -44,7 +44,7 @@
 import type { ChangeSet, CommitResult } from './api.js';
 import { i32DeadVersions, i32RowCount, i64LastWrite, kCommitId, kDirty, kPendingCommit } from './layout.js';
 import type { ReadSet } from './read-set.js';
-import type { Engine } from './transaction.js';
+import type { Engine } from './engine.js';
 import type { TablePlan } from './write-set.js';
 
 /** Test-only hooks to simulate a writer dying mid-commit (never set in production). */

@@ -42,6 +42,7 @@ import { CHANNEL_TABLE, PUBLICATION_TABLE, publicationPk } from './history-table
 import type { TableIndex } from './indexes.js';
 import type { Row } from './query.js';
 import type { SharedTable } from './table.js';
+import type { Transaction } from './transaction.js';
 import type { Pending, TablePlan } from './write-set.js';
 
 /** Table ids of the history tables in a store's schema. */
@@ -361,4 +362,19 @@ export function planHistoryRepair(channels: TableView, publications: TableView, 
     if (next !== pos) out.channels.push({ pk: name, epoch: next.epoch, offset: next.offset, oldest: next.oldest });
   }
   return out;
+}
+
+/**
+ * SharedStore.repairHistory's commit: plans the repair at `txn`'s snapshot (exclusive: nothing
+ * else commits meanwhile), writes it and commits. Returns the channels given a new epoch.
+ */
+export function commitHistoryRepair(txn: Transaction, channels: TableView, publications: TableView, renewEpochs: boolean): string[] {
+  channels.index.sync();
+  publications.index.sync();
+  const repair = planHistoryRepair(channels, publications, txn.snapshot, renewEpochs);
+  for (const row of repair.channels) txn.put(channels.table.id, row.pk, row);
+  for (const pk of repair.deletes) txn.put(publications.table.id, pk, null);
+  const result = txn.commit();
+  if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `repairHistory: ${result.message}`);
+  return repair.renewed;
 }

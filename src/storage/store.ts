@@ -23,7 +23,7 @@ import { tableToArrow } from './arrow.js';
 import { appendColumns, insertAndCommit } from './bulk-append.js';
 import { CommitLock, repairIfDirty } from './commit-lock.js';
 import { GrowBuf, type Allocator } from './grow-buf.js';
-import { historyTableIds, planHistoryRepair, sweepRequest } from './history.js';
+import { commitHistoryRepair, historyTableIds, sweepRequest } from './history.js';
 import { historyDisabled } from './history-tables.js';
 import { TableIndex } from './indexes.js';
 import { ControlBlock, kCommitId } from './layout.js';
@@ -33,7 +33,8 @@ import { VersionReclaim, type ReclaimOptions, type ReclaimStep } from './reclaim
 import { tableNameOf, type ModelClass, type Schema } from './schema.js';
 import { checkHandles, checkStoreOptions, describeSchema, dictCount, HANDLES_VERSION, type StoreHandles, type StoreOptions } from './store-handles.js';
 import { SharedTable } from './table.js';
-import { Transaction, type Engine } from './transaction.js';
+import type { Engine } from './engine.js';
+import { Transaction } from './transaction.js';
 import { commitOrRetry, optimisticAttemptsOf, refusePromise, runOrAbort, type Committed } from './transaction-runner.js';
 
 export type { StoreHandles, StoreOptions } from './store-handles.js';
@@ -345,14 +346,7 @@ export class SharedStore {
     const txn = this.begin({ exclusive: true }) as Transaction;
     try {
       const view = (id: number) => ({ table: this.#tables[id]!, index: this.#index(id) });
-      view(ids.channel).index.sync();
-      view(ids.publication).index.sync();
-      const repair = planHistoryRepair(view(ids.channel), view(ids.publication), txn.snapshot, options.renewEpochs === true);
-      for (const row of repair.channels) txn.put(ids.channel, row.pk, row);
-      for (const pk of repair.deletes) txn.put(ids.publication, pk, null);
-      const result = txn.commit();
-      if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `repairHistory: ${result.message}`);
-      return repair.renewed;
+      return commitHistoryRepair(txn, view(ids.channel), view(ids.publication), options.renewEpochs === true);
     } catch (err) {
       txn.abort();
       throw err;

@@ -28,54 +28,19 @@
  * before reading: it cannot conflict, so progress is guaranteed even under heavy contention.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { ChangeSet, ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryPolicyResolver, HistoryQuery, Txn } from './api.js';
+import type { ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryQuery, Txn } from './api.js';
 import { recordOf, type CommitRecord } from './cluster-record.js';
 import { publishCommit, validateCommit } from './commit-protocol.js';
+import type { Engine } from './engine.js';
+import { parseFilters } from './filters.js';
 import { historyDisabled } from './history-tables.js';
 import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, type HistoryOutcome, type HistoryTableIds, type SweepRequest, type TableView } from './history.js';
-import type { ControlBlock } from './layout.js';
 import type { TableIndex } from './indexes.js';
-import { parseFilters } from './filters.js';
 import { copyRow, select, type ReadContext, type Row } from './query.js';
-import { ReadSet, type KeyStamps } from './read-set.js';
-import { tableNameOf, type ModelClass, type Schema, type TableSchema } from './schema.js';
-import type { SharedTable } from './table.js';
+import { ReadSet } from './read-set.js';
+import { tableNameOf, type ModelClass, type TableSchema } from './schema.js';
 import { TxnDb } from './transaction-db.js';
 import { commitPlan, emptyTableWrites, pendingRows, track, type Pending, type TablePlan, type TableWrites } from './write-set.js';
-
-/** What a transaction needs from the store (implemented in store.ts). */
-export interface Engine {
-  readonly schema: Schema;
-  readonly control: ControlBlock;
-  readonly tables: readonly SharedTable[];
-  readonly tableIds: ReadonlyMap<string, number>;
-  index(id: number): TableIndex;
-  /** The shared key stamps that row-level read sets are validated against (read-set.ts). */
-  readonly stamps: KeyStamps;
-  /** Takes the commit lock for `owner`; false if another transaction of this thread holds it. */
-  lock(owner: object): boolean;
-  unlock(owner: object): void;
-  /** Under the lock: undoes a dead writer's unpublished commit, if any. */
-  repairIfDirty(): void;
-  openSnapshot(s: number): void;
-  closeSnapshot(s: number): void;
-  /**
-   * Opens a read of this store instance (readers.ts): called before the lock and the snapshot; in
-   * a worker it waits while a reclamation compacts. Closed by {@link leaveReader}.
-   */
-  enterReader(): void;
-  leaveReader(): void;
-  /** Called under the lock before any shared write of a commit (e.g. a WAL append); a throw aborts. */
-  beforePublish: ((changes: ChangeSet) => void) | undefined;
-  /** Called under the lock right after the commit is published. */
-  afterPublish: ((changes: ChangeSet) => void) | undefined;
-  /** The history tables' ids, when the schema has them (history-tables.ts). */
-  readonly history: HistoryTableIds | undefined;
-  /** This thread's channel history policies (SharedStore.historyPolicy). */
-  readonly historyPolicy: HistoryPolicyResolver | undefined;
-  /** Cluster mode, in a worker: commits go to the commit stream (exportCommit), never local. */
-  readonly remoteOnly: boolean;
-}
 
 /** A #log entry that stands for one recorded history operation (rollbackTo pops it from #ops). */
 const HISTORY_LOG_ID = -1;

@@ -13,7 +13,7 @@
  */
 import { isLiveSpec, MAX_LIVE_ROWS, type LiveQuery, type RowsSpec } from '../live-query.js';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import type { LiveJob, LiveJobQuery, LiveOutcome, LiveResult, LiveState } from '../job-contract.js';
+import type { LiveJob, LiveJobQuery, LiveOutcome, LiveResult, LiveState } from '../live-job-contract.js';
 import { liveErrorItem, wireCodeOf } from '../protocol.js';
 import type { WrittenKeys } from '../storage/api.js';
 import type { Transaction } from '../storage/transaction.js';

@@ -9,7 +9,7 @@
 import { ErrorCode, LexiconsError, SignalError } from '../errors.js';
 import { isLiveSpec, MAX_LIVE_ROWS, type AggregateSpec, type RowsSpec } from '../live-query.js';
 import type { Db } from '../storage/api.js';
-import type { LiveState } from '../job-contract.js';
+import type { LiveState } from '../live-job-contract.js';
 import { Frame, WireCode } from '../wire.js';
 
 type LiveRow = Record<string, unknown> & { pk: string };
