@@ -224,6 +224,8 @@ export interface JobStats {
   commitMs?: number;
   /** Batches: time waiting until the commits were durable before the result left the worker. */
   durableMs?: number;
+  /** Batches: the worker's time on the job, start to result (the rest of the round trip is the pool's and the threads' wake-ups). */
+  runMs?: number;
 }
 
 // Op codes of PackedEffects: triples `[op, target, length]` in `ops` (writeOp). Small numbers on

@@ -60,6 +60,8 @@ export interface LoadResult {
   server: { cpuSeconds: number; cpuCores: number; cpuSecondsPer1kCalls: number; peakRssMiB: number } | null;
   /** The generator's own CPU use in cores (near `procs` means the generator is the bottleneck). */
   loadgenCpuCores: number;
+  /** The worst generator process's event-loop delay p99 / max over the window (ms). */
+  loadgenLoopDelayMs: { p99: number; max: number };
   /**
    * Cores busy with anything but the server and the generator during the window (other programs
    * on a shared machine): above ~0.1 the figures are disturbed.
@@ -266,6 +268,10 @@ function merge(
             peakRssMiB: round(server.peak),
           },
     loadgenCpuCores: round(loadgenCpu / seconds, 2),
+    loadgenLoopDelayMs: {
+      p99: round(Math.max(0, ...windows.map((w) => w.loopDelayMs.p99)), 2),
+      max: round(Math.max(0, ...windows.map((w) => w.loopDelayMs.max)), 2),
+    },
     otherCpuCores: round(Math.max(0, busyCores - loadgenCpu / seconds - (server === null ? 0 : server.cpu / server.seconds)), 2),
     totals,
   };

@@ -92,6 +92,11 @@ export interface WindowFigures {
   cpuSeconds: number;
   /** Open loop: calls not sent because a connection's backlog was full. */
   skipped: number;
+  /**
+   * The generator's event-loop delay (monitorEventLoopDelay, 1 ms resolution: it reads the delay
+   * beyond that). A latency tail of about this size is the generator's, not the server's.
+   */
+  loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 /** Totals over the whole run, after draining. */

@@ -8,6 +8,7 @@
  * timestamp read by a byte scan (no JSON.parse); replies to a chunk are appended to the
  * connection's slab and flushed in one write.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Histogram } from './histogram.js';
 import type { Job, TotalFigures, WindowFigures } from './job.js';
 import { FRAME, protocolByName, scanEnd, scanNumber, startsWith, type Protocol } from './protocols.js';
@@ -52,6 +53,8 @@ export class LoadProcess {
   #markAt = 0;
   #mark = { sent: 0, completed: 0, delivered: 0, errors: 0, skipped: 0 };
   #cpuMark: NodeJS.CpuUsage = { user: 0, system: 0 };
+  /** This process's event-loop delay over the window: a delivery it reads late is late by this much. */
+  #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 });
   #skipped = 0;
   #pacer: NodeJS.Timeout | null = null;
   #goAt = 0;
@@ -299,6 +302,8 @@ export class LoadProcess {
     const t = this.totals;
     this.#mark = { sent: t.sent, completed: t.completed, delivered: t.delivered, errors: t.errors, skipped: this.#skipped };
     this.#cpuMark = process.cpuUsage();
+    this.#loopDelay.reset();
+    this.#loopDelay.enable();
     this.#markAt = nowUs();
     this.measuring = true;
   }
@@ -307,6 +312,7 @@ export class LoadProcess {
   async stop(): Promise<{ window: WindowFigures; sent: number }> {
     const seconds = (nowUs() - this.#markAt) / 1e6;
     const cpu = process.cpuUsage(this.#cpuMark);
+    this.#loopDelay.disable();
     this.measuring = false;
     this.running = false;
     if (this.#pacer !== null) clearInterval(this.#pacer);
@@ -322,6 +328,7 @@ export class LoadProcess {
       delivery: this.delivery.toJSON(),
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       skipped: this.#skipped - m.skipped,
+      loopDelayMs: { p50: this.#loopDelay.percentile(50) / 1e6, p99: this.#loopDelay.percentile(99) / 1e6, max: this.#loopDelay.max / 1e6 },
     };
     if (this.#storm !== null) await this.#storm;
     else if (!(await this.#wait(() => this.senders.every((c) => c.inflight <= 0 || c.conn.closed)))) t.drained = false;

@@ -67,6 +67,7 @@ export class Dispatcher {
 
   enqueue(conn: SocketConnection, unit: Unit): void {
     conn.queue.push(unit);
+    conn.queuedAt.push(performance.now());
     if (!conn.busy) this.#ready.add(conn);
     this.#schedule();
   }
@@ -99,6 +100,8 @@ export class Dispatcher {
 
   #build(): Batch {
     const batch: Batch = { connections: [], units: [], owners: [] };
+    const { queueWaitSeconds } = this.#hub.metrics;
+    const now = performance.now();
     let bytes = 0;
     for (const conn of this.#ready) {
       if (batch.units.length >= MAX_UNITS_PER_JOB || bytes >= MAX_BYTES_PER_JOB) break;
@@ -115,9 +118,11 @@ export class Dispatcher {
         }
         batch.units.push(unit);
         batch.owners.push(index);
+        queueWaitSeconds.observe((now - (conn.queuedAt[taken] ?? now)) / 1000);
         taken++;
       }
       conn.queue.splice(0, taken);
+      conn.queuedAt.splice(0, taken);
     }
     return batch;
   }
@@ -168,7 +173,8 @@ export class Dispatcher {
     const { metrics } = this.#hub;
     try {
       const { stats } = result;
-      metrics.recordBatch((performance.now() - started) / 1000, batch.units.length, stats.calls, stats.commitMs, stats.durableMs);
+      const applyStarted = performance.now();
+      metrics.recordBatch((applyStarted - started) / 1000, batch.units.length, stats.calls, stats.commitMs, stats.durableMs, stats.runMs);
       for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
       metrics.recordSignals(stats.calls, stats.errors);
       metrics.txnAttemptsTotal += stats.attempts;
@@ -180,6 +186,7 @@ export class Dispatcher {
         });
         if (!done) this.#applying++;
       }
+      metrics.applySeconds.observe((performance.now() - applyStarted) / 1000);
     } finally {
       if (done) finish();
     }
@@ -245,7 +252,11 @@ export class Dispatcher {
         list.push(unit);
       }
     });
-    for (const [conn, list] of back) conn.queue.unshift(...list);
+    const now = performance.now();
+    for (const [conn, list] of back) {
+      conn.queue.unshift(...list);
+      conn.queuedAt.unshift(...list.map(() => now));
+    }
     this.#releaseKeys(batch, failed);
   }
 

@@ -111,7 +111,9 @@ export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () =
         }
         const blocking = publishHistory(hub, e.channels, e.history, e.text, except, remote);
         if (blocking !== undefined) {
+          const waitedFrom = performance.now();
           hub.delivery.wait(blocking, () => {
+            hub.metrics.historyWaitSeconds.observe((performance.now() - waitedFrom) / 1000);
             if (applyEffects(hub, effects, onDone, i, remote)) onDone?.();
           });
           return false;
@@ -248,7 +250,9 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       if (blocking !== undefined) {
         const at = i;
         const byte = offset;
+        const waitedFrom = performance.now();
         hub.delivery.wait(blocking, () => {
+          hub.metrics.historyWaitSeconds.observe((performance.now() - waitedFrom) / 1000);
           if (applyPacked(hub, connections, packed, onDone, at, byte)) onDone?.();
         });
         return false;

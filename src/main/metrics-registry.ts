@@ -173,6 +173,10 @@ export class ServerMetrics {
     new PlainHistogram('lexicons_commit_duration_seconds', 'Commit of a batch in its worker (validation, write-ahead log append, publication).', c.commitSeconds, registry);
     new PlainHistogram('lexicons_durable_wait_seconds', 'Wait of a batch in its worker until its commits were durable (the fdatasync under --fsync always).', c.durableWaitSeconds, registry);
     new PlainHistogram('lexicons_publish_fanout', 'Recipients per publication to channels.', c.fanout, registry);
+    new PlainHistogram('lexicons_queue_wait_seconds', 'Wait of a unit (frame, connection attempt, disconnection) on the main thread from arrival to the dispatch of its batch.', c.queueWaitSeconds, registry);
+    new PlainHistogram('lexicons_batch_run_seconds', 'Time a worker spent on a batch job, start to result (the batch round trip minus this is the pool hand-off and thread wake-ups).', c.runSeconds, registry);
+    new PlainHistogram('lexicons_history_wait_seconds', 'Wait of a publication to a history channel for the frame of an earlier commit (frames go out in offset order).', c.historyWaitSeconds, registry);
+    new PlainHistogram('lexicons_batch_apply_seconds', 'Main-thread time applying a batch result (replies, fan-out): the event loop serves nothing else meanwhile.', c.applySeconds, registry);
   }
 }
 

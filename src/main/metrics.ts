@@ -78,6 +78,14 @@ export class Metrics {
   readonly durableWaitSeconds = new BucketHistogram(LATENCY_BOUNDS);
   /** Per publication: recipients. */
   readonly fanout = new BucketHistogram(SIZE_BOUNDS);
+  /** Per unit: arrival on the main thread to its batch's dispatch (queueing behind the connection's previous batch and the in-flight limit). */
+  readonly queueWaitSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per batch, worker-reported: the worker's time on the job (the round trip minus this is pool hand-off and thread wake-ups). */
+  readonly runSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per publication to a history channel that had to wait for an earlier commit's frame (offset order): the wait. */
+  readonly historyWaitSeconds = new BucketHistogram(LATENCY_BOUNDS);
+  /** Per batch: main-thread time applying its effects (sends, fan-out), during which the event loop serves nothing else. */
+  readonly applySeconds = new BucketHistogram(LATENCY_BOUNDS);
   readonly #buckets = new Float64Array(WINDOW_SECONDS);
   #bucketSecond = Math.floor(Date.now() / 1000);
 
@@ -96,8 +104,9 @@ export class Metrics {
   }
 
   /** A batch came back: its round trip, units, calls, and the timings its worker reported. */
-  recordBatch(seconds: number, units: number, calls: number, commitMs: number | undefined, durableMs: number | undefined): void {
+  recordBatch(seconds: number, units: number, calls: number, commitMs: number | undefined, durableMs: number | undefined, runMs?: number): void {
     this.batchSeconds.observe(seconds);
+    if (runMs !== undefined) this.runSeconds.observe(runMs / 1000);
     this.batchSize.observe(units);
     if (calls > 0) this.callSeconds.observe(seconds, calls);
     if (commitMs !== undefined) this.commitSeconds.observe(commitMs / 1000);

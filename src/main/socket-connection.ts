@@ -120,6 +120,8 @@ export class SocketConnection {
   /** Set for a lexicons.v1 connection (it selected the subprotocol). */
   v1: V1Session | null = null;
   readonly queue: Unit[] = [];
+  /** Arrival time (performance.now()) of each unit in {@link queue}, same order (lexicons_queue_wait_seconds). */
+  readonly queuedAt: number[] = [];
   /** A batch holding units of this connection is in flight. */
   busy = false;
   readonly limiter: RateLimiter;

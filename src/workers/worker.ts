@@ -92,6 +92,7 @@ export default async function handle(job: Job): Promise<JobResult> {
 }
 
 async function settle(job: Job): Promise<JobResult> {
+  const started = performance.now();
   let result: JobResult;
   try {
     result = await runJob(job);
@@ -107,6 +108,10 @@ async function settle(job: Job): Promise<JobResult> {
   } catch (err) {
     return durabilityFailure(job, result, err);
   }
-  if (job.kind === 'batch') result.stats.durableMs = performance.now() - durableStarted;
+  if (job.kind === 'batch') {
+    const now = performance.now();
+    result.stats.durableMs = now - durableStarted;
+    result.stats.runMs = now - started;
+  }
   return result;
 }

@@ -59,7 +59,7 @@ describe('ServerMetrics', () => {
     counters.framesTotal = 11;
     counters.connectionsAdmitted = 3;
     counters.recordSignals(90, 3);
-    counters.recordBatch(0.002, 5, 5, 0.3, 1.5);
+    counters.recordBatch(0.002, 5, 5, 0.3, 1.5, 1.8);
     counters.recordBatch(0.02, 1, 0, undefined, undefined);
     counters.fanout.observe(1000);
 
@@ -95,6 +95,8 @@ describe('ServerMetrics', () => {
     assert.equal(value(o, 'lexicons_batch_size', 'lexicons_batch_size_sum'), 6);
     assert.equal(value(o, 'lexicons_commit_duration_seconds', 'lexicons_commit_duration_seconds_count'), 1);
     assert.equal(value(o, 'lexicons_durable_wait_seconds', 'lexicons_durable_wait_seconds_sum'), 0.0015);
+    assert.equal(value(o, 'lexicons_batch_run_seconds', 'lexicons_batch_run_seconds_count'), 1, 'only the batch whose worker reported its run time');
+    assert.equal(value(o, 'lexicons_batch_run_seconds', 'lexicons_batch_run_seconds_sum'), 0.0018);
     assert.equal(value(o, 'lexicons_publish_fanout', 'lexicons_publish_fanout_bucket', { le: '+Inf' }), 1);
     assert.equal(value(o, 'lexicons_publish_fanout', 'lexicons_publish_fanout_bucket', { le: '256' }), 0);
     // Node's default process metrics.

@@ -44,6 +44,12 @@ describe('/metrics and the admin access (default adminTrust: loopback)', { timeo
     assert.ok(sample('lexicons_batch_duration_seconds', 'lexicons_batch_duration_seconds_count')! >= 2, 'at least the connect and the calls');
     assert.equal(sample('lexicons_commit_duration_seconds', 'lexicons_commit_duration_seconds_count'), sample('lexicons_batch_duration_seconds', 'lexicons_batch_duration_seconds_count'));
     assert.ok(sample('lexicons_commit_duration_seconds', 'lexicons_commit_duration_seconds_sum')! > 0);
+    // The stages of a call's latency: every unit queued once; every batch's worker time and apply time, within its round trip.
+    const batches = sample('lexicons_batch_duration_seconds', 'lexicons_batch_duration_seconds_count')!;
+    assert.equal(sample('lexicons_queue_wait_seconds', 'lexicons_queue_wait_seconds_count'), sample('lexicons_batch_units', 'lexicons_batch_units_total'));
+    assert.equal(sample('lexicons_batch_run_seconds', 'lexicons_batch_run_seconds_count'), batches);
+    assert.equal(sample('lexicons_batch_apply_seconds', 'lexicons_batch_apply_seconds_count'), batches);
+    assert.ok(sample('lexicons_batch_run_seconds', 'lexicons_batch_run_seconds_sum')! <= sample('lexicons_batch_duration_seconds', 'lexicons_batch_duration_seconds_sum')!);
     assert.ok(o.has('nodejs_eventloop_lag_seconds') && o.has('nodejs_heap_size_used_bytes'));
   });
 

@@ -1,0 +1,170 @@
+/**
+ * @module bench/tail
+ * Where chat's latency tail comes from (issue #11 "Steady tail latency"). Every system gets the
+ * SAME offered loads (open loop, msgs/s), so the tails compare at equal work, and each phase
+ * reports, besides delivery p50/p99/p99.9, what could have made it late:
+ * - the generator's own event-loop delay (a delivery it reads late is late by that much);
+ * - the CPU the server, the generator and everything else used (2 cores: oversubscription shows);
+ * - for lexicons, the server's stage histograms over the phase (scraped from `/metrics` before and
+ *   after): queue wait on the main thread, batch round trip, the worker's run time within it,
+ *   history-order wait, main-thread apply time, and the main event-loop lag.
+ *
+ *   npm run build && node dist/bench/tail.js [--rates 500,1000,2000,4000] [--systems uws-raw,lexicons-w1,...]
+ *        [--duration 8] [--warmup 2] [--conns 200] [--senders 20] [--out bench/results]
+ *
+ * Writes bench/results/tail.json (rendered into bench/README.md by `npm run bench`'s renderer).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PASSWORD, userEmail } from './loadgen/dataset.js';
+import { runLoad, type LoadResult } from './loadgen/driver.js';
+import { gitCommit, machineInfo, writeJson } from './loadgen/report.js';
+import { SYSTEMS, isLexiconsSystem, startSystem, type RunningSystem, type SystemName } from './loadgen/servers.js';
+
+const { values } = parseArgs({
+  options: {
+    rates: { type: 'string', default: '500,1000,2000,4000' },
+    systems: { type: 'string', default: 'uws-raw,lexicons-w1,lexicons-w2,lexicons-w1-nohist,lexicons-w2-nohist' },
+    duration: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    conns: { type: 'string', default: '200' },
+    senders: { type: 'string', default: '20' },
+    out: { type: 'string', default: 'bench/results' },
+  },
+});
+
+const rates = values.rates.split(',').map(Number);
+if (rates.some((r) => !Number.isFinite(r) || r <= 0)) throw new Error(`--rates must be positive numbers, got ${values.rates}`);
+const systems = values.systems.split(',') as SystemName[];
+for (const name of systems) if (!(name in SYSTEMS)) throw new Error(`unknown system ${name}; one of ${Object.keys(SYSTEMS).join(', ')}`);
+const conns = Number(values.conns);
+const senders = Number(values.senders);
+const userList = Array.from({ length: Math.min(conns, 100) }, (_, k) => ({ email: userEmail(k), password: PASSWORD }));
+
+/** The histograms and gauges of one `/metrics` scrape that the stages are read from. */
+type Scrape = Map<string, number>;
+
+const STAGES = {
+  queue_wait: 'lexicons_queue_wait_seconds',
+  batch_round_trip: 'lexicons_batch_duration_seconds',
+  batch_run: 'lexicons_batch_run_seconds',
+  history_wait: 'lexicons_history_wait_seconds',
+  batch_apply: 'lexicons_batch_apply_seconds',
+} as const;
+
+async function scrape(port: number): Promise<Scrape> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const out: Scrape = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(\{le="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
+    if (m) out.set(m[3] === undefined ? m[1]! : `${m[1]}|${m[3]}`, Number(m[4]));
+  }
+  return out;
+}
+
+/** p-th percentile (upper bucket bound, ms) and mean of a histogram's growth between two scrapes. */
+function stage(before: Scrape, after: Scrape, name: string): { count: number; mean_ms: number; p50_ms_le: number | null; p99_ms_le: number | null } {
+  const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+  const count = delta(`${name}_count`);
+  const bounds = [...after.keys()].filter((k) => k.startsWith(`${name}_bucket|`)).map((k) => k.split('|')[1]!).filter((le) => le !== '+Inf').map(Number).sort((a, b) => a - b);
+  const at = (p: number): number | null => {
+    for (const le of bounds) if (delta(`${name}_bucket|${le}`) >= p * count) return le * 1000;
+    return null; // beyond the last bound
+  };
+  return { count, mean_ms: count === 0 ? 0 : Math.round((delta(`${name}_sum`) / count) * 1e6) / 1e3, p50_ms_le: count === 0 ? 0 : at(0.5), p99_ms_le: count === 0 ? 0 : at(0.99) };
+}
+
+async function phase(system: RunningSystem, rate: number): Promise<Record<string, unknown>> {
+  const lexicons = isLexiconsSystem(system.spec.name);
+  const before = lexicons ? await scrape(system.port) : null;
+  const r: LoadResult = await runLoad({
+    mode: 'chat',
+    protocol: system.spec.protocol,
+    host: '127.0.0.1',
+    port: system.port,
+    procs: 1,
+    conns,
+    senders,
+    window: 4096,
+    rate,
+    auth: 'header',
+    authHeader: 'Login',
+    users: userList,
+    register: userList,
+    channel: 'Public',
+    padding: 0,
+    setupConcurrency: 16,
+    timeoutMs: 120_000,
+    warmupMs: Number(values.warmup) * 1000,
+    durationMs: Number(values.duration) * 1000,
+    serverPid: system.pid,
+  });
+  const figures: Record<string, unknown> = {
+    offered_per_s: rate,
+    calls_per_s: r.callsPerSec,
+    delivered_per_s: r.deliveredPerSec,
+    delivery_p50_ms: r.deliveryMs.p50,
+    delivery_p99_ms: r.deliveryMs.p99,
+    delivery_p999_ms: r.deliveryMs.p999,
+    loadgen_loop_delay_p99_ms: r.loadgenLoopDelayMs.p99,
+    server_cpu_cores: r.server?.cpuCores ?? null,
+    loadgen_cpu_cores: r.loadgenCpuCores,
+    other_cpu_cores: r.otherCpuCores,
+    skipped: r.skipped,
+    errors: r.totals.errors,
+  };
+  if (before !== null) {
+    const after = await scrape(system.port);
+    for (const [key, name] of Object.entries(STAGES)) {
+      const s = stage(before, after, name);
+      figures[`${key}_mean_ms`] = s.mean_ms;
+      figures[`${key}_p99_ms_le`] = s.p99_ms_le;
+    }
+    figures.main_loop_lag_p99_ms = Math.round((after.get('nodejs_eventloop_lag_p99_seconds') ?? 0) * 1e4) / 10;
+    figures.main_gc_seconds = Math.round(((after.get('nodejs_gc_duration_seconds_sum') ?? 0) - (before.get('nodejs_gc_duration_seconds_sum') ?? 0)) * 1e3) / 1e3;
+  }
+  return figures;
+}
+
+const figures: Record<string, Record<string, unknown>> = {};
+for (const name of systems) {
+  const dataDir = isLexiconsSystem(name) ? await mkdtemp(join(tmpdir(), 'lexicons-tail-')) : undefined;
+  const system = await startSystem(name, { rows: 0, channels: 1, users: 0, hash: 'sha256', dataDir, startTimeoutMs: 120_000 });
+  try {
+    for (const rate of rates) {
+      const f = await phase(system, rate);
+      figures[`${name}@${rate}`] = f;
+      const stages = isLexiconsSystem(name) ? `  queue ${f.queue_wait_mean_ms}/${f.queue_wait_p99_ms_le}  trip ${f.batch_round_trip_mean_ms}/${f.batch_round_trip_p99_ms_le}  run ${f.batch_run_mean_ms}/${f.batch_run_p99_ms_le}  hist ${f.history_wait_mean_ms}/${f.history_wait_p99_ms_le}  apply ${f.batch_apply_mean_ms}/${f.batch_apply_p99_ms_le}  lag99 ${f.main_loop_lag_p99_ms}` : '';
+      console.log(`${name.padEnd(20)} ${String(rate).padStart(5)}/s  got ${f.calls_per_s}/s  p50 ${f.delivery_p50_ms}  p99 ${f.delivery_p99_ms}  p99.9 ${f.delivery_p999_ms}  gen-lag99 ${f.loadgen_loop_delay_p99_ms}  cpu srv ${f.server_cpu_cores} gen ${f.loadgen_cpu_cores} other ${f.other_cpu_cores}${stages}`);
+    }
+  } finally {
+    await system.stop();
+    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+const ratios: Record<string, number | null> = {};
+for (const rate of rates) {
+  const raw = figures[`uws-raw@${rate}`]?.delivery_p99_ms as number | undefined;
+  for (const name of systems.filter((s) => s !== 'uws-raw')) {
+    const p99 = figures[`${name}@${rate}`]?.delivery_p99_ms as number | undefined;
+    if (raw !== undefined && p99 !== undefined && raw > 0) ratios[`${name} / uws-raw p99 @${rate}`] = Math.round((p99 / raw) * 100) / 100;
+  }
+}
+const file = await writeJson(values.out, 'tail', {
+  workload: 'tail',
+  date: new Date().toISOString(),
+  commit: gitCommit(process.cwd()),
+  machine: machineInfo(),
+  command: `node dist/bench/tail.js --rates ${values.rates} --systems ${values.systems} --duration ${values.duration} --conns ${conns} --senders ${senders}`,
+  headline: 'delivery p99 at the same offered msgs/s, over raw uWS',
+  figures,
+  ratios,
+  notes: [
+    'Keys are <system>@<offered msgs/s>; each message goes to every one of the connections. *_p99_ms_le: the upper bound of the histogram bucket holding the 99th percentile (coarse: 1, 2.5, 5, 10, 25 ms ...).',
+    'Stages (lexicons): queue_wait = arrival to dispatch; batch_round_trip = dispatch to result (batch_run of it in the worker); history_wait = held for an earlier commit\'s frame; batch_apply = main-thread fan-out time.',
+  ],
+});
+console.log(`wrote ${file}`);
