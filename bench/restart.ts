@@ -9,7 +9,10 @@
  * - snapshot: one `snapshotDataFolder` of the 1M rows in a fresh process of each build (the
  *   periodic snapshot: the CSV files before, the binary files after), its wall time and the CPU
  *   time of the whole process (all threads) while it ran;
- * - file sizes.
+ * - file sizes, and what first touch of that much fresh memory costs on this machine: a fresh
+ *   process allocates a SharedArrayBuffer of the binary snapshot's bytes and writes one byte per
+ *   4 KiB page (page faults; on a VM such as Firecracker each first touch also faults on the host,
+ *   and a start that reads the snapshot into fresh shared memory pays it in full).
  * Writes bench/results/restart.json.
  *
  * Usage: node dist/bench/restart.js [--before DIR] [--rows N] [--repeat N] [--out DIR]
@@ -137,6 +140,22 @@ async function runSnapshotPhase(root: string, dir: string): Promise<SnapshotPhas
   return { firstSeconds, firstCpuSeconds, seconds, cpuSeconds, openSeconds };
 }
 
+/** Seconds a fresh process takes to touch `bytes` of fresh shared memory, one byte per 4 KiB page. */
+async function firstTouch(bytes: number): Promise<number> {
+  const code = `const u = new Uint8Array(new SharedArrayBuffer(${bytes})); const t = performance.now(); for (let i = 0; i < u.length; i += 4096) u[i] = 1; console.log(performance.now() - t);`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await once(child, 'exit');
+  return Number(out) / 1000;
+}
+
+async function arrowFileBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) if (name.endsWith('.arrow')) total += (await stat(join(dir, name))).size;
+  return total;
+}
+
 async function sizes(dir: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const name of await readdir(dir)) if (name.startsWith('ChatMessage.')) out[name] = (await stat(join(dir, name))).size;
@@ -195,6 +214,10 @@ export async function main(argv: string[]): Promise<void> {
         log(`  ${b.padEnd(6)} snapshot       first ${s.firstSeconds.toFixed(2)} s, CPU ${s.firstCpuSeconds.toFixed(2)} s; next ${s.seconds.toFixed(2)} s, CPU ${s.cpuSeconds.toFixed(2)} s (open ${s.openSeconds.toFixed(2)} s)`);
       }
     }
+    const arrowBytes = (await readdir(dirs.after)).filter((n) => n.endsWith('.arrow')).length === 0 ? 0 : await arrowFileBytes(dirs.after);
+    const touches: number[] = [];
+    for (let r = 0; r < repeat; r++) touches.push(await firstTouch(arrowBytes));
+    log(`  first touch of ${(arrowBytes / 2 ** 20).toFixed(0)} MiB of fresh shared memory (the after build's .arrow bytes): ${touches.map((t) => t.toFixed(2)).join(', ')} s`);
     const best = (xs: number[]): number => round(Math.min(...xs));
     const fig = (b: 'before' | 'after') => ({
       listen_from_csv_s: best(runs[b].fromCsv.map((x) => x.listenSeconds)),
@@ -225,9 +248,11 @@ export async function main(argv: string[]): Promise<void> {
         snapshot_cpu: ratio('snapshot_cpu_s'),
       },
       file_bytes: { before: await sizes(dirs.before), after: await sizes(dirs.after) },
+      first_touch: { bytes: arrowBytes, seconds: best(touches), all: touches.map((t) => round(t)) },
       notes: [
         'Each figure is the best of `repeat` runs; before and after alternate. listen: from spawn of `lexicons start` to its LISTEN log line (open the data folder, start 1 worker, listen). shutdown: SIGTERM to exit (OnShutdown task, the shutdown save, close).',
         'listen_from_csv: the first start from the seed\'s CSV files (no manifest). listen_restart: a start from what the build\'s own shutdown left (before: CSV files + manifest; after: Arrow IPC files + CSV files + manifest).',
+        'first_touch: a fresh process touching (one byte per 4 KiB page) a SharedArrayBuffer as large as the after build\'s .arrow files: the page-fault share of listen_restart on this machine, which a start reading the snapshot into fresh shared memory cannot avoid.',
         'snapshot: a periodic snapshot after one commit, in a fresh process that opened the folder (open_s: openDataFolder alone), twice: first_snapshot (after: includes starting the snapshot thread) and snapshot (the next one, steady). Before: every table to CSV; after: every table to Arrow IPC in the snapshot thread. CPU is process.cpuUsage() over the call, all threads.',
       ],
     };
