@@ -76,7 +76,7 @@ function stage(before: Scrape, after: Scrape, name: string): { count: number; me
   return { count, mean_ms: count === 0 ? 0 : Math.round((delta(`${name}_sum`) / count) * 1e6) / 1e3, p50_ms_le: count === 0 ? 0 : at(0.5), p99_ms_le: count === 0 ? 0 : at(0.99) };
 }
 
-async function phase(system: RunningSystem, rate: number): Promise<Record<string, unknown>> {
+async function phase(system: RunningSystem, rate: number, register: boolean): Promise<Record<string, unknown>> {
   const lexicons = isLexiconsSystem(system.spec.name);
   const before = lexicons ? await scrape(system.port) : null;
   const r: LoadResult = await runLoad({
@@ -92,7 +92,7 @@ async function phase(system: RunningSystem, rate: number): Promise<Record<string
     auth: 'header',
     authHeader: 'Login',
     users: userList,
-    register: userList,
+    register: register ? userList : [],
     channel: 'Public',
     padding: 0,
     setupConcurrency: 16,
@@ -133,8 +133,8 @@ for (const name of systems) {
   const dataDir = isLexiconsSystem(name) ? await mkdtemp(join(tmpdir(), 'lexicons-tail-')) : undefined;
   const system = await startSystem(name, { rows: 0, channels: 1, users: 0, hash: 'sha256', dataDir, startTimeoutMs: 120_000 });
   try {
-    for (const rate of rates) {
-      const f = await phase(system, rate);
+    for (const [i, rate] of rates.entries()) {
+      const f = await phase(system, rate, i === 0);
       figures[`${name}@${rate}`] = f;
       const stages = isLexiconsSystem(name) ? `  queue ${f.queue_wait_mean_ms}/${f.queue_wait_p99_ms_le}  trip ${f.batch_round_trip_mean_ms}/${f.batch_round_trip_p99_ms_le}  run ${f.batch_run_mean_ms}/${f.batch_run_p99_ms_le}  hist ${f.history_wait_mean_ms}/${f.history_wait_p99_ms_le}  apply ${f.batch_apply_mean_ms}/${f.batch_apply_p99_ms_le}  lag99 ${f.main_loop_lag_p99_ms}` : '';
       console.log(`${name.padEnd(20)} ${String(rate).padStart(5)}/s  got ${f.calls_per_s}/s  p50 ${f.delivery_p50_ms}  p99 ${f.delivery_p99_ms}  p99.9 ${f.delivery_p999_ms}  gen-lag99 ${f.loadgen_loop_delay_p99_ms}  cpu srv ${f.server_cpu_cores} gen ${f.loadgen_cpu_cores} other ${f.other_cpu_cores}${stages}`);
