@@ -58,7 +58,7 @@ async function scrape(port: number): Promise<Scrape> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out: Scrape = new Map();
   for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(\{le="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{le="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
     if (m) out.set(m[3] === undefined ? m[1]! : `${m[1]}|${m[3]}`, Number(m[4]));
   }
   return out;
@@ -122,6 +122,7 @@ async function phase(system: RunningSystem, rate: number, register: boolean): Pr
       figures[`${key}_mean_ms`] = s.mean_ms;
       figures[`${key}_p99_ms_le`] = s.p99_ms_le;
     }
+    // prom-client samples the loop every 10 ms and resets at each scrape: p99 over the phase, the 10 ms period included.
     figures.main_loop_lag_p99_ms = Math.round((after.get('nodejs_eventloop_lag_p99_seconds') ?? 0) * 1e4) / 10;
     figures.main_gc_seconds = Math.round(((after.get('nodejs_gc_duration_seconds_sum') ?? 0) - (before.get('nodejs_gc_duration_seconds_sum') ?? 0)) * 1e3) / 1e3;
   }
