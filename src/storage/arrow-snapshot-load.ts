@@ -16,13 +16,14 @@ import * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { readFileLayout, type FileBatch } from './arrow-ipc.js';
 import { arrowSchemaOf, describeField, type ArrowFileInfo } from './arrow-snapshot.js';
-import { BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Values } from './column-values.js';
+import { BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Utf8Sliceable, type Values } from './column-values.js';
 import { ioError } from './file-system.js';
 import { MIGRATE_HINT } from './persist.js';
 import type { GrowBuf } from './grow-buf.js';
 import type { TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
 import type { SharedTable } from './table.js';
+import { ENCODING_KEY, ENCODING_UUID, uuidRangeText, UuidValues } from './uuid-values.js';
 
 function corrupt(file: string, what: string): LexiconsError {
   return new LexiconsError(
@@ -92,7 +93,7 @@ function destinationsOf(values: Values, batch: FileBatch, nodeAt: { n: number; b
   };
   if (values instanceof Int64Values || values instanceof Float64Values || values instanceof DictValues) take(values.buf);
   else if (values instanceof BoolValues) take(values.bits.buf);
-  else if (values instanceof Utf8Values) {
+  else if (values instanceof Utf8Values || values instanceof UuidValues) {
     take(values.offsets);
     take(values.data);
   } else if (values instanceof ListValues) {
@@ -121,7 +122,7 @@ function checkValues(file: string, what: string, values: Values, n: number, load
     for (let i = 0; i < n; i++) if (off[i + 1]! < off[i]!) throw corrupt(file, `${what}: offsets decrease at row ${i}`);
     return off[n]!;
   };
-  if (values instanceof Utf8Values) {
+  if (values instanceof Utf8Values || values instanceof UuidValues) {
     if (offsets(values.offsets) > bytes(values.data)) throw corrupt(file, `${what}: offsets run past the text`);
   } else if (values instanceof ListValues) {
     checkValues(file, `${what} items`, values.child, offsets(values.offsets), loaded);
@@ -225,6 +226,15 @@ function plain(value: unknown): unknown {
   return value;
 }
 
+/** The strings of a pk or ref column written by lexicons (Binary, uuid-values.ts), else values as they are. */
+function keysOf(field: arrow.Field, vector: arrow.Vector): (i: number) => unknown {
+  if (field.metadata.get(ENCODING_KEY) !== ENCODING_UUID || !(field.type instanceof arrow.Binary)) return (i) => plain(vector.get(i));
+  return (i) => {
+    const bytes = vector.get(i) as Uint8Array | null;
+    return bytes === null ? null : uuidRangeText(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Utf8Sliceable, 0, bytes.byteLength);
+  };
+}
+
 /** The generic load: apache-arrow's reader, then bulkLoad in batches (missing fields get defaults). */
 function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile, expect: ArrowFileInfo | null): number {
   const bytes = new Uint8Array(file.size);
@@ -244,8 +254,12 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
   if (extra.length > 0) {
     throw new LexiconsError(ErrorCode.CSV, `${file.path}: column${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in Model ${table.name}; refusing to start so no data is dropped (${MIGRATE_HINT}, or add the field back)`);
   }
-  const pk = data.getChild('pk')!;
-  const columns = table.fields.map((f) => ({ f, vector: data.getChild(f.name) }));
+  const field = (name: string): arrow.Field => data.schema.fields.find((f) => f.name === name)!;
+  const pk = keysOf(field('pk'), data.getChild('pk')!);
+  const columns = table.fields.map((f) => {
+    const vector = data.getChild(f.name);
+    return { f, get: vector ? keysOf(field(f.name), vector) : null };
+  });
   let loaded = 0;
   let batch: Record<string, unknown>[] = [];
   const flush = (): void => {
@@ -257,9 +271,9 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
     batch = [];
   };
   for (let i = 0; i < data.numRows; i++) {
-    const row: Record<string, unknown> = { pk: pk.get(i) };
-    for (const { f, vector } of columns) {
-      const value = vector ? plain(vector.get(i)) : f.makeDefault();
+    const row: Record<string, unknown> = { pk: pk(i) };
+    for (const { f, get } of columns) {
+      const value = get ? get(i) : f.makeDefault();
       row[f.name] = value === null && !f.nullable ? (f.kind === 'str' ? '' : f.makeDefault()) : value;
     }
     batch.push(row);

@@ -1,7 +1,7 @@
 /**
  * @module storage/column-values
  * The value stores of a column, in Apache Arrow's buffer layout: int -> Int64, float -> Float64,
- * bool -> bit-packed, str/ref/pk -> Utf8 (Int32 offsets n+1 + UTF-8 bytes), dictionary str ->
+ * bool -> bit-packed, str -> Utf8 (Int32 offsets n+1 + UTF-8 bytes; pk and ref: uuid-values.ts), dictionary str ->
  * Int32 indices + an append-only Utf8 dictionary, list/set -> Int32 offsets + a child store of the
  * element type. Nulls are not stored here: they live in the column's validity {@link Bitmap}.
  *
@@ -17,7 +17,7 @@ import type { GrowBuf } from './grow-buf.js';
  * 'utf8')` call after their argument checks, which cost more than the copy for short strings:
  * measured 1.5 s of a 1M-row CSV load went to `Buffer#write` alone).
  */
-type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string; utf8Write(str: string, offset: number, length: number): number };
+export type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string; utf8Write(str: string, offset: number, length: number): number };
 
 /** Largest byte offset an Arrow Utf8 (Int32 offsets) column can address. */
 export const MAX_UTF8_BYTES = 0x7fffffff;
@@ -149,7 +149,7 @@ export class BoolValues implements Values {
  * the end of `to` is written. Neither offset of `from` has been overwritten yet: a move writes
  * only `to + 1` <= `from`, and a slot that stays in place is not written at all.
  */
-function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: number, dst: number, count: number) => void): void {
+export function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: number, dst: number, count: number) => void): void {
   const off = offsets.i32(from + 1);
   const start = off[from]!;
   const count = off[from + 1]! - start;
@@ -159,7 +159,7 @@ function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: numbe
 }
 
 /** Slot i of an offsets buffer as an empty range (end = start): a null string or list. */
-function writeEmptyRange(offsets: GrowBuf, i: number): void {
+export function writeEmptyRange(offsets: GrowBuf, i: number): void {
   offsets.ensure((i + 2) * 4);
   const off = offsets.i32(i + 1);
   off[i + 1] = off[i]!;
