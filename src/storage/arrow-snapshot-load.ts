@@ -16,14 +16,14 @@ import * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError, messageOf } from '../errors.js';
 import { readFileLayout, type FileBatch } from './arrow-ipc.js';
 import { arrowSchemaOf, describeField, type ArrowFileInfo } from './arrow-snapshot.js';
-import { BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Utf8Sliceable, type Values } from './column-values.js';
+import { BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Values } from './column-values.js';
 import { ioError } from './file-system.js';
 import { MIGRATE_HINT } from './persist.js';
 import type { GrowBuf } from './grow-buf.js';
 import type { TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
 import type { SharedTable } from './table.js';
-import { ENCODING_KEY, ENCODING_UUID, uuidRangeText, UuidValues } from './uuid-values.js';
+import { fileColumnReader, UuidValues } from './uuid-values.js';
 
 function corrupt(file: string, what: string): LexiconsError {
   return new LexiconsError(
@@ -226,15 +226,6 @@ function plain(value: unknown): unknown {
   return value;
 }
 
-/** The strings of a pk or ref column written by lexicons (Binary, uuid-values.ts), else values as they are. */
-function keysOf(field: arrow.Field, vector: arrow.Vector): (i: number) => unknown {
-  if (field.metadata.get(ENCODING_KEY) !== ENCODING_UUID || !(field.type instanceof arrow.Binary)) return (i) => plain(vector.get(i));
-  return (i) => {
-    const bytes = vector.get(i) as Uint8Array | null;
-    return bytes === null ? null : uuidRangeText(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Utf8Sliceable, 0, bytes.byteLength);
-  };
-}
-
 /** The generic load: apache-arrow's reader, then bulkLoad in batches (missing fields get defaults). */
 function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile, expect: ArrowFileInfo | null): number {
   const bytes = new Uint8Array(file.size);
@@ -255,10 +246,10 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
     throw new LexiconsError(ErrorCode.CSV, `${file.path}: column${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in Model ${table.name}; refusing to start so no data is dropped (${MIGRATE_HINT}, or add the field back)`);
   }
   const field = (name: string): arrow.Field => data.schema.fields.find((f) => f.name === name)!;
-  const pk = keysOf(field('pk'), data.getChild('pk')!);
+  const pk = fileColumnReader(field('pk'), data.getChild('pk')!, plain);
   const columns = table.fields.map((f) => {
     const vector = data.getChild(f.name);
-    return { f, get: vector ? keysOf(field(f.name), vector) : null };
+    return { f, get: vector ? fileColumnReader(field(f.name), vector, plain) : null };
   });
   let loaded = 0;
   let batch: Record<string, unknown>[] = [];

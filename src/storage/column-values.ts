@@ -149,13 +149,19 @@ export class BoolValues implements Values {
  * the end of `to` is written. Neither offset of `from` has been overwritten yet: a move writes
  * only `to + 1` <= `from`, and a slot that stays in place is not written at all.
  */
-export function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: number, dst: number, count: number) => void): void {
+function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: number, dst: number, count: number) => void): void {
   const off = offsets.i32(from + 1);
   const start = off[from]!;
   const count = off[from + 1]! - start;
   const dst = off[to]!;
   if (count > 0 && dst !== start) copy(start, dst, count);
   off[to + 1] = dst + count;
+}
+
+/** Moves slot `from` of a byte column (offsets + bytes: Utf8, pk and ref) to slot `to` < `from`. */
+export function moveBytes(offsets: GrowBuf, data: GrowBuf, from: number, to: number): void {
+  // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
+  moveRange(offsets, from, to, (src, dst, count) => data.bytes(src + count).copyWithin(dst, src, src + count));
 }
 
 /** Slot i of an offsets buffer as an empty range (end = start): a null string or list. */
@@ -195,8 +201,7 @@ export class Utf8Values implements Values {
     writeEmptyRange(this.offsets, i);
   }
   move(from: number, to: number): void {
-    // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
-    moveRange(this.offsets, from, to, (src, dst, count) => this.data.bytes(src + count).copyWithin(dst, src, src + count));
+    moveBytes(this.offsets, this.data, from, to);
   }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     const valueOffsets = new Int32Array(this.offsets.buffer, 0, length + 1);

@@ -17,7 +17,7 @@
  */
 import * as arrow from 'apache-arrow';
 import { ErrorCode, LexiconsError } from '../errors.js';
-import { MAX_UTF8_BYTES, moveRange, writeEmptyRange, type Utf8Sliceable, type Values } from './column-values.js';
+import { MAX_UTF8_BYTES, moveBytes, writeEmptyRange, type Utf8Sliceable, type Values } from './column-values.js';
 import type { GrowBuf } from './grow-buf.js';
 
 /** Bytes of a packed UUID (the tag: a slot of exactly this length). */
@@ -81,6 +81,19 @@ export function uuidRangeText(bytes: Utf8Sliceable, start: number, end: number):
   return start === end ? '' : bytes.utf8Slice(start, end);
 }
 
+/**
+ * A reader of a snapshot file's column as apache-arrow decoded it: the strings of a pk or ref
+ * column written by lexicons (Binary with field metadata {@link ENCODING_KEY}), else
+ * `other(vector.get(i))`.
+ */
+export function fileColumnReader(field: arrow.Field, vector: arrow.Vector, other: (value: unknown) => unknown): (i: number) => unknown {
+  if (field.metadata.get(ENCODING_KEY) !== ENCODING_UUID || !(field.type instanceof arrow.Binary)) return (i) => other(vector.get(i));
+  return (i) => {
+    const bytes = vector.get(i) as Uint8Array | null;
+    return bytes === null ? null : uuidRangeText(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Utf8Sliceable, 0, bytes.byteLength);
+  };
+}
+
 /** Decoded length in UTF-8 bytes of a stored range (what the Utf8 copy of {@link UuidValues.arrowData} holds). */
 function textBytes(bytes: Uint8Array, start: number, end: number): number {
   if (end - start === UUID_BYTES) return UUID_CHARS;
@@ -124,8 +137,7 @@ export class UuidValues implements Values {
     writeEmptyRange(this.offsets, i);
   }
   move(from: number, to: number): void {
-    // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
-    moveRange(this.offsets, from, to, (src, dst, count) => this.data.bytes(src + count).copyWithin(dst, src, src + count));
+    moveBytes(this.offsets, this.data, from, to);
   }
   /**
    * Utf8 Arrow data of the first `length` slots: a copy (UUIDs formatted, marks dropped), not a
