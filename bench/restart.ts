@@ -17,7 +17,7 @@
  *
  * Usage: node dist/bench/restart.js [--before DIR] [--rows N] [--repeat N] [--out DIR]
  */
-import { spawn, fork } from 'node:child_process';
+import { spawn, fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { cp, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -71,14 +71,24 @@ interface Run {
   shutdownSeconds: number;
 }
 
-/** Starts `root`'s build on `data`, waits for LISTEN, stops it with SIGTERM and waits for its exit. */
-async function startStop(root: string, data: string): Promise<Run> {
+/** A server of one build, listening. */
+export interface Listening {
+  readonly child: ChildProcess;
+  readonly listenSeconds: number;
+  /** Resolves with the exit code. */
+  readonly exited: Promise<unknown[]>;
+  /** Its log lines so far (stdout or stderr, depending on the build and the terminal). */
+  log(): string;
+}
+
+/** Starts `root`'s build of the bench app (`--workers 1`) on `data` and waits for its LISTEN log line. */
+export async function startServer(root: string, data: string): Promise<Listening> {
   const started = performance.now();
   const child = spawn(process.execPath, [join(root, 'bin', 'lexicons.js'), 'start', join(root, 'dist', 'bench', 'app', 'main.js'), '--workers', '1', '--port', '0', '--data', data], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LEXICONS_LOG: 'all' },
   });
-  let out = ''; // the log lines (stdout or stderr, depending on the build and the terminal)
+  let out = '';
   const exited = once(child, 'exit');
   const listenSeconds = await new Promise<number>((resolvePromise, reject) => {
     const onData = (b: Buffer): void => {
@@ -91,11 +101,22 @@ async function startStop(root: string, data: string): Promise<Run> {
   });
   // The signal handlers are installed right after the LISTEN line: give them a moment.
   await new Promise((r) => setTimeout(r, 1000));
+  return { child, listenSeconds, exited, log: () => out };
+}
+
+/** Stops a server with SIGTERM and waits for its exit (code 0 expected); returns the seconds it took. */
+export async function stopServer(root: string, server: Listening): Promise<number> {
   const stopping = performance.now();
-  child.kill('SIGTERM');
-  const [code] = (await exited) as [number | null];
-  if (code !== 0) throw new Error(`${root}: the server exited with ${code} at shutdown: ${out}`);
-  return { listenSeconds, shutdownSeconds: (performance.now() - stopping) / 1000 };
+  server.child.kill('SIGTERM');
+  const [code] = (await server.exited) as [number | null];
+  if (code !== 0) throw new Error(`${root}: the server exited with ${code} at shutdown: ${server.log()}`);
+  return (performance.now() - stopping) / 1000;
+}
+
+/** Starts `root`'s build on `data`, waits for LISTEN, stops it with SIGTERM and waits for its exit. */
+async function startStop(root: string, data: string): Promise<Run> {
+  const server = await startServer(root, data);
+  return { listenSeconds: server.listenSeconds, shutdownSeconds: await stopServer(root, server) };
 }
 
 interface SnapshotPhaseResult {

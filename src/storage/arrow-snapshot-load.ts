@@ -23,6 +23,7 @@ import type { GrowBuf } from './grow-buf.js';
 import type { TableSchema } from './schema.js';
 import type { SharedStore } from './store.js';
 import type { SharedTable } from './table.js';
+import { fileColumnReader, UuidValues } from './uuid-values.js';
 
 function corrupt(file: string, what: string): LexiconsError {
   return new LexiconsError(
@@ -92,7 +93,7 @@ function destinationsOf(values: Values, batch: FileBatch, nodeAt: { n: number; b
   };
   if (values instanceof Int64Values || values instanceof Float64Values || values instanceof DictValues) take(values.buf);
   else if (values instanceof BoolValues) take(values.bits.buf);
-  else if (values instanceof Utf8Values) {
+  else if (values instanceof Utf8Values || values instanceof UuidValues) {
     take(values.offsets);
     take(values.data);
   } else if (values instanceof ListValues) {
@@ -121,7 +122,7 @@ function checkValues(file: string, what: string, values: Values, n: number, load
     for (let i = 0; i < n; i++) if (off[i + 1]! < off[i]!) throw corrupt(file, `${what}: offsets decrease at row ${i}`);
     return off[n]!;
   };
-  if (values instanceof Utf8Values) {
+  if (values instanceof Utf8Values || values instanceof UuidValues) {
     if (offsets(values.offsets) > bytes(values.data)) throw corrupt(file, `${what}: offsets run past the text`);
   } else if (values instanceof ListValues) {
     checkValues(file, `${what} items`, values.child, offsets(values.offsets), loaded);
@@ -244,8 +245,12 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
   if (extra.length > 0) {
     throw new LexiconsError(ErrorCode.CSV, `${file.path}: column${extra.length > 1 ? 's' : ''} ${extra.join(', ')} not in Model ${table.name}; refusing to start so no data is dropped (${MIGRATE_HINT}, or add the field back)`);
   }
-  const pk = data.getChild('pk')!;
-  const columns = table.fields.map((f) => ({ f, vector: data.getChild(f.name) }));
+  const field = (name: string): arrow.Field => data.schema.fields.find((f) => f.name === name)!;
+  const pk = fileColumnReader(field('pk'), data.getChild('pk')!, plain);
+  const columns = table.fields.map((f) => {
+    const vector = data.getChild(f.name);
+    return { f, get: vector ? fileColumnReader(field(f.name), vector, plain) : null };
+  });
   let loaded = 0;
   let batch: Record<string, unknown>[] = [];
   const flush = (): void => {
@@ -257,9 +262,9 @@ function loadGeneric(store: SharedStore, table: TableSchema, file: SnapshotFile,
     batch = [];
   };
   for (let i = 0; i < data.numRows; i++) {
-    const row: Record<string, unknown> = { pk: pk.get(i) };
-    for (const { f, vector } of columns) {
-      const value = vector ? plain(vector.get(i)) : f.makeDefault();
+    const row: Record<string, unknown> = { pk: pk(i) };
+    for (const { f, get } of columns) {
+      const value = get ? get(i) : f.makeDefault();
       row[f.name] = value === null && !f.nullable ? (f.kind === 'str' ? '' : f.makeDefault()) : value;
     }
     batch.push(row);

@@ -19,6 +19,7 @@ import { ioError } from './file-system.js';
 import type { GrowBuf } from './grow-buf.js';
 import type { ControlBlock } from './layout.js';
 import type { SharedTable } from './table.js';
+import { ENCODING_KEY, ENCODING_UUID, UuidValues } from './uuid-values.js';
 
 /** What a snapshot file holds, as recorded in the manifest. */
 export interface ArrowFileInfo {
@@ -29,10 +30,21 @@ export interface ArrowFileInfo {
 
 // -- the schema of a table's file --------------------------------------------------------------
 
-/** The Arrow schema of `t`'s snapshot files: pk (Utf8, not null), then every field. */
+/**
+ * A column's field in a snapshot file: its Arrow type, except pk and ref columns, whose stored
+ * bytes are written as they are (Binary, field metadata `lexicons.encoding: uuid16+utf8`:
+ * uuid-values.ts). A file of the previous format (pk and refs as Utf8) differs in type, so it takes
+ * the generic load, which packs its UUIDs.
+ */
+function fileField(name: string, values: Values, nullable: boolean): arrow.Field {
+  if (values instanceof UuidValues) return new arrow.Field(name, values.fileType, nullable, new Map([[ENCODING_KEY, ENCODING_UUID]]));
+  return new arrow.Field(name, values.type, nullable);
+}
+
+/** The Arrow schema of `t`'s snapshot files: pk (not null), then every field. */
 export function arrowSchemaOf(t: SharedTable, metadata?: Map<string, string>): arrow.Schema {
-  const fields: arrow.Field[] = [new arrow.Field('pk', new arrow.Utf8(), false)];
-  t.schema.fields.forEach((f, k) => fields.push(new arrow.Field(f.name, t.columns[k]!.values.type, f.nullable)));
+  const fields: arrow.Field[] = [fileField('pk', t.pk, false)];
+  t.schema.fields.forEach((f, k) => fields.push(fileField(f.name, t.columns[k]!.values, f.nullable)));
   return new arrow.Schema(fields, metadata);
 }
 
@@ -145,7 +157,7 @@ function gatherValues(values: Values, runs: Runs, nodes: Array<{ length: number;
   if (values instanceof Int64Values || values instanceof Float64Values) buffers.push(gatherFixed(values.buf, 8, runs));
   else if (values instanceof DictValues) buffers.push(gatherFixed(values.buf, 4, runs));
   else if (values instanceof BoolValues) buffers.push([gatherBits(values.bits, runs).bytes]);
-  else if (values instanceof Utf8Values) {
+  else if (values instanceof Utf8Values || values instanceof UuidValues) {
     const { buffer, child } = gatherOffsets(values.offsets, runs);
     buffers.push(buffer, gatherFixed(values.data, 1, child));
   } else if (values instanceof ListValues) {

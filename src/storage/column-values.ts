@@ -1,7 +1,7 @@
 /**
  * @module storage/column-values
  * The value stores of a column, in Apache Arrow's buffer layout: int -> Int64, float -> Float64,
- * bool -> bit-packed, str/ref/pk -> Utf8 (Int32 offsets n+1 + UTF-8 bytes), dictionary str ->
+ * bool -> bit-packed, str -> Utf8 (Int32 offsets n+1 + UTF-8 bytes; pk and ref: uuid-values.ts), dictionary str ->
  * Int32 indices + an append-only Utf8 dictionary, list/set -> Int32 offsets + a child store of the
  * element type. Nulls are not stored here: they live in the column's validity {@link Bitmap}.
  *
@@ -17,7 +17,7 @@ import type { GrowBuf } from './grow-buf.js';
  * 'utf8')` call after their argument checks, which cost more than the copy for short strings:
  * measured 1.5 s of a 1M-row CSV load went to `Buffer#write` alone).
  */
-type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string; utf8Write(str: string, offset: number, length: number): number };
+export type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string; utf8Write(str: string, offset: number, length: number): number };
 
 /** Largest byte offset an Arrow Utf8 (Int32 offsets) column can address. */
 export const MAX_UTF8_BYTES = 0x7fffffff;
@@ -158,8 +158,14 @@ function moveRange(offsets: GrowBuf, from: number, to: number, copy: (src: numbe
   off[to + 1] = dst + count;
 }
 
+/** Moves slot `from` of a byte column (offsets + bytes: Utf8, pk and ref) to slot `to` < `from`. */
+export function moveBytes(offsets: GrowBuf, data: GrowBuf, from: number, to: number): void {
+  // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
+  moveRange(offsets, from, to, (src, dst, count) => data.bytes(src + count).copyWithin(dst, src, src + count));
+}
+
 /** Slot i of an offsets buffer as an empty range (end = start): a null string or list. */
-function writeEmptyRange(offsets: GrowBuf, i: number): void {
+export function writeEmptyRange(offsets: GrowBuf, i: number): void {
   offsets.ensure((i + 2) * 4);
   const off = offsets.i32(i + 1);
   off[i + 1] = off[i]!;
@@ -195,8 +201,7 @@ export class Utf8Values implements Values {
     writeEmptyRange(this.offsets, i);
   }
   move(from: number, to: number): void {
-    // copyWithin has memmove semantics: the ranges may overlap (the destination is lower).
-    moveRange(this.offsets, from, to, (src, dst, count) => this.data.bytes(src + count).copyWithin(dst, src, src + count));
+    moveBytes(this.offsets, this.data, from, to);
   }
   arrowData(length: number, nullBitmap?: Uint8Array): arrow.Data {
     const valueOffsets = new Int32Array(this.offsets.buffer, 0, length + 1);

@@ -1,7 +1,8 @@
 /**
  * @module storage/columns
  * A column of a table: a validity bitmap (1 bit per slot, LSB order, as Arrow) plus the value
- * store of its field kind (column-values.ts), over growable buffers (grow-buf.ts).
+ * store of its field kind (column-values.ts; pk and ref: uuid-values.ts), over growable buffers
+ * (grow-buf.ts).
  *
  * Only the thread holding the commit lock writes, and only slots that are not yet published
  * (>= the table's row count), so no reader ever reads a byte while it is being written, except
@@ -11,6 +12,7 @@ import type * as arrow from 'apache-arrow';
 import { Bitmap, BoolValues, DictValues, Float64Values, Int64Values, ListValues, Utf8Values, type Values } from './column-values.js';
 import type { Allocator } from './grow-buf.js';
 import type { ScalarKind } from './schema.js';
+import { UuidValues } from './uuid-values.js';
 
 /** Builds the value store of a scalar kind (list children and plain fields). */
 function scalarValues(kind: ScalarKind, alloc: Allocator, label: string, rows: number): Values {
@@ -47,8 +49,10 @@ export class Column {
     } else if (spec.kind === 'list' || spec.kind === 'set') {
       const offsets = alloc(`${label} offsets`, (rows + 1) * 4);
       this.values = new ListValues(offsets, scalarValues(spec.element ?? 'str', alloc, `${label} items`, rows * 2));
+    } else if (spec.kind === 'ref' || spec.kind === 'pk') {
+      this.values = new UuidValues(alloc(`${label} offsets`, (rows + 1) * 4), alloc(`${label} bytes`, rows * 16));
     } else {
-      this.values = scalarValues(spec.kind === 'ref' || spec.kind === 'pk' ? 'str' : spec.kind, alloc, label, rows);
+      this.values = scalarValues(spec.kind, alloc, label, rows);
     }
   }
 

@@ -28,6 +28,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Utf8Values } from './column-values.js';
+import { DASH_BEFORE, HEX_ASCII, UTF8_MARK, UUID_BYTES, UuidValues } from './uuid-values.js';
 import type { SharedTable } from './table.js';
 
 const f64 = new Float64Array(1);
@@ -76,12 +77,35 @@ export function hashValue(value: unknown, seed: number): number {
  * UTF-8 bytes [start, end) when they are ASCII (the same FNV-1a as over the string's code units),
  * else from the decoded string.
  */
-function hashUtf8At(values: Utf8Values, bytes: Uint8Array, start: number, end: number, v: number, seed: number): number {
+function hashUtf8At(values: Utf8Values | UuidValues, bytes: Uint8Array, start: number, end: number, v: number, seed: number): number {
   let h = basis(seed);
   for (let i = start; i < end; i++) {
     const b = bytes[i]!;
     if (b >= 0x80) return hashValue(values.read(v), seed);
     h = Math.imul(h ^ b, 0x01000193);
+  }
+  return finish(h);
+}
+
+/**
+ * {@link hashValue} of the string at slot v of a pk or ref column, from its stored bytes: a packed
+ * UUID is hashed over the characters of its canonical form, computed from its bytes (no string).
+ */
+function hashUuidAt(values: UuidValues, v: number, seed: number): number {
+  const off = values.offsets.i32(v + 1);
+  const start = off[v]!;
+  let end = off[v + 1]!;
+  const bytes = values.data.bytes(end);
+  if (end - start !== UUID_BYTES) {
+    if (end > start && bytes[end - 1] === UTF8_MARK) end--;
+    return hashUtf8At(values, bytes, start, end, v, seed);
+  }
+  let h = basis(seed);
+  for (let k = 0; k < UUID_BYTES; k++) {
+    if (DASH_BEFORE[k] === 1) h = Math.imul(h ^ 45, 0x01000193);
+    const b = bytes[start + k]! << 1;
+    h = Math.imul(h ^ HEX_ASCII[b]!, 0x01000193);
+    h = Math.imul(h ^ HEX_ASCII[b + 1]!, 0x01000193);
   }
   return finish(h);
 }
@@ -212,13 +236,11 @@ export class TableIndex {
     const more = rows - this.#seen;
     this.#pk.reserve(more, rows - 1, (v) => hashValue(t.readPk(v), seed));
     for (const [k, index] of this.#fields) index.reserve(more, rows - 1, (v) => hashValue(t.columns[k]!.read(v), seed));
-    // pks are hashed straight from their UTF-8 bytes when ASCII (the same FNV-1a as over the
-    // string's code units): no string per version while catching up over a million rows.
-    const offsets = t.pk.offsets.i32(rows);
-    const bytes = t.pk.data.bytes(offsets[rows]!);
+    // pks are hashed straight from their stored bytes (the same FNV-1a as over the string's code
+    // units): no string per version while catching up over a million rows.
     const fields = [...this.#fields];
     for (let v = this.#seen; v < rows; v++) {
-      this.#pk.insert(v, hashUtf8At(t.pk, bytes, offsets[v]!, offsets[v + 1]!, v, seed));
+      this.#pk.insert(v, hashUuidAt(t.pk, v, seed));
       if (fields.length === 0 || t.isTombstone(v)) continue;
       for (const [k, index] of fields) {
         const column = t.columns[k]!;
@@ -227,7 +249,8 @@ export class TableIndex {
         if (values instanceof Utf8Values) {
           const off = values.offsets.i32(v + 1);
           index.insert(v, hashUtf8At(values, values.data.bytes(off[v + 1]!), off[v]!, off[v + 1]!, v, seed));
-        } else index.insert(v, hashValue(values.read(v), seed));
+        } else if (values instanceof UuidValues) index.insert(v, hashUuidAt(values, v, seed));
+        else index.insert(v, hashValue(values.read(v), seed));
       }
     }
     this.#seen = rows;

@@ -13,6 +13,7 @@ import { select, selectHits, type ReadContext, type Row } from './query.js';
 import type { Parsed } from './filters.js';
 import { Utf8Values } from './column-values.js';
 import type { SharedTable } from './table.js';
+import { formatUuid, UTF8_MARK, UUID_BYTES, UuidValues } from './uuid-values.js';
 
 /** The JSON text of one value as it appears in a record's `toDict()` JSON. */
 function valueText(value: unknown): string {
@@ -27,21 +28,35 @@ function valueText(value: unknown): string {
 type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
 
 /**
- * The JSON string literal of entry i of a Utf8 column, from its bytes: printable ASCII without
- * `"` or `\\` (most text) is sliced as one-byte characters and quoted, skipping the UTF-8
- * decoder and JSON's escaping scan; anything else goes through both.
+ * The JSON string literal of the UTF-8 bytes [start, end): printable ASCII without `"` or `\\`
+ * (most text) is sliced as one-byte characters and quoted, skipping the UTF-8 decoder and JSON's
+ * escaping scan; anything else goes through both.
  */
-export function utf8Text(values: Utf8Values, i: number): string {
-  const off = values.offsets.i32(i + 1);
-  const start = off[i]!;
-  const end = off[i + 1]!;
+function rangeText(bytes: Latin1Sliceable, start: number, end: number): string {
   if (start === end) return '""';
-  const bytes = values.data.bytes(end) as Latin1Sliceable;
   for (let p = start; p < end; p++) {
     const b = bytes[p]!;
     if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return JSON.stringify(bytes.utf8Slice(start, end));
   }
   return `"${bytes.latin1Slice(start, end)}"`;
+}
+
+/** The JSON string literal of entry i of a Utf8 column, from its bytes. */
+function utf8Text(values: Utf8Values, i: number): string {
+  const off = values.offsets.i32(i + 1);
+  const end = off[i + 1]!;
+  return rangeText(values.data.bytes(end) as Latin1Sliceable, off[i]!, end);
+}
+
+/** The JSON string literal of entry i of a pk or ref column: a packed UUID formatted, else its bytes. */
+function uuidText(values: UuidValues, i: number): string {
+  const off = values.offsets.i32(i + 1);
+  const start = off[i]!;
+  let end = off[i + 1]!;
+  const bytes = values.data.bytes(end) as Latin1Sliceable;
+  if (end - start === UUID_BYTES) return `"${formatUuid(bytes, start)}"`;
+  if (end > start && bytes[end - 1] === UTF8_MARK) end--;
+  return rangeText(bytes, start, end);
 }
 
 /** How a table's rows are written: `,"name":` per field, and a writer per column. */
@@ -61,6 +76,7 @@ function writerOf(t: SharedTable): RowWriter {
       values: t.columns.map((column) => {
         const values = column.values;
         if (values instanceof Utf8Values) return (v: number) => (column.validity.get(v) ? utf8Text(values, v) : 'null');
+        if (values instanceof UuidValues) return (v: number) => (column.validity.get(v) ? uuidText(values, v) : 'null');
         return (v: number) => valueText(column.read(v));
       }),
     };
@@ -72,7 +88,7 @@ function writerOf(t: SharedTable): RowWriter {
 /** The JSON text of committed slot v of t (pk first, then the fields in declaration order). */
 export function slotText(t: SharedTable, v: number): string {
   const { keys, values } = writerOf(t);
-  let out = `{"pk":${utf8Text(t.pk, v)}`;
+  let out = `{"pk":${uuidText(t.pk, v)}`;
   for (let k = 0; k < keys.length; k++) out += keys[k]! + values[k]!(v);
   return `${out}}`;
 }

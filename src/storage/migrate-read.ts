@@ -17,6 +17,7 @@ import { crc32 } from 'node:zlib';
 import * as arrow from 'apache-arrow';
 import { messageOf } from '../errors.js';
 import type { ArrowFileInfo } from './arrow-snapshot.js';
+import { fileColumnReader } from './uuid-values.js';
 import { readCsvFile } from './csv.js';
 import type { Cell } from './csv-codec.js';
 import { csvError } from './csv-codec.js';
@@ -123,12 +124,14 @@ async function readArrowTable(tables: Map<string, StoredTable>, name: string, fi
   const pk = data.getChild('pk');
   if (!pk) throw csvError(`${file}: no pk column`);
   const table = tableOf(tables, name, file);
-  const columns = names.filter((n) => n !== 'pk').map((n) => ({ n, vector: data.getChild(n)! }));
+  const reader = (n: string): ((i: number) => unknown) => fileColumnReader(data.schema.fields.find((f) => f.name === n)!, data.getChild(n)!, plain);
+  const pkOf = reader('pk');
+  const columns = names.filter((n) => n !== 'pk').map((n) => ({ n, get: reader(n) }));
   table.columns.push(...columns.map((c) => c.n));
   for (let i = 0; i < data.numRows; i++) {
     const row = new Map<string, StoredValue>();
-    for (const { n, vector } of columns) row.set(n, { json: plain(vector.get(i)) });
-    table.rows.set(String(pk.get(i)), row);
+    for (const { n, get } of columns) row.set(n, { json: get(i) });
+    table.rows.set(String(pkOf(i)), row);
   }
 }
 

@@ -8,13 +8,13 @@
  * - `next`  (Int32): slot of the version that superseded it (or of its tombstone), -1 while live;
  *   the only word ever modified after publication, always with Atomics.
  * - `flags` (Uint8): 1 = tombstone (a deletion marker carrying only the pk).
- * Then the pk (Utf8) and one {@link Column} per field, in declaration order.
+ * Then the pk (uuid-values.ts: a UUID in 16 bytes, any other string as UTF-8) and one {@link Column} per field, in declaration order.
  */
 import type { TableSchema } from './schema.js';
-import { Utf8Values } from './column-values.js';
 import { Column } from './columns.js';
 import type { Allocator, GrowBuf } from './grow-buf.js';
 import { ControlBlock, i32DictCount } from './layout.js';
+import { UuidValues } from './uuid-values.js';
 
 export const TOMBSTONE = 1;
 
@@ -26,7 +26,7 @@ export class SharedTable {
   readonly beginBuf: GrowBuf;
   readonly nextBuf: GrowBuf;
   readonly flagsBuf: GrowBuf;
-  readonly pk: Utf8Values;
+  readonly pk: UuidValues;
   readonly columns: Column[];
   readonly byName: Map<string, Column>;
 
@@ -47,7 +47,7 @@ export class SharedTable {
     this.beginBuf = track(`${t}.(begin)`, rows * 8);
     this.nextBuf = track(`${t}.(next)`, rows * 4);
     this.flagsBuf = track(`${t}.(flags)`, rows);
-    this.pk = new Utf8Values(track(`${t}.pk offsets`, (rows + 1) * 4), track(`${t}.pk bytes`, rows * 36));
+    this.pk = new UuidValues(track(`${t}.pk offsets`, (rows + 1) * 4), track(`${t}.pk bytes`, rows * 16));
     let dict = dictBase;
     this.columns = schema.fields.map((f) => {
       const dictionary = f.dictionary ? { control: control.i32, countSlot: i32DictCount(control.tableCount, dict), id: dict++ } : undefined;

@@ -67,6 +67,15 @@ async function writeArrow(dir: string, people: Person[]): Promise<void> {
   assert.ok(names.includes('Person.arrow') && !names.includes('Person.csv'), 'the data is only in the binary snapshot');
 }
 
+test('lexicons migrate reads the pks of a binary snapshot as written (UUIDs packed in 16 bytes there, other pks as UTF-8)', async () => {
+  await using data = await tempDir();
+  const pks = ['3f2b8c1e-7d4a-4e59-9b1c-0a6d2e8f4c71', 'A0B1C2D3-E4F5-4A6B-8C7D-9E0F1A2B3C4D', 'sixteen-byte-pk!'];
+  await writeArrow(data.path, pks.map((pk, i) => ({ pk, fullName: `n${i}`, age: String(i), nickname: 'x' })));
+  const person = (await readStoredData(data.path)).tables.get('Person')!;
+  assert.deepEqual([...person.rows.keys()].sort(), [...pks].sort());
+  assert.deepEqual(person.rows.get(pks[0]!)!.get('fullName'), { json: 'n0' });
+});
+
 const stores = { 'CSV data': writeCsv, 'WAL-only data': writeWal, 'binary snapshot data': writeArrow };
 
 for (const [kind, write] of Object.entries(stores)) {

@@ -6,8 +6,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as arrow from 'apache-arrow';
 import { isLexiconsError } from '../../src/errors.js';
 import { loadTableFile } from '../../src/storage/arrow-snapshot-load.js';
@@ -50,6 +52,21 @@ function plain(v: unknown): unknown {
   return v;
 }
 
+/**
+ * A pk or ref value as an Arrow reader gets it (Binary, `lexicons.encoding: uuid16+utf8`), decoded
+ * by the rule docs/storage.md gives to Arrow users: 16 bytes are a UUID, a last byte 0xFF is
+ * dropped, anything else is UTF-8.
+ */
+function key(v: unknown): unknown {
+  if (!(v instanceof Uint8Array)) return v;
+  const b = Buffer.from(v);
+  if (b.length === 16) {
+    const hex = b.toString('hex');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+  return b.subarray(0, b.at(-1) === 0xff ? -1 : b.length).toString('utf8');
+}
+
 describe('binary snapshot files', () => {
   it('round-trips every field kind: apache-arrow reads them back, and a fresh store loads them (append-only table: views of shared memory)', async () => {
     await using folder = await tempDir('lexicons-arrow-');
@@ -63,9 +80,11 @@ describe('binary snapshot files', () => {
       const rows = [...store.scan(t.name)];
       assert.equal(read.numRows, rows.length, t.name);
       assert.deepEqual(read.schema.fields.map((f) => f.name), ['pk', ...t.fields.map((f) => f.name)]);
+      const packed = read.schema.fields.filter((f) => f.metadata.get('lexicons.encoding') === 'uuid16+utf8');
+      assert.deepEqual(packed.map((f) => [f.name, String(f.type)]), [['pk', 'Binary'], ...t.fields.filter((f) => f.kind === 'ref').map((f) => [f.name, 'Binary'])]);
       rows.forEach((row, i) => {
         const got = read.get(i)!.toJSON() as Record<string, unknown>;
-        for (const [k, v] of Object.entries(row)) assert.deepEqual(plain(got[k]), v, `${t.name} row ${i} ${k}`);
+        for (const [k, v] of Object.entries(row)) assert.deepEqual(key(plain(got[k])), v, `${t.name} row ${i} ${k}`);
       });
     }
     const loaded = loadAll(dir, info);
@@ -98,6 +117,42 @@ describe('binary snapshot files', () => {
     assert.equal(info.ChatMessage!.rows, 299);
     assert.equal(info.User!.rows, 2);
     assert.deepEqual(stateOf(loadAll(dir, info)), expected);
+  });
+
+  it('packs canonical UUIDs (16 bytes in the file), keeps any other key as written, and loads them back exactly (fast path)', async () => {
+    await using folder = await tempDir('lexicons-arrow-');
+    const store = SharedStore.create(schema());
+    const users = ['3f2b8c1e-7d4a-4e59-9b1c-0a6d2e8f4c71', 'A0B1C2D3-E4F5-4A6B-8C7D-9E0F1A2B3C4D', 'sixteen-byte-pk!', 'fünfzehn bytes', '{9a7c2f10-1b3d-4c5e-8f90-a1b2c3d4e5f6}'];
+    store.bulkLoad(User, users.map((pk, i) => ({ pk, email: `${i}@x`, password: 'p' })));
+    store.bulkLoad(ChatMessage, users.map((author, i) => ({ pk: `0000000${i}-1b3d-4c5e-8f90-a1b2c3d4e5f6`, author, channel: 'Public', content: 'c', timestamp: i })));
+    const { files, info } = writeAll(store, folder.path);
+    const read = arrow.tableFromIPC(await readFile(files.User!));
+    assert.deepEqual([...read.getChild('pk')!].map((b: Uint8Array) => b.length), [16, 36, 17, 15, 38], 'a UUID in 16 bytes; a 16-byte string marked');
+    const loaded = loadAll(folder.path, info);
+    assert.deepEqual(stateOf(loaded), stateOf(store));
+    assert.deepEqual([...loaded.scan(User)].map((u) => u.pk), users);
+    const { value } = loaded.runSync((db) => users.map((pk) => [db.get(User, pk)?.pk, db.count(ChatMessage, { author: pk })]));
+    assert.deepEqual(value, users.map((pk) => [pk, 1]));
+  });
+
+  it('loads a snapshot of the previous format (pk and refs as Utf8: fixture written by f934842) through the generic path, packing its UUIDs', async () => {
+    await using folder = await tempDir('lexicons-arrow-');
+    const dir = fileURLToPath(new URL('../../../test/storage/fixtures/snapshot-v1/', import.meta.url));
+    const info = JSON.parse(readFileSync(join(dir, 'info.json'), 'utf8')) as Record<string, ArrowFileInfo>;
+    const store = SharedStore.create(schema());
+    for (const name of ['User', 'ChatMessage']) assert.equal(loadTableFile(store, store.schema.byName.get(name)!, join(dir, `${name}.arrow`), info[name]!), info[name]!.rows);
+    const users = [...store.scan(User)].map((u) => u.pk);
+    assert.deepEqual(users, ['3f2b8c1e-7d4a-4e59-9b1c-0a6d2e8f4c71', 'A0B1C2D3-E4F5-4A6B-8C7D-9E0F1A2B3C4D', 'sixteen-byte-pk!', 'u@channel']);
+    const messages = [...store.scan(ChatMessage)];
+    assert.equal(messages.length, 40);
+    assert.equal(messages[5]!.pk, '{9a7c2f10-1b3d-4c5e-8f90-a1b2c3d4e5f6}');
+    assert.equal(messages[7]!.pk, '00000007-1b3d-4c5e-8f90-a1b2c3d4e5f6');
+    assert.deepEqual(messages.slice(0, 5).map((m) => m.author), [...users, null]);
+    // Written again, the UUIDs are packed: 16-byte pks in the new file.
+    const { files } = writeAll(store, folder.path);
+    const table = arrow.tableFromIPC(readFileSync(files.ChatMessage!));
+    const packedBytes = [...table.getChild('pk')!].reduce((n: number, b: Uint8Array) => n + b.length, 0);
+    assert.equal(packedBytes, 39 * 16 + 38, 'were 39 * 36 + 38');
   });
 
   it('refuses a torn or corrupt file before anything is published, naming the file', async () => {
