@@ -54,8 +54,8 @@ export interface GroupAcc {
   f: Record<string, [number, number, number, number, number]>;
 }
 
-/** One query's outcome: its new state and its `$live` item text (none: unchanged), or the error that ends it. */
-export type LiveOutcome = { ok: true; state: LiveState; item: string | undefined } | { ok: false; item: string };
+/** One query's outcome: its new state (none: not evaluated, the last one holds) and its `$live` item text (none: unchanged), or the error that ends it. */
+export type LiveOutcome = { ok: true; state: LiveState | undefined; item: string | undefined } | { ok: false; item: string };
 
 /** A refresh's outcome: the snapshot it read at, an outcome per query (job order), what it read. */
 export interface LiveResult extends BatchResult {

@@ -311,7 +311,7 @@ export class LiveRegistry {
     subs.forEach((sub, i) => {
       const outcome = result.outcomes[i]!;
       if (client.subs.get(sub.id) !== sub) return; // ended meanwhile
-      if (outcome.ok) sub.state = outcome.state;
+      if (outcome.ok) sub.state = outcome.state ?? sub.state;
       else client.subs.delete(sub.id);
       if (outcome.item !== undefined) items.push(outcome.item);
     });

@@ -82,7 +82,7 @@ async function runQuery(app: WorkerApp, r: Refresh, ws: ConnectionHandle, q: Liv
     // Nothing it read was written since its last result: that result holds at this snapshot too.
     r.paths.skipped++;
     deps.add(q.state.deps);
-    return { ok: true, state: q.state, item: undefined };
+    return { ok: true, state: undefined, item: undefined };
   }
   progress.enter(index);
   try {
