@@ -85,14 +85,13 @@ async function runQuery(app: WorkerApp, r: Refresh, ws: ConnectionHandle, q: Liv
     return { ok: true, state: undefined, item: undefined };
   }
   progress.enter(index);
+  const mark = txn.savepoint();
   try {
     txn.takeReads();
     const args = checkArgs(entry.args, q.args);
-    const mark = txn.savepoint();
     let out = (entry.instance as LiveQuery).query({ ...args, db: txn.db, ws });
     if (isThenable(out)) out = await out;
     if (txn.savepoint() !== mark) {
-      txn.rollbackTo(mark);
       throw new SignalError(WireCode.LIVE_WRITE, `live query [${q.name}] wrote: a live query only reads (write in a Signal)`);
     }
     const own = txn.takeReads(); // what the body itself read
@@ -104,6 +103,7 @@ async function runQuery(app: WorkerApp, r: Refresh, ws: ConnectionHandle, q: Liv
     return { ok: true, state, item: changeItem(q.id, txn.snapshot, q.state, state) };
   } catch (err) {
     if (err instanceof LexiconsError && err.code === ErrorCode.TIMEOUT) throw err;
+    txn.rollbackTo(mark); // what a failed body wrote must not show to the next queries
     return { ok: false, item: liveErrorItem(q.id, wireCodeOf(err), publicMessage(err)) };
   } finally {
     progress.leave();

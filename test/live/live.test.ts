@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { createClient, type Client } from '../../src/client/index.js';
+import { createClient, type Client, type LiveView } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
+import { onEachFrame } from '../helpers/live-frames.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
 import { ByOwner, type server as liveApp } from '../fixtures/apps/live-app.js';
 import { LiveQueryManager, Server } from '../../src/index.js';
@@ -218,26 +219,17 @@ describe('live queries', () => {
     await Promise.all([view.ready, version.ready]);
     const failures: unknown[] = [];
     let frames = 0;
-    let scheduled = false;
-    const check = (): void => {
-      if (scheduled) return;
-      scheduled = true;
-      // The items of one frame are applied synchronously: check once the whole frame was.
-      queueMicrotask(() => {
-        scheduled = false;
-        frames++;
-        const got = [...view.rows].map((r) => ({ ...r })).sort((a, b) => a.pk.localeCompare(b.pk));
-        const seq = version.value.seq;
-        try {
-          assert.ok(states.has(seq), `a frame names commit ${seq}, one this test made`);
-          assert.deepEqual(got, states.get(seq), `the rows at commit ${seq}`);
-        } catch (err) {
-          failures.push(err);
-        }
-      });
-    };
-    view.on(check);
-    version.on(check);
+    onEachFrame([view as unknown as LiveView, version as unknown as LiveView], () => {
+      frames++;
+      const got = [...view.rows].map((r) => ({ ...r })).sort((a, b) => a.pk.localeCompare(b.pk));
+      const seq = version.value.seq;
+      try {
+        assert.ok(states.has(seq), `a frame names commit ${seq}, one this test made`);
+        assert.deepEqual(got, states.get(seq), `the rows at commit ${seq}`);
+      } catch (err) {
+        failures.push(err);
+      }
+    });
     const clientStates: string[] = [];
     client.onState((e) => clientStates.push(e.state));
     const writer = createClient<App>({ url: srv.url, WebSocket, headers: { As: { name: 'bob' } }, timeoutMs: 60_000 });

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type Client, type LiveView } from '../../src/client/index.js';
+import { onEachFrame } from '../helpers/live-frames.js';
 import { prng } from '../helpers/prng.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
 import type { server as liveApp } from '../fixtures/apps/live-app.js';
@@ -133,33 +134,24 @@ describe(`live queries: model check (seed ${SEED}, ${COMMITS} commits, ${READERS
       const specs = Array.from({ length: 3 }, () => randomSpec(rand));
       const reader: Reader = { client, specs, frames: 0, version: client.live('Version') as never, views: specs.map((s) => client.live(s.name, s.args as never) as LiveView) };
       readers.push(reader);
-      let scheduled = false;
-      const onEvent = (): void => {
-        if (scheduled) return;
-        scheduled = true;
-        // Items of one frame are applied synchronously: check once the whole frame was.
-        queueMicrotask(() => {
-          scheduled = false;
-          if (reader.version.at === 0 || reader.views.some((v) => v.at === 0)) return;
-          reader.frames++;
-          const seq = reader.version.value.seq;
-          const got = reader.specs.map((spec, i) => actual(spec, reader.views[i]!));
-          if (!states.has(seq)) pending.push({ reader: r, seq, got });
-          else {
-            try {
-              verify(reader, r, seq, got);
-            } catch (err) {
-              failures.push(err); // reported by the test below (this runs outside its promise chain)
-            }
+      const views = [reader.version as unknown as LiveView, ...reader.views];
+      const onFrame = (): void => {
+        if (reader.version.at === 0 || reader.views.some((v) => v.at === 0)) return;
+        reader.frames++;
+        const seq = reader.version.value.seq;
+        const got = reader.specs.map((spec, i) => actual(spec, reader.views[i]!));
+        if (!states.has(seq)) pending.push({ reader: r, seq, got });
+        else {
+          try {
+            verify(reader, r, seq, got);
+          } catch (err) {
+            failures.push(err); // reported by the test below (this runs outside its promise chain)
           }
-        });
+        }
       };
-      for (const view of [reader.version as unknown as LiveView, ...reader.views]) {
-        view.on((e) => {
-          if (e.type === 'error') failures.push(new Error(`seed ${SEED}: reader ${r}: ${e.error.code} ${e.error.message}`));
-          onEvent();
-        });
-      }
+      onEachFrame(views, onFrame, (e) => {
+        if (e.type === 'error') failures.push(new Error(`seed ${SEED}: reader ${r}: ${e.error.code} ${e.error.message}`));
+      });
     }
     await Promise.all(readers.flatMap((r) => [r.version.ready, ...r.views.map((v) => v.ready)]));
 
