@@ -24,6 +24,8 @@ export interface LiveJob {
   changed: Record<number, string[]> | null;
   /** Every commit up to this id was reported to the main thread: `changed` is complete at a snapshot up to it. */
   upTo: number;
+  /** The commit every non-null `state` reflects (the connection's last refresh). */
+  at: number;
 }
 
 export interface LiveJobQuery {
@@ -34,19 +36,45 @@ export interface LiveJobQuery {
   state: LiveState | null;
 }
 
-/** A live query's result as the worker keeps it between refreshes (held by the main thread, opaque there). */
-export type LiveState =
-  /** `spec` and `specDeps`: the declarative form's text and what reading it whole read (the incremental path). */
-  | { form: 'rows'; rows: Array<Record<string, unknown> & { pk: string }>; spec?: string; specDeps?: WrittenKeys }
-  | { form: 'groups'; groups: Record<string, Record<string, number | null>> }
-  | { form: 'value'; value: unknown };
+/**
+ * A live query's result as the worker keeps it between refreshes (held by the main thread, opaque
+ * there). `deps`: what evaluating it read (a refresh skips it while no commit wrote any of that);
+ * `spec`, `specDeps` and `epoch`: a declarative form's text, what reading it whole read, and its
+ * table's compaction epoch then (the incremental path); `acc`: an aggregate's accumulators.
+ */
+export type LiveState = (
+  | { form: 'rows'; rows: Array<Record<string, unknown> & { pk: string }> }
+  | { form: 'groups'; groups: Record<string, Record<string, number | null>>; acc?: Record<string, GroupAcc> }
+  | { form: 'value'; value: unknown }
+) & { deps?: WrittenKeys; spec?: string; specDeps?: WrittenKeys; epoch?: number };
 
-/** One query's outcome: its new state and its `$live` item text (none: unchanged), or the error that ends it. */
-export type LiveOutcome = { ok: true; state: LiveState; item: string | undefined } | { ok: false; item: string };
+/** An aggregate group's accumulators: its rows `n`, and per field read `[numbers, sum, min, max, non-integers]` (workers/live-aggregate.ts). */
+export interface GroupAcc {
+  n: number;
+  f: Record<string, [number, number, number, number, number]>;
+}
+
+/** One query's outcome: its new state (none: not evaluated, the last one holds) and its `$live` item text (none: unchanged), or the error that ends it. */
+export type LiveOutcome = { ok: true; state: LiveState | undefined; item: string | undefined } | { ok: false; item: string };
 
 /** A refresh's outcome: the snapshot it read at, an outcome per query (job order), what it read. */
 export interface LiveResult extends BatchResult {
   snapshot: number;
   outcomes: LiveOutcome[];
   deps: WrittenKeys;
+  paths: LivePaths;
+}
+
+/**
+ * How a refresh's queries got their results (`/metrics` `lexicons_live_evaluations_total`):
+ * `skipped`: untouched since their last result, not evaluated; `incremental`: a declarative form
+ * advanced from the written rows; `fallback`: a declarative form read whole because the written
+ * rows were not known (too many, a table compacted, a worker died); `rerun`: evaluated whole by
+ * design (a first result, a general body, a top-k that changed, a changed spec).
+ */
+export interface LivePaths {
+  skipped: number;
+  incremental: number;
+  fallback: number;
+  rerun: number;
 }

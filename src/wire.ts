@@ -43,6 +43,8 @@ export const WireCode = {
   UNKNOWN_LIVE_QUERY: 'UNKNOWN_LIVE_QUERY',
   /** A live query's result holds more than 1,000 rows or groups, or a connection holds 64 live queries. */
   LIVE_LIMIT: 'LIVE_LIMIT',
+  /** A live query's body wrote through `db` (a live query only reads; write in a Signal). */
+  LIVE_WRITE: 'LIVE_WRITE',
 } as const;
 export type WireCode = (typeof WireCode)[keyof typeof WireCode];
 

@@ -11,7 +11,7 @@
  *   connections) finds the connections whose last refresh read something a commit wrote; only
  *   those are refreshed, so a commit costs work for the live queries it touches, not for all.
  * - A refresh is ONE pool job per connection (workers/execute-live.ts): all its live queries in
- *   one transaction at the latest commit S. At most one refresh per connection is in flight, so
+ *   one transaction at the latest commit S (the worker evaluates only those a commit touched). At most one refresh per connection is in flight, so
  *   its frames go out in increasing S; commits that arrive meanwhile are coalesced into the next.
  * - Read-your-writes: {@link LiveRegistry.whenShown} holds a batch's effects (its replies) until
  *   the callers' live queries that its commits touched reached those commits.
@@ -21,7 +21,7 @@
  */
 import { MAX_LIVE_QUERIES_PER_CONNECTION } from '../live-query.js';
 import type { CommitWrites } from '../job-contract.js';
-import type { LiveJobQuery, LiveResult, LiveState } from '../live-job-contract.js';
+import type { LiveJobQuery, LivePaths, LiveResult, LiveState } from '../live-job-contract.js';
 import { errorFrame, liveErrorItem } from '../protocol.js';
 import { Frame, WireCode } from '../wire.js';
 import { messageOf } from '../errors.js';
@@ -79,6 +79,8 @@ export class LiveRegistry {
   #upTo = 0;
   readonly #reported = new Set<number>();
   #latest: () => number = () => 0;
+  /** How the refreshes' queries got their results, since start (`lexicons_live_evaluations_total`). */
+  readonly paths: LivePaths = { skipped: 0, incremental: 0, fallback: 0, rerun: 0 };
 
   constructor(log: LogFn) {
     this.#log = log;
@@ -277,7 +279,7 @@ export class LiveRegistry {
     const changed = client.changed === null ? null : Object.fromEntries([...client.changed].map(([t, pks]) => [t, [...pks]]));
     client.changed = new Map();
     client.changedCount = 0;
-    runner.run<LiveResult>({ kind: 'live', connection: client.conn.snapshot(), queries, changed, upTo: this.#upTo }).then(
+    runner.run<LiveResult>({ kind: 'live', connection: client.conn.snapshot(), queries, changed, upTo: this.#upTo, at: client.at }).then(
       (result) => {
         if (result.commits !== undefined) this.committed(result.commits);
         this.#settle(client, () => this.#refreshed(client, subs, result));
@@ -304,11 +306,12 @@ export class LiveRegistry {
 
   #refreshed(client: LiveClient, subs: readonly LiveSubscription[], result: LiveResult): void {
     for (const entry of result.logs) this.#log(entry.status, entry.data);
+    for (const path of ['skipped', 'incremental', 'fallback', 'rerun'] as const) this.paths[path] += result.paths[path];
     const items: string[] = [];
     subs.forEach((sub, i) => {
       const outcome = result.outcomes[i]!;
       if (client.subs.get(sub.id) !== sub) return; // ended meanwhile
-      if (outcome.ok) sub.state = outcome.state;
+      if (outcome.ok) sub.state = outcome.state ?? sub.state;
       else client.subs.delete(sub.id);
       if (outcome.item !== undefined) items.push(outcome.item);
     });

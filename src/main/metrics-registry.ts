@@ -15,6 +15,7 @@
  * own registries and metric objects (the OpenMetrics ones are built on the first such scrape).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type OpenMetricsContentType, type PrometheusContentType } from 'prom-client';
+import type { LivePaths } from '../live-job-contract.js';
 import type { StoreStats } from '../storage/api.js';
 import type { WalStats } from '../storage/wal.js';
 import type { BucketHistogram, Metrics } from './metrics.js';
@@ -43,7 +44,7 @@ export interface Gauges {
   wal: WalStats | undefined;
   uptimeSeconds: number;
   /** Live queries held, and the rows (or groups) of their last results kept on the main thread. */
-  live?: { queries: number; rows: number };
+  live?: { queries: number; rows: number; paths: LivePaths };
 }
 
 export interface MetricsSources {
@@ -148,6 +149,16 @@ export class ServerMetrics {
     gauge('lexicons_commit_id', 'Latest committed transaction id.', () => g().store?.commitId ?? 0);
     gauge('lexicons_live_queries', 'Live queries held by the connections.', () => g().live?.queries ?? 0);
     gauge('lexicons_live_rows', 'Rows and groups of the live queries\' last results, kept on the main thread.', () => g().live?.rows ?? 0);
+    new Counter({
+      name: 'lexicons_live_evaluations_total',
+      help: 'Live queries per refresh path: skipped (untouched), incremental, fallback (read whole: the written rows were not known), rerun (whole by design).',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [path, n] of Object.entries(g().live?.paths ?? {})) this.inc({ path }, n);
+      },
+    });
     for (const [name, help, key] of [
       ['lexicons_table_rows', 'Live rows per table.', 'rows'],
       ['lexicons_table_bytes', 'Shared memory bytes per table.', 'bytes'],

@@ -267,7 +267,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
         store: store.stats(),
         wal: wal.stats(),
         uptimeSeconds: (Date.now() - startedAt) / 1000,
-        live: { queries: hub.live.size, rows: hub.live.rows },
+        live: { queries: hub.live.size, rows: hub.live.rows, paths: hub.live.paths },
       }),
     }),
     access: new AdminAccess(options.adminTrust, options.adminToken, proxies),

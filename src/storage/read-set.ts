@@ -66,7 +66,8 @@ export function keyBucket(table: number, k: number, value: unknown, seed: number
  * Why plain Float64 reads and writes and no Atomics: every access happens under the commit lock
  * (stamping in publishCommit, checking in validateCommit, clamping in a dead-writer repair), and
  * the lock's Atomics.compareExchange / Atomics.store already order each holder's accesses after the
- * previous holder's. Readers never look at stamps, so the lock-free read path is unchanged.
+ * previous holder's. Readers never look at stamps, so the lock-free read path is unchanged (a
+ * live-query refresh reads them without the lock, conservatively: since.ts says why that is safe).
  * Float64 holds commit ids exactly up to 2^53, like `begin`.
  */
 export class KeyStamps {
@@ -85,7 +86,7 @@ export class KeyStamps {
     return new KeyStamps(new SharedArrayBuffer(STAMP_BYTES), seed);
   }
 
-  /** Under the lock: the newest commit that wrote a key in `bucket`. */
+  /** Under the lock (or conservatively without it, since.ts): the newest commit that wrote a key in `bucket`. */
   get(bucket: number): number {
     return this.#f64[bucket]!;
   }

@@ -38,6 +38,7 @@ import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, 
 import type { TableIndex } from './indexes.js';
 import { copyRow, select, type ReadContext, type Row } from './query.js';
 import { ReadSet } from './read-set.js';
+import { ChangesSince } from './since.js';
 import { tableNameOf, type ModelClass, type TableSchema } from './schema.js';
 import { TxnDb } from './transaction-db.js';
 import { commitPlan, emptyTableWrites, pendingRows, track, type Pending, type TablePlan, type TableWrites } from './write-set.js';
@@ -300,6 +301,11 @@ export class Transaction implements Txn {
     const deps = this.#reads.deps();
     this.#reads = new ReadSet(this.#engine.stamps.seed);
     return deps;
+  }
+
+  /** What changed between an older commit and this snapshot (since.ts; a live-query refresh). */
+  changesSince(): ChangesSince {
+    return new ChangesSince(this.#engine, this.snapshot, (id) => this.#index(id));
   }
 
   abort(): void {

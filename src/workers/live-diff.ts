@@ -6,17 +6,13 @@
  * rows inserted, updated (changed fields only) and deleted by pk (with the new pk order when it
  * is not what the client would get by itself), changed groups only, or the new value.
  */
-import { ErrorCode, LexiconsError, SignalError } from '../errors.js';
 import { isLiveSpec, MAX_LIVE_ROWS, type AggregateSpec, type RowsSpec } from '../live-query.js';
 import type { Db } from '../storage/api.js';
 import type { LiveState } from '../live-job-contract.js';
-import { Frame, WireCode } from '../wire.js';
+import { Frame } from '../wire.js';
+import { groupsOf, tooLarge } from './live-aggregate.js';
 
 type LiveRow = Record<string, unknown> & { pk: string };
-
-function tooLarge(what: string): SignalError {
-  return new SignalError(WireCode.LIVE_LIMIT, `live query result holds more than ${MAX_LIVE_ROWS} ${what}: narrow it (filters, limit)`);
-}
 
 /** A record (or any row object) as a plain JSON row. */
 export function plainRow(row: unknown): LiveRow {
@@ -30,7 +26,7 @@ function isRow(value: unknown): value is LiveRow {
 
 /** The state of what `query` returned, read through `db` at the transaction's snapshot. */
 export function evaluate(db: Db, out: unknown): LiveState {
-  if (isLiveSpec(out)) return out['~live'] === 'rows' ? rowsOf(db, out as RowsSpec<unknown>) : groupsOf(db, out as AggregateSpec);
+  if (isLiveSpec(out)) return out['~live'] === 'rows' ? rowsOf(db, out as RowsSpec<unknown>) : { form: 'groups', ...groupsOf(db, out as AggregateSpec) };
   if (Array.isArray(out) && out.every(isRow)) {
     if (out.length > MAX_LIVE_ROWS) throw tooLarge('rows');
     return { form: 'rows', rows: out.map(plainRow) };
@@ -45,41 +41,6 @@ function rowsOf(db: Db, spec: RowsSpec<unknown>): LiveState {
   const rows = db.query(spec.table, filters);
   if (rows.length > MAX_LIVE_ROWS) throw tooLarge('rows');
   return { form: 'rows', rows: rows.map(plainRow) };
-}
-
-function groupKey(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value ?? null);
-}
-
-function groupsOf(db: Db, spec: AggregateSpec): LiveState {
-  const byGroup = new Map<string, LiveRow[]>();
-  for (const row of db.query(spec.table, spec.filters)) {
-    const key = spec.groupBy === undefined ? '*' : groupKey(row[spec.groupBy]);
-    let list = byGroup.get(key);
-    if (list === undefined) {
-      if (byGroup.size >= MAX_LIVE_ROWS) throw tooLarge('groups');
-      byGroup.set(key, (list = []));
-    }
-    list.push(row);
-  }
-  const groups: Record<string, Record<string, number | null>> = {};
-  for (const [key, rows] of byGroup) {
-    const values: Record<string, number | null> = {};
-    for (const [name, agg] of Object.entries(spec.values)) {
-      if (agg.op === 'count') {
-        values[name] = rows.length;
-        continue;
-      }
-      const field = agg.field;
-      if (field === undefined) throw new LexiconsError(ErrorCode.TYPE, `live.${agg.op} needs a field`);
-      const numbers = rows.map((r) => r[field]).filter((v): v is number => typeof v === 'number');
-      const sum = numbers.reduce((a, b) => a + b, 0);
-      values[name] =
-        agg.op === 'sum' ? sum : numbers.length === 0 ? null : agg.op === 'min' ? Math.min(...numbers) : agg.op === 'max' ? Math.max(...numbers) : sum / numbers.length;
-    }
-    groups[key] = values;
-  }
-  return { form: 'groups', groups };
 }
 
 function same(a: unknown, b: unknown): boolean {

@@ -14,9 +14,9 @@
  *
  * Filters through references and `max`/`min` filters always re-run.
  */
-import type { RowsSpec } from '../live-query.js';
+import type { LiveFilters, RowsSpec } from '../live-query.js';
 import type { Db } from '../storage/api.js';
-import { parseFilters } from '../storage/filters.js';
+import { parseFilters, type Parsed } from '../storage/filters.js';
 import { compareRows, type Row } from '../storage/query.js';
 
 /** More written pks than this: the query is re-run instead. */
@@ -24,18 +24,23 @@ export const MAX_INCREMENTAL_PKS = 256;
 
 type LiveRow = Record<string, unknown> & { pk: string };
 
+/** The filters' test of a row and the order; undefined when the filters go through references or `max`/`min` (re-run). */
+export function filterTest(db: Db, table: string, filters: LiveFilters, orderBy?: string | readonly string[]): { matches(row: Row): boolean; sort: Parsed['sort'] } | undefined {
+  const schema = db.schema.byName.get(table);
+  if (schema === undefined) return undefined;
+  const q = parseFilters(schema, { ...filters, ...(orderBy === undefined ? {} : { _sort: orderBy as string | string[] }) });
+  if (q.refs.length > 0 || q.extremes.length > 0) return undefined;
+  return { matches: (row) => q.conds.every((c) => c.test(row[c.k < 0 ? 'pk' : c.name] ?? null)), sort: q.sort };
+}
+
 /** The rows after the writes to `written` pks, or undefined when the query must be re-run. */
 export function advanceRows(db: Db, spec: RowsSpec<unknown>, prev: readonly LiveRow[], written: readonly string[], plain: (row: unknown) => LiveRow): LiveRow[] | undefined {
   if (written.length > MAX_INCREMENTAL_PKS) return undefined;
-  const table = db.schema.byName.get(spec.table);
-  if (table === undefined) return undefined;
-  const q = parseFilters(table, { ...spec.filters, ...(spec.orderBy === undefined ? {} : { _sort: spec.orderBy as string | string[] }) });
-  if (q.refs.length > 0 || q.extremes.length > 0) return undefined;
+  const q = filterTest(db, spec.table, spec.filters, spec.orderBy);
+  if (q === undefined) return undefined;
   const matching = (pk: string): LiveRow | undefined => {
     const record = db.get(spec.table, pk);
-    if (record === null) return undefined;
-    for (const c of q.conds) if (!c.test(record[c.k < 0 ? 'pk' : c.name] ?? null)) return undefined;
-    return plain(record);
+    return record === null || !q.matches(record as Row) ? undefined : plain(record);
   };
   if (spec.limit !== undefined) {
     const inResult = new Set(prev.map((r) => r.pk));

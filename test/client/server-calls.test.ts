@@ -305,6 +305,17 @@ describe('client against the server: one error code per situation', () => {
         return rejectsWith(views[64]!.ready);
       },
     },
+    LIVE_WRITE: {
+      message: 'live query [WritingNotes] wrote: a live query only reads (write in a Signal)',
+      async provoke() {
+        const client = connect(srv.url);
+        const error = await rejectsWith(client.live('WritingNotes').ready);
+        const notes = client.live('AllNotes');
+        await notes.ready;
+        assert.ok(!notes.rows.some((n) => n.text === 'from a live query'), 'the write was undone');
+        return error;
+      },
+    },
     AUTH_FAILED: {
       message: 'Authentication failed: Login rejected the credentials',
       async provoke() {

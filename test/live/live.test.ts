@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { createClient, type Client } from '../../src/client/index.js';
+import { createClient, type Client, type LiveView } from '../../src/client/index.js';
 import { TestClient } from '../helpers/client.js';
+import { onEachFrame } from '../helpers/live-frames.js';
 import { fixture, startApp, type TestServer } from '../helpers/server.js';
 import { ByOwner, type server as liveApp } from '../fixtures/apps/live-app.js';
 import { LiveQueryManager, Server } from '../../src/index.js';
@@ -190,7 +191,7 @@ describe('live queries', () => {
     assert.equal(seen, count);
   });
 
-  it('a slow client is coalesced: fewer frames than commits, and it ends at the last committed state', async () => {
+  it('a client that stops reading while commits continue: every frame it gets later is a fresh result at the commit it names, coalesced', { timeout: 60_000 }, async () => {
     let socket: WebSocket | undefined;
     /** The `ws` class, remembering the client's socket (to stop reading from it). */
     class Spy extends WebSocket {
@@ -201,27 +202,57 @@ describe('live queries', () => {
     }
     const client = createClient<App>({ url: srv.url, WebSocket: Spy as never, headers: { As: { name: 'slow' } }, timeoutMs: 60_000 });
     clients.push(client);
-    for (let n = 0; n < 50; n++) await client.call('Mutate', { op: 'insert', pk: `s${n}`, owner: 'slow', kind: 'k', score: n, label: 'x'.repeat(1000) });
+    const ROWS = 10;
+    const UPDATES = 1200;
+    /** The model of the watched rows, and their state per commit (seq) this test made. */
+    const rows = new Map<string, Item>();
+    const states = new Map<number, Item[]>();
+    const sorted = (): Item[] => [...rows.values()].map((r) => ({ ...r })).sort((a, b) => String(a.pk).localeCompare(String(b.pk)));
+    for (let n = 0; n < ROWS; n++) {
+      const row = { pk: `s${n}`, owner: 'slow', kind: 'k', score: n, label: 'x' };
+      const { seq } = (await client.call('Mutate', { op: 'insert', ...row })) as unknown as { seq: number };
+      rows.set(row.pk, row);
+      states.set(seq, sorted());
+    }
     const view = client.live('ByOwner', { owner: 'slow' });
     const version = client.live('Version');
     await Promise.all([view.ready, version.ready]);
+    const failures: unknown[] = [];
     let frames = 0;
-    version.on(() => frames++);
-    const writer = await raw('bob');
+    onEachFrame([view as unknown as LiveView, version as unknown as LiveView], () => {
+      frames++;
+      const got = [...view.rows].map((r) => ({ ...r })).sort((a, b) => a.pk.localeCompare(b.pk));
+      const seq = version.value.seq;
+      try {
+        assert.ok(states.has(seq), `a frame names commit ${seq}, one this test made`);
+        assert.deepEqual(got, states.get(seq), `the rows at commit ${seq}`);
+      } catch (err) {
+        failures.push(err);
+      }
+    });
+    const clientStates: string[] = [];
+    client.onState((e) => clientStates.push(e.state));
+    const writer = createClient<App>({ url: srv.url, WebSocket, headers: { As: { name: 'bob' } }, timeoutMs: 60_000 });
+    clients.push(writer);
     const tcp = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
     tcp.pause();
-    const UPDATES = 200;
+    // 1,200 commits of an 11 kB label (13 MB of changes; a frame holds at most 10 rows, 110 kB):
+    // past the kernel's socket buffers (a few MB), so the server's buffer grows; refreshes wait
+    // while it holds over half of maxBackpressureBytes (256 KiB), and no frame takes it over.
     for (let n = 0; n < UPDATES; n++) {
-      mutate(writer, 1000 + n, { op: 'update', pk: `s${n % 50}`, score: 1000 + n, label: `${n}`.padEnd(1000, 'y') });
-      if (n % 10 === 9) await untilReply(writer, 1000 + n); // commits one after another, not one batch
+      const row: Item = { ...rows.get(`s${n % ROWS}`)!, score: 1000 + n, label: `${n}`.padEnd(11_000, 'y') };
+      const { seq } = (await writer.call('Relabel', { pk: String(row.pk), label: String(row.label), score: Number(row.score) })) as unknown as { seq: number };
+      rows.set(String(row.pk), row);
+      states.set(seq, sorted());
     }
-    writer.send({ Snapshot: {}, $id: 2000 });
-    const snap = ((await untilReply(writer, 2000)).at(-1) as Item[]).find((i) => i.$id === 2000)!.Snapshot as { seq: number; items: Item[] };
+    const last = Math.max(...states.keys());
     tcp.resume();
-    while (version.value.seq !== snap.seq) await new Promise<void>((resolve) => version.on(() => resolve()));
-    const mine = snap.items.filter((i) => i.owner === 'slow').sort((a, b) => String(a.pk).localeCompare(String(b.pk)));
-    assert.deepEqual([...view.rows].map((r) => ({ ...r })).sort((a, b) => a.pk.localeCompare(b.pk)), mine);
-    assert.ok(frames < UPDATES, `${frames} frames for ${UPDATES} commits`);
+    while (version.value.seq !== last) await new Promise<void>((resolve) => version.on(() => resolve()));
+    await new Promise<void>((resolve) => queueMicrotask(resolve));
+    if (failures.length > 0) throw failures[0];
+    assert.deepEqual(clientStates, [], 'not closed as a slow consumer: the refreshes waited for the socket to drain');
+    assert.deepEqual([...view.rows].map((r) => ({ ...r })).sort((a, b) => a.pk.localeCompare(b.pk)), states.get(last));
+    assert.ok(frames > 0 && frames < UPDATES / 2, `coalesced: ${frames} frames for ${UPDATES} commits`);
   });
 
   it('the typed client materializes rows and subscribes again after a reconnect', async () => {
