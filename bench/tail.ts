@@ -78,8 +78,13 @@ function stage(before: Scrape, after: Scrape, name: string): { count: number; me
 
 async function phase(system: RunningSystem, rate: number, register: boolean): Promise<Record<string, unknown>> {
   const lexicons = isLexiconsSystem(system.spec.name);
-  const before = lexicons ? await scrape(system.port) : null;
+  // The stages over the measured window only (not the logins and warm-up before it).
+  const scrapes: { open?: Scrape; close?: Scrape } = {};
+  const onWindow = async (edge: 'open' | 'close'): Promise<void> => {
+    if (lexicons) scrapes[edge] = await scrape(system.port);
+  };
   const r: LoadResult = await runLoad({
+    onWindow,
     mode: 'chat',
     protocol: system.spec.protocol,
     host: '127.0.0.1',
@@ -115,8 +120,8 @@ async function phase(system: RunningSystem, rate: number, register: boolean): Pr
     skipped: r.skipped,
     errors: r.totals.errors,
   };
-  if (before !== null) {
-    const after = await scrape(system.port);
+  const { open: before, close: after } = scrapes;
+  if (before !== undefined && after !== undefined) {
     for (const [key, name] of Object.entries(STAGES)) {
       const s = stage(before, after, name);
       figures[`${key}_mean_ms`] = s.mean_ms;

@@ -23,6 +23,8 @@ export interface LoadOptions extends Omit<Job, 'procIndex' | 'procs' | 'register
   durationMs: number;
   /** Server process to sample (CPU, peak RSS); omitted: no server figures. */
   serverPid?: number;
+  /** Called as the measured window opens and as it closes (e.g. to scrape the server's metrics over exactly that window). */
+  onWindow?: (edge: 'open' | 'close') => Promise<void>;
   /** Time allowed for setup (registering and connecting everything). */
   setupTimeoutMs?: number;
   /**
@@ -154,7 +156,7 @@ async function awaitQuiet(maxMs: number): Promise<number> {
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { procs, warmupMs, durationMs, serverPid, quietWaitMs = 0, setupTimeoutMs: _setup, ...base } = options;
+  const { procs, warmupMs, durationMs, serverPid, quietWaitMs = 0, setupTimeoutMs: _setup, onWindow, ...base } = options;
   const setupTimeoutMs = options.setupTimeoutMs ?? Math.max(120_000, 2 * base.timeoutMs);
   if (!Number.isInteger(procs) || procs < 1) throw new RangeError('procs must be a positive integer');
   const children = Array.from({ length: procs }, () => new Child());
@@ -178,6 +180,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const quietWaitedMs = await awaitQuiet(quietWaitMs);
     for (const c of children) c.send({ type: 'go' });
     await phase(warmupMs);
+    await onWindow?.('open');
     const cpu0 = serverPid === undefined ? 0 : cpuSeconds(serverPid);
     const busy0 = machineBusySeconds();
     const t0 = performance.now();
@@ -186,6 +189,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const cpu1 = serverPid === undefined ? 0 : cpuSeconds(serverPid);
     const busy1 = machineBusySeconds();
     const wallSeconds = (performance.now() - t0) / 1000;
+    await onWindow?.('close');
     for (const c of children) c.send({ type: 'stop' });
     const stopped = await Promise.all(children.map((c) => c.next('stopped', drainMs + durationMs)));
     const sentTotal = stopped.reduce((s, r) => s + r.sent, 0);
