@@ -26,12 +26,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { messageOf } from '../errors.js';
 import type { Effect, HistoryRange } from '../job-contract.js';
-import { ClusterApplier, CONFLICT_WINDOW, type CommitRecord } from '../storage/cluster-record.js';
+import { ClusterApplier, type CommitRecord } from '../storage/cluster-record.js';
 import type { SharedStore } from '../storage/store.js';
+import type { ArrowFileInfo } from '../storage/arrow-snapshot.js';
 import type { ClusterCommitResult } from '../workers/control-plane.js';
 import { applyEffects } from './effects.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
+import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, type ClusterSettings, type NodeView } from './cluster-registry.js';
+import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
 export const FANOUT_STREAM = 'lexicons:fanout';
@@ -64,8 +67,24 @@ function seqOf(id: string): number {
 export interface ClusterNodeOptions {
   redis: string;
   nodeId: string;
-  store: SharedStore;
   log: LogFn;
+}
+
+/** What `/health` shows of the cluster (docs/cluster.md, "Operations"). */
+export interface ClusterView {
+  readonly node: string;
+  readonly phase: ClusterNode['phase'];
+  /** The last commit record this node applied. */
+  readonly applied: number;
+  /** The stream's last record at the last heartbeat, and how far behind it this node is. */
+  readonly last: number;
+  readonly lag: number;
+  /** The stream's first record kept (it is trimmed below), the published snapshot's record. */
+  readonly first: number;
+  readonly published: number;
+  /** Whether this node holds the lease (runs the interval tasks, publishes, trims). */
+  readonly leader: boolean;
+  readonly nodes: readonly NodeView[];
 }
 
 export class ClusterNode {
@@ -74,7 +93,8 @@ export class ClusterNode {
   phase: 'catching-up' | 'live' | 'stopped' = 'catching-up';
   readonly #writer: Redis;
   readonly #reader: Redis;
-  readonly #applier: ClusterApplier;
+  #applier!: ClusterApplier;
+  #settings!: ClusterSettings;
   readonly #options: ClusterNodeOptions;
   readonly #waiters = new Map<string, (result: ClusterCommitResult) => void>();
   /** Request ids are unique across restarts of a node id. */
@@ -86,6 +106,14 @@ export class ClusterNode {
   #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
   #loop: Promise<void> = Promise.resolve();
   #readerDown = false;
+  /** The last record this node's latest local snapshot holds (its position in the registry). */
+  #snapshotted = 0;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #beating: Promise<void> = Promise.resolve();
+  #beatFailed = false;
+  /** Whether this node holds the lease (main/cluster-registry.ts), as of its last heartbeat. */
+  leader = false;
+  #view: Omit<ClusterView, 'node' | 'phase' | 'applied' | 'lag' | 'leader'> = { last: 0, first: 0, published: 0, nodes: [] };
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options;
@@ -95,20 +123,49 @@ export class ClusterNode {
     this.#reader = new Redis(options.redis, { ...common, maxRetriesPerRequest: null });
     this.#writer.on('error', () => undefined); // reported by the reader's loop and the failing commits
     this.#reader.on('error', () => undefined);
-    this.#applier = new ClusterApplier(options.store);
   }
 
   /**
-   * Connects (waiting for Redis however long it takes: start order does not matter), rebuilds
-   * the conflict window and applies the commit stream up to its end as found now (catching up).
-   * The node reads on once {@link attach}ed.
+   * Connects (waiting for Redis however long it takes: start order does not matter) and reads the
+   * cluster's settings. Then {@link behind} tells whether the node's data folder can catch up
+   * from the stream, and {@link start} catches up.
    */
-  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+  static async connect(options: ClusterNodeOptions): Promise<ClusterNode> {
     const node = new ClusterNode(options);
     await node.#connect(node.#writer);
     await node.#connect(node.#reader);
-    await node.#catchUp();
+    node.#settings = await clusterSettings(node.#writer);
     return node;
+  }
+
+  /**
+   * Whether `store` (its data folder just opened) is below what the commit stream keeps: the
+   * records after its position and the conflict window before it. Then it must install the
+   * published snapshot ({@link installSnapshot}) and open the folder again.
+   */
+  async behind(store: SharedStore): Promise<boolean> {
+    const applied = new ClusterApplier(store, this.#settings.window).seq;
+    const first = (await this.#reader.xrange(COMMIT_STREAM, '-', '+', 'COUNT', 1)) as Entry[];
+    return first[0] !== undefined && seqOf(first[0][0]) > Math.max(1, applied - this.#settings.window);
+  }
+
+  /** Installs the published snapshot into the (closed) data folder `dir` (main/cluster-snapshot.ts). */
+  installSnapshot(dir: string): Promise<PublishedSnapshot> {
+    return installSnapshot(this.#reader, dir);
+  }
+
+  /**
+   * Rebuilds the conflict window and applies the commit stream up to its end as found now
+   * (catching up; the node's registry entry says `catching-up` meanwhile). The node reads on once
+   * {@link attach}ed.
+   */
+  async start(store: SharedStore): Promise<void> {
+    this.#applier = new ClusterApplier(store, this.#settings.window);
+    this.#snapshotted = this.#applier.seq;
+    this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    this.#beat();
+    await this.#catchUp();
   }
 
   /**
@@ -124,6 +181,59 @@ export class ClusterNode {
     hub.fanout = (channels, text, history) => this.forward(channels, text, history);
     this.phase = 'live';
     this.#loop = this.#readLoop();
+    this.#beat();
+  }
+
+  /**
+   * A heartbeat (every {@link HEARTBEAT_MS}; one at a time): this node's registry entry, the
+   * lease (taken or renewed while live), the cluster view, and, by the lease holder, the trim of
+   * the commit stream below what every node that is not gone may read again.
+   */
+  #beat(): void {
+    this.#beating = this.#beating.then(async () => {
+      if (this.phase === 'stopped') return;
+      const w = this.#writer;
+      const { window, goneMs } = this.#settings;
+      try {
+        await w.hset(NODES_KEY, this.nodeId, JSON.stringify({ phase: this.phase, applied: this.#applier.seq, snapshotted: this.#snapshotted, heartbeat: Date.now() }));
+        this.leader = this.phase === 'live' && (await holdLease(w, this.nodeId));
+        const [nodes, published, first, last] = await Promise.all([readNodes(w, goneMs), publishedSeq(w), w.xrange(COMMIT_STREAM, '-', '+', 'COUNT', 1), w.xrevrange(COMMIT_STREAM, '+', '-', 'COUNT', 1)]);
+        const firstSeq = first[0] === undefined ? 0 : seqOf(first[0][0]);
+        this.#view = { last: last[0] === undefined ? 0 : seqOf(last[0][0]), first: firstSeq, published, nodes };
+        const keep = keepFrom(nodes, published, window);
+        if (this.leader && keep > firstSeq) {
+          const trimmed = await w.xtrim(COMMIT_STREAM, 'MINID', `0-${keep}`);
+          this.#options.log('CLUSTER', { node: this.nodeId, message: 'trimmed the commit stream', keepFrom: keep, trimmed });
+        }
+        this.#beatFailed = false;
+      } catch (err) {
+        if (!this.#beatFailed) this.#options.log('ERROR', { message: `cluster: heartbeat failed (retrying every ${HEARTBEAT_MS} ms): ${messageOf(err)}` });
+        this.#beatFailed = true;
+        this.leader = false;
+      }
+    });
+  }
+
+  /**
+   * After a local snapshot of `dir`: the node's registry position moves to the record it holds,
+   * and the lease holder publishes it (main/cluster-snapshot.ts). Never throws (logged).
+   */
+  async snapshotted(dir: string, snapshot: { commitId: number; tables: Readonly<Record<string, ArrowFileInfo>> }): Promise<void> {
+    try {
+      const seq = await snapshotSeq(dir);
+      this.#snapshotted = seq;
+      if (this.leader && this.phase === 'live' && (await publishSnapshot(this.#writer, this.nodeId, dir, snapshot, seq))) {
+        this.#options.log('CLUSTER', { node: this.nodeId, message: 'published the snapshot', seq });
+      }
+    } catch (err) {
+      this.#options.log('ERROR', { message: `cluster: publishing the snapshot failed (the next one is tried): ${messageOf(err)}` });
+    }
+  }
+
+  /** The cluster as this node saw it at its last heartbeat (`/health`). */
+  view(): ClusterView {
+    const applied = this.#applier?.seq ?? 0;
+    return { node: this.nodeId, phase: this.phase, applied, lag: Math.max(0, this.#view.last - applied), leader: this.leader, ...this.#view };
   }
 
   async #connect(redis: Redis): Promise<void> {
@@ -144,7 +254,7 @@ export class ClusterNode {
     const started = Date.now();
     const applied = this.#applier.seq;
     // The window's stamps: the records a record after `applied` may conflict with.
-    let from = Math.max(1, applied - CONFLICT_WINDOW);
+    let from = Math.max(1, applied - this.#settings.window);
     while (from <= applied) {
       const entries = (await r.xrange(COMMIT_STREAM, `0-${from}`, `0-${applied}`, 'COUNT', READ_COUNT)) as Entry[];
       if (entries.length === 0) break;
@@ -252,7 +362,18 @@ export class ClusterNode {
   /** Stops reading, fails the commits still waiting, closes both connections. Idempotent. */
   async stop(): Promise<void> {
     if (this.phase === 'stopped') return;
+    const wasLive = this.phase === 'live';
     this.phase = 'stopped';
+    clearInterval(this.#heartbeat);
+    // The last entry says `stopped` (the node still holds the trim until gone); the lease passes on at once.
+    const farewell = async (): Promise<void> => {
+      await this.#beating;
+      if (this.#applier === undefined || this.#writer.status !== 'ready') return;
+      await this.#writer.hset(NODES_KEY, this.nodeId, JSON.stringify({ phase: 'stopped', applied: this.#applier.seq, snapshotted: this.#snapshotted, heartbeat: Date.now() }));
+      if (wasLive) await releaseLease(this.#writer, this.nodeId);
+    };
+    await Promise.race([farewell().catch(() => undefined), sleep(STOP_WAIT_MS)]);
+    this.leader = false;
     for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: 'cluster: the node is stopping; the write was not acknowledged' });
     this.#reader.disconnect();
     // An XREAD queued while Redis is away may never settle after disconnect(): bounded waits.
