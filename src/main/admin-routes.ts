@@ -14,10 +14,10 @@
  * HTTP responses close their connection: a kept-alive scrape connection would otherwise outlive
  * the listen socket at shutdown.
  */
-import type { ClusterView } from './cluster.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { messageOf } from '../errors.js';
+import type { ClusterView } from './cluster-registry.js';
 import { AddressList } from '../ops-options.js';
 import type { AdminPage } from './admin-page.js';
 import { addAdminPage } from './admin-page.js';

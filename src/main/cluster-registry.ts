@@ -33,10 +33,16 @@ export interface ClusterSettings {
   readonly goneMs: number;
 }
 
+/**
+ * A node's phase: `catching-up` (reading the stream before it listens), `live`, `behind` (the
+ * stream was trimmed past it: {@link StreamGap}; it stopped applying and refuses commits),
+ * `stopped` (a graceful stop).
+ */
+export type NodePhase = 'catching-up' | 'live' | 'behind' | 'stopped';
+
 /** A node's entry in `lexicons:nodes`. */
 export interface NodeEntry {
-  /** `catching-up` (reading the stream before it listens), `live`, or `stopped` (a graceful stop). */
-  readonly phase: string;
+  readonly phase: NodePhase;
   /** The last commit record the node applied. */
   readonly applied: number;
   /** The last commit record its latest local snapshot holds (what it restarts from at worst). */
@@ -109,4 +115,31 @@ export function keepFrom(nodes: readonly NodeView[], published: number, window: 
   let low = published;
   for (const n of nodes) if (!n.gone) low = Math.min(low, n.snapshotted);
   return Math.max(0, low - window);
+}
+
+/** What `/health` shows of the cluster (docs/cluster.md, "Operations"). */
+export interface ClusterView {
+  readonly node: string;
+  readonly phase: NodePhase;
+  /** The last commit record this node applied. */
+  readonly applied: number;
+  /** The stream's last record at the last heartbeat, and how far behind it this node is. */
+  readonly last: number;
+  readonly lag: number;
+  /** The stream's first record kept (it is trimmed below), the published snapshot's record. */
+  readonly first: number;
+  readonly published: number;
+  /** Whether this node holds the lease (runs the interval tasks, publishes, trims). */
+  readonly leader: boolean;
+  readonly nodes: readonly NodeView[];
+}
+
+/**
+ * The commit stream no longer holds the record this node needs next (it was trimmed past the
+ * node: the node counted as gone while it was not). Its folder must take the published snapshot.
+ */
+export class StreamGap extends Error {
+  constructor(applied: number, next: number) {
+    super(`cluster: the commit stream was trimmed past this node (it applied record ${applied}, the stream goes on at ${next}): restart the node, it rejoins from the published snapshot`);
+  }
 }

@@ -20,6 +20,11 @@
  * once with `IO` "cluster: ... unreachable"), one blocks in XREAD on both streams and re-issues it
  * from its last ids after every error or reconnect (the Socket.IO adapter's known failure is a
  * node that silently stops receiving after a reconnect).
+ *
+ * Operations (main/cluster-registry.ts, main/cluster-snapshot.ts): a heartbeat every 2 s writes
+ * the node's registry entry, takes or renews the lease, and (lease holder) trims the commit stream;
+ * after each local snapshot the lease holder publishes it. A record missing from the stream where
+ * the node reads on ({@link StreamGap}: trimmed past it) stops the node's applier (`behind`).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,7 +38,7 @@ import type { ClusterCommitResult } from '../workers/control-plane.js';
 import { applyEffects } from './effects.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
-import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, type ClusterSettings, type NodeView } from './cluster-registry.js';
+import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, StreamGap, type ClusterSettings, type ClusterView, type NodePhase } from './cluster-registry.js';
 import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
@@ -70,27 +75,10 @@ export interface ClusterNodeOptions {
   log: LogFn;
 }
 
-/** What `/health` shows of the cluster (docs/cluster.md, "Operations"). */
-export interface ClusterView {
-  readonly node: string;
-  readonly phase: ClusterNode['phase'];
-  /** The last commit record this node applied. */
-  readonly applied: number;
-  /** The stream's last record at the last heartbeat, and how far behind it this node is. */
-  readonly last: number;
-  readonly lag: number;
-  /** The stream's first record kept (it is trimmed below), the published snapshot's record. */
-  readonly first: number;
-  readonly published: number;
-  /** Whether this node holds the lease (runs the interval tasks, publishes, trims). */
-  readonly leader: boolean;
-  readonly nodes: readonly NodeView[];
-}
-
 export class ClusterNode {
   readonly nodeId: string;
   /** `catching-up` until the node has applied the stream as it was at start, then `live`. */
-  phase: 'catching-up' | 'live' | 'stopped' = 'catching-up';
+  phase: NodePhase = 'catching-up';
   readonly #writer: Redis;
   readonly #reader: Redis;
   #applier!: ClusterApplier;
@@ -162,6 +150,7 @@ export class ClusterNode {
   async start(store: SharedStore): Promise<void> {
     this.#applier = new ClusterApplier(store, this.#settings.window);
     this.#snapshotted = this.#applier.seq;
+    clearInterval(this.#heartbeat); // a start again, after a gap and a snapshot installed
     this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
     this.#heartbeat.unref();
     this.#beat();
@@ -258,6 +247,7 @@ export class ClusterNode {
     while (from <= applied) {
       const entries = (await r.xrange(COMMIT_STREAM, `0-${from}`, `0-${applied}`, 'COUNT', READ_COUNT)) as Entry[];
       if (entries.length === 0) break;
+      if (seqOf(entries[0]![0]) !== from) throw new StreamGap(applied, seqOf(entries[0]![0]));
       for (const [id, fields] of entries) this.#applier.remember(seqOf(id), JSON.parse(field(fields, 'r')) as CommitRecord);
       from = seqOf(entries[entries.length - 1]![0]) + 1;
     }
@@ -288,6 +278,12 @@ export class ClusterNode {
         }
       } catch (err) {
         if (this.phase !== 'live') return;
+        if (err instanceof StreamGap) {
+          this.#options.log('ERROR', { message: err.message });
+          this.phase = 'behind';
+          for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: `${err.message}; the write was not acknowledged` });
+          return;
+        }
         if (!this.#readerDown) this.#options.log('ERROR', { message: `cluster: reading the streams failed (retrying from record ${this.#applier.seq}): ${messageOf(err)}` });
         this.#readerDown = true;
         await sleep(Math.min(100 * 2 ** failures++, 2000));
@@ -299,6 +295,7 @@ export class ClusterNode {
     for (const [id, fields] of entries) {
       const g = seqOf(id);
       if (g <= this.#applier.seq) continue;
+      if (g !== this.#applier.seq + 1) throw new StreamGap(this.#applier.seq, g);
       // A throw (this node's log refused the append) stops here: the read loop retries from `g`.
       const result = this.#applier.apply(g, JSON.parse(field(fields, 'r')) as CommitRecord);
       if (field(fields, 'n') === this.nodeId) this.#waiters.get(field(fields, 'q'))?.(result);
@@ -335,7 +332,7 @@ export class ClusterNode {
       timer.unref();
       this.#waiters.set(rid, done);
       const unreachable = (err: unknown): ClusterCommitResult => ({ ok: false, reason: 'unavailable', message: `cluster: the commit stream is unreachable (Redis: ${messageOf(err)}); the write was not acknowledged` });
-      if (this.phase !== 'live') return done(unreachable(new Error('the node is stopping')));
+      if (this.phase !== 'live') return done(unreachable(new Error(this.phase === 'behind' ? 'this node fell behind the trimmed stream (restart it)' : 'the node is stopping')));
       this.#writer.xadd(COMMIT_STREAM, '0-*', 'n', this.nodeId, 'q', rid, 'r', record).catch((err: unknown) => {
         // Not sent (no connection): fail now. Sent and the connection dropped: it may be in the
         // stream; wait a little for its decision before giving up.

@@ -42,6 +42,7 @@ import { describeTasks, TaskScheduler, type TaskInfo } from './task-scheduler.js
 import { listenOn } from './listen.js';
 import { startHistorySweep } from './history-sweep.js';
 import type { ClusterNode } from './cluster.js';
+import { StreamGap } from './cluster-registry.js';
 import { withCluster } from '../storage/cluster-record.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 
@@ -199,7 +200,16 @@ async function joinCluster(settings: RunSettings, open: () => Promise<{ store: S
   let opened: { store: SharedStore; wal: Wal } | null = null;
   try {
     opened = await open();
-    for (let attempt = 1; await node.behind(opened.store); attempt++) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Trimmed past the folder: before the start, or during the catch-up (a race with the trim).
+        if (!(await node.behind(opened.store))) {
+          await node.start(opened.store);
+          break;
+        }
+      } catch (err) {
+        if (!(err instanceof StreamGap)) throw err;
+      }
       if (attempt > 3) throw new LexiconsError(ErrorCode.IO, 'cluster: the commit stream was trimmed past the published snapshot again after 3 installs; the node cannot catch up');
       await opened.wal.close(); // frees the data folder
       opened = null;
@@ -207,7 +217,6 @@ async function joinCluster(settings: RunSettings, open: () => Promise<{ store: S
       log('START', { cluster: node.nodeId, message: 'installed the published snapshot (this node was below what the commit stream keeps)', seq: snapshot.seq, from: snapshot.node });
       opened = await open();
     }
-    await node.start(opened.store);
     return { ...opened, cluster: node };
   } catch (err) {
     await opened?.wal.close(); // frees the data folder
