@@ -37,6 +37,7 @@ const APPLIED = 'applied';
 /**
  * A record whose snapshot is more than this many records behind is rejected as a conflict (it
  * re-runs at a fresh snapshot): the stamps, and what a restarted node re-reads, stay bounded.
+ * The default of the cluster's `window` setting (main/cluster-registry.ts: the same on every node).
  */
 export const CONFLICT_WINDOW = 50_000;
 

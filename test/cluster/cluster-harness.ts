@@ -1,11 +1,15 @@
 /**
- * The cluster tests' parts: nodes of test/fixtures/apps/cluster-app.ts as `lexicons start
- * --redis` child processes (each with `--workers 1` and its own temp data folder), and clients
- * that keep a window of calls in flight and count the replies.
+ * The cluster tests' parts: nodes of bench/app/cluster.ts (the app bench/cluster.ts runs too) as
+ * `lexicons start --redis` child processes (each with `--workers 1` and its own temp data
+ * folder), and clients that keep a window of calls in flight and count the replies.
  */
-import { fixture, spawnCli, type CliServer } from '../helpers/server.js';
+import { fileURLToPath } from 'node:url';
+import { spawnCli, type CliServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { TestClient } from '../helpers/client.js';
+
+/** The cluster app, built (dist/test/cluster -> dist/bench/app). */
+export const CLUSTER_APP = fileURLToPath(new URL('../../bench/app/cluster.js', import.meta.url));
 
 /** More of a node's command line and environment (e.g. `--snapshot-seconds`, `LEXICONS_CLUSTER_WINDOW`). */
 export interface NodeOptions {
@@ -35,7 +39,7 @@ export class Node implements AsyncDisposable {
   }
 
   async start(): Promise<void> {
-    const args = [fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name, ...(this.options.args ?? [])];
+    const args = [CLUSTER_APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name, ...(this.options.args ?? [])];
     this.server = await spawnCli(args, { timeoutMs: 60_000, ...(this.options.env ? { env: this.options.env } : {}) });
   }
 

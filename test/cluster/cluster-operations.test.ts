@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { TestClient } from '../helpers/client.js';
-import { RedisServer, redisSkip } from '../helpers/redis.js';
+import { RedisServer, redisSkip } from '../../bench/loadgen/redis-server.js';
 import { agreedState, drive, Node, waitFor, type NodeOptions } from './cluster-harness.js';
 
 /** The first record the commit stream keeps (0: empty). */
