@@ -97,7 +97,8 @@ export class ClusterNode {
   /** The last record this node's latest local snapshot holds (its position in the registry). */
   #snapshotted = 0;
   #heartbeat: NodeJS.Timeout | undefined;
-  #beating: Promise<void> = Promise.resolve();
+  /** The heartbeat in flight (none starts while one runs: a slow Redis does not pile them up). */
+  #beating: Promise<void> | null = null;
   #beatFailed = false;
   /** Whether this node holds the lease (main/cluster-registry.ts), as of its last heartbeat. */
   leader = false;
@@ -179,8 +180,8 @@ export class ClusterNode {
    * the commit stream below what every node that is not gone may read again.
    */
   #beat(): void {
-    this.#beating = this.#beating.then(async () => {
-      if (this.phase === 'stopped') return;
+    if (this.#beating !== null || this.phase === 'stopped') return;
+    this.#beating = (async () => {
       const w = this.#writer;
       const { window, goneMs } = this.#settings;
       try {
@@ -200,7 +201,7 @@ export class ClusterNode {
         this.#beatFailed = true;
         this.leader = false;
       }
-    });
+    })().finally(() => (this.#beating = null));
   }
 
   /**
