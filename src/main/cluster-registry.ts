@@ -109,11 +109,12 @@ export async function readNodes(redis: Redis, goneMs: number, now = Date.now()):
  * The first commit record the stream must keep: the trim never goes below what a node that
  * restarts (from its own snapshot) or rejoins (from the published one) reads again, the records
  * after its position and the conflict window before it. Every node that is not gone holds it,
- * also one that stopped gracefully or is down but not yet gone. 0: nothing to trim.
+ * also one that stopped gracefully or is down but not yet gone; not one that is `behind` (the
+ * stream was trimmed past it already: it rejoins from the published snapshot). 0: nothing to trim.
  */
 export function keepFrom(nodes: readonly NodeView[], published: number, window: number): number {
   let low = published;
-  for (const n of nodes) if (!n.gone) low = Math.min(low, n.snapshotted);
+  for (const n of nodes) if (!n.gone && n.phase !== 'behind') low = Math.min(low, n.snapshotted);
   return Math.max(0, low - window);
 }
 

@@ -360,7 +360,6 @@ export class ClusterNode {
   /** Stops reading, fails the commits still waiting, closes both connections. Idempotent. */
   async stop(): Promise<void> {
     if (this.phase === 'stopped') return;
-    const wasLive = this.phase === 'live';
     this.phase = 'stopped';
     clearInterval(this.#heartbeat);
     // The last entry says `stopped` (the node still holds the trim until gone); the lease passes on at once.
@@ -368,7 +367,7 @@ export class ClusterNode {
       await this.#beating;
       if (this.#applier === undefined || this.#writer.status !== 'ready') return;
       await this.#writer.hset(NODES_KEY, this.nodeId, JSON.stringify({ phase: 'stopped', applied: this.#applier.seq, snapshotted: this.#snapshotted, heartbeat: Date.now() }));
-      if (wasLive) await releaseLease(this.#writer, this.nodeId);
+      await releaseLease(this.#writer, this.nodeId); // only if this node holds it
     };
     await Promise.race([farewell().catch(() => undefined), sleep(STOP_WAIT_MS)]);
     this.leader = false;

@@ -76,6 +76,52 @@ describe('cluster operations: trimming and rejoin from the published snapshot (i
   });
 });
 
+describe('cluster operations: a node counted gone while it still runs (issue #14)', { skip: redisSkip }, () => {
+  const W = 20;
+  const options: NodeOptions = { args: ['--snapshot-seconds', '0.3'], env: { LEXICONS_CLUSTER_WINDOW: String(W), LEXICONS_CLUSTER_GONE_SECONDS: '3' } };
+
+  it('a paused node the stream was trimmed past stops applying (behind), refuses writes, and rejoins when restarted', async () => {
+    await using redis = await RedisServer.start();
+    const r = new Redis(redis.url);
+    try {
+      await using n1 = await Node.start('p1', redis.url, options);
+      await using n2 = await Node.start('p2', redis.url, options);
+      const writer = await TestClient.connect(n1.url);
+      const calls = Array.from({ length: 60 }, () => ({ Increment: { key: 'p' } }));
+      assert.deepEqual(await drive(writer, calls), { acknowledged: 60, failed: [] });
+      let acknowledged = 60;
+      // A partition, as the cluster sees it: p2 stops (SIGSTOP) and counts as gone after 3 s.
+      const pid = n2.server!.child.pid!;
+      process.kill(pid, 'SIGSTOP');
+      const paused = (await registry(r)).p2!;
+      try {
+        await waitFor('the stream trimmed past the paused node', async () => {
+          const more = await drive(writer, calls.slice(0, 10));
+          assert.deepEqual(more.failed, []);
+          acknowledged += more.acknowledged;
+          return (await firstKept(r)) > paused.applied + 1;
+        }, 60_000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      await waitFor('p2 says it is behind', async () => (await n2.health()).cluster.phase === 'behind', 30_000);
+      await using late = await TestClient.connect(n2.url);
+      const [reply] = (await late.call({ Increment: { key: 'p' } }, 15_000)) as [Record<string, unknown>];
+      assert.match(JSON.stringify(reply), /Not saved: cluster: .*fell behind the trimmed stream/);
+      await late.close();
+      // A node that is behind does not hold the trim; restarted, it rejoins from the snapshot.
+      assert.deepEqual(await n2.server!.stop('SIGTERM'), { code: 0, signal: null });
+      await n2.start();
+      assert.match(n2.server!.output(), /installed the published snapshot/);
+      const state = await agreedState([n1.url, n2.url]);
+      assert.equal(state.counters.p, acknowledged);
+      await writer.close();
+    } finally {
+      r.disconnect();
+    }
+  });
+});
+
 describe('cluster operations: the task lease and live queries across nodes (issue #14)', { skip: redisSkip }, () => {
   let redis: RedisServer;
   let nodes: Node[] = [];

@@ -19,6 +19,8 @@ describe('cluster registry: where the commit stream may be trimmed', () => {
   it('a node that is down holds the trim until it is gone', () => {
     assert.equal(keepFrom([node('a', 900), { ...node('b', 100), phase: 'stopped' }], 800, 20), 80);
     assert.equal(keepFrom([node('a', 900), node('b', 100, true)], 800, 20), 780);
+    // A node the stream was trimmed past already (`behind`) rejoins from the snapshot: it does not hold it.
+    assert.equal(keepFrom([node('a', 900), { ...node('b', 100), phase: 'behind' }], 800, 20), 780);
   });
 
   it('trims nothing before a snapshot is published or inside the window', () => {
