@@ -1,28 +1,40 @@
 /**
- * Cluster mode's cost (issue #14, docs/cluster.md), same run, same machine: chat on 1 node
- * without Redis against 2 nodes on one Redis (clients spread over the nodes), closed loop: every
- * sender keeps one `Say` in flight (a row and a history publication), every client of the room
- * counts what it receives. Reports delivered msgs/s and the commit latency a sender sees (send to
- * acknowledgement: p50/p99), and the ratios. On one 2-core machine this shows the cost of the
- * stream round trip, not scaling (the nodes and Redis share the cores).
+ * Cluster mode's cost (issue #14, docs/cluster.md), same run, same machine: 1 node without Redis
+ * against 2 nodes on one Redis (clients spread over the nodes), closed loops, two workloads:
  *
- *   npm run build && node dist/bench/cluster.js [--duration S] [--clients N] [--senders M]
+ * - `chat`: every sender keeps one `Say` in flight (a row and a history publication), every client
+ *   of the room counts what it receives: delivered msgs/s, sends/s, commit latency (p50/p99);
+ * - `transfers`: bank transfers between `--accounts` accounts (a read of two rows, two updates:
+ *   high contention, conflicts re-run), `--senders` clients keeping one in flight each:
+ *   transfers/s and latency.
+ *
+ * On one 2-core machine this shows the cost of the stream round trip, not scaling (the nodes and
+ * Redis share the cores). The app is bench/app/cluster.ts (the cluster tests' app too).
+ *
+ *   npm run build && node dist/bench/cluster.js [--duration S] [--clients N] [--senders M] [--accounts A] [--workload chat|transfers|all]
  *
  * Writes bench/results/cluster.json.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { TestClient } from '../test/helpers/client.js';
-import { RedisServer, redisSkip } from '../test/helpers/redis.js';
-import { fixture, ROOT, spawnCli, type CliServer } from '../test/helpers/server.js';
-import { tempDir } from '../test/helpers/temp-dir.js';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { RedisServer, redisSkip } from './loadgen/redis-server.js';
+import { lexiconsPaths } from './loadgen/servers.js';
+
+const APP = fileURLToPath(new URL('./app/cluster.js', import.meta.url));
 
 interface Figures {
+  workload: 'chat' | 'transfers';
   system: string;
   nodes: number;
+  /** chat: publications delivered to clients per second; transfers: 0. */
   deliveredPerSecond: number;
-  sendsPerSecond: number;
+  /** Calls answered per second (sends or transfers). */
+  callsPerSecond: number;
   commitP50Ms: number;
   commitP99Ms: number;
 }
@@ -31,84 +43,199 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function runChat(system: string, urls: readonly string[], clients: number, senders: number, durationMs: number): Promise<Figures> {
-  const all = await Promise.all(Array.from({ length: clients }, (_, i) => TestClient.connect(urls[i % urls.length]!)));
-  for (const client of all) await client.call({ Join: { channel: 'Room' } });
-  let delivered = 0;
-  for (const client of all) client.ws.on('message', (data) => (delivered += (String(data).match(/"Chat":/g) ?? []).length));
+/** A WebSocket client of the app's default protocol: one call in flight, its reply is the next frame. */
+class Peer {
+  readonly ws: WebSocket;
+  #reply: ((text: string) => void) | null = null;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.on('message', (data) => {
+      const resolve = this.#reply;
+      this.#reply = null;
+      resolve?.(String(data));
+    });
+  }
+
+  static async connect(url: string): Promise<Peer> {
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return new Peer(ws);
+  }
+
+  /** Sends `call` and resolves with the next frame (the reply; frames of channels are not awaited with it). */
+  call(call: unknown): Promise<string> {
+    return new Promise((resolve) => {
+      this.#reply = resolve;
+      this.ws.send(JSON.stringify(call));
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+/** Runs `loop(i)` for `count` callers until `durationMs` is over; their call latencies, sorted, and the seconds it took. */
+async function closedLoop(count: number, durationMs: number, loop: (i: number, stopped: () => boolean, latencies: number[]) => Promise<void>): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   let stop = false;
   const started = performance.now();
-  const send = async (s: number): Promise<void> => {
-    const own = await TestClient.connect(urls[s % urls.length]!);
-    for (let seq = 0; !stop; seq++) {
-      const t0 = performance.now();
-      await own.call({ Say: { channel: 'Room', from: `s${s}`, seq } }, 30_000);
-      latencies.push(performance.now() - t0);
-    }
-    await own.close();
-  };
-  const done = Promise.all(Array.from({ length: senders }, (_, s) => send(s)));
+  const done = Promise.all(Array.from({ length: count }, (_, i) => loop(i, () => stop, latencies)));
   await new Promise((resolve) => setTimeout(resolve, durationMs));
   stop = true;
   const seconds = (performance.now() - started) / 1000;
-  const deliveredNow = delivered;
+  const measured = latencies.length;
   await done;
-  await Promise.all(all.map((c) => c.close()));
-  latencies.sort((a, b) => a - b);
+  return { latencies: latencies.slice(0, measured).sort((a, b) => a - b), seconds };
+}
+
+function figures(workload: Figures['workload'], system: string, nodes: number, run: { latencies: number[]; seconds: number }, delivered = 0): Figures {
   return {
+    workload,
     system,
-    nodes: urls.length,
-    deliveredPerSecond: Math.round(deliveredNow / seconds),
-    sendsPerSecond: Math.round(latencies.length / seconds),
-    commitP50Ms: Number(percentile(latencies, 50).toFixed(2)),
-    commitP99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    nodes,
+    deliveredPerSecond: Math.round(delivered / run.seconds),
+    callsPerSecond: Math.round(run.latencies.length / run.seconds),
+    commitP50Ms: Number(percentile(run.latencies, 50).toFixed(2)),
+    commitP99Ms: Number(percentile(run.latencies, 99).toFixed(2)),
   };
 }
 
-async function startNodes(count: number, redis: string | null): Promise<{ urls: string[]; stop: () => Promise<void> }> {
-  const servers: CliServer[] = [];
-  const folders = await Promise.all(Array.from({ length: count }, () => tempDir('lexicons-bench-cluster-')));
-  for (let i = 0; i < count; i++) {
-    const cluster = redis === null ? [] : ['--redis', redis, '--node-id', `b${i + 1}`];
-    servers.push(await spawnCli([fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', folders[i]!.path, ...cluster], { timeoutMs: 60_000 }));
-  }
+async function runChat(system: string, urls: readonly string[], clients: number, senders: number, durationMs: number): Promise<Figures> {
+  const all = await Promise.all(Array.from({ length: clients }, (_, i) => Peer.connect(urls[i % urls.length]!)));
+  for (const client of all) await client.call({ Join: { channel: 'Room' } });
+  let delivered = 0;
+  let counting = true;
+  for (const client of all) client.ws.on('message', (data) => counting && (delivered += (String(data).match(/"Chat":/g) ?? []).length));
+  const run = await closedLoop(senders, durationMs, async (s, stopped, latencies) => {
+    const own = await Peer.connect(urls[s % urls.length]!);
+    for (let seq = 0; !stopped(); seq++) {
+      const t0 = performance.now();
+      await own.call({ Say: { channel: 'Room', from: `s${s}`, seq } });
+      latencies.push(performance.now() - t0);
+    }
+    own.close();
+  });
+  counting = false;
+  all.forEach((c) => c.close());
+  return figures('chat', system, urls.length, run, delivered);
+}
+
+async function runTransfers(system: string, urls: readonly string[], clients: number, accounts: number, durationMs: number): Promise<Figures> {
+  const opener = await Peer.connect(urls[0]!);
+  for (let i = 0; i < accounts; i++) await opener.call({ Open: { key: `a${i}`, balance: 1_000_000 } });
+  opener.close();
+  const run = await closedLoop(clients, durationMs, async (c, stopped, latencies) => {
+    const own = await Peer.connect(urls[c % urls.length]!);
+    let seed = c + 1;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    while (!stopped()) {
+      const t0 = performance.now();
+      const reply = await own.call({ Transfer: { from: `a${random(accounts)}`, to: `a${random(accounts)}`, amount: 1 + random(100) } });
+      if (!reply.includes('"Transferred"')) throw new Error(`transfer failed: ${reply}`);
+      latencies.push(performance.now() - t0);
+    }
+    own.close();
+  });
+  return figures('transfers', system, urls.length, run);
+}
+
+/** `lexicons start` of the cluster app, resolved once its LISTEN line names the port. */
+async function startNode(data: string, cluster: readonly string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [lexiconsPaths().cli, 'start', APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', data, ...cluster], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEXICONS_LOG: 'info' } });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no LISTEN within 60 s:\n${out.slice(-2000)}`)), 60_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = /"status":"LISTEN".*?"port":(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', () => reject(new Error(`the node exited at start:\n${out.slice(-2000)}`)));
+  });
+  const exited = new Promise((resolve) => child.once('close', resolve));
   return {
-    urls: servers.map((s) => s.url),
+    url: `ws://127.0.0.1:${port}`,
     stop: async () => {
-      for (const s of servers) await s.stop();
-      for (const f of folders) await f[Symbol.asyncDispose]();
+      child.kill('SIGTERM');
+      await exited;
     },
   };
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, clients: { type: 'string' }, senders: { type: 'string' } } });
-  const durationMs = Number(values.duration ?? 10) * 1000;
-  const clients = Number(values.clients ?? 40);
-  const senders = Number(values.senders ?? 8);
-  if (redisSkip) throw new Error(`bench/cluster: ${redisSkip}`);
-  const results: Figures[] = [];
+async function startNodes(count: number, redis: string | null): Promise<{ urls: string[]; stop: () => Promise<void> }> {
+  const folders = await Promise.all(Array.from({ length: count }, () => mkdtemp(join(tmpdir(), 'lexicons-bench-cluster-'))));
+  const nodes: Array<{ url: string; stop: () => Promise<void> }> = [];
+  for (let i = 0; i < count; i++) nodes.push(await startNode(folders[i]!, redis === null ? [] : ['--redis', redis, '--node-id', `b${i + 1}`]));
+  return {
+    urls: nodes.map((n) => n.url),
+    stop: async () => {
+      for (const n of nodes) await n.stop();
+      for (const f of folders) await rm(f, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `run` on 1 node without Redis, then on 2 nodes on a fresh Redis (each on fresh data folders). */
+async function oneAndTwo(run: (system: string, urls: readonly string[]) => Promise<Figures>): Promise<[Figures, Figures]> {
   const single = await startNodes(1, null);
+  let one: Figures;
   try {
-    results.push(await runChat('1 node, no Redis', single.urls, clients, senders, durationMs));
+    one = await run('1 node, no Redis', single.urls);
   } finally {
     await single.stop();
   }
   await using redis = await RedisServer.start();
   const pair = await startNodes(2, redis.url);
   try {
-    results.push(await runChat('2 nodes on Redis', pair.urls, clients, senders, durationMs));
+    return [one, await run('2 nodes on Redis', pair.urls)];
   } finally {
     await pair.stop();
   }
-  const [one, two] = results as [Figures, Figures];
-  const ratios = { delivered: Number((two.deliveredPerSecond / one.deliveredPerSecond).toFixed(2)), commitP50: Number((two.commitP50Ms / one.commitP50Ms).toFixed(2)) };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { duration: { type: 'string' }, clients: { type: 'string' }, senders: { type: 'string' }, accounts: { type: 'string' }, workload: { type: 'string' } } });
+  const durationMs = Number(values.duration ?? 10) * 1000;
+  const clients = Number(values.clients ?? 40);
+  const senders = Number(values.senders ?? 8);
+  const accounts = Number(values.accounts ?? 10);
+  const workload = values.workload ?? 'all';
+  if (redisSkip) throw new Error(`bench/cluster: ${redisSkip}`);
+  const results: Figures[] = [];
+  const ratios: Record<string, number> = {};
+  const ratio = (name: string, [one, two]: [Figures, Figures], key: keyof Figures): void => {
+    ratios[name] = Number(((two[key] as number) / (one[key] as number)).toFixed(2));
+  };
+  if (workload === 'all' || workload === 'chat') {
+    const pair = await oneAndTwo((system, urls) => runChat(system, urls, clients, senders, durationMs));
+    results.push(...pair);
+    ratio('chatDelivered', pair, 'deliveredPerSecond');
+    ratio('chatCommitP50', pair, 'commitP50Ms');
+  }
+  if (workload === 'all' || workload === 'transfers') {
+    const pair = await oneAndTwo((system, urls) => runTransfers(system, urls, senders, accounts, durationMs));
+    results.push(...pair);
+    ratio('transfers', pair, 'callsPerSecond');
+    ratio('transfersCommitP50', pair, 'commitP50Ms');
+  }
   console.table(results);
-  console.log(`2 nodes / 1 node: delivered x${ratios.delivered}, commit p50 x${ratios.commitP50} (one machine: cost, not scaling)`);
-  const out = join(ROOT, 'bench', 'results');
+  console.log(`2 nodes / 1 node: ${JSON.stringify(ratios)} (one machine: cost, not scaling)`);
+  const out = fileURLToPath(new URL('../../bench/results/', import.meta.url)); // dist/bench -> bench/results
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'cluster.json'), `${JSON.stringify({ date: new Date().toISOString(), durationMs, clients, senders, results, ratios }, null, 2)}\n`);
+  await writeFile(join(out, 'cluster.json'), `${JSON.stringify({ date: new Date().toISOString(), durationMs, clients, senders, accounts, results, ratios }, null, 2)}\n`);
 }
 
 await main();

@@ -209,6 +209,11 @@ export abstract class ShutdownTask extends TaskBase {
 }
 export abstract class IntervalTask extends TaskBase {
   static readonly kind = 'interval';
+  /**
+   * Cluster mode (docs/cluster.md): an interval task runs on one node at a time (the lease
+   * holder); `static everyNode = true` runs it on every node (e.g. a task about the node itself).
+   */
+  static everyNode = false;
   /** Seconds between runs; `set()` (or its later name `timer()`) may compute it dynamically. */
   interval = 60;
   /** Returns the next interval in seconds; re-read after every run. */

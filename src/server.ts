@@ -59,6 +59,7 @@ export type LogStatus =
   | 'PROTOCOL-ERROR'
   | 'LIMIT'
   | 'SNAPSHOT'
+  | 'CLUSTER'
   | 'ERROR';
 
 export interface HookContext extends ExecutionContext {

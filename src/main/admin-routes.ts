@@ -17,6 +17,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { messageOf } from '../errors.js';
+import type { ClusterView } from './cluster-registry.js';
 import { AddressList } from '../ops-options.js';
 import type { AdminPage } from './admin-page.js';
 import { addAdminPage } from './admin-page.js';
@@ -33,8 +34,8 @@ export interface ServerStatus {
   connections: number;
   workers: number;
   uptimeSeconds: number;
-  /** Cluster mode: this node's id and the last commit record it applied (docs/cluster.md). */
-  cluster?: { node: string; applied: number };
+  /** Cluster mode: this node, its position and lag, and the nodes of the registry (docs/cluster.md). */
+  cluster?: ClusterView;
 }
 
 /** Who may use the admin routes: `adminTrust` addresses, or the bearer of `adminToken`. */

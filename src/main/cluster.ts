@@ -20,18 +20,26 @@
  * once with `IO` "cluster: ... unreachable"), one blocks in XREAD on both streams and re-issues it
  * from its last ids after every error or reconnect (the Socket.IO adapter's known failure is a
  * node that silently stops receiving after a reconnect).
+ *
+ * Operations (main/cluster-registry.ts, main/cluster-snapshot.ts): a heartbeat every 2 s writes
+ * the node's registry entry, takes or renews the lease, and (lease holder) trims the commit stream;
+ * after each local snapshot the lease holder publishes it. A record missing from the stream where
+ * the node reads on ({@link StreamGap}: trimmed past it) stops the node's applier (`behind`).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { messageOf } from '../errors.js';
 import type { Effect, HistoryRange } from '../job-contract.js';
-import { ClusterApplier, CONFLICT_WINDOW, type CommitRecord } from '../storage/cluster-record.js';
+import { ClusterApplier, type CommitRecord } from '../storage/cluster-record.js';
 import type { SharedStore } from '../storage/store.js';
+import type { ArrowFileInfo } from '../storage/arrow-snapshot.js';
 import type { ClusterCommitResult } from '../workers/control-plane.js';
 import { applyEffects } from './effects.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
+import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, StreamGap, type ClusterSettings, type ClusterView, type NodePhase } from './cluster-registry.js';
+import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
 export const FANOUT_STREAM = 'lexicons:fanout';
@@ -64,17 +72,17 @@ function seqOf(id: string): number {
 export interface ClusterNodeOptions {
   redis: string;
   nodeId: string;
-  store: SharedStore;
   log: LogFn;
 }
 
 export class ClusterNode {
   readonly nodeId: string;
   /** `catching-up` until the node has applied the stream as it was at start, then `live`. */
-  phase: 'catching-up' | 'live' | 'stopped' = 'catching-up';
+  phase: NodePhase = 'catching-up';
   readonly #writer: Redis;
   readonly #reader: Redis;
-  readonly #applier: ClusterApplier;
+  #applier!: ClusterApplier;
+  #settings!: ClusterSettings;
   readonly #options: ClusterNodeOptions;
   readonly #waiters = new Map<string, (result: ClusterCommitResult) => void>();
   /** Request ids are unique across restarts of a node id. */
@@ -86,6 +94,15 @@ export class ClusterNode {
   #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
   #loop: Promise<void> = Promise.resolve();
   #readerDown = false;
+  /** The last record this node's latest local snapshot holds (its position in the registry). */
+  #snapshotted = 0;
+  #heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat in flight (none starts while one runs: a slow Redis does not pile them up). */
+  #beating: Promise<void> | null = null;
+  #beatFailed = false;
+  /** Whether this node holds the lease (main/cluster-registry.ts), as of its last heartbeat. */
+  leader = false;
+  #view: Omit<ClusterView, 'node' | 'phase' | 'applied' | 'lag' | 'leader'> = { last: 0, first: 0, published: 0, nodes: [] };
 
   private constructor(options: ClusterNodeOptions) {
     this.#options = options;
@@ -95,20 +112,50 @@ export class ClusterNode {
     this.#reader = new Redis(options.redis, { ...common, maxRetriesPerRequest: null });
     this.#writer.on('error', () => undefined); // reported by the reader's loop and the failing commits
     this.#reader.on('error', () => undefined);
-    this.#applier = new ClusterApplier(options.store);
   }
 
   /**
-   * Connects (waiting for Redis however long it takes: start order does not matter), rebuilds
-   * the conflict window and applies the commit stream up to its end as found now (catching up).
-   * The node reads on once {@link attach}ed.
+   * Connects (waiting for Redis however long it takes: start order does not matter) and reads the
+   * cluster's settings. Then {@link behind} tells whether the node's data folder can catch up
+   * from the stream, and {@link start} catches up.
    */
-  static async start(options: ClusterNodeOptions): Promise<ClusterNode> {
+  static async connect(options: ClusterNodeOptions): Promise<ClusterNode> {
     const node = new ClusterNode(options);
     await node.#connect(node.#writer);
     await node.#connect(node.#reader);
-    await node.#catchUp();
+    node.#settings = await clusterSettings(node.#writer);
     return node;
+  }
+
+  /**
+   * Whether `store` (its data folder just opened) is below what the commit stream keeps: the
+   * records after its position and the conflict window before it. Then it must install the
+   * published snapshot ({@link installSnapshot}) and open the folder again.
+   */
+  async behind(store: SharedStore): Promise<boolean> {
+    const applied = new ClusterApplier(store, this.#settings.window).seq;
+    const first = (await this.#reader.xrange(COMMIT_STREAM, '-', '+', 'COUNT', 1)) as Entry[];
+    return first[0] !== undefined && seqOf(first[0][0]) > Math.max(1, applied - this.#settings.window);
+  }
+
+  /** Installs the published snapshot into the (closed) data folder `dir` (main/cluster-snapshot.ts). */
+  installSnapshot(dir: string): Promise<PublishedSnapshot> {
+    return installSnapshot(this.#reader, dir);
+  }
+
+  /**
+   * Rebuilds the conflict window and applies the commit stream up to its end as found now
+   * (catching up; the node's registry entry says `catching-up` meanwhile). The node reads on once
+   * {@link attach}ed.
+   */
+  async start(store: SharedStore): Promise<void> {
+    this.#applier = new ClusterApplier(store, this.#settings.window);
+    this.#snapshotted = this.#applier.seq;
+    clearInterval(this.#heartbeat); // a start again, after a gap and a snapshot installed
+    this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    this.#beat();
+    await this.#catchUp();
   }
 
   /**
@@ -124,6 +171,59 @@ export class ClusterNode {
     hub.fanout = (channels, text, history) => this.forward(channels, text, history);
     this.phase = 'live';
     this.#loop = this.#readLoop();
+    this.#beat();
+  }
+
+  /**
+   * A heartbeat (every {@link HEARTBEAT_MS}; one at a time): this node's registry entry, the
+   * lease (taken or renewed while live), the cluster view, and, by the lease holder, the trim of
+   * the commit stream below what every node that is not gone may read again.
+   */
+  #beat(): void {
+    if (this.#beating !== null || this.phase === 'stopped') return;
+    this.#beating = (async () => {
+      const w = this.#writer;
+      const { window, goneMs } = this.#settings;
+      try {
+        await w.hset(NODES_KEY, this.nodeId, JSON.stringify({ phase: this.phase, applied: this.#applier.seq, snapshotted: this.#snapshotted, heartbeat: Date.now() }));
+        this.leader = this.phase === 'live' && (await holdLease(w, this.nodeId));
+        const [nodes, published, first, last] = await Promise.all([readNodes(w, goneMs), publishedSeq(w), w.xrange(COMMIT_STREAM, '-', '+', 'COUNT', 1), w.xrevrange(COMMIT_STREAM, '+', '-', 'COUNT', 1)]);
+        const firstSeq = first[0] === undefined ? 0 : seqOf(first[0][0]);
+        this.#view = { last: last[0] === undefined ? 0 : seqOf(last[0][0]), first: firstSeq, published, nodes };
+        const keep = keepFrom(nodes, published, window);
+        if (this.leader && keep > firstSeq) {
+          const trimmed = await w.xtrim(COMMIT_STREAM, 'MINID', `0-${keep}`);
+          this.#options.log('CLUSTER', { node: this.nodeId, message: 'trimmed the commit stream', keepFrom: keep, trimmed });
+        }
+        this.#beatFailed = false;
+      } catch (err) {
+        if (!this.#beatFailed) this.#options.log('ERROR', { message: `cluster: heartbeat failed (retrying every ${HEARTBEAT_MS} ms): ${messageOf(err)}` });
+        this.#beatFailed = true;
+        this.leader = false;
+      }
+    })().finally(() => (this.#beating = null));
+  }
+
+  /**
+   * After a local snapshot of `dir`: the node's registry position moves to the record it holds,
+   * and the lease holder publishes it (main/cluster-snapshot.ts). Never throws (logged).
+   */
+  async snapshotted(dir: string, snapshot: { commitId: number; tables: Readonly<Record<string, ArrowFileInfo>> }): Promise<void> {
+    try {
+      const seq = await snapshotSeq(dir);
+      this.#snapshotted = seq;
+      if (this.leader && this.phase === 'live' && (await publishSnapshot(this.#writer, this.nodeId, dir, snapshot, seq))) {
+        this.#options.log('CLUSTER', { node: this.nodeId, message: 'published the snapshot', seq });
+      }
+    } catch (err) {
+      this.#options.log('ERROR', { message: `cluster: publishing the snapshot failed (the next one is tried): ${messageOf(err)}` });
+    }
+  }
+
+  /** The cluster as this node saw it at its last heartbeat (`/health`). */
+  view(): ClusterView {
+    const applied = this.#applier?.seq ?? 0;
+    return { node: this.nodeId, phase: this.phase, applied, lag: Math.max(0, this.#view.last - applied), leader: this.leader, ...this.#view };
   }
 
   async #connect(redis: Redis): Promise<void> {
@@ -144,10 +244,11 @@ export class ClusterNode {
     const started = Date.now();
     const applied = this.#applier.seq;
     // The window's stamps: the records a record after `applied` may conflict with.
-    let from = Math.max(1, applied - CONFLICT_WINDOW);
+    let from = Math.max(1, applied - this.#settings.window);
     while (from <= applied) {
       const entries = (await r.xrange(COMMIT_STREAM, `0-${from}`, `0-${applied}`, 'COUNT', READ_COUNT)) as Entry[];
       if (entries.length === 0) break;
+      if (seqOf(entries[0]![0]) !== from) throw new StreamGap(applied, seqOf(entries[0]![0]));
       for (const [id, fields] of entries) this.#applier.remember(seqOf(id), JSON.parse(field(fields, 'r')) as CommitRecord);
       from = seqOf(entries[entries.length - 1]![0]) + 1;
     }
@@ -178,6 +279,12 @@ export class ClusterNode {
         }
       } catch (err) {
         if (this.phase !== 'live') return;
+        if (err instanceof StreamGap) {
+          this.#options.log('ERROR', { message: err.message });
+          this.phase = 'behind';
+          for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: `${err.message}; the write was not acknowledged` });
+          return;
+        }
         if (!this.#readerDown) this.#options.log('ERROR', { message: `cluster: reading the streams failed (retrying from record ${this.#applier.seq}): ${messageOf(err)}` });
         this.#readerDown = true;
         await sleep(Math.min(100 * 2 ** failures++, 2000));
@@ -189,6 +296,7 @@ export class ClusterNode {
     for (const [id, fields] of entries) {
       const g = seqOf(id);
       if (g <= this.#applier.seq) continue;
+      if (g !== this.#applier.seq + 1) throw new StreamGap(this.#applier.seq, g);
       // A throw (this node's log refused the append) stops here: the read loop retries from `g`.
       const result = this.#applier.apply(g, JSON.parse(field(fields, 'r')) as CommitRecord);
       if (field(fields, 'n') === this.nodeId) this.#waiters.get(field(fields, 'q'))?.(result);
@@ -225,7 +333,7 @@ export class ClusterNode {
       timer.unref();
       this.#waiters.set(rid, done);
       const unreachable = (err: unknown): ClusterCommitResult => ({ ok: false, reason: 'unavailable', message: `cluster: the commit stream is unreachable (Redis: ${messageOf(err)}); the write was not acknowledged` });
-      if (this.phase !== 'live') return done(unreachable(new Error('the node is stopping')));
+      if (this.phase !== 'live') return done(unreachable(new Error(this.phase === 'behind' ? 'this node fell behind the trimmed stream (restart it)' : 'the node is stopping')));
       this.#writer.xadd(COMMIT_STREAM, '0-*', 'n', this.nodeId, 'q', rid, 'r', record).catch((err: unknown) => {
         // Not sent (no connection): fail now. Sent and the connection dropped: it may be in the
         // stream; wait a little for its decision before giving up.
@@ -253,6 +361,16 @@ export class ClusterNode {
   async stop(): Promise<void> {
     if (this.phase === 'stopped') return;
     this.phase = 'stopped';
+    clearInterval(this.#heartbeat);
+    // The last entry says `stopped` (the node still holds the trim until gone); the lease passes on at once.
+    const farewell = async (): Promise<void> => {
+      await this.#beating;
+      if (this.#applier === undefined || this.#writer.status !== 'ready') return;
+      await this.#writer.hset(NODES_KEY, this.nodeId, JSON.stringify({ phase: 'stopped', applied: this.#applier.seq, snapshotted: this.#snapshotted, heartbeat: Date.now() }));
+      await releaseLease(this.#writer, this.nodeId); // only if this node holds it
+    };
+    await Promise.race([farewell().catch(() => undefined), sleep(STOP_WAIT_MS)]);
+    this.leader = false;
     for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: 'cluster: the node is stopping; the write was not acknowledged' });
     this.#reader.disconnect();
     // An XREAD queued while Redis is away may never settle after disconnect(): bounded waits.

@@ -26,6 +26,7 @@ export const STATUS_LEVELS: Readonly<Record<LogStatus, Level>> = {
   LISTEN: 'info',
   SHUTDOWN: 'info',
   SNAPSHOT: 'info',
+  CLUSTER: 'info',
   TASK: 'info',
   CONNECT: 'debug',
   DISCONNECT: 'debug',

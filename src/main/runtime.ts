@@ -38,10 +38,11 @@ import { ServerMetrics } from './metrics-registry.js';
 import { JobFailure, type WorkerPool } from './pool.js';
 import { createPool } from './start-pool.js';
 import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
-import { describeTasks, TaskScheduler } from './task-scheduler.js';
+import { describeTasks, TaskScheduler, type TaskInfo } from './task-scheduler.js';
 import { listenOn } from './listen.js';
 import { startHistorySweep } from './history-sweep.js';
 import type { ClusterNode } from './cluster.js';
+import { StreamGap } from './cluster-registry.js';
 import { withCluster } from '../storage/cluster-record.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 
@@ -68,10 +69,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const { pool, control, attach } = createPool(settings, log);
   let opened: { store: SharedStore; wal: Wal; cluster: ClusterNode | null };
   try {
-    const { store, wal } = await openData(server, settings, log);
-    // The store's history policies on this thread too (trim sweeps; reads need none).
-    store.historyPolicy = server.components.channelRules.historyPolicy;
-    opened = { store, wal, cluster: await startCluster(settings, store, log, wal) };
+    const open = async (): Promise<{ store: SharedStore; wal: Wal }> => {
+      const data = await openData(server, settings, log);
+      // The store's history policies on this thread too (trim sweeps; reads need none).
+      data.store.historyPolicy = server.components.channelRules.historyPolicy;
+      return data;
+    };
+    opened = settings.options.cluster ? await joinCluster(settings, open, log) : { ...(await open()), cluster: null };
   } catch (err) {
     await pool.destroy();
     control.close();
@@ -100,7 +104,9 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   hub.live.start(pool, server.components.live.keys(), settings.options.workers, () => store.snapshot());
   // Commits made on this thread (lexicons/testing's app.db, the shell) reach live queries too.
   store.onCommit = (changes) => changes.written && hub.live.committed([{ id: changes.commitId, ...changes.written }]);
-  const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log);
+  // Cluster mode: interval tasks run on the lease holder only, unless `static everyNode = true`.
+  const mayRun = (task: TaskInfo): boolean => cluster === null || task.everyNode || cluster.leader;
+  const scheduler = new TaskScheduler(pool, describeTasks(server.components.tasks), (result) => applyJobResult(runtime.hub, result), log, mayRun);
   await startWorkers(runtime, pool, scheduler, release);
   const signals = holdSignals(overrides.handleSignals !== false);
   let listening: Listening;
@@ -116,7 +122,10 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const reclaimer = startReclaimer(store, { onError: (err) => log('ERROR', { message: `version reclamation failed (retried later): ${messageOf(err)}` }) });
   const snapshots = startSnapshotTask(store, wal, settings.options.data, {
     intervalMs: settings.durability.snapshotSeconds * 1000,
-    onSnapshot: (r) => log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) }),
+    onSnapshot: (r) => {
+      log('SNAPSHOT', { commitId: r.commitId, segment: r.segment, ms: r.ms, tables: rowCounts(r.tables) });
+      return cluster?.snapshotted(r.dir, r);
+    },
     onError: (err) => log('ERROR', { message: `snapshot failed (the folder is unchanged; retried later): ${messageOf(err)}` }),
   });
   const shutdown = createShutdown(runtime, listening, {
@@ -180,15 +189,38 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
   return { store, wal };
 }
 
-/** Cluster mode: the node, caught up (main/cluster.ts, loaded only then, with ioredis); else null. */
-async function startCluster(settings: RunSettings, store: SharedStore, log: LogFn, wal: Wal): Promise<ClusterNode | null> {
-  const options = settings.options.cluster;
-  if (options === null) return null;
+/**
+ * Cluster mode: the data folder opened by `open` and the node, caught up (main/cluster.ts, loaded
+ * only then, with ioredis). A folder below what the commit stream keeps (down past its trim, or
+ * new to a trimmed stream) gets the published snapshot installed first, and is opened again.
+ */
+async function joinCluster(settings: RunSettings, open: () => Promise<{ store: SharedStore; wal: Wal }>, log: LogFn): Promise<{ store: SharedStore; wal: Wal; cluster: ClusterNode }> {
+  const { ClusterNode } = await import('./cluster.js');
+  const node = await ClusterNode.connect({ ...settings.options.cluster!, log });
+  let opened: { store: SharedStore; wal: Wal } | null = null;
   try {
-    const { ClusterNode } = await import('./cluster.js');
-    return await ClusterNode.start({ ...options, store, log });
+    opened = await open();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // Trimmed past the folder: before the start, or during the catch-up (a race with the trim).
+        if (!(await node.behind(opened.store))) {
+          await node.start(opened.store);
+          break;
+        }
+      } catch (err) {
+        if (!(err instanceof StreamGap)) throw err;
+      }
+      if (attempt > 3) throw new LexiconsError(ErrorCode.IO, 'cluster: the commit stream was trimmed past the published snapshot again after 3 installs; the node cannot catch up');
+      await opened.wal.close(); // frees the data folder
+      opened = null;
+      const snapshot = await node.installSnapshot(settings.options.data);
+      log('START', { cluster: node.nodeId, message: 'installed the published snapshot (this node was below what the commit stream keeps)', seq: snapshot.seq, from: snapshot.node });
+      opened = await open();
+    }
+    return { ...opened, cluster: node };
   } catch (err) {
-    await wal.close(); // frees the data folder
+    await opened?.wal.close(); // frees the data folder
+    await node.stop();
     throw err;
   }
 }
@@ -253,7 +285,7 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
       connections: openConnectionCount(hub),
       workers: pool.threads,
       uptimeSeconds: (Date.now() - startedAt) / 1000,
-      ...(runtime.cluster ? { cluster: { node: runtime.cluster.nodeId, applied: runtime.cluster.applied } } : {}),
+      ...(runtime.cluster ? { cluster: runtime.cluster.view() } : {}),
     }),
     metrics: new ServerMetrics({
       counters: hub.metrics,

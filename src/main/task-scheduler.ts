@@ -8,6 +8,8 @@
  * - Interval tasks: wait the interval, run, re-read the interval (`set()` / `timer()`), repeat.
  *   A run never overlaps the previous one. A task that throws (or times out) is logged and keeps
  *   its schedule; the server and the other tasks go on.
+ * - `mayRun` (cluster mode: the lease holder runs them, docs/cluster.md) can skip a run of an
+ *   interval task when it is due; its schedule goes on (it runs at a later turn if it may then).
  */
 import { messageOf } from '../errors.js';
 import type { TaskClass, TaskKind } from '../components.js';
@@ -22,6 +24,8 @@ export interface TaskInfo {
   readonly name: string;
   readonly kind: TaskKind;
   readonly priority: number;
+  /** Cluster mode: an interval task with `static everyNode = true` runs on every node, not only the lease holder. */
+  readonly everyNode: boolean;
 }
 
 /** Reads kinds and priorities (constructing each task once on the main thread). */
@@ -29,7 +33,7 @@ export function describeTasks(classes: readonly TaskClass[]): TaskInfo[] {
   return classes.map((cls) => {
     const instance = new (cls as unknown as new () => { priority?: unknown })();
     const priority = typeof instance.priority === 'number' && Number.isFinite(instance.priority) ? instance.priority : 0;
-    return { name: componentName(cls), kind: cls.kind, priority };
+    return { name: componentName(cls), kind: cls.kind, priority, everyNode: (cls as { everyNode?: unknown }).everyNode === true };
   });
 }
 
@@ -38,11 +42,13 @@ export class TaskScheduler {
   readonly #tasks: readonly TaskInfo[];
   readonly #onResult: (result: TaskResult) => void;
   readonly #log: LogFn;
+  readonly #mayRun: (task: TaskInfo) => boolean;
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #running = new Set<Promise<void>>();
   #stopped = false;
 
-  constructor(pool: JobRunner, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn) {
+  constructor(pool: JobRunner, tasks: readonly TaskInfo[], onResult: (result: TaskResult) => void, log: LogFn, mayRun: (task: TaskInfo) => boolean = () => true) {
+    this.#mayRun = mayRun;
     this.#pool = pool;
     this.#tasks = tasks;
     this.#onResult = onResult;
@@ -78,17 +84,19 @@ export class TaskScheduler {
   async startIntervals(): Promise<void> {
     for (const task of this.#tasks.filter((t) => t.kind === 'interval')) {
       const first = await this.#run(task.name, false);
-      this.#schedule(task.name, first?.next ?? DEFAULT_INTERVAL_SECONDS);
+      this.#schedule(task, first?.next ?? DEFAULT_INTERVAL_SECONDS);
     }
   }
 
-  #schedule(name: string, seconds: number): void {
+  #schedule(task: TaskInfo, seconds: number): void {
     if (this.#stopped) return;
+    const name = task.name;
     const timer = setTimeout(() => {
       this.#timers.delete(name);
+      if (!this.#mayRun(task)) return this.#schedule(task, seconds);
       const done = this.#run(name, true).then((result) => {
         this.#running.delete(done);
-        this.#schedule(name, result?.next ?? seconds);
+        this.#schedule(task, result?.next ?? seconds);
       });
       this.#running.add(done);
     }, Math.max(1, Math.round(seconds * 1000)));

@@ -37,6 +37,7 @@ const APPLIED = 'applied';
 /**
  * A record whose snapshot is more than this many records behind is rejected as a conflict (it
  * re-runs at a fresh snapshot): the stamps, and what a restarted node re-reads, stay bounded.
+ * The default of the cluster's `window` setting (main/cluster-registry.ts: the same on every node).
  */
 export const CONFLICT_WINDOW = 50_000;
 
@@ -132,10 +133,13 @@ export class ClusterApplier {
   /** Refused records in the window, in order (their `r<g>` rows in `lexicons_cluster`). */
   readonly #refused: number[] = [];
   readonly #refusedAtStart: Set<number>;
+  /** The conflict window (the cluster's setting, the same on every node). */
+  readonly #window: number;
   seq: number;
 
-  constructor(store: SharedStore) {
+  constructor(store: SharedStore, window = CONFLICT_WINDOW) {
     this.#store = store;
+    this.#window = window;
     const id = store.schema.tables.findIndex((t) => t.name === CLUSTER_TABLE);
     if (id < 0) throw new LexiconsError(ErrorCode.TXN, 'cluster mode: the store has no cluster table (open it with withCluster(schema))');
     this.#clusterId = id;
@@ -209,7 +213,7 @@ export class ClusterApplier {
     try {
       txn.put(this.#clusterId, APPLIED, { pk: APPLIED, seq: g });
       txn.put(this.#clusterId, `r${g}`, { pk: `r${g}`, seq: g });
-      while (pruned < PRUNE_PER_REFUSAL && pruned < refused.length && refused[pruned]! < g - 1 - CONFLICT_WINDOW) txn.put(this.#clusterId, `r${refused[pruned++]!}`, null);
+      while (pruned < PRUNE_PER_REFUSAL && pruned < refused.length && refused[pruned]! < g - 1 - this.#window) txn.put(this.#clusterId, `r${refused[pruned++]!}`, null);
       const result = txn.commit();
       if (!result.ok) throw new LexiconsError(ErrorCode.TXN, `cluster: recording refused record ${g}: ${result.message}`);
     } finally {
@@ -222,7 +226,7 @@ export class ClusterApplier {
 
   #conflict(g: number, r: CommitRecord): string | undefined {
     const { at } = r;
-    if (at < g - 1 - CONFLICT_WINDOW) return `snapshot at record ${at} is more than ${CONFLICT_WINDOW} records behind record ${g}`;
+    if (at < g - 1 - this.#window) return `snapshot at record ${at} is more than ${this.#window} records behind record ${g}`;
     const changed = (key: string): boolean => (this.#stamps.get(key) ?? 0) > at;
     const name = (id: number): string => this.#store.schema.tables[id]?.name ?? `table ${id}`;
     for (const id of r.scans) if (changed(String(id))) return `${name(id)} changed since record ${at}`;
@@ -238,6 +242,6 @@ export class ClusterApplier {
 
   /** Drops stamps older than the window: no record they could reject is accepted any more. */
   #prune(g: number): void {
-    for (const [key, s] of this.#stamps) if (s < g - 1 - CONFLICT_WINDOW) this.#stamps.delete(key);
+    for (const [key, s] of this.#stamps) if (s < g - 1 - this.#window) this.#stamps.delete(key);
   }
 }

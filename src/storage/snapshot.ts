@@ -243,7 +243,8 @@ async function writeCsvFiles(store: SharedStore, root: string, manifest: Manifes
 export interface SnapshotTaskOptions {
   /** Time between snapshots. */
   intervalMs: number;
-  onSnapshot?: (report: SnapshotReport) => void;
+  /** Called after each snapshot; a returned promise is awaited before the next snapshot can start. */
+  onSnapshot?: (report: SnapshotReport) => void | Promise<void>;
   /** A failed snapshot leaves the folder as it was; it is reported here and tried again later. */
   onError?: (err: unknown) => void;
 }
@@ -267,9 +268,9 @@ export function startSnapshotTask(store: SharedStore, wal: Wal, dir: string, opt
   const tick = (): void => {
     if (inFlight || store.snapshot() === last) return;
     inFlight = snapshotDataFolder(store, wal, dir)
-      .then((report) => {
+      .then(async (report) => {
         last = report.commitId;
-        options.onSnapshot?.(report);
+        await options.onSnapshot?.(report); // the next snapshot waits for it (its files stay as reported)
       })
       .catch((err: unknown) => options.onError?.(err))
       .finally(() => {

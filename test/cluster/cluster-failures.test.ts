@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
-import { RedisServer, redisSkip } from '../helpers/redis.js';
+import { RedisServer, redisSkip } from '../../bench/loadgen/redis-server.js';
 import { agreedState, Node } from './cluster-harness.js';
 
 /** A client incrementing `key` one call at a time until stopped or its connection closes. */

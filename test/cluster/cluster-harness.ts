@@ -1,34 +1,52 @@
 /**
- * The cluster tests' parts: nodes of test/fixtures/apps/cluster-app.ts as `lexicons start
- * --redis` child processes (each with `--workers 1` and its own temp data folder), and clients
- * that keep a window of calls in flight and count the replies.
+ * The cluster tests' parts: nodes of bench/app/cluster.ts (the app bench/cluster.ts runs too) as
+ * `lexicons start --redis` child processes (each with `--workers 1` and its own temp data
+ * folder), and clients that keep a window of calls in flight and count the replies.
  */
-import { fixture, spawnCli, type CliServer } from '../helpers/server.js';
+import { fileURLToPath } from 'node:url';
+import { spawnCli, type CliServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { TestClient } from '../helpers/client.js';
+
+/** The cluster app, built (dist/test/cluster -> dist/bench/app). */
+export const CLUSTER_APP = fileURLToPath(new URL('../../bench/app/cluster.js', import.meta.url));
+
+/** More of a node's command line and environment (e.g. `--snapshot-seconds`, `LEXICONS_CLUSTER_WINDOW`). */
+export interface NodeOptions {
+  readonly args?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
 
 /** A node that can be killed and started again on the same data folder. */
 export class Node implements AsyncDisposable {
   readonly name: string;
   readonly redis: string;
   readonly data: TempDir;
+  readonly options: NodeOptions;
   server: CliServer | null = null;
 
-  private constructor(name: string, redis: string, data: TempDir) {
+  private constructor(name: string, redis: string, data: TempDir, options: NodeOptions) {
     this.name = name;
     this.redis = redis;
     this.data = data;
+    this.options = options;
   }
 
-  static async start(name: string, redis: string): Promise<Node> {
-    const node = new Node(name, redis, await tempDir(`lexicons-${name}-`));
+  static async start(name: string, redis: string, options: NodeOptions = {}): Promise<Node> {
+    const node = new Node(name, redis, await tempDir(`lexicons-${name}-`), options);
     await node.start();
     return node;
   }
 
   async start(): Promise<void> {
-    const args = [fixture('cluster-app'), '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name];
-    this.server = await spawnCli(args, { timeoutMs: 60_000 });
+    const args = [CLUSTER_APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name, ...(this.options.args ?? [])];
+    this.server = await spawnCli(args, { timeoutMs: 60_000, ...(this.options.env ? { env: this.options.env } : {}) });
+  }
+
+  /** The node's `/health` (cluster mode: its `cluster` view). */
+  async health(): Promise<{ cluster: { node: string; phase: string; applied: number; lag: number; first: number; published: number; leader: boolean; nodes: Array<{ node: string; snapshotted: number; applied: number; gone: boolean; phase: string }> } }> {
+    if (!this.server) throw new Error(`node ${this.name} is not running`);
+    return (await (await fetch(`http://127.0.0.1:${this.server.port}/health`)).json()) as never;
   }
 
   get url(): string {
@@ -96,4 +114,16 @@ export async function agreedState(urls: readonly string[]): Promise<State> {
   const first = JSON.stringify(states[0]);
   if (!states.every((s) => JSON.stringify(s) === first)) throw new Error(`the nodes disagree:\n${states.map((s) => JSON.stringify(s).slice(0, 600)).join('\n')}`);
   return states[0]!;
+}
+
+/**
+ * Resolves once `check()` holds, asking every 100 ms (for state outside the test's events: Redis
+ * keys, a node's registry), or throws naming `what` after `timeoutMs`.
+ */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }

@@ -8,7 +8,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
-import { RedisServer, redisSkip } from '../helpers/redis.js';
+import { RedisServer, redisSkip } from '../../bench/loadgen/redis-server.js';
 import { agreedState, drive, Node } from './cluster-harness.js';
 
 /** Increments per client (4 clients); CLUSTER_N overrides. */

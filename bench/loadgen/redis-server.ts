@@ -1,5 +1,6 @@
 /**
- * A real `redis-server` for tests: on a free loopback port, with its own temp `--dir`, AOF on
+ * @module bench/loadgen/redis-server
+ * A real `redis-server` for the cluster tests (test/cluster) and bench/cluster.ts: on a free loopback port, with its own temp `--dir`, AOF on
  * (`appendfsync always`: an acknowledged XADD is on disk), no RDB snapshots. `stop()` and
  * `start()` restart it on the same port and folder (the AOF brings the streams back). Tests that
  * need it skip with {@link redisSkip} (a printed reason) when the binary is absent.
@@ -7,8 +8,20 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { freePort } from './server.js';
-import { tempDir, type TempDir } from './temp-dir.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './servers.js';
+
+/** A folder removed (with everything in it) at dispose. */
+interface TempDir extends AsyncDisposable {
+  readonly path: string;
+}
+
+async function tempDir(prefix: string): Promise<TempDir> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true, maxRetries: 5 }) };
+}
 
 export const REDIS_SERVER = process.env.LEXICONS_REDIS_SERVER ?? '/usr/bin/redis-server';
 
