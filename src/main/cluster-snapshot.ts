@@ -24,6 +24,7 @@ import { fsyncDir, writeFileAtomic } from '../storage/atomic-file.js';
 import { CLUSTER_TABLE } from '../storage/cluster-record.js';
 import { LOCK_FILE, LOCK_SOCKET } from '../storage/folder-lock.js';
 import { ARROW_SUFFIX, writeManifest } from '../storage/snapshot-manifest.js';
+import { fileColumnReader } from '../storage/uuid-values.js';
 
 export const SNAPSHOT_KEY = 'lexicons:snapshot';
 /** Bytes per hash field of a published table file. */
@@ -45,9 +46,13 @@ export interface PublishedSnapshot {
 /** The last commit record a snapshot's `lexicons_cluster.arrow` file holds (0: none). */
 export async function snapshotSeq(dir: string): Promise<number> {
   const table = arrow.tableFromIPC(await readFile(join(dir, CLUSTER_TABLE + ARROW_SUFFIX)));
+  const pkField = table.schema.fields.find((f) => f.name === 'pk');
   const pk = table.getChild('pk');
   const seq = table.getChild('seq');
-  for (let i = 0; i < table.numRows; i++) if (pk?.get(i) === 'applied') return Number(seq?.get(i) ?? 0);
+  if (pkField === undefined || pk === null) return 0;
+  // The file's pk column holds lexicons' compact keys (storage/uuid-values.ts): read them as strings.
+  const pkOf = fileColumnReader(pkField, pk, (value) => value);
+  for (let i = 0; i < table.numRows; i++) if (pkOf(i) === 'applied') return Number(seq?.get(i) ?? 0);
   return 0;
 }
 
