@@ -10,14 +10,13 @@
  *   stamp buckets, storage/read-set.ts). An index (table -> connections, key bucket ->
  *   connections) finds the connections whose last refresh read something a commit wrote; only
  *   those are refreshed, so a commit costs work for the live queries it touches, not for all.
- * - A refresh is ONE pool job per connection (workers/execute-live.ts): all its live queries in
- *   one transaction at the latest commit S (the worker evaluates only those a commit touched). At most one refresh per connection is in flight, so
- *   its frames go out in increasing S; commits that arrive meanwhile are coalesced into the next.
+ * - A refresh is ONE pool job per connection (workers/execute-live.ts): its live queries in one
+ *   transaction at the latest commit S (only those a commit touched are evaluated); one refresh
+ *   per connection in flight, so frames go out in increasing S, later commits coalesced.
  * - Read-your-writes: {@link LiveRegistry.whenShown} holds a batch's effects (its replies) until
  *   the callers' live queries that its commits touched reached those commits.
- * - A commit that arrives while a refresh is in flight was matched against the connection's OLD
- *   reads; the refresh may have read new keys. Such commits are kept in a short log and matched
- *   again against the new reads when the refresh returns.
+ * - A commit arriving while a refresh is in flight was matched against the OLD reads (the refresh
+ *   may read new keys): such commits are logged and matched again against the new reads.
  */
 import { MAX_LIVE_QUERIES_PER_CONNECTION } from '../live-query.js';
 import type { CommitWrites } from '../job-contract.js';
