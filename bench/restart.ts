@@ -235,7 +235,7 @@ export async function main(argv: string[]): Promise<void> {
         log(`  ${b.padEnd(6)} snapshot       first ${s.firstSeconds.toFixed(2)} s, CPU ${s.firstCpuSeconds.toFixed(2)} s; next ${s.seconds.toFixed(2)} s, CPU ${s.cpuSeconds.toFixed(2)} s (open ${s.openSeconds.toFixed(2)} s)`);
       }
     }
-    const arrowBytes = (await readdir(dirs.after)).filter((n) => n.endsWith('.arrow')).length === 0 ? 0 : await arrowFileBytes(dirs.after);
+    const arrowBytes = await arrowFileBytes(dirs.after);
     const touches: number[] = [];
     for (let r = 0; r < repeat; r++) touches.push(await firstTouch(arrowBytes));
     log(`  first touch of ${(arrowBytes / 2 ** 20).toFixed(0)} MiB of fresh shared memory (the after build's .arrow bytes): ${touches.map((t) => t.toFixed(2)).join(', ')} s`);

@@ -64,16 +64,20 @@ async function scrape(port: number): Promise<Scrape> {
   return out;
 }
 
-/** p-th percentile (upper bucket bound, ms) and mean of a histogram's growth between two scrapes. */
-function stage(before: Scrape, after: Scrape, name: string): { count: number; mean_ms: number; p50_ms_le: number | null; p99_ms_le: number | null } {
+/** The 99th percentile (upper bucket bound, ms) and mean of a histogram's growth between two scrapes. */
+function stage(before: Scrape, after: Scrape, name: string): { mean_ms: number; p99_ms_le: number | null } {
   const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
   const count = delta(`${name}_count`);
   const bounds = [...after.keys()].filter((k) => k.startsWith(`${name}_bucket|`)).map((k) => k.split('|')[1]!).filter((le) => le !== '+Inf').map(Number).sort((a, b) => a - b);
-  const at = (p: number): number | null => {
-    for (const le of bounds) if (delta(`${name}_bucket|${le}`) >= p * count) return le * 1000;
-    return null; // beyond the last bound
-  };
-  return { count, mean_ms: count === 0 ? 0 : Math.round((delta(`${name}_sum`) / count) * 1e6) / 1e3, p50_ms_le: count === 0 ? 0 : at(0.5), p99_ms_le: count === 0 ? 0 : at(0.99) };
+  if (count === 0) return { mean_ms: 0, p99_ms_le: 0 };
+  let p99: number | null = null; // null: beyond the last bound
+  for (const le of bounds) {
+    if (delta(`${name}_bucket|${le}`) >= 0.99 * count) {
+      p99 = le * 1000;
+      break;
+    }
+  }
+  return { mean_ms: Math.round((delta(`${name}_sum`) / count) * 1e6) / 1e3, p99_ms_le: p99 };
 }
 
 async function phase(system: RunningSystem, rate: number, register: boolean): Promise<Record<string, unknown>> {

@@ -97,6 +97,15 @@ function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly 
  * for its turn (main/history-delivery.ts): the rest is applied later, then `onDone` runs.
  * `remote`: publications another cluster node delivered first (main/cluster.ts), not sent on.
  */
+/** Resumes once the channel delivered up to `blocking` (HistoryDelivery.wait), timing the wait (lexicons_history_wait_seconds). */
+function waitForTurn(hub: Hub, blocking: HistoryRange, resume: () => void): void {
+  const from = performance.now();
+  hub.delivery.wait(blocking, () => {
+    hub.metrics.historyWaitSeconds.observe((performance.now() - from) / 1000);
+    resume();
+  });
+}
+
 export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () => void, from = 0, remote = false): boolean {
   const { connections, channels } = hub;
   for (let i = from; i < effects.length; i++) {
@@ -111,9 +120,7 @@ export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () =
         }
         const blocking = publishHistory(hub, e.channels, e.history, e.text, except, remote);
         if (blocking !== undefined) {
-          const waitedFrom = performance.now();
-          hub.delivery.wait(blocking, () => {
-            hub.metrics.historyWaitSeconds.observe((performance.now() - waitedFrom) / 1000);
+          waitForTurn(hub, blocking, () => {
             if (applyEffects(hub, effects, onDone, i, remote)) onDone?.();
           });
           return false;
@@ -250,9 +257,7 @@ export function applyPacked(hub: Hub, connections: readonly SocketConnection[], 
       if (blocking !== undefined) {
         const at = i;
         const byte = offset;
-        const waitedFrom = performance.now();
-        hub.delivery.wait(blocking, () => {
-          hub.metrics.historyWaitSeconds.observe((performance.now() - waitedFrom) / 1000);
+        waitForTurn(hub, blocking, () => {
           if (applyPacked(hub, connections, packed, onDone, at, byte)) onDone?.();
         });
         return false;
