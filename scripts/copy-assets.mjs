@@ -5,7 +5,9 @@
 // build and in the installed package alike. `--clean` first removes dist/src/ (the package build
 // starts from nothing, so no stale file is shipped). A browser page with its own build (a folder
 // with a tsconfig.json, e.g. src/main/admin-web, bundled by `npm run build:admin`) is left to it.
-import { cpSync, readdirSync, rmSync } from 'node:fs';
+// It also removes what tsc wrote earlier for a .ts file that no longer exists (dist/ is never
+// cleaned by tsc: a moved or deleted test would otherwise still run in `npm test`).
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,4 +25,19 @@ for (const entry of readdirSync(from, { recursive: true, withFileTypes: true }))
   const source = join(entry.parentPath ?? entry.path, entry.name); // parentPath: Node 20.12+
   if (BUNDLED.has(relative(from, dirname(source)))) continue;
   cpSync(source, join(to, relative(from, source)));
+}
+
+/** tsc's outputs (`x.js`, `x.js.map`, `x.d.ts`, `x.d.ts.map`) under dist/<dir> whose `x.ts` is gone. */
+const OUTPUT = /^(.*)\.(?:js|js\.map|d\.ts|d\.ts\.map)$/;
+for (const dir of ['src', 'test', 'bench', 'examples', 'scripts']) {
+  const built = join(root, 'dist', dir);
+  if (!existsSync(built)) continue;
+  for (const entry of readdirSync(built, { recursive: true, withFileTypes: true })) {
+    const m = entry.isFile() ? OUTPUT.exec(entry.name) : null;
+    if (m === null) continue;
+    const output = join(entry.parentPath ?? entry.path, entry.name);
+    const stem = join(root, dir, relative(built, join(dirname(output), m[1])));
+    if (BUNDLED.has(relative(from, dirname(stem))) || existsSync(`${stem}.ts`) || existsSync(`${stem}.tsx`) || existsSync(`${stem}.mts`)) continue;
+    rmSync(output);
+  }
 }
