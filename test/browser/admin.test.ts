@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { MASK } from '../../src/main/admin-secrets.js';
-import { chromiumSkip, launchChromium, type Chromium } from '../helpers/chromium.js';
+import { chromiumSkip, launchChromium, UI_WAIT_MS, type Chromium } from '../helpers/chromium.js';
 import { TestClient } from '../helpers/client.js';
 import { CHAT_APP, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir } from '../helpers/temp-dir.js';
@@ -65,7 +65,7 @@ class Load {
   }
 }
 
-describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () => {
+describe('admin page in Chromium (issue #12)', { skip, timeout: 300_000 }, () => {
   let srv: TestServer;
   let browser: Chromium;
   let context: BrowserContext;
@@ -114,7 +114,7 @@ describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () =>
     assert.equal(res?.status(), 200);
 
     // Tables with their row counts.
-    await page.waitForFunction(() => document.querySelectorAll('#tables tbody tr').length >= 2, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelectorAll('#tables tbody tr').length >= 2, undefined, { timeout: UI_WAIT_MS });
     const names = await texts(page, '#tables tbody tr td:first-child');
     assert.ok(names.includes('ChatMessage') && names.includes('User'), names.join(','));
     const userCount = await page.locator('#tables tbody tr[data-table="User"] td').nth(1).textContent();
@@ -122,26 +122,26 @@ describe('admin page in Chromium (issue #12)', { skip, timeout: 120_000 }, () =>
 
     // User rows: passwords masked, sorted by email descending after two clicks on its header.
     await page.click('#tables tbody tr[data-table="User"]');
-    await page.waitForFunction(() => (document.querySelector('#rows-table')?.textContent ?? '').startsWith('User'), undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => (document.querySelector('#rows-table')?.textContent ?? '').startsWith('User'), undefined, { timeout: UI_WAIT_MS });
     await page.click('#rows thead th:has-text("email")');
-    await page.waitForFunction(() => document.querySelector('#rows thead th.sorted')?.textContent === 'email', undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('#rows thead th.sorted')?.textContent === 'email', undefined, { timeout: UI_WAIT_MS });
     await page.click('#rows thead th:has-text("email")');
-    await page.waitForFunction(() => document.querySelector('#rows thead th.sorted.desc') !== null, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => document.querySelector('#rows thead th.sorted.desc') !== null, undefined, { timeout: UI_WAIT_MS });
     const emailColumn = (await texts(page, '#rows thead th')).indexOf('email') + 1;
     assert.deepEqual(await texts(page, `#rows tbody td:nth-child(${emailColumn})`), ['bob@example.com', 'ann@example.com']);
     assert.deepEqual(await texts(page, '#rows tbody td.secret'), [MASK, MASK]);
     assert.doesNotMatch(await page.content(), /scrypt\$/, 'no password hash reaches the page');
 
     // The calls chart: flat (no Signal call yet), then moving while the load runs.
-    await page.waitForFunction(() => Number(document.querySelector('#chart-calls')?.dataset.points ?? 0) >= 2, undefined, { timeout: 15_000 });
+    await page.waitForFunction(() => Number(document.querySelector('#chart-calls')?.dataset.points ?? 0) >= 2, undefined, { timeout: UI_WAIT_MS });
     const before = await page.locator('#chart-calls').evaluate((c) => ({ ...(c as unknown as { dataset: Record<string, string> }).dataset }));
     assert.equal(Number(before.max), 0, 'no calls before the load');
     const load = new Load(srv.url);
     await load.start();
     try {
-      await page.waitForFunction(() => Number(document.querySelector('#chart-calls')?.dataset.max ?? 0) > 0 && Number(document.querySelector('#chart-delivered')?.dataset.max ?? 0) > 0, undefined, { timeout: 20_000 });
+      await page.waitForFunction(() => Number(document.querySelector('#chart-calls')?.dataset.max ?? 0) > 0 && Number(document.querySelector('#chart-delivered')?.dataset.max ?? 0) > 0, undefined, { timeout: UI_WAIT_MS });
       // The connection list shows the load client in #Public.
-      await page.waitForFunction(() => [...(document.querySelectorAll('#connections tbody td') as unknown as Array<{ textContent: string | null }>)].some((td) => td.textContent === 'Public'), undefined, { timeout: 15_000 });
+      await page.waitForFunction(() => [...(document.querySelectorAll('#connections tbody td') as unknown as Array<{ textContent: string | null }>)].some((td) => td.textContent === 'Public'), undefined, { timeout: UI_WAIT_MS });
     } finally {
       load.stop();
     }

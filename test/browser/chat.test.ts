@@ -19,7 +19,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
 import type { server as chatServer } from '../../examples/chat/main.js';
-import { chromiumSkip, launchChromium, type Chromium } from '../helpers/chromium.js';
+import { chromiumSkip, launchChromium, UI_WAIT_MS, type Chromium } from '../helpers/chromium.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { CHAT_APP, ROOT, spawnCli, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -44,20 +44,20 @@ async function post(page: Page, content: string): Promise<void> {
 
 /** Waits until the page lists a message with this content. */
 function shows(page: Page, content: string): Promise<unknown> {
-  return page.waitForFunction((text) => [...document.querySelectorAll('#messages .content')].some((p) => p.textContent === text), content, { timeout: 15_000 });
+  return page.waitForFunction((text) => [...document.querySelectorAll('#messages .content')].some((p) => p.textContent === text), content, { timeout: UI_WAIT_MS });
 }
 
 /** Waits until the page's online list (Public's presence) is exactly `emails`. */
 function online(page: Page, emails: string[]): Promise<unknown> {
   const want = JSON.stringify([...emails].sort());
-  return page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#members li')].map((li) => li.textContent)) === w, want, { timeout: 15_000 });
+  return page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('#members li')].map((li) => li.textContent)) === w, want, { timeout: UI_WAIT_MS });
 }
 
 function connected(page: Page): Promise<unknown> {
-  return page.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') === 'open', undefined, { timeout: 15_000 });
+  return page.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') === 'open', undefined, { timeout: UI_WAIT_MS });
 }
 
-describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
+describe('chat page in Chromium', { skip, timeout: 300_000 }, () => {
   // Not suiteApp: the first test restarts the server on the same data folder, so the suite owns
   // the folder (and the browser profile) and the hooks take them down in reverse order.
   let data: TempDir;
@@ -101,7 +101,7 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     assert.equal(await ann.locator('#messages li.mine').count(), 1, 'ann sees her own message once, as hers');
 
     await srv.stop();
-    await ann.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') !== 'open', undefined, { timeout: 15_000 });
+    await ann.waitForFunction(() => document.querySelector('#state')?.getAttribute('data-state') !== 'open', undefined, { timeout: UI_WAIT_MS });
     srv = await startApp(CHAT_APP, { data: data.path });
     relay.target = srv.port;
     await Promise.all([connected(ann), connected(bob)]);
@@ -128,7 +128,7 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     const closedAt = performance.now();
     await bob.close();
     await online(ann, ['ann@example.com']);
-    assert.ok(performance.now() - closedAt < 10_000, 'the leave arrives well within the grace period');
+    assert.ok(performance.now() - closedAt < 60_000, 'the leave arrives well within the 120 s grace period');
     await ann.close();
   });
 
@@ -137,7 +137,7 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     await page.goto(url);
     await enter(page, 'Login', 'ann@example.com', 'not her password');
     const error = page.locator('#login-error');
-    await error.waitFor({ state: 'visible', timeout: 15_000 });
+    await error.waitFor({ state: 'visible', timeout: UI_WAIT_MS });
     assert.equal(await error.textContent(), 'Authentication failed: Login rejected the credentials');
     assert.equal(await page.locator('#chat').isHidden(), true);
   });
@@ -170,9 +170,9 @@ describe('chat page in Chromium', { skip, timeout: 90_000 }, () => {
     const errors: string[] = [];
     tab.on('pageerror', (err) => errors.push(err.message));
     await tab.goto(`http://127.0.0.1:${page.port}/`);
-    await tab.waitForFunction(() => document.title === 'open', undefined, { timeout: 15_000 });
+    await tab.waitForFunction(() => document.title === 'open', undefined, { timeout: UI_WAIT_MS });
     await other.call('CreateChatMessage', { channel: 'Public', content: 'from node' });
-    await tab.waitForFunction(() => document.body.textContent?.includes('from node'), undefined, { timeout: 15_000 });
+    await tab.waitForFunction(() => document.body.textContent?.includes('from node'), undefined, { timeout: UI_WAIT_MS });
     const received = new Promise((resolve) => other.on('CreateChatMessage', (m) => m?.content === 'from the page' && resolve(m)));
     await tab.fill('input', 'from the page');
     await tab.press('input', 'Enter'); // commits the value: a change event

@@ -36,3 +36,10 @@ export async function launchChromium(options: { extraHTTPHeaders?: Record<string
     throw err;
   }
 }
+
+/**
+ * How long a browser test waits for the page to show something. Generous: on 2 shared cores with
+ * other suites running, Chromium's own start and first paint took over 15 s (a test failed once
+ * that way); a page that never shows it still fails.
+ */
+export const UI_WAIT_MS = 45_000;
