@@ -66,7 +66,7 @@ function reader(url: string) {
     watchers.forEach((w) => w());
   });
   /** Resolves once the app has delivered `offset` (checked at every item), bounded in time. */
-  const reached = (offset: number, timeoutMs = 30_000): Promise<void> =>
+  const reached = (offset: number, timeoutMs = 60_000): Promise<void> =>
     new Promise((resolve, reject) => {
       const done = () => offsets.length > 0 && offsets.at(-1)! >= offset;
       if (done()) return resolve();
@@ -87,7 +87,7 @@ function reader(url: string) {
   return { client, offsets, events, watchers, gate, reached, destroy };
 }
 
-describe('soak: channels that remember', { timeout: 120_000 }, () => {
+describe('soak: channels that remember', { timeout: 300_000 }, () => {
   it(`${SOAK} publications, ${DROPS} destroyed sockets, a restart and a kill -9: every offset once, in order`, async () => {
     data = await tempDir('lexicons-soak-');
     srv = await start();

@@ -50,7 +50,7 @@ function open(name: string, options: Partial<ClientOptions> = {}) {
     notify();
   });
   /** Resolves once `check` holds (checked at every item, event and state change), bounded in time. */
-  const until = (check: () => boolean, timeoutMs = 20_000): Promise<void> =>
+  const until = (check: () => boolean, timeoutMs = 60_000): Promise<void> =>
     new Promise((resolve, reject) => {
       if (check()) return resolve();
       const timer = setTimeout(() => {
