@@ -23,6 +23,7 @@
 import { join } from 'node:path';
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { loadTableFile } from './arrow-snapshot-load.js';
+import { collectGarbage } from './collect-garbage.js';
 import { exists } from './file-system.js';
 import type { ArrowFileInfo } from './arrow-snapshot.js';
 import { loadDataFolder, type LoadOptions, type LoadReport, type TableLoadReport } from './persist.js';
@@ -30,7 +31,11 @@ import type { Schema } from './schema.js';
 import type { SharedStore } from './store.js';
 import { ARROW_SUFFIX, csvUnchanged, readManifest, recordCsvFile, writeManifest, type CsvFileRecord, type Manifest } from './snapshot-manifest.js';
 
+/** CSV rows loaded at start from which one full GC follows (below it the garbage is small). */
+const GC_AFTER_CSV_ROWS = 10_000;
+
 /** `expect`: the manifest's record of the binary file (null: a file the manifest does not name, read by apache-arrow's reader). */
+
 export type TableSource = { readonly kind: 'arrow'; readonly file: string; readonly expect: ArrowFileInfo | null } | { readonly kind: 'csv' } | { readonly kind: 'empty' };
 
 export interface SourcePlan {
@@ -123,6 +128,8 @@ export async function loadSources(store: SharedStore, root: string, plan: Source
   const csvTables = store.schema.tables.filter((t) => plan.sources.get(t.name)?.kind === 'csv').map((t) => t.name);
   const csv = await loadDataFolder(store, root, { ...options, tables: csvTables });
   for (const r of csv.tables) reports.set(r.table, r);
+  // The parse garbage of a large load would stay in the heap of an idle server (collect-garbage.ts).
+  if (csv.tables.reduce((n, r) => n + r.rows, 0) >= GC_AFTER_CSV_ROWS) collectGarbage();
   const tables = store.schema.tables.map((t) => reports.get(t.name) ?? { table: t.name, source: 'csv' as const, file: null, legacyName: false, rows: 0, addedFields: [], extraColumns: [], extraFile: null });
   return { dir: csv.dir, tables, removedTempFiles: csv.removedTempFiles };
 }
