@@ -79,7 +79,6 @@ export class FanoutLink {
   #running = false;
   #loop: Promise<void> = Promise.resolve();
   #wake: () => void = () => undefined;
-  #delivering: Promise<void> = Promise.resolve();
   #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
   /** Called when a partition is newly read (history channels fill what came before from the replica). */
   #onRead: () => void = () => undefined;
@@ -193,9 +192,12 @@ export class FanoutLink {
         ...(others === '' ? {} : { skip: JSON.parse(others) as string[] }),
       });
     }
-    if (effects.length === 0) return;
-    // In stream order: a batch waits for the one before it (history publishes may wait their turn).
-    this.#delivering = this.#delivering.then(() => this.#deliver(effects)).catch((err: unknown) => this.#log('ERROR', { message: `cluster: delivering publications failed: ${messageOf(err)}` }));
+    // Each on its own, in stream order: a history publication that must wait for an earlier offset
+    // (main/history-delivery.ts) holds back only itself, never the entries after it. The stream
+    // does not hold a channel's offsets in order: a node without a local member of the channel
+    // forwards its publication at once, while the node that committed the offset before it may
+    // still be waiting for its turn. Frames of channels without history never wait.
+    for (const effect of effects) this.#deliver([effect]).catch((err: unknown) => this.#log('ERROR', { message: `cluster: delivering publications failed: ${messageOf(err)}` }));
   }
 
   /**
@@ -224,11 +226,11 @@ export class FanoutLink {
     }
   }
 
-  /** Stops reading and closes the reader (bounded wait for the deliveries in progress). Idempotent. */
+  /** Stops reading and closes the reader (bounded wait for the loop). Idempotent. */
   async stop(): Promise<void> {
     this.#running = false;
     this.#wake();
     this.#reader.disconnect();
-    await Promise.race([Promise.all([this.#loop, this.#delivering]), sleep(STOP_WAIT_MS)]);
+    await Promise.race([this.#loop, sleep(STOP_WAIT_MS)]);
   }
 }
