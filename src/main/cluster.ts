@@ -224,6 +224,21 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * Takes the lease now if it is free (or renews it), for the startup tasks (they run on the
+   * node that holds it as it starts: docs/cluster.md). False when another node holds it, or Redis
+   * did not answer (logged).
+   */
+  async takeLease(): Promise<boolean> {
+    try {
+      this.leader = this.phase === 'live' && (await holdLease(this.#writer, this.nodeId));
+    } catch (err) {
+      this.#options.log('ERROR', { message: `cluster: taking the lease for the startup tasks failed (they are skipped on this node): ${messageOf(err)}` });
+      this.leader = false;
+    }
+    return this.leader;
+  }
+
   /** The cluster as this node saw it at its last heartbeat (`/health`). */
   view(): ClusterView {
     const applied = this.#applier?.seq ?? 0;

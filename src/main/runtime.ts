@@ -214,7 +214,12 @@ async function runHook(runtime: Runtime, pool: WorkerPool, hook: HookName): Prom
 async function startWorkers(runtime: Runtime, pool: WorkerPool, scheduler: TaskScheduler, release: () => Promise<void>): Promise<void> {
   try {
     await runHook(runtime, pool, 'ready');
-    await scheduler.runPhase('startup');
+    // Cluster mode: startup tasks run once per cluster start, on the node that takes the lease (the
+    // first up), and `static everyNode = true` ones on every node (docs/cluster.md).
+    const { cluster } = runtime;
+    const leads = cluster === null || (await cluster.takeLease());
+    if (!leads) runtime.log('START', { cluster: cluster.nodeId, message: 'startup tasks without everyNode skipped: another node holds the lease (they ran when the cluster started)' });
+    await scheduler.runPhase('startup', (task) => leads || task.everyNode);
     await runHook(runtime, pool, 'onStart');
   } catch (err) {
     await release();
