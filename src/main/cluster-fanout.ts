@@ -58,7 +58,7 @@ export function partitionOf(channel: string, partitions: number): number {
 /** What `/health` shows of the fan-out (`cluster.fanout`). */
 export interface FanoutView {
   readonly partitions: number;
-  /** The partitions this node reads (it has a local subscriber in each). */
+  /** The partitions this node reads (it has a local subscriber in each, and its start in the stream is known). */
   readonly reading: number[];
   /** Frames of other nodes this node received since start (`lexicons_cluster_fanout_frames_total`). */
   readonly received: number;
@@ -130,7 +130,9 @@ export class FanoutLink {
   }
 
   view(): FanoutView {
-    return { partitions: this.#partitions, reading: [...this.#reading.keys()].sort((a, b) => a - b), received: this.#metrics?.clusterFanoutFrames ?? 0 };
+    // A partition counts once its start is known: every frame appended after that reaches this node.
+    const reading = [...this.#reading].filter(([, id]) => id !== null).map(([k]) => k);
+    return { partitions: this.#partitions, reading: reading.sort((a, b) => a - b), received: this.#metrics?.clusterFanoutFrames ?? 0 };
   }
 
   #unblock(): void {
