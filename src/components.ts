@@ -203,6 +203,12 @@ export abstract class TaskBase {
 
 export abstract class StartupTask extends TaskBase {
   static readonly kind = 'startup';
+  /**
+   * Cluster mode (docs/cluster.md): startup tasks run once per cluster start, on the node that
+   * holds the lease when it starts (the first node up); `static everyNode = true` runs it on every
+   * node as it starts (e.g. a task about the node itself).
+   */
+  static everyNode = false;
 }
 export abstract class ShutdownTask extends TaskBase {
   static readonly kind = 'shutdown';

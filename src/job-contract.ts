@@ -199,9 +199,11 @@ export type Effect =
   | { kind: 'send'; connectionId: string; text: string }
   /**
    * Response items or a broadcast to the subscribers of channels (each recipient once), except
-   * the connection `except` (a caller that gets its tagged copy in its reply frame).
+   * the connection `except` (a caller that gets its tagged copy in its reply frame). `skip`
+   * (cluster fan-out, main/cluster-fanout.ts): members of these channels are left out (they got
+   * the publication through another partition's entry).
    */
-  | { kind: 'publish'; channels: string[]; text: string; except?: string; history?: HistoryRange[] }
+  | { kind: 'publish'; channels: string[]; text: string; except?: string; history?: HistoryRange[]; skip?: string[] }
   | { kind: 'subscribe'; connectionId: string; channel: string; recovery?: WorkerRecovery }
   | { kind: 'unsubscribe'; connectionId: string; channel: string }
   | { kind: 'auth'; connectionId: string; auth: Json | undefined }

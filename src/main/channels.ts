@@ -55,6 +55,8 @@ export class ChannelRegistry {
   version = 0;
   /** Extra figures for {@link info} (history positions, presence counts), set by the hub. */
   figures: { position(name: string): ChannelInfo['position']; members(name: string): number | null } = { position: () => null, members: () => null };
+  /** Cluster mode: told when a channel gets its first member (`present`) or loses its last (main/cluster-fanout.ts). */
+  onMembers: ((name: string, present: boolean) => void) | undefined;
 
   constructor(declared: Iterable<string>, log: LogFn, rules: ChannelRules = new ChannelRules([])) {
     this.#declared = new Set(declared);
@@ -95,6 +97,7 @@ export class ChannelRegistry {
       if (conn.open) conn.socket!.unsubscribe(name);
     }
     this.#members.delete(name);
+    if (members.size > 0) this.onMembers?.(name, false);
     this.#runtime.delete(name);
     this.version++;
     return [...members];
@@ -113,6 +116,7 @@ export class ChannelRegistry {
     if (!conn.open || conn.channels.has(name)) return conn.channels.has(name);
     conn.channels.add(name);
     members.add(conn);
+    if (members.size === 1) this.onMembers?.(name, true);
     if (live) this.goLive(conn, name);
     return true;
   }
@@ -135,18 +139,26 @@ export class ChannelRegistry {
 
   unsubscribe(conn: SocketConnection, name: string): void {
     if (!conn.channels.delete(name)) return;
-    this.#members.get(name)?.delete(conn);
+    this.#forget(conn, name);
     if (conn.open) conn.socket!.unsubscribe(name);
   }
 
   /** On close: uWS already dropped the native subscriptions; forget the mirror. */
   leaveAll(conn: SocketConnection): void {
-    for (const name of conn.channels) this.#members.get(name)?.delete(conn);
+    for (const name of conn.channels) this.#forget(conn, name);
     conn.channels.clear();
   }
 
-  /** Sends `text` once to every connection in at least one of `names` but `except`; returns recipients (approx.). */
-  publish(names: readonly string[], text: string | Uint8Array, except?: SocketConnection): number {
+  #forget(conn: SocketConnection, name: string): void {
+    const members = this.#members.get(name);
+    if (members?.delete(conn) === true && members.size === 0) this.onMembers?.(name, false);
+  }
+
+  /**
+   * Sends `text` once to every connection in at least one of `names` but `except` and the members
+   * of `skip` (cluster fan-out: they got it through another partition); returns recipients (approx.).
+   */
+  publish(names: readonly string[], text: string | Uint8Array, except?: SocketConnection, skip?: readonly string[]): number {
     const app = this.#app;
     if (!app) return 0;
     const known: string[] = [];
@@ -155,9 +167,10 @@ export class ChannelRegistry {
       else this.#log('CHANNEL-NOT-FOUND', { channel: name, action: 'broadcast' });
     }
     if (known.length === 0) return 0;
+    const skipped = this.#skipped(skip);
     const drop = this.#dropRules(known);
-    if (drop !== undefined) return this.#publishDropAware(known, drop, text, except);
-    if (known.length === 1) {
+    if (drop !== undefined) return this.#publishDropAware(known, drop, text, except, skipped);
+    if (known.length === 1 && skipped === undefined) {
       const name = known[0]!;
       const members = this.#members.get(name)!;
       if (except !== undefined && except.open && members.has(except)) {
@@ -170,9 +183,18 @@ export class ChannelRegistry {
     const recipients = new Set<SocketConnection>();
     for (const name of known) for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) recipients.add(conn);
     if (except !== undefined) recipients.delete(except);
+    if (skipped !== undefined) for (const conn of skipped) recipients.delete(conn);
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     for (const conn of recipients) conn.send(frame);
     return recipients.size;
+  }
+
+  /** The members of `names` (undefined when there are none). */
+  #skipped(names: readonly string[] | undefined): Set<SocketConnection> | undefined {
+    if (names === undefined) return undefined;
+    let out: Set<SocketConnection> | undefined;
+    for (const name of names) for (const conn of this.#members.get(name) ?? EMPTY) (out ??= new Set()).add(conn);
+    return out;
   }
 
   /** The rules of `names` when one of them drops items for slow members, else undefined. */
@@ -190,7 +212,7 @@ export class ChannelRegistry {
    * Fan-out from here when a target channel is `drop`: a member over the limit is skipped if
    * every target channel it is in drops, and closed with 4008 otherwise.
    */
-  #publishDropAware(names: readonly string[], rules: readonly ChannelRule[], text: string | Uint8Array, except: SocketConnection | undefined): number {
+  #publishDropAware(names: readonly string[], rules: readonly ChannelRule[], text: string | Uint8Array, except: SocketConnection | undefined, skipped: ReadonlySet<SocketConnection> | undefined): number {
     const frame = typeof text === 'string' ? text : Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString('utf8');
     const drops = new Map<SocketConnection, boolean>();
     names.forEach((name, i) => {
@@ -198,6 +220,7 @@ export class ChannelRegistry {
       for (const conn of this.#members.get(name)!) if (this.#live(conn, name)) drops.set(conn, (drops.get(conn) ?? true) && dropping);
     });
     if (except !== undefined) drops.delete(except);
+    if (skipped !== undefined) for (const conn of skipped) drops.delete(conn);
     let sent = 0;
     for (const [conn, dropping] of drops) {
       // Dropped for this member while uWS holds more than the limit (uWS's own rule for its

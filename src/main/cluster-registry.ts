@@ -8,13 +8,15 @@
  * - `lexicons:config` (hash): cluster-wide settings every node reads, seeded by the first node
  *   that starts (`HSETNX`, from env `LEXICONS_CLUSTER_WINDOW` / `LEXICONS_CLUSTER_GONE_SECONDS`):
  *   `window` (the conflict window, in records: it must be the same on every node, which is why it
- *   lives here) and `goneSeconds` (a node without a heartbeat for that long counts as gone).
+ *   lives here), `goneSeconds` (a node without a heartbeat for that long counts as gone) and
+ *   `fanoutPartitions` (env `LEXICONS_CLUSTER_FANOUT_PARTITIONS`: main/cluster-fanout.ts).
  * - `lexicons:nodes` (hash): node id -> JSON {@link NodeEntry}, written by each node every
  *   {@link HEARTBEAT_MS}.
  * - `lexicons:lease` (string, PX {@link LEASE_MS}): the id of the node holding the lease.
  */
 import type { Redis } from 'ioredis';
 import { CONFLICT_WINDOW } from '../storage/cluster-record.js';
+import type { FanoutView } from './cluster-fanout.js';
 
 export const CONFIG_KEY = 'lexicons:config';
 export const NODES_KEY = 'lexicons:nodes';
@@ -24,6 +26,14 @@ export const HEARTBEAT_MS = 2000;
 /** A lease not renewed for this long passes to another node. */
 export const LEASE_MS = 10_000;
 const DEFAULT_GONE_SECONDS = 60;
+/**
+ * Fan-out partitions (docs/cluster.md, "Channels across nodes"): enough that a node with
+ * subscribers in a few channels reads a small share of the publications, few enough that one
+ * XREAD over all of them stays cheap for a node with subscribers everywhere.
+ */
+const DEFAULT_FANOUT_PARTITIONS = 16;
+/** At most this many fan-out partitions (one XREAD names every partition a node reads). */
+const MAX_FANOUT_PARTITIONS = 1024;
 
 /** Settings every node of a cluster shares (`lexicons:config`). */
 export interface ClusterSettings {
@@ -31,6 +41,8 @@ export interface ClusterSettings {
   readonly window: number;
   /** A node without a heartbeat for this long counts as gone (it no longer holds the trim). */
   readonly goneMs: number;
+  /** The number of fan-out streams (main/cluster-fanout.ts): a channel's partition must be the same on every node. */
+  readonly fanoutPartitions: number;
 }
 
 /**
@@ -66,8 +78,13 @@ function positive(text: string | undefined, fallback: number): number {
 export async function clusterSettings(redis: Redis, env: NodeJS.ProcessEnv = process.env): Promise<ClusterSettings> {
   await redis.hsetnx(CONFIG_KEY, 'window', String(positive(env.LEXICONS_CLUSTER_WINDOW, CONFLICT_WINDOW)));
   await redis.hsetnx(CONFIG_KEY, 'goneSeconds', String(positive(env.LEXICONS_CLUSTER_GONE_SECONDS, DEFAULT_GONE_SECONDS)));
+  await redis.hsetnx(CONFIG_KEY, 'fanoutPartitions', String(Math.min(MAX_FANOUT_PARTITIONS, positive(env.LEXICONS_CLUSTER_FANOUT_PARTITIONS, DEFAULT_FANOUT_PARTITIONS))));
   const config = await redis.hgetall(CONFIG_KEY);
-  return { window: positive(config.window, CONFLICT_WINDOW), goneMs: positive(config.goneSeconds, DEFAULT_GONE_SECONDS) * 1000 };
+  return {
+    window: positive(config.window, CONFLICT_WINDOW),
+    goneMs: positive(config.goneSeconds, DEFAULT_GONE_SECONDS) * 1000,
+    fanoutPartitions: Math.min(MAX_FANOUT_PARTITIONS, positive(config.fanoutPartitions, DEFAULT_FANOUT_PARTITIONS)),
+  };
 }
 
 /** Takes the lease if it is free, renews it if this node holds it; 1 when this node holds it. */
@@ -133,6 +150,8 @@ export interface ClusterView {
   /** Whether this node holds the lease (runs the interval tasks, publishes, trims). */
   readonly leader: boolean;
   readonly nodes: readonly NodeView[];
+  /** The fan-out partitions this node reads (main/cluster-fanout.ts). */
+  readonly fanout?: FanoutView;
 }
 
 /**

@@ -1,25 +1,27 @@
 /**
  * @module main/cluster
- * A node of a cluster on Redis (docs/cluster.md), on the main thread: the node's two Redis
- * connections, its applier loop over the commit stream, and the fan-out of publications to the
- * other nodes.
+ * A node of a cluster on Redis (docs/cluster.md), on the main thread: the node's Redis
+ * connections and its applier loop over the commit stream; the fan-out of publications to the
+ * other nodes is main/cluster-fanout.ts.
  *
- * Two Redis streams, whatever the number of channels:
+ * The Redis streams, whatever the number of channels:
  * - `lexicons:commits`: the global commit order. Every commit record (storage/cluster-record.ts) is
  *   appended with the explicit id `0-*`, so Redis numbers the records 1, 2, 3, ... (the sequence
  *   numbers the records' snapshots refer to). Every node reads it from its last applied record
  *   and decides each record the same way; the worker that sent a record waits for its node's
  *   decision ({@link ClusterNode.commit}).
- * - `lexicons:fanout`: the publications each node's effects sent to its own subscribers (the
- *   frames as sent, with their history offsets), in the order it sent them; the other nodes send
- *   them to theirs. A stream and not Pub/Sub: a node that lost its connection reads on from its
- *   last id after the reconnect (nothing in between is lost while the stream keeps it), and
- *   history-channel frames carry their offsets, so a gap is filled from the node's own replica.
+ * - `lexicons:fanout:<k>` (K partitions, main/cluster-fanout.ts): the publications each node's
+ *   effects sent to its own subscribers (the frames as sent, with their history offsets), in the
+ *   order it sent them; the other nodes that read the channel's partition send them to theirs. A
+ *   stream and not Pub/Sub: a node that lost its connection reads on from its last id after the
+ *   reconnect (nothing in between is lost while the stream keeps it), and history-channel frames
+ *   carry their offsets, so a gap is filled from the node's own replica.
  *
  * One connection writes (XADD; no offline queue: while Redis is unreachable a commit fails at
- * once with `IO` "cluster: ... unreachable"), one blocks in XREAD on both streams and re-issues it
- * from its last ids after every error or reconnect (the Socket.IO adapter's known failure is a
- * node that silently stops receiving after a reconnect).
+ * once with `IO` "cluster: ... unreachable"), one blocks in XREAD on the commit stream, one (the
+ * fan-out's) on the fan-out partitions; each re-issues its XREAD from its last ids after every
+ * error or reconnect (the Socket.IO adapter's known failure is a node that silently stops
+ * receiving after a reconnect).
  *
  * Operations (main/cluster-registry.ts, main/cluster-snapshot.ts): a heartbeat every 2 s writes
  * the node's registry entry, takes or renews the lease, and (lease holder) trims the commit stream;
@@ -30,21 +32,18 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { messageOf } from '../errors.js';
-import type { Effect, HistoryRange } from '../job-contract.js';
 import { ClusterApplier, type CommitRecord } from '../storage/cluster-record.js';
 import type { SharedStore } from '../storage/store.js';
 import type { ArrowFileInfo } from '../storage/arrow-snapshot.js';
 import type { ClusterCommitResult } from '../workers/control-plane.js';
 import { applyEffects } from './effects.js';
+import { FanoutLink } from './cluster-fanout.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
 import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, StreamGap, type ClusterSettings, type ClusterView, type NodePhase } from './cluster-registry.js';
 import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
-export const FANOUT_STREAM = 'lexicons:fanout';
-/** Approximate length the fan-out stream is trimmed to (a node away longer misses older frames). */
-const FANOUT_MAXLEN = 100_000;
 /** Entries per stream one XREAD returns at most. */
 const READ_COUNT = 1000;
 /** How long one XREAD blocks (the loop checks for stop between reads). */
@@ -88,10 +87,7 @@ export class ClusterNode {
   /** Request ids are unique across restarts of a node id. */
   readonly #boot = randomUUID().slice(0, 8);
   #requests = 0;
-  #fanoutAt = '0-0';
-  #delivering: Promise<void> = Promise.resolve();
-  /** Applies other nodes' publications to this node's subscribers ({@link ClusterNode.attach}). */
-  #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
+  #fanout!: FanoutLink;
   #loop: Promise<void> = Promise.resolve();
   #readerDown = false;
   /** The last record this node's latest local snapshot holds (its position in the registry). */
@@ -124,6 +120,8 @@ export class ClusterNode {
     await node.#connect(node.#writer);
     await node.#connect(node.#reader);
     node.#settings = await clusterSettings(node.#writer);
+    node.#fanout = new FanoutLink(options.redis, options.nodeId, node.#settings.fanoutPartitions, node.#writer, options.log);
+    await node.#connect(node.#fanout.reader);
     return node;
   }
 
@@ -164,11 +162,17 @@ export class ClusterNode {
    * this node's subscribers, and sends this node's to them.
    */
   attach(hub: Hub): void {
-    this.#deliver = (effects) =>
+    const deliver = (effects: Parameters<typeof applyEffects>[1]): Promise<void> =>
       new Promise((resolve) => {
         if (applyEffects(hub, effects, resolve, 0, true)) resolve();
       });
-    hub.fanout = (channels, text, history) => this.forward(channels, text, history);
+    hub.fanout = (channels, text, history) => {
+      if (this.phase === 'live') this.#fanout.forward(channels, text, history);
+    };
+    hub.channels.onMembers = (channel, present) => this.#fanout.watch(channel, present);
+    for (const [channel, size] of Object.entries(hub.channels.sizes())) if (size > 0) this.#fanout.watch(channel, true);
+    // A partition newly read: history offsets committed before its first frame came are filled from the replica.
+    this.#fanout.start(deliver, () => hub.delivery.suspect(), hub.metrics);
     this.phase = 'live';
     this.#loop = this.#readLoop();
     this.#beat();
@@ -220,10 +224,25 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * Takes the lease now if it is free (or renews it), for the startup tasks (they run on the
+   * node that holds it as it starts: docs/cluster.md). False when another node holds it, or Redis
+   * did not answer (logged).
+   */
+  async takeLease(): Promise<boolean> {
+    try {
+      this.leader = this.phase === 'live' && (await holdLease(this.#writer, this.nodeId));
+    } catch (err) {
+      this.#options.log('ERROR', { message: `cluster: taking the lease for the startup tasks failed (they are skipped on this node): ${messageOf(err)}` });
+      this.leader = false;
+    }
+    return this.leader;
+  }
+
   /** The cluster as this node saw it at its last heartbeat (`/health`). */
   view(): ClusterView {
     const applied = this.#applier?.seq ?? 0;
-    return { node: this.nodeId, phase: this.phase, applied, lag: Math.max(0, this.#view.last - applied), leader: this.leader, ...this.#view };
+    return { node: this.nodeId, phase: this.phase, applied, lag: Math.max(0, this.#view.last - applied), leader: this.leader, ...this.#view, fanout: this.#fanout.view() };
   }
 
   async #connect(redis: Redis): Promise<void> {
@@ -252,8 +271,6 @@ export class ClusterNode {
       for (const [id, fields] of entries) this.#applier.remember(seqOf(id), JSON.parse(field(fields, 'r')) as CommitRecord);
       from = seqOf(entries[entries.length - 1]![0]) + 1;
     }
-    const last = (await r.xrevrange(FANOUT_STREAM, '+', '-', 'COUNT', 1)) as Entry[];
-    this.#fanoutAt = last[0]?.[0] ?? '0-0';
     const end = (await r.xrevrange(COMMIT_STREAM, '+', '-', 'COUNT', 1)) as Entry[];
     const target = end[0] === undefined ? 0 : seqOf(end[0][0]);
     while (this.#applier.seq < target) {
@@ -264,19 +281,16 @@ export class ClusterNode {
     this.#options.log('START', { cluster: this.nodeId, caughtUp: this.#applier.seq, applied: this.#applier.seq - applied, ms: Date.now() - started });
   }
 
-  /** Reads both streams until stopped; any error (Redis gone, restarted) re-reads from the last ids. */
+  /** Reads the commit stream until stopped; any error (Redis gone, restarted) re-reads from the last id. */
   async #readLoop(): Promise<void> {
     let failures = 0;
     while (this.phase === 'live') {
       try {
-        const reply = (await this.#reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', COMMIT_STREAM, FANOUT_STREAM, `0-${this.#applier.seq}`, this.#fanoutAt)) as StreamReply;
+        const reply = (await this.#reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', COMMIT_STREAM, `0-${this.#applier.seq}`)) as StreamReply;
         if (this.#readerDown) this.#options.log('START', { cluster: this.nodeId, message: 'cluster: Redis reachable again; reading on', from: this.#applier.seq });
         this.#readerDown = false;
         failures = 0;
-        for (const [stream, entries] of reply ?? []) {
-          if (stream === COMMIT_STREAM) this.#applyCommits(entries);
-          else this.#receiveFanout(entries);
-        }
+        for (const [, entries] of reply ?? []) this.#applyCommits(entries);
       } catch (err) {
         if (this.phase !== 'live') return;
         if (err instanceof StreamGap) {
@@ -301,19 +315,6 @@ export class ClusterNode {
       const result = this.#applier.apply(g, JSON.parse(field(fields, 'r')) as CommitRecord);
       if (field(fields, 'n') === this.nodeId) this.#waiters.get(field(fields, 'q'))?.(result);
     }
-  }
-
-  #receiveFanout(entries: readonly Entry[]): void {
-    const effects: Effect[] = [];
-    for (const [id, fields] of entries) {
-      this.#fanoutAt = id;
-      if (field(fields, 'n') === this.nodeId) continue;
-      const history = field(fields, 'h');
-      effects.push({ kind: 'publish', channels: JSON.parse(field(fields, 'c')) as string[], text: field(fields, 'b'), ...(history === '' ? {} : { history: JSON.parse(history) as HistoryRange[] }) });
-    }
-    if (effects.length === 0) return;
-    // In stream order: a batch waits for the one before it (history publishes may wait their turn).
-    this.#delivering = this.#delivering.then(() => this.#deliver(effects)).catch((err: unknown) => this.#options.log('ERROR', { message: `cluster: delivering publications failed: ${messageOf(err)}` }));
   }
 
   /** Appends a worker's commit record and resolves with this node's decision on it. */
@@ -343,15 +344,6 @@ export class ClusterNode {
     });
   }
 
-  /** Sends a publication this node delivered to its own subscribers to the other nodes. */
-  forward(channels: readonly string[], text: string | Uint8Array, ranges: readonly HistoryRange[] | undefined): void {
-    if (this.phase !== 'live' || this.#writer.status !== 'ready') return; // docs/cluster.md: lost frames of history channels are filled from the replica
-    const body = typeof text === 'string' ? text : Buffer.from(text);
-    this.#writer
-      .xadd(FANOUT_STREAM, 'MAXLEN', '~', String(FANOUT_MAXLEN), '*', 'n', this.nodeId, 'c', JSON.stringify(channels), 'h', ranges === undefined ? '' : JSON.stringify(ranges), 'b', body)
-      .catch(() => undefined);
-  }
-
   /** The last commit record applied (or refused) by this node. */
   get applied(): number {
     return this.#applier.seq;
@@ -374,7 +366,7 @@ export class ClusterNode {
     for (const done of [...this.#waiters.values()]) done({ ok: false, reason: 'unavailable', message: 'cluster: the node is stopping; the write was not acknowledged' });
     this.#reader.disconnect();
     // An XREAD queued while Redis is away may never settle after disconnect(): bounded waits.
-    await Promise.race([Promise.all([this.#loop, this.#delivering]), sleep(STOP_WAIT_MS)]);
+    await Promise.all([Promise.race([this.#loop, sleep(STOP_WAIT_MS)]), this.#fanout?.stop()]);
     await this.#writer.quit().catch(() => this.#writer.disconnect());
   }
 }

@@ -78,15 +78,17 @@ export function admitConnection(hub: Hub, conn: SocketConnection, resumed?: bool
  * A history publish: waits (returns the blocking range) until it is its channels' turn; then goes
  * to the channels whose offsets were not delivered yet (from the store after a lost result).
  */
-function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly HistoryRange[], text: string | Uint8Array, except: SocketConnection | undefined, remote = false): HistoryRange | undefined {
+function publishHistory(hub: Hub, channels: readonly string[], ranges: readonly HistoryRange[], text: string | Uint8Array, except: SocketConnection | undefined, remote = false, skip?: readonly string[]): HistoryRange | undefined {
   const { delivery } = hub;
-  const blocking = delivery.blocking(ranges);
+  // Cluster mode: a channel without a local member has nobody to keep in order here, and this node
+  // may not read its fan-out partition (its delivered offset is stale): it never waits.
+  const blocking = delivery.blocking(hub.fanout === undefined ? ranges : ranges.filter((r) => hub.channels.membersOf(r.channel).size > 0));
   if (blocking !== undefined) return blocking;
   const due = channels.filter((channel) => {
     const range = ranges.find((r) => r.channel === channel);
     return range === undefined || !delivery.isDelivered(range);
   });
-  if (due.length > 0) hub.metrics.fanout.observe(hub.channels.publish(due, text, except));
+  if (due.length > 0) hub.metrics.fanout.observe(hub.channels.publish(due, text, except, skip));
   delivery.advance(ranges);
   if (!remote) hub.fanout?.(channels, text, ranges);
   return undefined;
@@ -114,11 +116,11 @@ export function applyEffects(hub: Hub, effects: readonly Effect[], onDone?: () =
       case 'publish': {
         const except = e.except === undefined ? undefined : connections.get(e.except);
         if (e.history === undefined) {
-          hub.metrics.fanout.observe(channels.publish(e.channels, e.text, except));
+          hub.metrics.fanout.observe(channels.publish(e.channels, e.text, except, e.skip));
           if (!remote) hub.fanout?.(e.channels, e.text, undefined);
           break;
         }
-        const blocking = publishHistory(hub, e.channels, e.history, e.text, except, remote);
+        const blocking = publishHistory(hub, e.channels, e.history, e.text, except, remote, e.skip);
         if (blocking !== undefined) {
           waitForTurn(hub, blocking, () => {
             if (applyEffects(hub, effects, onDone, i, remote)) onDone?.();

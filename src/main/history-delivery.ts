@@ -156,6 +156,25 @@ export class HistoryDelivery {
     }
   }
 
+  /**
+   * Cluster mode, a channel's first local member joins: this node may not have read the channel's
+   * fan-out partition (main/cluster-fanout.ts), so `delivered` moves up to the replica's top (what
+   * the member's recovery reads); offsets committed after that which the node's fan-out started
+   * too late to receive are filled from the store ({@link suspect}).
+   */
+  resync(channel: string): void {
+    const top = this.#store?.channelPosition(channel);
+    if (top === undefined || top === null) return;
+    const line = this.#line(channel);
+    if (top.offset > line.delivered) {
+      line.delivered = top.offset;
+      line.epoch = top.epoch;
+      line.stalledSince = 0;
+      this.#wake(line);
+    }
+    this.suspect();
+  }
+
   /** A job failed: its committed publications may never come back; look for stalled channels a while. */
   suspect(): void {
     if (this.#store === null) return;

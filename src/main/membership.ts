@@ -23,6 +23,8 @@ export function joinChannel(hub: Hub, conn: SocketConnection, channel: string, r
   if (!hub.channels.exists(channel)) return hub.channels.subscribe(conn, channel); // logs CHANNEL-NOT-FOUND
   const rule = hub.rules.rule(channel);
   let live = true;
+  // Cluster mode: the first local member of a history channel; the node starts reading its fan-out partition.
+  if (rule.history !== null && hub.fanout !== undefined && hub.channels.membersOf(channel).size === 0) hub.delivery.resync(channel);
   if (rule.history !== null && conn.v1 !== null) {
     const position = conn.positions?.get(channel);
     conn.positions?.delete(channel);

@@ -141,6 +141,7 @@ export class ServerMetrics {
     counter('lexicons_txn_attempts_total', 'Transaction attempts (more than batches means conflicts were retried).', () => c.txnAttemptsTotal);
     counter('lexicons_execution_timeouts_total', 'Jobs aborted by the execution time limit.', () => c.timeouts);
     counter('lexicons_worker_failures_total', 'Jobs lost to a crashed worker.', () => c.workerFailures);
+    counter('lexicons_cluster_fanout_frames_total', 'Cluster mode: publications of other nodes received from the fan-out partitions this node reads.', () => c.clusterFanoutFrames);
     gauge('lexicons_channels', 'Channels (declared and run-time).', () => g().channels);
     gauge('lexicons_pool_workers', 'Worker threads in the pool.', () => g().workers);
     gauge('lexicons_pool_queue_depth', 'Units queued on the main thread plus jobs queued in the pool.', () => g().queuedUnits + g().poolQueue);

@@ -66,6 +66,8 @@ export class Metrics {
   rateLimited = 0;
   timeouts = 0;
   workerFailures = 0;
+  /** Cluster mode: publications of other nodes read from the fan-out partitions (main/cluster-fanout.ts). */
+  clusterFanoutFrames = 0;
   /** Per call: the round trip of the batch that carried it (dispatch to result). */
   readonly callSeconds = new BucketHistogram(LATENCY_BOUNDS);
   /** Per batch: dispatch to result. */

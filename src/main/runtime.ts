@@ -42,9 +42,10 @@ import { describeTasks, TaskScheduler, type TaskInfo } from './task-scheduler.js
 import { listenOn } from './listen.js';
 import { startHistorySweep } from './history-sweep.js';
 import type { ClusterNode } from './cluster.js';
-import { StreamGap } from './cluster-registry.js';
 import { withCluster } from '../storage/cluster-record.js';
 import { loadUws, newApp, type Uws } from './uws.js';
+import type { CatchUpListener } from './catch-up-listener.js';
+import { joinCluster } from './cluster-join.js';
 
 /** What the steps build, in order; each step reads what the ones before it built. */
 interface Runtime {
@@ -58,6 +59,8 @@ interface Runtime {
   readonly hub: Hub;
   /** Cluster mode: this node of the cluster (main/cluster.ts), caught up before the workers start. */
   readonly cluster: ClusterNode | null;
+  /** Cluster mode: the port's listener while catching up (main/catch-up-listener.ts), closed when the app listens. */
+  readonly early: CatchUpListener | null;
 }
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
@@ -67,7 +70,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const startedAt = Date.now();
   // The pool first: its threads load the app while this thread opens the data folder.
   const { pool, control, attach } = createPool(settings, log);
-  let opened: { store: SharedStore; wal: Wal; cluster: ClusterNode | null };
+  let opened: { store: SharedStore; wal: Wal; cluster: ClusterNode | null; early: CatchUpListener | null };
   try {
     const open = async (): Promise<{ store: SharedStore; wal: Wal }> => {
       const data = await openData(server, settings, log);
@@ -75,13 +78,13 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
       data.store.historyPolicy = server.components.channelRules.historyPolicy;
       return data;
     };
-    opened = settings.options.cluster ? await joinCluster(settings, open, log) : { ...(await open()), cluster: null };
+    opened = settings.options.cluster ? await joinCluster(settings, open, log, uws, startedAt) : { ...(await open()), cluster: null, early: null };
   } catch (err) {
     await pool.destroy();
     control.close();
     throw err;
   }
-  const { store, wal, cluster } = opened;
+  const { store, wal, cluster, early } = opened;
   let dispatcher: Dispatcher | undefined;
   const hub = createHub(server.components.channelRules, log, {
     store,
@@ -92,11 +95,12 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     },
   });
   cluster?.attach(hub);
-  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub, cluster };
+  const runtime: Runtime = { server, settings, log, uws, startedAt, store, wal, hub, cluster, early };
   attach(runtime);
   const release = async (): Promise<void> => {
     await pool.destroy();
     control.close();
+    early?.close();
     await cluster?.stop();
     await wal.close();
   };
@@ -189,42 +193,6 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
   return { store, wal };
 }
 
-/**
- * Cluster mode: the data folder opened by `open` and the node, caught up (main/cluster.ts, loaded
- * only then, with ioredis). A folder below what the commit stream keeps (down past its trim, or
- * new to a trimmed stream) gets the published snapshot installed first, and is opened again.
- */
-async function joinCluster(settings: RunSettings, open: () => Promise<{ store: SharedStore; wal: Wal }>, log: LogFn): Promise<{ store: SharedStore; wal: Wal; cluster: ClusterNode }> {
-  const { ClusterNode } = await import('./cluster.js');
-  const node = await ClusterNode.connect({ ...settings.options.cluster!, log });
-  let opened: { store: SharedStore; wal: Wal } | null = null;
-  try {
-    opened = await open();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        // Trimmed past the folder: before the start, or during the catch-up (a race with the trim).
-        if (!(await node.behind(opened.store))) {
-          await node.start(opened.store);
-          break;
-        }
-      } catch (err) {
-        if (!(err instanceof StreamGap)) throw err;
-      }
-      if (attempt > 3) throw new LexiconsError(ErrorCode.IO, 'cluster: the commit stream was trimmed past the published snapshot again after 3 installs; the node cannot catch up');
-      await opened.wal.close(); // frees the data folder
-      opened = null;
-      const snapshot = await node.installSnapshot(settings.options.data);
-      log('START', { cluster: node.nodeId, message: 'installed the published snapshot (this node was below what the commit stream keeps)', seq: snapshot.seq, from: snapshot.node });
-      opened = await open();
-    }
-    return { ...opened, cluster: node };
-  } catch (err) {
-    await opened?.wal.close(); // frees the data folder
-    await node.stop();
-    throw err;
-  }
-}
-
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */
 function applyJobResult(hub: Hub, result: JobResult): void {
   if (result.commits !== undefined) hub.live.committed(result.commits);
@@ -246,7 +214,12 @@ async function runHook(runtime: Runtime, pool: WorkerPool, hook: HookName): Prom
 async function startWorkers(runtime: Runtime, pool: WorkerPool, scheduler: TaskScheduler, release: () => Promise<void>): Promise<void> {
   try {
     await runHook(runtime, pool, 'ready');
-    await scheduler.runPhase('startup');
+    // Cluster mode: startup tasks run once per cluster start, on the node that takes the lease (the
+    // first up), and `static everyNode = true` ones on every node (docs/cluster.md).
+    const { cluster } = runtime;
+    const leads = cluster === null || (await cluster.takeLease());
+    if (!leads) runtime.log('START', { cluster: cluster.nodeId, message: 'startup tasks without everyNode skipped: another node holds the lease (they ran when the cluster started)' });
+    await scheduler.runPhase('startup', (task) => leads || task.everyNode);
     await runHook(runtime, pool, 'onStart');
   } catch (err) {
     await release();
@@ -327,7 +300,9 @@ async function listen(runtime: Runtime, pool: WorkerPool, dispatcher: Dispatcher
       listening.adminSocket = await listenOn(adminApp, options.adminHost, options.adminPort, ' (adminPort)');
       listening.adminPort = uws.us_socket_local_port(listening.adminSocket as never);
     }
-    listening.socket = await listenOn(app, options.host, options.port, '');
+    // Cluster mode: the port the node listened on while catching up (the same number for `--port 0`).
+    runtime.early?.close();
+    listening.socket = await listenOn(app, options.host, runtime.early?.port ?? options.port, '');
   } catch (err) {
     if (listening.adminSocket) uws.us_listen_socket_close(listening.adminSocket);
     await release();

@@ -24,7 +24,7 @@ export interface TaskInfo {
   readonly name: string;
   readonly kind: TaskKind;
   readonly priority: number;
-  /** Cluster mode: an interval task with `static everyNode = true` runs on every node, not only the lease holder. */
+  /** Cluster mode: an interval or startup task with `static everyNode = true` runs on every node, not only the lease holder. */
   readonly everyNode: boolean;
 }
 
@@ -75,9 +75,9 @@ export class TaskScheduler {
     }
   }
 
-  /** Runs the startup or shutdown tasks in order; never throws. */
-  async runPhase(kind: 'startup' | 'shutdown'): Promise<void> {
-    for (const task of this.ordered(kind)) await this.#run(task.name, true);
+  /** Runs the startup or shutdown tasks in order (those `runs` keeps: cluster mode's lease); never throws. */
+  async runPhase(kind: 'startup' | 'shutdown', runs: (task: TaskInfo) => boolean = () => true): Promise<void> {
+    for (const task of this.ordered(kind)) if (runs(task)) await this.#run(task.name, true);
   }
 
   /** Starts every interval task's schedule (first interval read through `set()` in a worker). */

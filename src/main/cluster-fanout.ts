@@ -1,0 +1,238 @@
+/**
+ * @module main/cluster-fanout
+ * The fan-out of publications between the nodes of a cluster (docs/cluster.md, "Channels across
+ * nodes"), on its own Redis connection.
+ *
+ * K streams `lexicons:fanout:<k>` (K: `fanoutPartitions` in `lexicons:config`, the same on every
+ * node), k = {@link partitionOf} the channel name. A publication a node delivered to its own
+ * subscribers is appended to each partition its channels touch, with that partition's channels
+ * (and their history ranges) only: a channel always maps to one stream, so its publications keep
+ * their order. A node reads only the partitions in which it has at least one local subscriber
+ * ({@link FanoutLink.watch}, called by the channel registry when a channel gets its first local
+ * member or loses its last): a node without a subscriber in a partition never receives its frames.
+ *
+ * A partition newly read starts at its current end (its last id, read before the next XREAD).
+ * The reader blocks in XREAD on the partitions it reads; a new partition must not wait out the
+ * block, so the writer connection sends `CLIENT UNBLOCK <reader id>` (the XREAD returns at once,
+ * empty, and is re-issued with the new set). A partition dropped needs no unblock: its entries
+ * are ignored until the next XREAD leaves it out.
+ *
+ * A connection in several channels of one publication whose channels fall in several partitions
+ * gets it once: each partition's entry names (`o`) the publication's channels of the partitions
+ * before it, and a receiving node leaves out members of those (they get it from the lower one).
+ */
+import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { messageOf } from '../errors.js';
+import type { Effect, HistoryRange } from '../job-contract.js';
+import type { LogFn } from './log.js';
+import type { Metrics } from './metrics.js';
+
+export const FANOUT_PREFIX = 'lexicons:fanout:';
+/** Approximate length each fan-out stream is trimmed to (a node away longer misses older frames). */
+const FANOUT_MAXLEN = 100_000;
+/** Entries per stream one XREAD returns at most. */
+const READ_COUNT = 1000;
+/** How long one XREAD blocks (a changed partition set unblocks it earlier: CLIENT UNBLOCK). */
+const BLOCK_MS = 2000;
+const STOP_WAIT_MS = 1000;
+
+type Entry = [id: string, fields: string[]];
+type StreamReply = Array<[stream: string, entries: Entry[]]> | null;
+
+function field(fields: readonly string[], name: string): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
+  return '';
+}
+
+/**
+ * The fan-out partition of a channel: FNV-1a (32 bits) over the name's UTF-16 code units, mod
+ * `partitions`. Stable across processes and versions (every node must compute the same).
+ */
+export function partitionOf(channel: string, partitions: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < channel.length; i++) h = Math.imul(h ^ channel.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % partitions;
+}
+
+/** What `/health` shows of the fan-out (`cluster.fanout`). */
+export interface FanoutView {
+  readonly partitions: number;
+  /** The partitions this node reads (it has a local subscriber in each, and its start in the stream is known). */
+  readonly reading: number[];
+  /** Frames of other nodes this node received since start (`lexicons_cluster_fanout_frames_total`). */
+  readonly received: number;
+}
+
+export class FanoutLink {
+  readonly #nodeId: string;
+  readonly #partitions: number;
+  readonly #log: LogFn;
+  readonly #writer: Redis;
+  readonly #reader: Redis;
+  /** Local channels with members, per partition. */
+  readonly #watched = new Map<number, Set<string>>();
+  /** Partitions read, with the last id read (null: start at its current end, resolved before the next XREAD). */
+  readonly #reading = new Map<number, string | null>();
+  #readerId: number | null = null;
+  #blocked = false;
+  #running = false;
+  #loop: Promise<void> = Promise.resolve();
+  #wake: () => void = () => undefined;
+  #deliver: (effects: Effect[]) => Promise<void> = () => Promise.resolve();
+  /** Called when a partition is newly read (history channels fill what came before from the replica). */
+  #onRead: () => void = () => undefined;
+  #down = false;
+  #metrics: Metrics | null = null;
+
+  /** `writer`: the node's writer connection (XADD, CLIENT UNBLOCK); the reader is this link's own. */
+  constructor(redisUrl: string, nodeId: string, partitions: number, writer: Redis, log: LogFn) {
+    this.#nodeId = nodeId;
+    this.#partitions = partitions;
+    this.#writer = writer;
+    this.#log = log;
+    this.#reader = new Redis(redisUrl, { connectionName: `lexicons-${nodeId}-fanout`, lazyConnect: true, maxRetriesPerRequest: null });
+    this.#reader.on('error', () => undefined); // reported by the read loop
+    this.#reader.on('close', () => (this.#readerId = null));
+  }
+
+  get reader(): Redis {
+    return this.#reader;
+  }
+
+  /** Starts reading; `deliver` applies other nodes' publications, in order; `onRead` see {@link #onRead}. */
+  start(deliver: (effects: Effect[]) => Promise<void>, onRead: () => void, metrics: Metrics): void {
+    this.#deliver = deliver;
+    this.#metrics = metrics;
+    this.#onRead = onRead;
+    this.#running = true;
+    this.#loop = this.#readLoop();
+  }
+
+  /** `channel` got its first local member (`present`) or lost its last. */
+  watch(channel: string, present: boolean): void {
+    const k = partitionOf(channel, this.#partitions);
+    let set = this.#watched.get(k);
+    if (present) {
+      if (set === undefined) this.#watched.set(k, (set = new Set()));
+      set.add(channel);
+      if (!this.#reading.has(k)) {
+        this.#reading.set(k, null);
+        this.#unblock();
+      }
+    } else if (set !== undefined) {
+      set.delete(channel);
+      if (set.size === 0) {
+        this.#watched.delete(k);
+        this.#reading.delete(k);
+      }
+    }
+  }
+
+  view(): FanoutView {
+    // A partition counts once its start is known: every frame appended after that reaches this node.
+    const reading = [...this.#reading].filter(([, id]) => id !== null).map(([k]) => k);
+    return { partitions: this.#partitions, reading: reading.sort((a, b) => a - b), received: this.#metrics?.clusterFanoutFrames ?? 0 };
+  }
+
+  #unblock(): void {
+    this.#wake();
+    if (this.#blocked && this.#readerId !== null && this.#writer.status === 'ready') this.#writer.client('UNBLOCK', this.#readerId).catch(() => undefined);
+  }
+
+  async #readLoop(): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      try {
+        if (this.#reading.size === 0) {
+          await new Promise<void>((resolve) => (this.#wake = resolve));
+          continue;
+        }
+        if (this.#readerId === null) this.#readerId = (await this.#reader.client('ID')) as number;
+        let added = false;
+        for (const [k, id] of this.#reading) {
+          if (id !== null) continue;
+          const last = (await this.#reader.xrevrange(FANOUT_PREFIX + k, '+', '-', 'COUNT', 1)) as Entry[];
+          if (this.#reading.get(k) === null) this.#reading.set(k, last[0]?.[0] ?? '0-0');
+          added = true;
+        }
+        if (added) this.#onRead();
+        const keys = [...this.#reading.keys()];
+        if (keys.length === 0) continue;
+        this.#blocked = true;
+        const reply = (await this.#reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys.map((k) => FANOUT_PREFIX + k), ...keys.map((k) => this.#reading.get(k)!))) as StreamReply;
+        this.#blocked = false;
+        if (this.#down) this.#log('START', { cluster: this.#nodeId, message: 'cluster: Redis reachable again; fan-out reading on' });
+        this.#down = false;
+        failures = 0;
+        for (const [stream, entries] of reply ?? []) this.#receive(Number(stream.slice(FANOUT_PREFIX.length)), entries);
+      } catch (err) {
+        this.#blocked = false;
+        if (!this.#running) return;
+        if (!this.#down) this.#log('ERROR', { message: `cluster: reading the fan-out streams failed (retrying from the last ids): ${messageOf(err)}` });
+        this.#down = true;
+        await sleep(Math.min(100 * 2 ** failures++, 2000));
+      }
+    }
+  }
+
+  #receive(k: number, entries: readonly Entry[]): void {
+    if (!this.#reading.has(k) || entries.length === 0) return; // dropped meanwhile
+    const effects: Effect[] = [];
+    for (const [id, fields] of entries) {
+      if (this.#reading.get(k) === null) return; // dropped and added again: starts at the end
+      this.#reading.set(k, id);
+      if (field(fields, 'n') === this.#nodeId) continue;
+      this.#metrics!.clusterFanoutFrames++;
+      const history = field(fields, 'h');
+      const others = field(fields, 'o');
+      effects.push({
+        kind: 'publish',
+        channels: JSON.parse(field(fields, 'c')) as string[],
+        text: field(fields, 'b'),
+        ...(history === '' ? {} : { history: JSON.parse(history) as HistoryRange[] }),
+        ...(others === '' ? {} : { skip: JSON.parse(others) as string[] }),
+      });
+    }
+    // Each on its own, in stream order: a history publication that must wait for an earlier offset
+    // (main/history-delivery.ts) holds back only itself, never the entries after it. The stream
+    // does not hold a channel's offsets in order: a node without a local member of the channel
+    // forwards its publication at once, while the node that committed the offset before it may
+    // still be waiting for its turn. Frames of channels without history never wait.
+    for (const effect of effects) this.#deliver([effect]).catch((err: unknown) => this.#log('ERROR', { message: `cluster: delivering publications failed: ${messageOf(err)}` }));
+  }
+
+  /**
+   * Sends a publication this node delivered to its own subscribers to the other nodes: one entry
+   * per partition its channels touch. Not sent while Redis is unreachable (docs/cluster.md: the
+   * frames of history channels are filled from the replica).
+   */
+  forward(channels: readonly string[], text: string | Uint8Array, ranges: readonly HistoryRange[] | undefined): void {
+    if (this.#writer.status !== 'ready') return;
+    const body = typeof text === 'string' ? text : Buffer.from(text);
+    const parts = new Map<number, string[]>();
+    for (const channel of channels) {
+      const k = partitionOf(channel, this.#partitions);
+      const list = parts.get(k);
+      if (list === undefined) parts.set(k, [channel]);
+      else list.push(channel);
+    }
+    const order = [...parts.keys()].sort((a, b) => a - b);
+    const before: string[] = [];
+    for (const k of order) {
+      const list = parts.get(k)!;
+      const own = ranges?.filter((r) => list.includes(r.channel));
+      const fields = ['n', this.#nodeId, 'c', JSON.stringify(list), 'h', own === undefined || own.length === 0 ? '' : JSON.stringify(own), 'o', before.length === 0 ? '' : JSON.stringify(before), 'b', body];
+      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '*', ...fields).catch(() => undefined);
+      before.push(...list);
+    }
+  }
+
+  /** Stops reading and closes the reader (bounded wait for the loop). Idempotent. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wake();
+    this.#reader.disconnect();
+    await Promise.race([this.#loop, sleep(STOP_WAIT_MS)]);
+  }
+}
