@@ -116,7 +116,10 @@ export async function startSystem(name: SystemName, options: ServerOptions): Pro
     const { cli, app, root } = lexiconsPaths(baseline);
     port = await freePort();
     const workers = name.includes('-w2') ? '2' : '1';
-    child = spawn(process.execPath, [cli, 'start', app, '--workers', workers, '--port', String(port), '--data', options.dataDir], {
+    // Env LEXICONS_BENCH_NODE_ARGS: extra node flags for the lexicons server (e.g. `--cpu-prof
+    // --cpu-prof-dir=/tmp/prof`, which NODE_OPTIONS refuses), to profile it under the workload.
+    const nodeArgs = (process.env.LEXICONS_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    child = spawn(process.execPath, [...nodeArgs, cli, 'start', app, '--workers', workers, '--port', String(port), '--data', options.dataDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
       cwd: root,
       env: { ...process.env, HOST: '127.0.0.1', DEBUG: 'false', ...(name.endsWith('-nohist') ? { LEXICONS_BENCH_HISTORY: 'off' } : {}) },

@@ -5,131 +5,109 @@
  * `JSON.stringify(record.toDict())` gives: pk first, then the fields in declaration order, nulls
  * as `null`, lists and sets as arrays, non-finite numbers as `null`.
  *
+ * Committed rows are written as UTF-8 bytes into one buffer (json-bytes.ts), and a {@link JsonRows}
+ * keeps those bytes and each row's range: no string per value or per row. Its text is decoded
+ * once, when it is sent ({@link JsonRows.jsonText}).
+ *
  * A {@link JsonRows} is a {@link RawJson}: put it anywhere in what a worker sends (`ws.send`,
  * `sv.publish`, `this.response`) and its text is spliced into the reply as is (json-text.ts).
  */
 import { RawJson } from '../json-text.js';
 import { select, selectHits, type ReadContext, type Row } from './query.js';
 import type { Parsed } from './filters.js';
-import { Utf8Values } from './column-values.js';
 import type { SharedTable } from './table.js';
-import { formatUuid, UTF8_MARK, UUID_BYTES, UuidValues } from './uuid-values.js';
-
-/** The JSON text of one value as it appears in a record's `toDict()` JSON. */
-function valueText(value: unknown): string {
-  if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
-  if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (value instanceof Set) return JSON.stringify([...value]);
-  return JSON.stringify(value) ?? 'null';
-}
-
-type Latin1Sliceable = Buffer & { latin1Slice(start: number, end: number): string; utf8Slice(start: number, end: number): string };
-
-/**
- * The JSON string literal of the UTF-8 bytes [start, end): printable ASCII without `"` or `\\`
- * (most text) is sliced as one-byte characters and quoted, skipping the UTF-8 decoder and JSON's
- * escaping scan; anything else goes through both.
- */
-function rangeText(bytes: Latin1Sliceable, start: number, end: number): string {
-  if (start === end) return '""';
-  for (let p = start; p < end; p++) {
-    const b = bytes[p]!;
-    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return JSON.stringify(bytes.utf8Slice(start, end));
-  }
-  return `"${bytes.latin1Slice(start, end)}"`;
-}
-
-/** The JSON string literal of entry i of a Utf8 column, from its bytes. */
-function utf8Text(values: Utf8Values, i: number): string {
-  const off = values.offsets.i32(i + 1);
-  const end = off[i + 1]!;
-  return rangeText(values.data.bytes(end) as Latin1Sliceable, off[i]!, end);
-}
-
-/** The JSON string literal of entry i of a pk or ref column: a packed UUID formatted, else its bytes. */
-function uuidText(values: UuidValues, i: number): string {
-  const off = values.offsets.i32(i + 1);
-  const start = off[i]!;
-  let end = off[i + 1]!;
-  const bytes = values.data.bytes(end) as Latin1Sliceable;
-  if (end - start === UUID_BYTES) return `"${formatUuid(bytes, start)}"`;
-  if (end > start && bytes[end - 1] === UTF8_MARK) end--;
-  return rangeText(bytes, start, end);
-}
-
-/** How a table's rows are written: `,"name":` per field, and a writer per column. */
-interface RowWriter {
-  keys: string[];
-  values: Array<(v: number) => string>;
-}
-
-/** Kept per table (schemas do not change while it runs). */
-const writers = new WeakMap<SharedTable, RowWriter>();
-
-function writerOf(t: SharedTable): RowWriter {
-  let w = writers.get(t);
-  if (w === undefined) {
-    w = {
-      keys: t.schema.fields.map((f) => `,${JSON.stringify(f.name)}:`),
-      values: t.columns.map((column) => {
-        const values = column.values;
-        if (values instanceof Utf8Values) return (v: number) => (column.validity.get(v) ? utf8Text(values, v) : 'null');
-        if (values instanceof UuidValues) return (v: number) => (column.validity.get(v) ? uuidText(values, v) : 'null');
-        return (v: number) => valueText(column.read(v));
-      }),
-    };
-    writers.set(t, w);
-  }
-  return w;
-}
-
-/** The JSON text of committed slot v of t (pk first, then the fields in declaration order). */
-export function slotText(t: SharedTable, v: number): string {
-  const { keys, values } = writerOf(t);
-  let out = `{"pk":${uuidText(t.pk, v)}`;
-  for (let k = 0; k < keys.length; k++) out += keys[k]! + values[k]!(v);
-  return `${out}}`;
-}
+import { JsonOut, rowWriter, valueText, writeSlot } from './json-bytes.js';
+import type { Utf8Sliceable } from './column-values.js';
 
 /** The JSON text of a row object of t (a row the transaction wrote, or one `select` built). */
 export function rowText(t: SharedTable, row: Row): string {
-  const { keys } = writerOf(t);
+  const { keys } = rowWriter(t);
   const fields = t.schema.fields;
   let out = `{"pk":${JSON.stringify(row.pk)}`;
   for (let k = 0; k < keys.length; k++) out += keys[k]! + valueText(row[fields[k]!.name]);
   return `${out}}`;
 }
 
-/** Rows as JSON text: one string per row, in query order. */
-export class JsonRows extends RawJson {
-  /** The JSON text of each row. */
-  readonly items: string[];
+/** This thread's output buffer (rows are written here, then copied into their JsonRows). */
+const out = new JsonOut();
 
-  constructor(items: string[]) {
+/** Rows as JSON text, in query order: UTF-8 bytes and each row's range (or, built from strings, the strings). */
+export class JsonRows extends RawJson {
+  /** The rows' bytes, back to back (null: built from strings). */
+  readonly #bytes: Utf8Sliceable | null;
+  /** Row i is bytes [ranges[2i], ranges[2i + 1]). */
+  readonly #ranges: Int32Array | null;
+  #items: string[] | null;
+
+  /** Rows from their JSON texts (one string per row). */
+  constructor(items: string[]);
+  /** @internal Rows as UTF-8 bytes and ranges (queryJson). */
+  constructor(items: null, bytes: Buffer, ranges: Int32Array);
+  constructor(items: string[] | null, bytes?: Buffer, ranges?: Int32Array) {
     super();
-    this.items = items;
+    this.#items = items;
+    this.#bytes = (bytes ?? null) as Utf8Sliceable | null;
+    this.#ranges = ranges ?? null;
+  }
+
+  /** The JSON text of each row. */
+  get items(): string[] {
+    if (this.#items === null) {
+      const bytes = this.#bytes!;
+      const ranges = this.#ranges!;
+      const items = new Array<string>(ranges.length >> 1);
+      for (let i = 0; i < items.length; i++) items[i] = bytes.utf8Slice(ranges[2 * i]!, ranges[2 * i + 1]!);
+      this.#items = items;
+    }
+    return this.#items;
   }
 
   get length(): number {
-    return this.items.length;
+    return this.#ranges === null ? this.#items!.length : this.#ranges.length >> 1;
   }
 
   /** Reverses the rows in place (as `Array.prototype.reverse`) and returns this. */
   reverse(): this {
-    this.items.reverse();
+    this.#items?.reverse();
+    const r = this.#ranges;
+    if (r !== null) {
+      for (let i = 0, j = r.length - 2; i < j; i += 2, j -= 2) {
+        const s = r[i]!;
+        const e = r[i + 1]!;
+        r[i] = r[j]!;
+        r[i + 1] = r[j + 1]!;
+        r[j] = s;
+        r[j + 1] = e;
+      }
+    }
     return this;
   }
 
   /** The rows from `start` to `end` (as `Array.prototype.slice`). */
   slice(start?: number, end?: number): JsonRows {
-    return new JsonRows(this.items.slice(start, end));
+    if (this.#ranges === null) return new JsonRows(this.#items!.slice(start, end));
+    const n = this.length;
+    const from = relative(start, 0, n);
+    const to = Math.max(from, relative(end, n, n));
+    return new JsonRows(null, this.#bytes!, this.#ranges.slice(2 * from, 2 * to));
   }
 
   /** The JSON text of the array of rows. */
   jsonText(): string {
-    return `[${this.items.join(',')}]`;
+    const r = this.#ranges;
+    if (r === null) return `[${this.#items!.join(',')}]`;
+    // The rows in their order, comma-separated, decoded once.
+    const bytes = this.#bytes!;
+    const start = out.pos;
+    out.byte(0x5b);
+    for (let i = 0; i < r.length; i += 2) {
+      if (i > 0) out.byte(0x2c);
+      out.bytes(bytes, r[i]!, r[i + 1]!);
+    }
+    out.byte(0x5d);
+    const text = out.buf.utf8Slice(start, out.pos);
+    out.pos = start;
+    return text;
   }
 
   /** The rows as plain objects (parsed from the text: what `JSON.parse` of a reply would give). */
@@ -138,15 +116,28 @@ export class JsonRows extends RawJson {
   }
 }
 
+/** An index argument of `slice` (negative: from the end), clamped to [0, n]. */
+function relative(i: number | undefined, fallback: number, n: number): number {
+  if (i === undefined) return fallback;
+  const k = Math.trunc(i) || 0;
+  return k < 0 ? Math.max(n + k, 0) : Math.min(k, n);
+}
+
 /** The rows of a query as JSON text: from the columns when the filters allow, else from the rows select builds. */
 export function queryJson(ctx: ReadContext, q: Parsed): JsonRows {
   const t = ctx.table;
   const hits = selectHits(ctx, q); // null: it read nothing yet, select does the whole query
   if (hits === null) return new JsonRows(select(ctx, q).map((row) => rowText(t, row)));
-  const items = new Array<string>(hits.length);
+  const base = out.pos;
+  const ranges = new Int32Array(2 * hits.length);
   for (let i = 0; i < hits.length; i++) {
     const h = hits[i]!;
-    items[i] = typeof h === 'number' ? slotText(t, h) : rowText(t, h);
+    ranges[2 * i] = out.pos - base;
+    if (typeof h === 'number') writeSlot(out, t, h);
+    else out.text(rowText(t, h));
+    ranges[2 * i + 1] = out.pos - base;
   }
-  return new JsonRows(items);
+  const bytes = out.take(base);
+  out.pos = base;
+  return new JsonRows(null, bytes, ranges);
 }

@@ -12,6 +12,7 @@ import { compileSchema, field, Model } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
 import { RawJson, jsonText } from '../../src/json-text.js';
 import { JsonRows } from '../../src/storage/json-rows.js';
+import { JsonOut } from '../../src/storage/json-bytes.js';
 import { ChatMessage, User } from './fixtures/schema.js';
 
 class Sample extends Model {
@@ -28,7 +29,7 @@ class Sample extends Model {
 }
 
 const STRINGS = ['', 'plain', 'quote " backslash \\ slash /', 'tab\tnew\nline\r\u0000\u001f\u007f', 'ünïcödé ✓ 漢字 😀', '\ud800 lone', '\u2028\u2029', '{"pk":"x"}'];
-const FLOATS = [0, -0, 1e21, 1e-7, -1.5, 5e-324, 0.1 + 0.2, 1.7976931348623157e308, 123456789012.125];
+const FLOATS = [0, -0, 1e21, 1e-7, -1.5, 5e-324, 0.1 + 0.2, 1.7976931348623157e308, 123456789012.125, 1733150000.123456, -(2 ** 52) + 0.5, 4.35, 2 ** 53];
 
 function fresh(): SharedStore {
   const store = SharedStore.create(compileSchema([User, ChatMessage, Sample]), { initialRows: 4, maxBytesPerBuffer: 64 << 20 });
@@ -105,6 +106,65 @@ describe('db.queryJson', () => {
       // Plain JSON.stringify (user code) gives the same text through toJSON.
       assert.equal(JSON.stringify({ rows }), JSON.stringify({ rows: [...records].reverse() }));
     });
+  });
+});
+
+describe('JsonRows from the columns (bytes)', () => {
+  it('slice takes Array.prototype.slice arguments (negative, out of range, reversed), and items gives each row', () => {
+    const store = fresh();
+    store.runSync((db) => {
+      const records = db.query(Sample, { _sort: 'n', _limit: 6 }).map((r) => JSON.stringify(r.toDict()));
+      const rows = db.queryJson(Sample, { _sort: 'n', _limit: 6 });
+      assert.deepEqual(rows.items, records);
+      for (const [a, b] of [[undefined, undefined], [-2, undefined], [1, -1], [4, 2], [-100, 100], [2.7, 4.2], [NaN, 3]] as Array<[number | undefined, number | undefined]>) {
+        assert.equal(jsonText(rows.slice(a, b)), `[${records.slice(a, b).join(',')}]`, `slice(${a}, ${b})`);
+      }
+      assert.equal(jsonText(rows.reverse().slice(0, 2)), `[${[...records].reverse().slice(0, 2).join(',')}]`);
+      assert.equal(jsonText(db.queryJson(Sample, { label: 'none such' }).reverse()), '[]');
+    });
+  });
+
+  it('rows larger than the write buffer, long and escaped strings, and rows kept across later queries', () => {
+    const store = SharedStore.create(compileSchema([User, ChatMessage, Sample]), { initialRows: 4, maxBytesPerBuffer: 64 << 20 });
+    const long = 'x'.repeat(100_000);
+    store.runSync((db) => {
+      db.create(User, { pk: 'u1', email: 'a@x', score: 1, admin: false, tags: [], roles: [], password: 'p' });
+      for (let i = 0; i < 30; i++) {
+        const label = i % 3 === 0 ? `${long}${i}` : i % 3 === 1 ? `${'ü'.repeat(70)} "q" ${i}` : `plain ${i}`;
+        db.create(Sample, { pk: `p${i}`, owner: 'u1', label, kind: 'k', f: i + 0.25, n: i, ok: true, floats: [], ints: [], flags: [], words: [] });
+      }
+    });
+    store.runSync((db) => {
+      const kept = db.queryJson(Sample);
+      const before = jsonText(kept);
+      db.queryJson(Sample, { _sort: '-n', _limit: 7 }); // reuses this thread's write buffer
+      assert.equal(jsonText(kept), before);
+      assert.equal(before, slow(db));
+      assert.ok(before!.length > 1_000_000);
+    });
+  });
+});
+
+describe('JsonOut.number', () => {
+  it('writes what String(x) gives, for timestamps, decimals, integers, powers of two and random bit patterns', () => {
+    const out = new JsonOut();
+    const bits = new Float64Array(1);
+    const words = new Uint32Array(bits.buffer);
+    const values: number[] = [0, -0, 1, -1, 0.5, 1e21, 1e-7, 5e-324, 2 ** 53, 2 ** 53 - 1, 2 ** 52 + 0.5, 2 ** 51 + 0.25, 1.7976931348623157e308];
+    for (let i = 0; i < 200_000; i++) {
+      values.push(1.7e9 + Math.random() * 1e8, Math.round((1.7e9 + Math.random() * 1e8) * 1e6) / 1e6, Math.round(Math.random() * 1e9) / 10 ** (i % 12));
+      values.push((Math.random() - 0.5) * 10 ** ((i % 40) - 10), i, -i / 100, 0.1 * i, 2 ** (i % 60), 2 ** (i % 60) - 1, 2 ** (i % 53) * (1 - 2 ** -52));
+      words[0] = (Math.random() * 2 ** 32) >>> 0;
+      words[1] = (Math.random() * 2 ** 32) >>> 0;
+      if (Number.isFinite(bits[0])) values.push(bits[0]!);
+    }
+    let wrong = 0;
+    for (const x of values) {
+      out.pos = 0;
+      out.number(x);
+      const text = out.buf.toString('latin1', 0, out.pos);
+      if (text !== String(x) && wrong++ < 5) assert.fail(`number(${String(x)}) wrote ${text}`);
+    }
   });
 });
 
