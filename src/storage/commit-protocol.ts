@@ -10,7 +10,8 @@
  * Otherwise its reads are still current, so executing it at the new commit id is equivalent to
  * executing it alone after the previous commit: serializable. Blind creates do not read (chat
  * messages do not conflict with each other); instead pk existence and unique constraints are
- * re-checked here against the latest state, with the indexes caught up.
+ * re-checked here against the latest state, with the indexes caught up. A write that replaces a
+ * version checks that the version still has no `next` (nothing superseded or deleted it since).
  *
  * Publish order. A committer with new commit id C = latest + 1:
  *   1. sets pending = C and dirty = 1 (so a successor can undo it if this thread dies),
@@ -63,13 +64,19 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
   for (const { id, entries, rows: mine } of plan) {
     const t = engine.tables[id]!;
     const index = engine.index(id);
-    index.sync();
+    let synced = false;
     const seen = t.schema.fields.map(() => new Map<unknown, string>());
     for (const [pk, p] of entries) {
-      const now = index.lookupPk(pk, latest);
-      if (now !== p.base) {
-        if (p.base === -1) return { ok: false, reason: 'unique', message: `${t.schema.name}: a row with pk ${pk} already exists` };
-        return { ok: false, reason: 'conflict', message: `${t.schema.name} row ${pk} changed since snapshot ${snapshot}` };
+      if (p.base >= 0) {
+        // The version it replaces must still be its pk's newest: a commit that superseded or
+        // deleted it set its `next` (under this lock, so the load is current). One load, where a
+        // pk lookup walks the index. No commit can add a version of the pk without linking it:
+        // a create needs the pk absent at the latest commit (below), and base is live there.
+        if (t.nextOf(p.base) !== -1) return { ok: false, reason: 'conflict', message: `${t.schema.name} row ${pk} changed since snapshot ${snapshot}` };
+      } else {
+        if (!synced) index.sync();
+        synced = true;
+        if (index.lookupPk(pk, latest) !== -1) return { ok: false, reason: 'unique', message: `${t.schema.name}: a row with pk ${pk} already exists` };
       }
       if (p.row === null) continue;
       for (let k = 0; k < t.schema.fields.length; k++) {
@@ -79,6 +86,8 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
         const clash = (): CommitResult => ({ ok: false, reason: 'unique', message: `${t.schema.name}.${f.name}: value ${JSON.stringify(value)} already exists (unique field)` });
         if (seen[k]!.has(value)) return clash();
         seen[k]!.set(value, pk);
+        if (!synced) index.sync();
+        synced = true;
         for (const v of index.lookupField(k, value, latest)) {
           const other = t.readPk(v);
           if (other !== pk && !mine.has(other)) return clash();

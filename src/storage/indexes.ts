@@ -277,7 +277,7 @@ export class TableIndex {
     let found = -1;
     for (let v = table.heads[hash & (table.heads.length - 1)]!; v !== -1; v = table.chain[v]!) {
       walked++;
-      if (t.beginOf(v) > s || t.readPk(v) !== pk) continue;
+      if (t.beginOf(v) > s || !t.pk.equals(v, pk)) continue;
       // The newest version of pk with begin <= s decides: live, or absent at s.
       found = t.isVisible(v, s) ? v : -1;
       break;

@@ -137,17 +137,35 @@ export class TxnDb implements Db {
       changes.push([k, coerceValue(t.name, t.fields[k]!, raw)]);
     }
     const out: Rec[] = [];
-    for (const current of this.#resolve(id, target)) {
-      const row: Row = { ...current };
-      for (const [k, value] of changes) {
-        const f = t.fields[k]!;
-        row[f.name] = Array.isArray(value) ? [...value] : value;
-        if (f.unique && value !== current[f.name]) txn.checkUnique(id, k, value, row.pk);
-      }
-      txn.put(id, row.pk, row);
-      out.push(recordFrom(row));
+    if (isFilters(target)) {
+      for (const current of this.#resolve(id, target)) out.push(this.#updateRow(id, t, { ...current }, -2, changes));
+      return out;
+    }
+    // By pk or record: one pk lookup per row gives both the current values (a fresh copy, changed
+    // in place) and the version the write replaces (no second lookup in put).
+    const items = Array.isArray(target) ? target : [target];
+    const seen = new Set<string>();
+    for (const item of items as Array<string | { pk: string }>) {
+      const pk = typeof item === 'string' ? item : item?.pk;
+      if (typeof pk !== 'string') throw new LexiconsError(ErrorCode.TYPE, `${t.name}: a target must be a pk, a record, an array of them, or filters`);
+      if (seen.has(pk)) continue;
+      seen.add(pk);
+      const current = txn.readForWrite(id, pk);
+      if (current !== null) out.push(this.#updateRow(id, t, current.row, current.base, changes));
     }
     return out;
+  }
+
+  /** Applies `changes` to `row` (a copy the caller owns) and buffers it; `base` -2: unknown (looked up). */
+  #updateRow(id: number, t: TableSchema, row: Row, base: number, changes: ReadonlyArray<[number, unknown]>): Rec {
+    const txn = this.#txn;
+    for (const [k, value] of changes) {
+      const f = t.fields[k]!;
+      if (f.unique && value !== row[f.name]) txn.checkUnique(id, k, value, row.pk);
+      row[f.name] = Array.isArray(value) ? [...value] : value;
+    }
+    txn.put(id, row.pk, row, base === -2 ? undefined : base);
+    return recordFrom(row);
   }
 
   drop(table: ModelClass | string, target: Target, options?: { cascade?: string[] }): number {

@@ -157,6 +157,19 @@ export class Transaction implements Txn {
     return v < 0 ? null : this.#engine.tables[id]!.readRow(v);
   }
 
+  /**
+   * {@link readRow} for a write of the same row: the fresh row and the committed version the write
+   * will replace (own write's base, else the version visible at the snapshot; -1 if none), so that
+   * `put(id, pk, row, base)` needs no second pk lookup. Null when the row does not exist.
+   */
+  readForWrite(id: number, pk: string): { row: Row; base: number } | null {
+    this.#reads.key(id, -1, pk);
+    const p = this.#writes.get(id)?.rows.get(pk);
+    if (p) return p.row === null ? null : { row: copyRow(p.row), base: p.base };
+    const v = this.#index(id).lookupPk(pk, this.snapshot);
+    return v < 0 ? null : { row: this.#engine.tables[id]!.readRow(v), base: v };
+  }
+
   /** Throws UNIQUE if another row (at this snapshot, incl. own writes) holds `value` in field k. */
   checkUnique(id: number, k: number, value: unknown, pk: string): void {
     if (value === null) return;
@@ -174,14 +187,17 @@ export class Transaction implements Txn {
     if (holders) for (const p of holders) if (p !== pk) clash();
   }
 
-  /** Buffers a write (row = full new values, null = delete). */
-  put(id: number, pk: string, row: Row | null): void {
+  /**
+   * Buffers a write (row = full new values, null = delete). `known`: the base {@link readForWrite}
+   * returned for this pk in this transaction, with no write of the pk in between (saves a lookup).
+   */
+  put(id: number, pk: string, row: Row | null, known?: number): void {
     this.#assertOpen();
     const t = this.tableSchema(id);
     let w = this.#writes.get(id);
     if (!w) this.#writes.set(id, (w = emptyTableWrites(t)));
     const prev = w.rows.get(pk);
-    const base = prev ? prev.base : this.#index(id).lookupPk(pk, this.snapshot);
+    const base = prev ? prev.base : known ?? this.#index(id).lookupPk(pk, this.snapshot);
     this.#log.push({ id, pk, prev });
     if (prev) track(w, t, pk, prev.row, false);
     w.rows.set(pk, { row, base });

@@ -116,6 +116,38 @@ export class UuidValues implements Values {
     const end = off[i + 1]!;
     return uuidRangeText(this.data.bytes(end) as Utf8Sliceable, off[i]!, end);
   }
+  /**
+   * Whether value i is `str`, without building a string: the pk index compares each candidate
+   * version of a bucket against the pk looked up (a packed UUID digit by digit against its
+   * lowercase hex; a stored string byte by byte when `str` is ASCII, else decoded).
+   */
+  equals(i: number, str: string): boolean {
+    const off = this.offsets.i32(i + 1);
+    const start = off[i]!;
+    let end = off[i + 1]!;
+    const bytes = this.data.bytes(end);
+    if (end - start === UUID_BYTES) {
+      if (str.length !== UUID_CHARS) return false;
+      let p = 0;
+      for (let k = 0; k < UUID_BYTES; k++) {
+        if (DASH_BEFORE[k] === 1 && str.charCodeAt(p++) !== 45) return false;
+        const b = bytes[start + k]! << 1;
+        if (str.charCodeAt(p++) !== HEX_ASCII[b] || str.charCodeAt(p++) !== HEX_ASCII[b + 1]) return false;
+      }
+      return true;
+    }
+    if (end > start && bytes[end - 1] === UTF8_MARK) end--;
+    const n = end - start;
+    // UTF-8 takes at least one byte per UTF-16 unit, and exactly one only for ASCII.
+    if (str.length > n) return false;
+    if (str.length < n) return (bytes as Utf8Sliceable).utf8Slice(start, end) === str; // n > 0 here
+    for (let j = 0; j < n; j++) {
+      const c = str.charCodeAt(j);
+      if (c >= 0x80 || c !== bytes[start + j]) return false;
+    }
+    return true;
+  }
+
   write(i: number, value: unknown): void {
     const str = value as string;
     const start = this.offsets.i32(i)[i]!;

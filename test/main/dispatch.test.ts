@@ -25,7 +25,11 @@ class HoldingPool implements JobRunner {
   readonly #jobs: HeldJob[] = [];
   readonly #waiters: Array<(job: HeldJob) => void> = [];
 
+  /** Called as each job is handed over (what the dispatcher's state is at that moment). */
+  onRun: (() => void) | undefined;
+
   run<R extends JobResult>(input: JobInput): Promise<R> {
+    this.onRun?.();
     return new Promise<R>((resolve, reject) => {
       const held: HeldJob = { job: input as Omit<BatchJob, 'slot'>, resolve: resolve as (r: BatchResult) => void, reject };
       const waiter = this.#waiters.shift();
@@ -109,6 +113,34 @@ describe('Dispatcher', () => {
     assert.deepEqual(frames(third), [`${a.id}:a2`]);
     second.resolve(done(1));
     third.resolve(done(1));
+    await dispatcher.whenIdle();
+    assert.equal(dispatcher.inFlight, 0);
+  });
+
+  it("hands the next job over when a result arrives, before that result's effects are applied", async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    const b = connection(hub);
+    const c = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    enqueueFrames(dispatcher, b, 'b1');
+    const second = await pool.next();
+    enqueueFrames(dispatcher, c, 'c1'); // 2 jobs in flight (1 worker): c1 waits for a result
+    enqueueFrames(dispatcher, a, 'a2'); // a's next unit waits for a1's effects
+    const busyAtHandOver: boolean[] = [];
+    pool.onRun = () => busyAtHandOver.push(a.busy);
+    first.resolve(done(1));
+    const third = await pool.next();
+    assert.deepEqual(frames(third), [`${c.id}:c1`]);
+    // a was still busy: a1's effects were not applied yet (they are applied right after, and a
+    // is released then), so the worker's next run overlaps the fan-out instead of following it.
+    assert.deepEqual(busyAtHandOver, [true]);
+    second.resolve(done(1));
+    const fourth = await pool.next();
+    assert.deepEqual(frames(fourth), [`${a.id}:a2`]);
+    third.resolve(done(1));
+    fourth.resolve(done(1));
     await dispatcher.whenIdle();
     assert.equal(dispatcher.inFlight, 0);
   });

@@ -190,6 +190,25 @@ describe('update, drop, getOrCreate, hydrate', () => {
     assert.equal(read(store, (db) => db.get(User, { email: 'bob@x' })?.pk), ann);
   });
 
+  it('update by pk or record replaces exactly the version it read (one pk lookup): no stray live version, copies out', () => {
+    const store = fresh();
+    const { ann } = seed(store);
+    const before = store.stats().tables.User!;
+    read(store, (db) => {
+      const a = db.get(User, ann)!;
+      const [first] = db.update(User, a, { age: 40, tags: ['x'] });
+      first!.tags.push('not written'); // the returned record is the caller's copy
+      const [second] = db.update(User, ann, { age: 41 }); // updates its own write
+      assert.deepEqual(second?.tags, ['x']);
+      assert.equal(a.age, 30); // the record read first is not changed either
+    });
+    const after = store.stats().tables.User!;
+    assert.equal(after.rows, before.rows); // one live row per pk: the superseded version got its `next`
+    assert.equal(after.versions, before.versions + 1); // two updates in one transaction: one new version
+    assert.deepEqual(read(store, (db) => { const u = db.get(User, ann)!; return [u.age, u.tags]; }), [41, ['x']]);
+    assert.equal(read(store, (db) => db.count(User, { age: 41 })), 1);
+  });
+
   it('drop cascades recursively through reference fields and counts every deleted row', () => {
     const store = fresh();
     const { ann, bob } = seed(store);

@@ -57,6 +57,15 @@ describe('row-level read sets with worker threads', () => {
     assert.ok(results[0]!.attempts + results[1]!.attempts > 2 * rounds, 'the pairs raced: some transactions conflicted');
   });
 
+  it('blind writes (no read recorded) of one row never lose an update: the replaced version must still be the newest', async () => {
+    const store = fresh();
+    const rounds = 300;
+    store.bulkLoad(Entry, [{ pk: 'blind', balance: 0 }]);
+    const results = await runAll<{ attempts: number }>(store, 'blind', [{ rounds }, { rounds }]);
+    assert.equal(store.runSync((db) => db.get(Entry, 'blind')!.balance).value, 2 * rounds);
+    assert.ok(results[0]!.attempts + results[1]!.attempts > 2 * rounds, 'the pairs raced: some commits found their version superseded');
+  });
+
   it('disjoint point reads and writes on one table never conflict (4 threads, 0 retries)', async () => {
     const store = fresh();
     const threads = 4;

@@ -67,6 +67,30 @@ describe('UuidValues', () => {
     keys.filter((_, i) => i % 2 === 1).forEach((k, i) => assert.equal(values.read(i), k));
   });
 
+  it('equals(i, str) agrees with read(i) === str for every stored form, against near misses of each', () => {
+    const values = new UuidValues(alloc('T.pk offsets', 8), alloc('T.pk bytes', 8));
+    const keys = [...FALLBACK.map(([k]) => k), uuidOf(1), uuidOf(2), 'a1', 'a12', 'é', 'ab'];
+    keys.forEach((k, i) => values.write(i, k));
+    const probes = new Set<string>(keys);
+    for (const k of keys) {
+      probes.add(k.toUpperCase());
+      probes.add(`${k}x`);
+      probes.add(k.slice(0, -1));
+      if (k.length > 0) probes.add(`${k.slice(0, -1)}${String.fromCharCode(k.charCodeAt(k.length - 1) ^ 1)}`);
+    }
+    probes.add('\u00e9'.normalize('NFD')); // 'é' spelled as two code units, three bytes
+    probes.add('\u00c3\u00a9'); // the two UTF-8 bytes of 'é' read as Latin-1: same byte values, other string
+    let matches = 0;
+    for (let i = 0; i < keys.length; i++) {
+      for (const probe of probes) {
+        const same = values.read(i) === probe;
+        assert.equal(values.equals(i, probe), same, `slot ${i} (${JSON.stringify(keys[i])}) vs ${JSON.stringify(probe)}`);
+        if (same) matches++;
+      }
+    }
+    assert.equal(matches, keys.length);
+  });
+
   it('is the store of ref columns: nulls, and Arrow data with the validity', () => {
     const column = new Column({ kind: 'ref' }, alloc, 'T.author', 2);
     const keys = [uuidOf(1), null, 'x@y', uuidOf(2).toUpperCase(), null, uuidOf(3)];
