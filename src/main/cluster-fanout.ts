@@ -25,25 +25,13 @@ import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../errors.js';
 import type { Effect, HistoryRange } from '../job-contract.js';
+import { BLOCK_MS, field, READ_COUNT, STOP_WAIT_MS, type Entry, type StreamReply } from './cluster-registry.js';
 import type { LogFn } from './log.js';
 import type { Metrics } from './metrics.js';
 
 export const FANOUT_PREFIX = 'lexicons:fanout:';
 /** Approximate length each fan-out stream is trimmed to (a node away longer misses older frames). */
 const FANOUT_MAXLEN = 100_000;
-/** Entries per stream one XREAD returns at most. */
-const READ_COUNT = 1000;
-/** How long one XREAD blocks (a changed partition set unblocks it earlier: CLIENT UNBLOCK). */
-const BLOCK_MS = 2000;
-const STOP_WAIT_MS = 1000;
-
-type Entry = [id: string, fields: string[]];
-type StreamReply = Array<[stream: string, entries: Entry[]]> | null;
-
-function field(fields: readonly string[], name: string): string {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
-  return '';
-}
 
 /**
  * The fan-out partition of a channel: FNV-1a (32 bits) over the name's UTF-16 code units, mod
@@ -160,6 +148,7 @@ export class FanoutLink {
         const keys = [...this.#reading.keys()];
         if (keys.length === 0) continue;
         this.#blocked = true;
+        // BLOCK_MS: a changed partition set unblocks it earlier (CLIENT UNBLOCK, #unblock).
         const reply = (await this.#reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys.map((k) => FANOUT_PREFIX + k), ...keys.map((k) => this.#reading.get(k)!))) as StreamReply;
         this.#blocked = false;
         if (this.#down) this.#log('START', { cluster: this.#nodeId, message: 'cluster: Redis reachable again; fan-out reading on' });

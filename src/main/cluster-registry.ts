@@ -2,7 +2,8 @@
  * @module main/cluster-registry
  * The operations side of a cluster node (docs/cluster.md, "Operations"): the cluster's settings,
  * the node registry with its heartbeats, the lease of the node that runs the cluster's single
- * duties (interval tasks, publishing a snapshot, trimming the commit stream), and the trim itself.
+ * duties (interval tasks, publishing a snapshot, trimming the commit stream), and the trim itself;
+ * also what the commit and fan-out read loops share of reading a stream (entry, field, limits).
  *
  * Redis keys (besides the two streams of main/cluster.ts):
  * - `lexicons:config` (hash): cluster-wide settings every node reads, seeded by the first node
@@ -34,6 +35,23 @@ const DEFAULT_GONE_SECONDS = 60;
 const DEFAULT_FANOUT_PARTITIONS = 16;
 /** At most this many fan-out partitions (one XREAD names every partition a node reads). */
 const MAX_FANOUT_PARTITIONS = 1024;
+
+/** Entries per stream one XREAD returns at most (the commit stream and the fan-out streams). */
+export const READ_COUNT = 1000;
+/** How long one XREAD blocks (a read loop checks for stop, or a changed stream set, between reads). */
+export const BLOCK_MS = 2000;
+/** How long a stop waits for a read loop and the deliveries in progress. */
+export const STOP_WAIT_MS = 1000;
+
+/** A stream entry as ioredis returns it, and an XREAD reply. */
+export type Entry = [id: string, fields: string[]];
+export type StreamReply = Array<[stream: string, entries: Entry[]]> | null;
+
+/** The value of field `name` of a stream entry ('' when absent). */
+export function field(fields: readonly string[], name: string): string {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
+  return '';
+}
 
 /** Settings every node of a cluster shares (`lexicons:config`). */
 export interface ClusterSettings {

@@ -40,28 +40,14 @@ import { applyEffects } from './effects.js';
 import { FanoutLink } from './cluster-fanout.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
-import { clusterSettings, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, readNodes, releaseLease, StreamGap, type ClusterSettings, type ClusterView, type NodePhase } from './cluster-registry.js';
+import { BLOCK_MS, clusterSettings, field, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, READ_COUNT, readNodes, releaseLease, STOP_WAIT_MS, StreamGap, type ClusterSettings, type ClusterView, type Entry, type NodePhase, type StreamReply } from './cluster-registry.js';
 import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
-/** Entries per stream one XREAD returns at most. */
-const READ_COUNT = 1000;
-/** How long one XREAD blocks (the loop checks for stop between reads). */
-const BLOCK_MS = 2000;
-/** How long stop() waits for the read loop and the deliveries in progress. */
-const STOP_WAIT_MS = 1000;
 /** A commit settles within this time whatever happens: else it fails as not acknowledged (outcome unknown). */
 const DECISION_TIMEOUT_MS = 10_000;
 /** How long a commit whose XADD failed mid-way waits for its record to show up anyway. */
 const UNKNOWN_OUTCOME_MS = 5000;
-
-type Entry = [id: string, fields: string[]];
-type StreamReply = Array<[stream: string, entries: Entry[]]> | null;
-
-function field(fields: readonly string[], name: string): string {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1]!;
-  return '';
-}
 
 /** The sequence number of a commit stream id `0-<n>`. */
 function seqOf(id: string): number {

@@ -6,12 +6,12 @@
  * channels in two partitions reaches a member of both once; a client joining a history channel on
  * one node while another node publishes gets every item after its join position once, in order.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
-import { RedisServer, redisSkip } from '../../bench/loadgen/redis-server.js';
+import { redisSkip } from '../../bench/loadgen/redis-server.js';
 import { partitionOf } from '../../src/main/cluster-fanout.js';
-import { drive, Node, waitFor } from './cluster-harness.js';
+import { clusterOfThree, drive, Node, waitFor } from './cluster-harness.js';
 
 type Fanout = { partitions: number; reading: number[]; received: number };
 
@@ -51,18 +51,7 @@ async function joinV1(url: string, channel: string): Promise<{ client: TestClien
 }
 
 describe('cluster mode: fan-out partitions (issue #14)', { skip: redisSkip }, () => {
-  let redis: RedisServer;
-  let nodes: Node[] = [];
-
-  before(async () => {
-    redis = await RedisServer.start();
-    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => Node.start(name, redis.url)));
-  });
-
-  after(async () => {
-    for (const node of nodes) await node[Symbol.asyncDispose]();
-    await redis?.[Symbol.asyncDispose]();
-  });
+  const cluster = clusterOfThree();
 
   it('partitionOf is stable (every node computes the same) and spreads names', () => {
     assert.equal(partitionOf('Room', 16), 10);
@@ -72,8 +61,8 @@ describe('cluster mode: fan-out partitions (issue #14)', { skip: redisSkip }, ()
   });
 
   it('a node reads only the partitions it has subscribers in; the others never reach it', async () => {
-    const [n1, n2, n3] = nodes as [Node, Node, Node];
-    for (const node of nodes) assert.deepEqual(await fanoutOf(node), { partitions: 16, reading: [], received: 0 });
+    const [n1, n2, n3] = cluster.nodes as [Node, Node, Node];
+    for (const node of cluster.nodes) assert.deepEqual(await fanoutOf(node), { partitions: 16, reading: [], received: 0 });
     const room = await TestClient.connect(n1.url);
     assert.deepEqual(await room.call({ Join: { channel: 'Room' } }, 15_000), [{ Join: { channel: 'Room' } }]);
     const lobby = await TestClient.connect(n2.url);
@@ -105,7 +94,7 @@ describe('cluster mode: fan-out partitions (issue #14)', { skip: redisSkip }, ()
   });
 
   it('a publication to two channels in two partitions reaches a member of both once', async () => {
-    const [n1, n2] = nodes as [Node, Node];
+    const [n1, n2] = cluster.nodes as [Node, Node];
     const both = await TestClient.connect(n2.url);
     const onlyLobby = await TestClient.connect(n2.url);
     await both.call({ Join: { channel: 'Room' } }, 15_000);
@@ -133,7 +122,7 @@ describe('cluster mode: fan-out partitions (issue #14)', { skip: redisSkip }, ()
   });
 
   it('joining a history channel on a node that does not read it yet, while another node publishes: every item after the join position once, in order', async () => {
-    const [n1, , n3] = nodes as [Node, Node, Node];
+    const [n1, , n3] = cluster.nodes as [Node, Node, Node];
     assert.deepEqual((await fanoutOf(n3)).reading, [], 'n3 reads no partition yet');
     const sender = await TestClient.connect(n1.url);
     const M = 150;

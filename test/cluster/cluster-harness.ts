@@ -3,7 +3,9 @@
  * `lexicons start --redis` child processes (each with `--workers 1` and its own temp data
  * folder), and clients that keep a window of calls in flight and count the replies.
  */
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { RedisServer } from '../../bench/loadgen/redis-server.js';
 import { spawnCli, type CliServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
 import { TestClient } from '../helpers/client.js';
@@ -126,4 +128,23 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * For a `describe` block whose tests share one cluster: registers its before/after hooks, which
+ * start a redis-server and nodes n1, n2, n3 on it, and stop them all. `nodes` is filled once the
+ * `before` hook ran.
+ */
+export function clusterOfThree(): { readonly nodes: readonly Node[] } {
+  const suite = { nodes: [] as Node[] };
+  let redis: RedisServer | undefined;
+  before(async () => {
+    redis = await RedisServer.start();
+    suite.nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => Node.start(name, redis!.url)));
+  });
+  after(async () => {
+    for (const node of suite.nodes) await node[Symbol.asyncDispose]();
+    await redis?.[Symbol.asyncDispose]();
+  });
+  return suite;
 }

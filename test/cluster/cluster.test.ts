@@ -5,29 +5,18 @@
  * nodes end exact; transfers at high contention keep the total; a unique e-mail registered on
  * three nodes at once yields one row; every node ends with the same tables.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
-import { RedisServer, redisSkip } from '../../bench/loadgen/redis-server.js';
-import { agreedState, drive, Node } from './cluster-harness.js';
+import { redisSkip } from '../../bench/loadgen/redis-server.js';
+import { agreedState, clusterOfThree, drive } from './cluster-harness.js';
 
 /** Increments per client (4 clients); CLUSTER_N overrides. */
 const N = Number(process.env.CLUSTER_N ?? 500);
 
 describe('cluster mode: 3 nodes on one Redis (issue #14)', { skip: redisSkip }, () => {
-  let redis: RedisServer;
-  let nodes: Node[] = [];
-  const urls = (): string[] => nodes.map((n) => n.url);
-
-  before(async () => {
-    redis = await RedisServer.start();
-    nodes = await Promise.all(['n1', 'n2', 'n3'].map((name) => Node.start(name, redis.url)));
-  });
-
-  after(async () => {
-    for (const node of nodes) await node[Symbol.asyncDispose]();
-    await redis?.[Symbol.asyncDispose]();
-  });
+  const cluster = clusterOfThree();
+  const urls = (): string[] => cluster.nodes.map((n) => n.url);
 
   it('chat: every subscriber on every node gets every message once, in per-sender order', async () => {
     const channel = 'Room';
@@ -115,7 +104,7 @@ describe('cluster mode: 3 nodes on one Redis (issue #14)', { skip: redisSkip }, 
     const state = await agreedState(urls());
     assert.deepEqual(state.users, Array.from({ length: 10 }, (_, i) => `user${i}@example.com`).sort());
     // /health names the node and the last record it applied.
-    const health = (await (await fetch(`http://127.0.0.1:${nodes[0]!.server!.port}/health`)).json()) as { cluster: { node: string; applied: number } };
+    const health = (await (await fetch(`http://127.0.0.1:${cluster.nodes[0]!.server!.port}/health`)).json()) as { cluster: { node: string; applied: number } };
     assert.equal(health.cluster.node, 'n1');
     assert.ok(health.cluster.applied > 10, `applied ${health.cluster.applied}`);
     await Promise.all(clients.map((c) => c.close()));
