@@ -11,7 +11,7 @@
  */
 import { BoolValues, Float64Values, Int64Values, Utf8Values, type Utf8Sliceable } from './column-values.js';
 import type { SharedTable } from './table.js';
-import { DASH_BEFORE, HEX_ASCII, UTF8_MARK, UUID_BYTES, UuidValues } from './uuid-values.js';
+import { UTF8_MARK, UUID_BYTES, UuidValues, writeUuidAscii } from './uuid-values.js';
 
 /** The JSON text of one value as it appears in a record's `toDict()` JSON. */
 export function valueText(value: unknown): string {
@@ -99,12 +99,7 @@ export class JsonOut {
     const buf = this.buf;
     let p = this.pos;
     buf[p++] = 0x22;
-    for (let k = 0; k < UUID_BYTES; k++) {
-      if (DASH_BEFORE[k] === 1) buf[p++] = 0x2d;
-      const b = src[at + k]! << 1;
-      buf[p++] = HEX_ASCII[b]!;
-      buf[p++] = HEX_ASCII[b + 1]!;
-    }
+    p = writeUuidAscii(src, at, buf, p);
     buf[p++] = 0x22;
     this.pos = p;
   }

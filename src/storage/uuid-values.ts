@@ -35,18 +35,27 @@ export const HEX_ASCII = Uint8Array.from({ length: 512 }, (_, k) => '0123456789a
 /** Whether byte k of a UUID is preceded by a dash in the canonical form. */
 export const DASH_BEFORE = Uint8Array.from({ length: UUID_BYTES }, (_, k) => (k === 4 || k === 6 || k === 8 || k === 10 ? 1 : 0));
 
-/** This thread's scratch for formatting: 36 ASCII bytes, dashes in place. */
-const scratch = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1') as Utf8Sliceable & { latin1Slice(start: number, end: number): string };
+/** This thread's scratch for formatting: 36 ASCII bytes. */
+const scratch = Buffer.alloc(UUID_CHARS) as Utf8Sliceable & { latin1Slice(start: number, end: number): string };
+
+/**
+ * Writes the canonical form (36 ASCII bytes, dashes included) of the 16 bytes at `at` of `src`
+ * into `dst` at `p`; returns the position after it. The one hex loop of formatUuid and of
+ * queryJson's UUID literals (json-bytes.ts).
+ */
+export function writeUuidAscii(src: Uint8Array, at: number, dst: Uint8Array, p: number): number {
+  for (let k = 0; k < UUID_BYTES; k++) {
+    if (DASH_BEFORE[k] === 1) dst[p++] = 0x2d;
+    const b = src[at + k]! << 1;
+    dst[p++] = HEX_ASCII[b]!;
+    dst[p++] = HEX_ASCII[b + 1]!;
+  }
+  return p;
+}
 
 /** The canonical string of the 16 bytes at `at`. */
 export function formatUuid(bytes: Uint8Array, at: number): string {
-  let p = 0;
-  for (let k = 0; k < UUID_BYTES; k++) {
-    if (DASH_BEFORE[k] === 1) p++;
-    const b = bytes[at + k]! << 1;
-    scratch[p++] = HEX_ASCII[b]!;
-    scratch[p++] = HEX_ASCII[b + 1]!;
-  }
+  writeUuidAscii(bytes, at, scratch, 0);
   return scratch.latin1Slice(0, UUID_CHARS);
 }
 
