@@ -7,7 +7,6 @@
  * units, a Task, or a hook).
  */
 import { workerData } from 'node:worker_threads';
-import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { ErrorCode, isLexiconsError, LexiconsError, messageOf } from '../errors.js';
 import type { CommitResult } from '../storage/api.js';
 import { withCluster } from '../storage/cluster-record.js';
@@ -89,22 +88,7 @@ export default async function handle(job: Job): Promise<JobResult> {
     result.commits = commits;
     commits = [];
   }
-  return movable(result);
-}
-
-/**
- * A result with packed effects goes to the main thread with its two buffers transferred, not
- * copied: the frame bytes are ~15 KB per 100-row list reply, MBs per job, which structured clone
- * would copy once more on each side (piscina's transferable protocol: the value under
- * `valueSymbol` is posted with the buffers under `transferableSymbol` in the transfer list, once
- * marked by `move`).
- * Nothing in this thread touches them afterwards (`Recorder.pack` made them for this result alone).
- */
-function movable(result: JobResult): JobResult {
-  const packed = (result as BatchResult).packed;
-  if (packed === undefined) return result;
-  const buffers = packed.ops.buffer === packed.bytes.buffer ? [packed.bytes.buffer] : [packed.ops.buffer, packed.bytes.buffer];
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: result }) as unknown as JobResult;
+  return result;
 }
 
 async function settle(job: Job): Promise<JobResult> {
