@@ -175,14 +175,8 @@ function callBody(ctx: BatchContext, entry: ComponentEntry<Signal>, index: numbe
   progress.enter(index);
   let result: unknown;
   try {
-    // checkArgs returns a fresh object (or the call's own args, parsed for this call alone; a
-    // re-run parses the frame again): db, ws and sv are added to it instead of copying it into a
-    // new context object per call (argument names db, ws and sv are refused by protocol.ts).
-    const context = checkArgs(entry.args, call.args);
-    context.db = db;
-    context.ws = conn;
-    context.sv = ctx.sv;
-    result = entry.instance.execute(context as unknown as Parameters<Signal['execute']>[0]);
+    const args = checkArgs(entry.args, call.args);
+    result = entry.instance.execute({ ...args, db, ws: conn, sv: ctx.sv });
   } catch (err) {
     progress.leave();
     throw err;
