@@ -85,6 +85,22 @@ function makeTest(table: string, key: string, op: string, raw: unknown): (v: unk
   }
 }
 
+/** Per table: the filter keys that are a bare field name (or `pk`), to its field index (-1: pk). */
+const plainKeys = new WeakMap<TableSchema, Map<string, number>>();
+
+function plainFields(table: TableSchema): Map<string, number> {
+  let keys = plainKeys.get(table);
+  if (keys === undefined) {
+    keys = new Map([['pk', -1]]);
+    // A name with `__` is left to the general path, which reads it as field + operator.
+    table.fields.forEach((f, k) => {
+      if (!f.name.includes('__') && !keys!.has(f.name)) keys!.set(f.name, k);
+    });
+    plainKeys.set(table, keys);
+  }
+  return keys;
+}
+
 /** Compiles filters for a table; unknown fields/operators raise NOT_FOUND naming them. */
 export function parseFilters(table: TableSchema, filters: Filters | undefined): Parsed {
   const parsed = { conds: [] as Cond[], refs: [] as Parsed['refs'], extremes: [] as Parsed['extremes'], sort: [] as Parsed['sort'], limit: undefined as number | undefined, where: undefined as Parsed['where'] };
@@ -116,6 +132,12 @@ export function parseFilters(table: TableSchema, filters: Filters | undefined): 
     if (key === '_where') {
       if (typeof value !== 'function') throw new LexiconsError(ErrorCode.TYPE, `${table.name}: _where must be a function`);
       parsed.where = value as Parsed['where'];
+      continue;
+    }
+    const plain = plainFields(table).get(key);
+    if (plain !== undefined) {
+      // `field: value` (the common case, e.g. db.get by a unique field): no split, no field search.
+      parsed.conds.push({ k: plain, name: key, op: 'eq', value: normalize(value), test: makeTest(table.name, key, 'eq', value) });
       continue;
     }
     const parts = key.split('__');

@@ -108,13 +108,12 @@ class Matcher {
   readonly #ctx: ReadContext;
   readonly #conds: readonly Cond[];
   readonly #refSets: ReadonlyArray<{ k: number; pks: Set<unknown> }>;
-  readonly #names: readonly string[];
+  #names: readonly string[] | undefined;
 
   constructor(ctx: ReadContext, q: Parsed) {
     this.#ctx = ctx;
     this.#conds = q.conds;
-    this.#refSets = q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
-    this.#names = ctx.table.schema.fields.map((f) => f.name);
+    this.#refSets = q.refs.length === 0 ? [] : q.refs.map((r) => ({ k: r.k, pks: ctx.resolveRef(r.target, r.sub) as Set<unknown> }));
   }
 
   /** Whether committed version slot v passes. */
@@ -128,7 +127,8 @@ class Matcher {
 
   /** Whether a row the transaction wrote passes. */
   row(row: Row): boolean {
-    const names = this.#names;
+    // The field names only for the transaction's own rows (most queries have none): not per query.
+    const names = (this.#names ??= this.#ctx.table.schema.fields.map((f) => f.name));
     for (const c of this.#conds) if (!c.test(row[c.k < 0 ? 'pk' : names[c.k]!] ?? null)) return false;
     for (const r of this.#refSets) if (!r.pks.has(row[r.k < 0 ? 'pk' : names[r.k]!])) return false;
     return true;

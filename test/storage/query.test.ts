@@ -28,6 +28,17 @@ describe('parseFilters', () => {
     assert.equal(normalize({ pk: 'u1', toDict() {} }), 'u1', 'a record stands for its pk');
   });
 
+  it('compiles a bare field name or pk as equality, a record value standing for its pk', () => {
+    const message = schema().byName.get('ChatMessage')!;
+    const q = parseFilters(message, { author: { pk: 'u1', toDict() {} }, pk: 'm1' });
+    assert.deepEqual(q.conds.map((c) => [c.k, c.name, c.op, c.value]), [[0, 'author', 'eq', 'u1'], [-1, 'pk', 'eq', 'm1']]);
+    assert.equal(q.conds[0]!.test('u1'), true);
+    assert.equal(q.conds[0]!.test('u2'), false);
+    assert.equal(q.conds[1]!.test('m1'), true);
+    // The same names through the general path (with an operator) compile to the same fields.
+    assert.deepEqual(parseFilters(message, { author__eq: 'u1', pk__eq: 'm1' }).conds.map((c) => [c.k, c.op]), [[0, 'eq'], [-1, 'eq']]);
+  });
+
   it('names what is wrong', () => {
     const cases: Array<[Record<string, unknown>, string, string]> = [
       [{ nope: 1 }, 'NOT_FOUND', 'Counter: unknown field nope'],
