@@ -101,16 +101,40 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
 /** Under the lock: why a read of `reads` is no longer current at the latest commit, or undefined. */
 function readConflict(engine: Engine, reads: ReadSet, snapshot: number): string | undefined {
   const control = engine.control;
-  for (const id of reads.tables) {
+  for (const id of reads.tables.keys()) {
     if (control.lastWrite(id) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}`;
   }
   for (const [id, buckets] of reads.keys) {
     if (control.lastWrite(id) <= snapshot) continue; // nothing in the table changed: no key did
-    for (const b of buckets) {
+    for (const b of buckets.keys()) {
       if (engine.stamps.get(b) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}: a row or key it read was written`;
     }
   }
   return undefined;
+}
+
+/**
+ * Under the lock, after {@link validateCommit} found a conflict, for a transaction that marks steps
+ * (transaction.ts `step()`): the first step whose reads or writes a commit after `snapshot` changed
+ * (the minimum over every failing entry, not the first found). Every earlier step read only keys
+ * and tables no commit in (snapshot, latest] wrote, and replaces only versions that are still their
+ * row's newest: those steps are valid at the latest commit. `writeStep(id, pk)`: the step of the
+ * first buffered write of that row. Returns 0 when nothing is valid.
+ */
+export function firstConflictStep(engine: Engine, plan: readonly TablePlan[], snapshot: number, reads: ReadSet, writeStep: (id: number, pk: string) => number): number {
+  const control = engine.control;
+  let first = Infinity;
+  for (const [id, step] of reads.tables) if (step < first && control.lastWrite(id) > snapshot) first = step;
+  for (const [id, buckets] of reads.keys) {
+    if (control.lastWrite(id) <= snapshot) continue;
+    for (const [b, step] of buckets) if (step < first && engine.stamps.get(b) > snapshot) first = step;
+  }
+  for (const { id, entries } of plan) {
+    if (control.lastWrite(id) <= snapshot) continue; // no commit replaced any of its versions
+    const t = engine.tables[id]!;
+    for (const [pk, p] of entries) if (p.base >= 0 && t.nextOf(p.base) !== -1) first = Math.min(first, writeStep(id, pk));
+  }
+  return first === Infinity ? 0 : first;
 }
 
 /** Under the lock, after {@link validateCommit}: the publish order of the module comment. */

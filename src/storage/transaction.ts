@@ -30,7 +30,7 @@
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryQuery, Txn } from './api.js';
 import { recordOf, type CommitRecord } from './cluster-record.js';
-import { publishCommit, validateCommit } from './commit-protocol.js';
+import { firstConflictStep, publishCommit, validateCommit } from './commit-protocol.js';
 import type { Engine } from './engine.js';
 import { parseFilters } from './filters.js';
 import { historyDisabled } from './history-tables.js';
@@ -50,7 +50,7 @@ const EMPTY_SET: ReadonlySet<number> = new Set();
 
 export class Transaction implements Txn {
   readonly db: Db;
-  readonly snapshot: number;
+  #snapshot: number;
   readonly exclusive: boolean;
   readonly #engine: Engine;
   readonly #writes = new Map<number, TableWrites>();
@@ -60,6 +60,8 @@ export class Transaction implements Txn {
   /** Publications and resets, in call order; applied at commit under the lock (history.ts). */
   readonly #ops: HistoryOp[] = [];
   #sweep: SweepRequest | undefined;
+  /** Undo-log length at the start of each step (`step()`), in step order. */
+  readonly #steps: number[] = [];
   #done = false;
   /** What the history part of the commit did (set by a commit that had history work). */
   historyOutcome: HistoryOutcome | undefined;
@@ -77,9 +79,14 @@ export class Transaction implements Txn {
       engine.leaveReader(); // a busy lock under tryOnly throws too
       throw err;
     }
-    this.snapshot = engine.control.commitId();
-    engine.openSnapshot(this.snapshot);
+    this.#snapshot = engine.control.commitId();
+    engine.openSnapshot(this.#snapshot);
     this.db = new TxnDb(this, engine.schema);
+  }
+
+  /** The commit id this transaction reads at (moves forward only in a rebase, see {@link commit}). */
+  get snapshot(): number {
+    return this.#snapshot;
   }
 
   #lockExclusive(): void {
@@ -208,6 +215,38 @@ export class Transaction implements Txn {
   savepoint(): number {
     this.#assertOpen();
     return this.#log.length;
+  }
+
+  step(): number {
+    this.#assertOpen();
+    this.#reads.step = this.#steps.length;
+    return this.#steps.push(this.#log.length) - 1;
+  }
+
+  /** The step of the first buffered write of row `pk` of table `id` (under the lock, on a conflict only). */
+  #writeStep(id: number, pk: string): number {
+    const log = this.#log;
+    let i = 0;
+    while (i < log.length && (log[i]!.id !== id || log[i]!.pk !== pk)) i++;
+    let step = 0;
+    while (step + 1 < this.#steps.length && this.#steps[step + 1]! <= i) step++;
+    return step;
+  }
+
+  /**
+   * After a conflict whose steps before `step` are valid at `latest` (firstConflictStep, under the
+   * lock): drops the writes, publications and reads of `step` and later, and moves the snapshot
+   * to `latest`. See {@link commit} for why the result is still serializable.
+   */
+  #rebase(step: number, latest: number): void {
+    this.rollbackTo(this.#steps[step]!);
+    this.#steps.length = step;
+    this.#reads.dropFrom(step);
+    const engine = this.#engine;
+    engine.openSnapshot(latest);
+    engine.closeSnapshot(this.#snapshot);
+    this.#snapshot = latest;
+    this.#synced.clear(); // indexes catch up to the new snapshot on next use
   }
 
   rollbackTo(savepoint: number): void {
@@ -354,7 +393,22 @@ export class Transaction implements Txn {
     }
   }
 
-  commit(): CommitResult {
+  /**
+   * Commits, or returns why not. With `rebase` (a worker job that marks a step per unit) a
+   * conflict may leave the transaction OPEN: when the first step whose reads or writes were
+   * overwritten is `step` > 0, the steps before it are kept, everything from `step` on is rolled
+   * back, the snapshot moves to the latest commit L, and the result is `conflict` with `step`:
+   * the caller re-runs its steps from `step` and commits again (or aborts).
+   *
+   * Why that is serializable: under the lock, validation found that no commit in (S, L] wrote a
+   * key or table the kept steps read, nor replaced a version they replace; so at L they read and
+   * replace exactly what they did at S, as if they had run at L. The re-run steps read at L. The
+   * next commit validates every read (kept and re-run) against L and every replaced version
+   * against the latest state, as for any transaction at snapshot L: the kept reads are then
+   * unchanged over (S, C], the whole job is equivalent to running alone at its commit C. The job
+   * still commits once, all or nothing: nothing of it is visible, durable or sent before then.
+   */
+  commit(options?: { rebase?: boolean }): CommitResult {
     this.#assertOpen();
     const plan = commitPlan(this.#writes);
     const history = this.#ops.length > 0 || this.#sweep !== undefined;
@@ -370,10 +424,17 @@ export class Transaction implements Txn {
     if (!this.exclusive && !engine.lock(this)) {
       return { ok: false, reason: 'conflict', message: 'the commit lock is held by another transaction of this thread' };
     }
+    let rebase: { step: number; latest: number } | undefined;
     try {
       engine.repairIfDirty();
       const result = validateCommit(engine, plan, this.snapshot, this.exclusive, this.#reads);
-      if (result) return result;
+      if (result) {
+        if (result.ok || result.reason !== 'conflict' || options?.rebase !== true || this.#steps.length < 2 || this.#sweep !== undefined) return result;
+        const step = firstConflictStep(engine, plan, this.snapshot, this.#reads, (id, pk) => this.#writeStep(id, pk));
+        if (step === 0) return result;
+        rebase = { step, latest: engine.control.commitId() };
+        return { ...result, step };
+      }
       const full = history ? [...plan, ...this.#sequenceHistory(plan)] : plan;
       const publications = this.historyOutcome?.publications ?? [];
       if (full.length === 0) {
@@ -383,7 +444,8 @@ export class Transaction implements Txn {
       return { ...publishCommit(engine, full), publications };
     } finally {
       if (!this.exclusive) engine.unlock(this);
-      this.#finish();
+      if (rebase) this.#rebase(rebase.step, rebase.latest);
+      else this.#finish();
     }
   }
 }

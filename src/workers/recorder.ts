@@ -89,6 +89,13 @@ export interface Mark {
   view: ChannelViewState;
 }
 
+/** {@link Recorder.unitMark}. */
+export interface UnitMark {
+  mark: Mark;
+  keyed: number;
+  logs: number;
+}
+
 export class Recorder {
   readonly #records: RecordedEffect[] = [];
   /** Outcomes of calls with `$key` (recorded after each call succeeded or failed, outside savepoints). */
@@ -269,6 +276,21 @@ export class Recorder {
     if (mark.connection && mark.connectionState) mark.connection.restore(mark.connectionState);
     this.view.state = mark.view;
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
+  }
+
+  /** A mark at the start of a unit, for {@link rewind}: also the `$key` outcomes and logs so far. */
+  unitMark(connection: ConnectionHandle): UnitMark {
+    return { mark: this.mark(connection), keyed: this.#keyedRecords.length, logs: this.logs.length };
+  }
+
+  /**
+   * Back to the start of a unit (the units from it on re-run after a rebase, execute-batch.ts);
+   * connections of later units are restored by the caller, last unit first.
+   */
+  rewind(at: UnitMark): void {
+    this.restore(at.mark);
+    this.#keyedRecords.length = at.keyed;
+    this.logs.length = at.logs;
   }
 
   /** Adds what the joining call read of a history channel to its subscribe effect (workers/batch-context.ts). */
