@@ -36,6 +36,18 @@
  * flag, waits for every open flag to be 0, then compacts under the commit lock), so the lock-free
  * rule above never meets a moving slot.
  *
+ * Rebase. A worker job is one transaction of many steps (one per unit). When its validation
+ * fails, {@link firstConflictStep} finds the first step p whose reads or replaced versions a
+ * commit in (S, L] changed (L: the latest commit, under the lock). If p > 0 the transaction drops
+ * steps >= p, moves its snapshot to L and stays open (transaction.ts `commit({ rebase: true })`);
+ * the worker re-runs steps p.. at L and commits again. Why that is serializable: no commit in
+ * (S, L] wrote a key or table the kept steps read, nor replaced a version they replace, so at L
+ * they read and replace exactly what they did at S, as if they had run at L; the re-run steps read
+ * at L; the next commit validates every read (kept and re-run) against L and every replaced
+ * version against the latest state, as for any transaction at snapshot L. The kept reads are then
+ * unchanged over (S, C]: the whole job is equivalent to running alone at its commit C. It still
+ * commits once, all or nothing: nothing of it is visible, durable or sent before then.
+ *
  * Dead writers. A worker can be terminated between steps 1 and 8. Its commit id was never
  * published, so no reader ever saw any of its slots. The lock is freed by the main thread
  * (`releaseIfHeldBy`); the next lock holder sees dirty = 1 and repairs (commit-lock.ts): truncates

@@ -8,8 +8,9 @@
  * on a unique constraint, the batch is re-run with one transaction per call
  * ({@link IsolatedStepper}) so that only the offending call fails. Tasks and hooks always run
  * isolated. Both go through the one begin/commit/retry loop of a worker,
- * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
- * transaction runs exclusively.
+ * {@link commitWithRetries}: conflicts are retried (a batch only from its first invalidated unit,
+ * through a rebase: TransactionAttempt.resume); after {@link OPTIMISTIC_ATTEMPTS} the transaction
+ * runs exclusively.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommitResult, Db, Publication, Txn } from '../storage/api.js';
