@@ -222,6 +222,8 @@ export interface JobStats {
   calls: number;
   errors: number;
   attempts: number;
+  /** Batches: calls run again because a conflict rolled them back (a whole re-run, or the steps after a rebase). */
+  rerunCalls?: number;
   /** Batches: time in `txn.commit()` (validation, log append, publication), all attempts. */
   commitMs?: number;
   /** Batches: time waiting until the commits were durable before the result left the worker. */

@@ -189,6 +189,7 @@ export class Dispatcher {
       for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
       metrics.recordSignals(stats.calls, stats.errors);
       metrics.txnAttemptsTotal += stats.attempts;
+      metrics.txnRerunCallsTotal += stats.rerunCalls ?? 0;
       if (result.effects.length > 0) applyEffects(this.#hub, result.effects);
       if (result.packed) {
         done = applyPacked(this.#hub, batch.connections, result.packed, () => {

@@ -139,6 +139,7 @@ export class ServerMetrics {
     counter('lexicons_batches_total', 'Pool batches executed.', () => c.batchesTotal);
     counter('lexicons_batch_units_total', 'Units (frames, connects, disconnects) carried by batches.', () => c.batchUnitsTotal);
     counter('lexicons_txn_attempts_total', 'Transaction attempts (more than batches means conflicts were retried).', () => c.txnAttemptsTotal);
+    counter('lexicons_txn_rerun_calls_total', 'Calls run again after a conflict (the units after the first invalidated one, or a whole batch).', () => c.txnRerunCallsTotal);
     counter('lexicons_execution_timeouts_total', 'Jobs aborted by the execution time limit.', () => c.timeouts);
     counter('lexicons_worker_failures_total', 'Jobs lost to a crashed worker.', () => c.workerFailures);
     counter('lexicons_cluster_fanout_frames_total', 'Cluster mode: publications of other nodes received from the fan-out partitions this node reads.', () => c.clusterFanoutFrames);

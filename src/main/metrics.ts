@@ -63,6 +63,8 @@ export class Metrics {
   batchesTotal = 0;
   batchUnitsTotal = 0;
   txnAttemptsTotal = 0;
+  /** Calls run again because their batch's transaction conflicted (JobStats.rerunCalls). */
+  txnRerunCallsTotal = 0;
   rateLimited = 0;
   timeouts = 0;
   workerFailures = 0;

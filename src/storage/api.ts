@@ -83,7 +83,17 @@ export type CommitResult =
       /** The transaction's publications (history channels only), in publish order, with the offsets the commit assigned. */
       publications: Publication[];
     }
-  | { ok: false; reason: 'conflict' | 'unique'; message: string };
+  | {
+      ok: false;
+      reason: 'conflict' | 'unique';
+      message: string;
+      /**
+       * `commit({ rebase: true })` only: the transaction is still open, rebased. Its steps before
+       * `step` are kept (valid at its new snapshot), the later ones rolled back: re-run them, then
+       * commit again (Txn.step).
+       */
+      step?: number;
+    };
 
 // -- channel history (history.ts) ------------------------------------------------------------------
 
@@ -170,7 +180,13 @@ export interface Txn {
   savepoint(): number;
   rollbackTo(savepoint: number): void;
   /** Validates (serializability, unique constraints) and publishes the writes atomically. */
-  commit(): CommitResult;
+  /**
+   * Marks the start of the next step of the transaction (a worker marks one per unit of a job);
+   * returns its index, from 0. Reads and writes are attributed to the step running when made.
+   */
+  step(): number;
+  /** Commits; `rebase`: see {@link CommitResult} `step` (a conflict may leave it open and rebased). */
+  commit(options?: { rebase?: boolean }): CommitResult;
   abort(): void;
   /**
    * Records a publication of `text` on `channel` (runtime use; not on `db`). Its offset is

@@ -109,7 +109,7 @@ export function recordOf(engine: Engine, plan: readonly TablePlan[], ops: readon
   return {
     at: appliedAt(engine, snapshot),
     time: Date.now(),
-    scans: [...reads.tables],
+    scans: [...reads.tables.keys()],
     reads: exact,
     writes,
     keys,

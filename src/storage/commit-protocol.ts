@@ -36,6 +36,18 @@
  * flag, waits for every open flag to be 0, then compacts under the commit lock), so the lock-free
  * rule above never meets a moving slot.
  *
+ * Rebase. A worker job is one transaction of many steps (one per unit). When its validation
+ * fails, {@link firstConflictStep} finds the first step p whose reads or replaced versions a
+ * commit in (S, L] changed (L: the latest commit, under the lock). If p > 0 the transaction drops
+ * steps >= p, moves its snapshot to L and stays open (transaction.ts `commit({ rebase: true })`);
+ * the worker re-runs steps p.. at L and commits again. Why that is serializable: no commit in
+ * (S, L] wrote a key or table the kept steps read, nor replaced a version they replace, so at L
+ * they read and replace exactly what they did at S, as if they had run at L; the re-run steps read
+ * at L; the next commit validates every read (kept and re-run) against L and every replaced
+ * version against the latest state, as for any transaction at snapshot L. The kept reads are then
+ * unchanged over (S, C]: the whole job is equivalent to running alone at its commit C. It still
+ * commits once, all or nothing: nothing of it is visible, durable or sent before then.
+ *
  * Dead writers. A worker can be terminated between steps 1 and 8. Its commit id was never
  * published, so no reader ever saw any of its slots. The lock is freed by the main thread
  * (`releaseIfHeldBy`); the next lock holder sees dirty = 1 and repairs (commit-lock.ts): truncates
@@ -101,16 +113,40 @@ export function validateCommit(engine: Engine, plan: readonly TablePlan[], snaps
 /** Under the lock: why a read of `reads` is no longer current at the latest commit, or undefined. */
 function readConflict(engine: Engine, reads: ReadSet, snapshot: number): string | undefined {
   const control = engine.control;
-  for (const id of reads.tables) {
+  for (const id of reads.tables.keys()) {
     if (control.lastWrite(id) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}`;
   }
   for (const [id, buckets] of reads.keys) {
     if (control.lastWrite(id) <= snapshot) continue; // nothing in the table changed: no key did
-    for (const b of buckets) {
+    for (const b of buckets.keys()) {
       if (engine.stamps.get(b) > snapshot) return `${engine.tables[id]!.schema.name} changed since snapshot ${snapshot}: a row or key it read was written`;
     }
   }
   return undefined;
+}
+
+/**
+ * Under the lock, after {@link validateCommit} found a conflict, for a transaction that marks steps
+ * (transaction.ts `step()`): the first step whose reads or writes a commit after `snapshot` changed
+ * (the minimum over every failing entry, not the first found). Every earlier step read only keys
+ * and tables no commit in (snapshot, latest] wrote, and replaces only versions that are still their
+ * row's newest: those steps are valid at the latest commit. `writeStep(id, pk)`: the step of the
+ * first buffered write of that row. Returns 0 when nothing is valid.
+ */
+export function firstConflictStep(engine: Engine, plan: readonly TablePlan[], snapshot: number, reads: ReadSet, writeStep: (id: number, pk: string) => number): number {
+  const control = engine.control;
+  let first = Infinity;
+  for (const [id, step] of reads.tables) if (step < first && control.lastWrite(id) > snapshot) first = step;
+  for (const [id, buckets] of reads.keys) {
+    if (control.lastWrite(id) <= snapshot) continue;
+    for (const [b, step] of buckets) if (step < first && engine.stamps.get(b) > snapshot) first = step;
+  }
+  for (const { id, entries } of plan) {
+    if (control.lastWrite(id) <= snapshot) continue; // no commit replaced any of its versions
+    const t = engine.tables[id]!;
+    for (const [pk, p] of entries) if (p.base >= 0 && t.nextOf(p.base) !== -1) first = Math.min(first, writeStep(id, pk));
+  }
+  return first === Infinity ? 0 : first;
 }
 
 /** Under the lock, after {@link validateCommit}: the publish order of the module comment. */

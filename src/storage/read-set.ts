@@ -149,14 +149,21 @@ export function exactKey(table: number, k: number, value: unknown): string {
   return `${table}/${k}/${typeof value === 'object' ? JSON.stringify(value) : `${typeof value}:${String(value)}`}`;
 }
 
-/** What one transaction read: tables read as a whole, and stamp buckets of the keys read per table. */
+/**
+ * What one transaction read: tables read as a whole, and stamp buckets of the keys read per table,
+ * each with the *step* that first read it (a worker job marks one step per unit, transaction.ts
+ * `step()`): when a commit conflicts, the first step whose reads were overwritten is the earliest
+ * entry that fails validation, and every step before it read only what is still current.
+ */
 export class ReadSet {
-  /** Tables read as a whole (a scan): any write to them after the snapshot conflicts. */
-  readonly tables = new Set<number>();
-  /** Per table not read as a whole: the stamp buckets of the keys read. */
-  readonly keys = new Map<number, Set<number>>();
+  /** Tables read as a whole (a scan) -> first step that scanned: any write to them after the snapshot conflicts. */
+  readonly tables = new Map<number, number>();
+  /** Per table not read as a whole: the stamp buckets of the keys read -> first step that read them. */
+  readonly keys = new Map<number, Map<number, number>>();
   /** Cluster mode only: per table not read as a whole, the {@link exactKey}s read. */
   readonly exact: Map<number, Set<string>> | undefined;
+  /** The step reads are recorded for now (0 unless the transaction marks steps). */
+  step = 0;
   readonly #seed: number;
 
   constructor(seed: number, exact = false) {
@@ -167,13 +174,16 @@ export class ReadSet {
   /** What was read, flat: the tables scanned and the buckets of the keys read (live queries' dependencies). */
   deps(): WrittenKeys {
     const keys: number[] = [];
-    for (const buckets of this.keys.values()) for (const b of buckets) keys.push(b);
-    return { tables: [...this.tables], keys };
+    for (const buckets of this.keys.values()) for (const b of buckets.keys()) keys.push(b);
+    return { tables: [...this.tables.keys()], keys };
   }
 
-  /** A scan of table `id`. */
-  table(id: number): void {
-    this.tables.add(id);
+  /**
+   * A scan of table `id`. At {@link MAX_KEYS_PER_TABLE} keys, it stands for the keys read so far:
+   * it takes the step of the first of them (entries are in step order), never a later one.
+   */
+  table(id: number, step = this.step): void {
+    if (!this.tables.has(id)) this.tables.set(id, step);
     this.keys.delete(id);
     this.exact?.delete(id);
   }
@@ -182,13 +192,24 @@ export class ReadSet {
   key(id: number, k: number, value: unknown): void {
     if (this.tables.has(id)) return;
     let buckets = this.keys.get(id);
-    if (buckets === undefined) this.keys.set(id, (buckets = new Set()));
-    buckets.add(keyBucket(id, k, value, this.#seed));
+    if (buckets === undefined) this.keys.set(id, (buckets = new Map()));
+    const bucket = keyBucket(id, k, value, this.#seed);
+    if (buckets.get(bucket) === undefined) buckets.set(bucket, this.step);
     if (this.exact) {
       let keys = this.exact.get(id);
       if (keys === undefined) this.exact.set(id, (keys = new Set()));
       keys.add(exactKey(id, k, value));
     }
-    if (buckets.size > MAX_KEYS_PER_TABLE) this.table(id);
+    if (buckets.size > MAX_KEYS_PER_TABLE) this.table(id, buckets.values().next().value!);
+  }
+
+  /** Forgets the reads of steps >= `step` (their calls were rolled back); reads from now on belong to `step`. */
+  dropFrom(step: number): void {
+    for (const [id, first] of this.tables) if (first >= step) this.tables.delete(id);
+    for (const [id, buckets] of this.keys) {
+      for (const [bucket, first] of buckets) if (first >= step) buckets.delete(bucket);
+      if (buckets.size === 0) this.keys.delete(id);
+    }
+    this.step = step;
   }
 }

@@ -30,36 +30,37 @@
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ChannelPosition, WrittenKeys, CommitResult, Db, HistoryPage, HistoryQuery, Txn } from './api.js';
 import { recordOf, type CommitRecord } from './cluster-record.js';
-import { publishCommit, validateCommit } from './commit-protocol.js';
+import { firstConflictStep, publishCommit, validateCommit } from './commit-protocol.js';
 import type { Engine } from './engine.js';
 import { parseFilters } from './filters.js';
-import { historyDisabled } from './history-tables.js';
-import { checkPolicy, HistoryWriter, readHistory, readPosition, type HistoryOp, type HistoryOutcome, type HistoryTableIds, type SweepRequest, type TableView } from './history.js';
+import type { HistoryOutcome, SweepRequest } from './history.js';
 import type { TableIndex } from './indexes.js';
 import { copyRow, select, type ReadContext, type Row } from './query.js';
 import { ReadSet } from './read-set.js';
 import { ChangesSince } from './since.js';
 import { tableNameOf, type ModelClass, type TableSchema } from './schema.js';
 import { TxnDb } from './transaction-db.js';
+import { TxnHistory } from './transaction-history.js';
 import { commitPlan, emptyTableWrites, pendingRows, track, type Pending, type TablePlan, type TableWrites } from './write-set.js';
 
-/** A #log entry that stands for one recorded history operation (rollbackTo pops it from #ops). */
+/** A #log entry that stands for one recorded history operation (rollbackTo pops it from the history's ops). */
 const HISTORY_LOG_ID = -1;
 
 const EMPTY_SET: ReadonlySet<number> = new Set();
 
 export class Transaction implements Txn {
   readonly db: Db;
-  readonly snapshot: number;
+  #snapshot: number;
   readonly exclusive: boolean;
   readonly #engine: Engine;
   readonly #writes = new Map<number, TableWrites>();
   readonly #log: Array<{ id: number; pk: string; prev: Pending | undefined }> = [];
   #reads: ReadSet;
   readonly #synced = new Set<number>();
-  /** Publications and resets, in call order; applied at commit under the lock (history.ts). */
-  readonly #ops: HistoryOp[] = [];
-  #sweep: SweepRequest | undefined;
+  /** Publications, resets and a trim sweep, applied at commit under the lock. */
+  readonly #history: TxnHistory;
+  /** Undo-log length at the start of each step (`step()`), in step order. */
+  readonly #steps: number[] = [];
   #done = false;
   /** What the history part of the commit did (set by a commit that had history work). */
   historyOutcome: HistoryOutcome | undefined;
@@ -77,9 +78,15 @@ export class Transaction implements Txn {
       engine.leaveReader(); // a busy lock under tryOnly throws too
       throw err;
     }
-    this.snapshot = engine.control.commitId();
-    engine.openSnapshot(this.snapshot);
+    this.#snapshot = engine.control.commitId();
+    engine.openSnapshot(this.#snapshot);
     this.db = new TxnDb(this, engine.schema);
+    this.#history = new TxnHistory(engine, (id) => this.#index(id));
+  }
+
+  /** The commit id this transaction reads at (moves forward only in a rebase, see {@link commit}). */
+  get snapshot(): number {
+    return this.#snapshot;
   }
 
   #lockExclusive(): void {
@@ -210,6 +217,30 @@ export class Transaction implements Txn {
     return this.#log.length;
   }
 
+  step(): number {
+    this.#assertOpen();
+    this.#reads.step = this.#steps.length;
+    return this.#steps.push(this.#log.length) - 1;
+  }
+
+  /** The step of the first buffered write of row `pk` of table `id` (under the lock, on a conflict only). */
+  #writeStep(id: number, pk: string): number {
+    const i = this.#log.findIndex((e) => e.id === id && e.pk === pk);
+    return Math.max(0, this.#steps.findLastIndex((start) => start <= i));
+  }
+
+  /** Steps before `step` are valid at `latest` (firstConflictStep): drop the later ones, read at `latest`. */
+  #rebase(step: number, latest: number): void {
+    this.rollbackTo(this.#steps[step]!);
+    this.#steps.length = step;
+    this.#reads.dropFrom(step);
+    const engine = this.#engine;
+    engine.openSnapshot(latest);
+    engine.closeSnapshot(this.#snapshot);
+    this.#snapshot = latest;
+    this.#synced.clear(); // indexes catch up to the new snapshot on next use
+  }
+
   rollbackTo(savepoint: number): void {
     this.#assertOpen();
     if (!Number.isInteger(savepoint) || savepoint < 0 || savepoint > this.#log.length) {
@@ -218,7 +249,7 @@ export class Transaction implements Txn {
     while (this.#log.length > savepoint) {
       const e = this.#log.pop()!;
       if (e.id === HISTORY_LOG_ID) {
-        this.#ops.pop();
+        this.#history.ops.pop();
         continue;
       }
       const w = this.#writes.get(e.id)!;
@@ -235,77 +266,35 @@ export class Transaction implements Txn {
     }
   }
 
-  // -- channel history (history.ts) ---------------------------------------------------------------
-
-  #historyIds(what: string): HistoryTableIds {
-    const ids = this.#engine.history;
-    if (!ids) throw historyDisabled(what);
-    return ids;
-  }
-
-  #view(id: number): TableView {
-    return { table: this.#engine.tables[id]!, index: this.#index(id) };
-  }
+  // -- channel history (transaction-history.ts) ---------------------------------------------------
 
   publish(channel: string, text: string): boolean {
     this.#assertOpen();
-    this.#historyIds('publish');
-    if (typeof channel !== 'string' || channel === '') throw new LexiconsError(ErrorCode.TYPE, 'publish: channel must be a non-empty string');
-    if (typeof text !== 'string') throw new LexiconsError(ErrorCode.TYPE, `publish: text must be a string, got ${typeof text}`);
-    const policy = this.#engine.historyPolicy?.(channel);
-    if (policy === null || policy === undefined) return false;
-    this.#ops.push({ kind: 'publish', channel, text, policy: checkPolicy(channel, policy) });
+    if (!this.#history.publish(channel, text)) return false;
     this.#log.push({ id: HISTORY_LOG_ID, pk: '', prev: undefined });
     return true;
   }
 
   resetHistory(channel: string): void {
     this.#assertOpen();
-    this.#historyIds('resetHistory');
-    if (typeof channel !== 'string' || channel === '') throw new LexiconsError(ErrorCode.TYPE, 'resetHistory: channel must be a non-empty string');
-    this.#ops.push({ kind: 'reset', channel });
+    this.#history.reset(channel);
     this.#log.push({ id: HISTORY_LOG_ID, pk: '', prev: undefined });
   }
 
   /** At commit: a trim sweep over every channel (SharedStore.trimHistory). */
   requestSweep(request: SweepRequest): void {
     this.#assertOpen();
-    this.#historyIds('trimHistory');
-    this.#sweep = request;
+    this.#history.requestSweep(request);
   }
 
   history(channel: string, query?: HistoryQuery): HistoryPage | null {
     this.#assertOpen();
-    const ids = this.#historyIds('history');
-    return readHistory(this.#view(ids.channel), this.#view(ids.publication), channel, this.snapshot, query);
+    return this.#history.read(channel, this.snapshot, query);
   }
 
   channelPosition(channel: string): ChannelPosition | null {
     this.#assertOpen();
-    return readPosition(this.#view(this.#historyIds('channelPosition').channel), channel, this.snapshot);
-  }
-
-  /**
-   * Under the lock, after validation: the history rows of this commit (offsets, channel rows,
-   * trimmed rows), read and written at the latest commit with no read-set entry (history.ts).
-   */
-  #sequenceHistory(plan: readonly TablePlan[]): TablePlan[] {
-    const engine = this.#engine;
-    const ids = this.#historyIds('commit');
-    if (plan.some((p) => p.id === ids.channel || p.id === ids.publication)) {
-      throw new LexiconsError(ErrorCode.TXN, 'a transaction cannot both write the history tables directly and publish');
-    }
-    const view = (id: number): TableView => {
-      const index = engine.index(id);
-      index.sync();
-      return { table: engine.tables[id]!, index };
-    };
-    const clock = this.historyClock;
-    const writer = new HistoryWriter(view(ids.channel), view(ids.publication), engine.control.commitId(), clock?.now ?? Date.now(), clock?.epochSeed);
-    writer.apply(this.#ops);
-    if (this.#sweep) writer.sweep(this.#sweep);
-    this.historyOutcome = writer.outcome;
-    return writer.plans();
+    return this.#history.position(channel, this.snapshot);
   }
 
   /**
@@ -346,18 +335,26 @@ export class Transaction implements Txn {
     this.#assertOpen();
     try {
       const plan = commitPlan(this.#writes);
-      if (plan.length === 0 && this.#ops.length === 0) return null;
-      if (this.#sweep) throw new LexiconsError(ErrorCode.TXN, 'cluster mode: a history trim sweep cannot be sent to the commit stream');
-      return recordOf(this.#engine, plan, this.#ops, this.#reads, this.snapshot);
+      if (plan.length === 0 && this.#history.ops.length === 0) return null;
+      if (this.#history.sweep) throw new LexiconsError(ErrorCode.TXN, 'cluster mode: a history trim sweep cannot be sent to the commit stream');
+      return recordOf(this.#engine, plan, this.#history.ops, this.#reads, this.snapshot);
     } finally {
       this.#finish();
     }
   }
 
-  commit(): CommitResult {
+  /**
+   * Commits, or returns why not. With `rebase` (a worker job that marks a step per unit) a
+   * conflict may leave the transaction OPEN: when the first step whose reads or writes were
+   * overwritten is `step` > 0, the steps before it are kept, everything from `step` on is rolled
+   * back, the snapshot moves to the latest commit, and the result is `conflict` with `step`: the
+   * caller re-runs its steps from `step` and commits again (or aborts). Why that stays
+   * serializable: commit-protocol.ts, "Rebase".
+   */
+  commit(options?: { rebase?: boolean }): CommitResult {
     this.#assertOpen();
     const plan = commitPlan(this.#writes);
-    const history = this.#ops.length > 0 || this.#sweep !== undefined;
+    const history = this.#history.ops.length > 0 || this.#history.sweep !== undefined;
     if (plan.length === 0 && !history) {
       this.#finish();
       return { ok: true, commitId: this.snapshot, changes: { commitId: this.snapshot, tables: {} }, publications: [] };
@@ -370,11 +367,23 @@ export class Transaction implements Txn {
     if (!this.exclusive && !engine.lock(this)) {
       return { ok: false, reason: 'conflict', message: 'the commit lock is held by another transaction of this thread' };
     }
+    let rebase: { step: number; latest: number } | undefined;
     try {
       engine.repairIfDirty();
       const result = validateCommit(engine, plan, this.snapshot, this.exclusive, this.#reads);
-      if (result) return result;
-      const full = history ? [...plan, ...this.#sequenceHistory(plan)] : plan;
+      if (result) {
+        if (result.ok || result.reason !== 'conflict' || options?.rebase !== true || this.#steps.length < 2 || this.#history.sweep !== undefined) return result;
+        const step = firstConflictStep(engine, plan, this.snapshot, this.#reads, (id, pk) => this.#writeStep(id, pk));
+        if (step === 0) return result;
+        rebase = { step, latest: engine.control.commitId() };
+        return { ...result, step };
+      }
+      let full = plan;
+      if (history) {
+        const sequenced = this.#history.sequence(plan, this.historyClock);
+        this.historyOutcome = sequenced.outcome;
+        full = [...plan, ...sequenced.plans];
+      }
       const publications = this.historyOutcome?.publications ?? [];
       if (full.length === 0) {
         const latest = engine.control.commitId();
@@ -383,7 +392,8 @@ export class Transaction implements Txn {
       return { ...publishCommit(engine, full), publications };
     } finally {
       if (!this.exclusive) engine.unlock(this);
-      this.#finish();
+      if (rebase) this.#rebase(rebase.step, rebase.latest);
+      else this.#finish();
     }
   }
 }

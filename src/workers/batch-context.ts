@@ -24,6 +24,8 @@ export interface BatchContext {
   readonly connections: ConnectionHandle[];
   readonly sv: WorkerServerHandle;
   readonly stats: JobStats;
+  /** Batches in one transaction: called before each unit runs (marks a transaction step, execute-batch.ts). */
+  readonly unitStart?: ((unit: number, conn: ConnectionHandle, text: number, data: number) => void) | undefined;
 }
 
 /** The message a caller gets for an error; the stack only goes to the log. */

@@ -3,8 +3,11 @@
  * Executes a batch job in a worker: frames (Signals), connection attempts (Headers, gate,
  * onConnect) and disconnections (onDisconnect), in unit order, as one transaction with a
  * savepoint per call. Nothing leaves the worker before the commit succeeded: the result carries
- * the ordered effects for the main thread. On a conflict the whole batch is re-executed with a
- * fresh transaction (outputs of the failed attempt are discarded).
+ * the ordered effects for the main thread. Each unit is a step of the transaction: on a
+ * conflict, the units before the first one whose reads a concurrent commit overwrote are kept
+ * and the transaction is rebased (storage/transaction.ts `commit`); only the units from that one
+ * on are re-run (their effects, connection state and counts rewound to the unit's mark). When the
+ * first unit already conflicts, the whole batch re-runs in a fresh transaction.
  */
 import type { Signal, SignalResponse } from '../components.js';
 import type { Db } from '../storage/api.js';
@@ -19,25 +22,45 @@ import { decodeBatch, UNIT_CONNECT, UNIT_FRAME, unitConnectionIndex, unitKind, t
 import { checkSubscriptions, logFailure, publicMessage, type BatchContext } from './batch-context.js';
 import type { ComponentEntry, WorkerApp } from './worker-app.js';
 import { ProgressWriter } from './progress.js';
-import { Recorder } from './recorder.js';
+import { Recorder, type UnitMark } from './recorder.js';
 import { BatchStepper, commitWithRetries, IsolatedStepper, isThenable, type Stepper } from './steppers.js';
 
 export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResult> {
   const progress = new ProgressWriter(app.progress, job.slot);
   const stats: JobStats = { calls: 0, errors: 0, attempts: 0 };
   let ctx!: BatchContext;
+  /** Per unit started in this transaction (index = unit = transaction step): where to rewind to. */
+  let marks: BatchMark[] = [];
   const outcome = await commitWithRetries(app.store, progress, 'batch', {
     run: (txn) => {
       // Every attempt starts from scratch: outputs of a failed attempt are discarded.
       stats.attempts++;
+      if (stats.attempts > 1) stats.rerunCalls = (stats.rerunCalls ?? 0) + stats.calls;
       stats.calls = 0;
       stats.errors = 0;
       const recorder = new Recorder(app.view);
       app.view.resetJob();
-      ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats);
+      const units: BatchMark[] = (marks = []);
+      const unitStart = (unit: number, conn: ConnectionHandle, text: number, data: number): void => {
+        txn.step();
+        units.push({ at: recorder.unitMark(conn), calls: stats.calls, errors: stats.errors, text, data });
+      };
+      ctx = makeContext(app, job, recorder, new BatchStepper(txn, recorder), progress, stats, unitStart);
       return runUnits(ctx, 0, 0, 0);
     },
     undo: () => undefined,
+    resume: (_txn, step) => {
+      stats.attempts++;
+      const from = marks[step]!;
+      stats.rerunCalls = (stats.rerunCalls ?? 0) + stats.calls - from.calls;
+      // Later units may have changed other connections: restore each unit's connection, last first.
+      for (let u = marks.length - 1; u >= step; u--) marks[u]!.at.mark.connection!.restore(marks[u]!.at.mark.connectionState!);
+      ctx.recorder.rewind(from.at);
+      stats.calls = from.calls;
+      stats.errors = from.errors;
+      marks.length = step;
+      return runUnits(ctx, step, from.text, from.data);
+    },
   });
   stats.commitMs = outcome.commitMs;
   if (outcome.committed) {
@@ -79,10 +102,20 @@ function shownCode(conn: ConnectionHandle, code: string, id: CallId | undefined)
   return conn.v1 || id !== undefined ? code : undefined;
 }
 
-function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats): BatchContext {
+/** The state at the start of a unit of a batch transaction (the unit re-runs from it after a rebase). */
+interface BatchMark {
+  at: UnitMark;
+  calls: number;
+  errors: number;
+  /** Frame texts and header data consumed by the units before it. */
+  text: number;
+  data: number;
+}
+
+function makeContext(app: WorkerApp, job: BatchJob, recorder: Recorder, stepper: Stepper, progress: ProgressWriter, stats: JobStats, unitStart?: BatchContext['unitStart']): BatchContext {
   const connections = job.connections.map((snapshot) => new ConnectionHandle(snapshot, recorder));
   const sv = new WorkerServerHandle(recorder, app.main);
-  return { app, job, recorder, stepper, progress, connections, sv, stats };
+  return { app, job, recorder, stepper, progress, connections, sv, stats, unitStart };
 }
 
 /**
@@ -96,6 +129,7 @@ function runUnits(ctx: BatchContext, from: number, text: number, data: number): 
     const head = unitHeads[i]!;
     const conn = ctx.connections[unitConnectionIndex(head)]!;
     const kind = unitKind(head);
+    ctx.unitStart?.(i, conn, text, data);
     let pending: Promise<void> | undefined;
     if (kind === UNIT_FRAME) pending = runFrame(ctx, i, conn, frameTexts[text++]!);
     else if (kind === UNIT_CONNECT) pending = runConnect(ctx, i, conn, headerData[data++]!);

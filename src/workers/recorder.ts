@@ -27,7 +27,10 @@ import { jsonText } from '../json-text.js';
 import type { Publication, Txn } from '../storage/api.js';
 import { Frame } from '../wire.js';
 import { tagItem } from '../item-text.js';
-import type { ChannelView, ChannelViewState } from './channel-view.js';
+import type { ChannelView } from './channel-view.js';
+import type { KeyedRecord, Mark, RecordedEffect, UnitMark } from './recorded.js';
+
+export type { Mark, UnitMark } from './recorded.js';
 import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
 import { frameText, historyFrames, itemText, type ItemText, type Stamped } from './stamped.js';
 import {
@@ -48,46 +51,6 @@ import {
 
 /** Scratch space for the UTF-8 bytes of a batch's frames (grown, reused by every batch of the thread). */
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
-
-/** Response items of consecutive calls of one unit to the same channels share one frame. */
-interface ResponsesRecord {
-  kind: 'responses';
-  unit: number;
-  /** The channels as one string, to compare runs. */
-  key: string;
-  channels: string[];
-  /** The caller, when it gets its tagged copy in its reply frame instead (calls with `$id`). */
-  except: string | undefined;
-  items: ItemText[];
-}
-/** Items for one caller (errors, outcomes of calls with `$id`) of consecutive calls of one unit share one frame. */
-interface ReplyRecord {
-  kind: 'reply';
-  unit: number;
-  connectionId: string;
-  items: ItemText[];
-}
-/** The outcome of a call with `$key` (not an effect: it rides along in `PackedEffects.keyed`). */
-interface KeyedRecord {
-  kind: 'keyed';
-  connectionId: string;
-  key: string;
-  items: ItemText[];
-}
-/** What the recorder holds: effects, and the two kinds of merged frames. */
-type RecordedEffect = Effect | ResponsesRecord | ReplyRecord;
-
-export interface Mark {
-  length: number;
-  inner: number;
-  /** Publications recorded in the transaction so far. */
-  published: number;
-  /** Held items of the running call with `$id`. */
-  callItems: number;
-  connection: ConnectionHandle | undefined;
-  connectionState: ConnectionHandleState | undefined;
-  view: ChannelViewState;
-}
 
 export class Recorder {
   readonly #records: RecordedEffect[] = [];
@@ -269,6 +232,21 @@ export class Recorder {
     if (mark.connection && mark.connectionState) mark.connection.restore(mark.connectionState);
     this.view.state = mark.view;
     if (this.pendingSubscriptions.length > 0) this.pendingSubscriptions = [];
+  }
+
+  /** A mark at the start of a unit, for {@link rewind}: also the `$key` outcomes and logs so far. */
+  unitMark(connection: ConnectionHandle): UnitMark {
+    return { mark: this.mark(connection), keyed: this.#keyedRecords.length, logs: this.logs.length };
+  }
+
+  /**
+   * Back to the start of a unit (the units from it on re-run after a rebase, execute-batch.ts);
+   * connections of later units are restored by the caller, last unit first.
+   */
+  rewind(at: UnitMark): void {
+    this.restore(at.mark);
+    this.#keyedRecords.length = at.keyed;
+    this.logs.length = at.logs;
   }
 
   /** Adds what the joining call read of a history channel to its subscribe effect (workers/batch-context.ts). */

@@ -8,8 +8,9 @@
  * on a unique constraint, the batch is re-run with one transaction per call
  * ({@link IsolatedStepper}) so that only the offending call fails. Tasks and hooks always run
  * isolated. Both go through the one begin/commit/retry loop of a worker,
- * {@link commitWithRetries}: conflicts are retried; after {@link OPTIMISTIC_ATTEMPTS} the
- * transaction runs exclusively.
+ * {@link commitWithRetries}: conflicts are retried (a batch only from its first invalidated unit,
+ * through a rebase: TransactionAttempt.resume); after {@link OPTIMISTIC_ATTEMPTS} the transaction
+ * runs exclusively.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommitResult, Db, Publication, Txn } from '../storage/api.js';
@@ -50,6 +51,12 @@ export interface TransactionAttempt<T> {
   run(txn: Txn): T | Promise<T>;
   /** Undoes what the attempt recorded outside the transaction (its writes were rolled back). */
   undo(): void;
+  /**
+   * Optional: re-runs the attempt's steps from `step` in the same, rebased transaction, after a
+   * conflict that kept the steps before it (Txn `commit({ rebase: true })`); first undoes what
+   * those later steps recorded outside the transaction. Without it, a conflict re-runs everything.
+   */
+  resume?(txn: Txn, step: number): T | Promise<T>;
 }
 
 /**
@@ -73,32 +80,58 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
   for (let i = 0; i < attempts; i++) {
     if (remote && i > 0) await sleep(Math.random() * 2 ** Math.min(i, 6));
     const txn = store.begin({ exclusive: !remote && i >= OPTIMISTIC_ATTEMPTS });
-    let value: T;
-    try {
-      const pending = attempt.run(txn);
-      value = isThenable(pending) ? await pending : (pending as T);
-    } catch (err) {
-      progress.leave();
-      txn.abort();
-      attempt.undo();
-      throw err;
-    }
-    progress.leave();
-    try {
-      progress.checkNotAborted();
-    } catch (err) {
-      txn.abort();
-      attempt.undo();
-      throw err;
-    }
-    const commitStarted = performance.now();
-    const result = remote ? await remote(txn) : txn.commit();
+    const rebase = !remote && attempt.resume !== undefined;
+    let value = await runAttempt(txn, progress, attempt, (t) => attempt.run(t));
+    let commitStarted = performance.now();
+    let result = remote ? await remote(txn) : txn.commit({ rebase });
     commitMs += performance.now() - commitStarted;
+    // A rebased transaction is still open: re-run from the first step a concurrent commit
+    // invalidated. Each rebase counts as an attempt, so a step that keeps conflicting still
+    // ends in the exclusive attempt (the rebased transaction is then aborted, everything re-runs).
+    while (!result.ok && result.step !== undefined) {
+      const step = result.step;
+      if (++i >= OPTIMISTIC_ATTEMPTS) {
+        txn.abort();
+        i--; // the loop's i++ makes this the exclusive attempt
+        break;
+      }
+      value = await runAttempt(txn, progress, attempt, (t) => attempt.resume!(t, step));
+      commitStarted = performance.now();
+      result = txn.commit({ rebase });
+      commitMs += performance.now() - commitStarted;
+    }
     if (result.ok) return { committed: true, value, commitMs, publications: result.publications };
+    if (result.step !== undefined) {
+      attempt.undo();
+      continue;
+    }
     attempt.undo();
     if (result.reason === 'unique') return { committed: false, uniqueViolation: result.message, commitMs };
   }
   throw new LexiconsError(ErrorCode.CONFLICT, `${what} kept conflicting after ${attempts} attempts`);
+}
+
+/** One run (or resumed run) of an attempt, up to its commit: user code that throws aborts it; so does the main thread's abort. */
+async function runAttempt<T>(txn: Txn, progress: ProgressWriter, attempt: TransactionAttempt<T>, run: (txn: Txn) => T | Promise<T>): Promise<T> {
+  let value: T;
+  try {
+    const pending = run(txn);
+    value = isThenable(pending) ? await pending : (pending as T);
+  } catch (err) {
+    progress.leave();
+    txn.abort();
+    attempt.undo();
+    throw err;
+  }
+  progress.leave();
+  try {
+    progress.checkNotAborted();
+  } catch (err) {
+    txn.abort();
+    attempt.undo();
+    throw err;
+  }
+  return value;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * A batch that conflicts re-runs its calls one transaction each (workers/execute-batch.ts): on
+ * A batch that conflicts re-runs the calls from its first invalidated unit on (workers/execute-batch.ts): on
  * two workers, transfers between 4 hot accounts from 24 connections keep the total, every call
  * gets exactly one outcome (including a refused one), and each connection's outcomes come back
  * in the order it sent its calls. The runtime's reclaimer compacts the versions they superseded.
@@ -34,6 +34,7 @@ describe('conflicting batches (2 workers)', { timeout: 120_000 }, () => {
     assert.deepEqual(await clients[0]!.call([{ Seed: { n: 4, balance: 1_000_000 }, $id: 0 }]), [{ $ok: true, $id: 0 }]);
     const batchesBefore = await metric(srv, 'lexicons_batches_total');
     const attemptsBefore = await metric(srv, 'lexicons_txn_attempts_total');
+    const rerunBefore = await metric(srv, 'lexicons_txn_rerun_calls_total');
     const calls = 200;
     const refused = 100; // one call per connection fails: its outcome is an error item
     const outcomes = await Promise.all(
@@ -62,8 +63,11 @@ describe('conflicting batches (2 workers)', { timeout: 120_000 }, () => {
     for (const c of clients) assert.deepEqual(c.pending, [], 'no second outcome for any call');
     const batches = (await metric(srv, 'lexicons_batches_total')) - batchesBefore;
     const attempts = (await metric(srv, 'lexicons_txn_attempts_total')) - attemptsBefore;
-    // A job re-runs whole: at most 4 attempts (3 optimistic, then exclusive) per job.
+    // At most 4 attempts (3 optimistic, rebases included, then exclusive) per job; each re-runs
+    // at most the job's calls.
     assert.ok(attempts >= batches && attempts <= 4 * batches, `${attempts} attempts for ${batches} jobs`);
+    const rerun = (await metric(srv, 'lexicons_txn_rerun_calls_total')) - rerunBefore;
+    assert.ok(rerun >= 0 && rerun <= 3 * 24 * calls, `${rerun} calls re-run`);
   });
 
   it('the runtime reclaims the versions the transfers superseded, while workers run', async () => {
