@@ -61,6 +61,9 @@ async function scrape(port: number): Promise<Scrape> {
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:le|worker)="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
     if (m) out.set(m[3] === undefined ? m[1]! : `${m[1]}|${m[3]}`, Number(m[4]));
+    // GC time comes per kind (minor, major, incremental, weakcb): summed.
+    const gc = /^nodejs_gc_duration_seconds_sum\{kind="[^"]+"\} ([0-9.eE+-]+)$/.exec(line);
+    if (gc) out.set('nodejs_gc_duration_seconds_sum', (out.get('nodejs_gc_duration_seconds_sum') ?? 0) + Number(gc[1]));
   }
   return out;
 }
