@@ -14,6 +14,7 @@
  *
  * Writes bench/results/tail.json (rendered into bench/README.md by `npm run bench`'s renderer).
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,8 +59,50 @@ async function scrape(port: number): Promise<Scrape> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const out: Scrape = new Map();
   for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{le="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:le|worker)="([^"]+)"\})? ([0-9.eE+-]+|NaN)$/.exec(line);
     if (m) out.set(m[3] === undefined ? m[1]! : `${m[1]}|${m[3]}`, Number(m[4]));
+    // GC time comes per kind (minor, major, incremental, weakcb): summed.
+    const gc = /^nodejs_gc_duration_seconds_sum\{kind="[^"]+"\} ([0-9.eE+-]+)$/.exec(line);
+    if (gc) out.set('nodejs_gc_duration_seconds_sum', (out.get('nodejs_gc_duration_seconds_sum') ?? 0) + Number(gc[1]));
+  }
+  return out;
+}
+
+/**
+ * Context switches of each server thread (Linux /proc/<pid>/task/<tid>/status), voluntary (the
+ * thread slept: a wake-up follows) and not (preempted), keyed `tid name`. Empty off Linux.
+ */
+function threadSwitches(pid: number): Map<string, { voluntary: number; involuntary: number }> {
+  const out = new Map<string, { voluntary: number; involuntary: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const name = /^Name:\s*(.*)$/m.exec(status)?.[1] ?? '?';
+      const voluntary = Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+      const involuntary = Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)?.[1] ?? 0);
+      out.set(`${tid} ${name}`, { voluntary, involuntary });
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** Per message of the window: switches of the threads that did any (main thread first), rounded. */
+function switchesPerMessage(before: ReturnType<typeof threadSwitches>, after: ReturnType<typeof threadSwitches>, messages: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (messages <= 0) return out;
+  for (const [key, a] of after) {
+    const b = before.get(key) ?? { voluntary: 0, involuntary: 0 };
+    const v = (a.voluntary - b.voluntary) / messages;
+    const n = (a.involuntary - b.involuntary) / messages;
+    if (v + n >= 0.01) out[key] = `${v.toFixed(2)} vol + ${n.toFixed(2)} preempted`;
   }
   return out;
 }
@@ -84,8 +127,10 @@ async function phase(system: RunningSystem, rate: number, register: boolean): Pr
   const lexicons = isLexiconsSystem(system.spec.name);
   // The stages over the measured window only (not the logins and warm-up before it).
   const scrapes: { open?: Scrape; close?: Scrape } = {};
+  const switches: { open?: ReturnType<typeof threadSwitches>; close?: ReturnType<typeof threadSwitches> } = {};
   const onWindow = async (edge: 'open' | 'close'): Promise<void> => {
     if (lexicons) scrapes[edge] = await scrape(system.port);
+    if (system.pid !== undefined) switches[edge] = threadSwitches(system.pid);
   };
   const r: LoadResult = await runLoad({
     onWindow,
@@ -133,6 +178,17 @@ async function phase(system: RunningSystem, rate: number, register: boolean): Pr
     }
     // prom-client samples the loop every 10 ms and resets at each scrape: p99 over the phase, the 10 ms period included.
     figures.main_loop_lag_p99_ms = Math.round((after.get('nodejs_eventloop_lag_p99_seconds') ?? 0) * 1e4) / 10;
+    // Counts per message of the window (direction holds on a busy machine, unlike latencies).
+    const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+    const messages = delta('lexicons_signals_total');
+    const batches = delta('lexicons_batches_total');
+    if (messages > 0) {
+      figures.jobs_per_message = Math.round((batches / messages) * 1000) / 1000;
+      figures.idle_worker_jobs_per_message = Math.round((delta('lexicons_batches_to_idle_worker_total') / messages) * 1000) / 1000;
+      const byWorker = [...after.keys()].filter((k) => k.startsWith('lexicons_batches_by_worker_total|')).map((k) => delta(k)).sort((a, b) => b - a);
+      figures.jobs_share_by_worker = byWorker.map((n) => Math.round((n / Math.max(1, batches)) * 1000) / 1000);
+    }
+    if (switches.open !== undefined && switches.close !== undefined) figures.server_switches_per_message = switchesPerMessage(switches.open, switches.close, messages);
     figures.main_gc_seconds = Math.round(((after.get('nodejs_gc_duration_seconds_sum') ?? 0) - (before.get('nodejs_gc_duration_seconds_sum') ?? 0)) * 1e3) / 1e3;
   }
   return figures;
@@ -148,6 +204,7 @@ for (const name of systems) {
       figures[`${name}@${rate}`] = f;
       const stages = isLexiconsSystem(name) ? `  queue ${f.queue_wait_mean_ms}/${f.queue_wait_p99_ms_le}  trip ${f.batch_round_trip_mean_ms}/${f.batch_round_trip_p99_ms_le}  run ${f.batch_run_mean_ms}/${f.batch_run_p99_ms_le}  hist ${f.history_wait_mean_ms}/${f.history_wait_p99_ms_le}  apply ${f.batch_apply_mean_ms}/${f.batch_apply_p99_ms_le}  lag99 ${f.main_loop_lag_p99_ms}` : '';
       console.log(`${name.padEnd(20)} ${String(rate).padStart(5)}/s  got ${f.calls_per_s}/s  p50 ${f.delivery_p50_ms}  p99 ${f.delivery_p99_ms}  p99.9 ${f.delivery_p999_ms}  gen-lag99 ${f.loadgen_loop_delay_p99_ms}  cpu srv ${f.server_cpu_cores} gen ${f.loadgen_cpu_cores} other ${f.other_cpu_cores}${stages}`);
+      if (isLexiconsSystem(name)) console.log(`${''.padEnd(28)}jobs/msg ${f.jobs_per_message}  idle-worker jobs/msg ${f.idle_worker_jobs_per_message}  share by worker ${JSON.stringify(f.jobs_share_by_worker)}  switches/msg ${JSON.stringify(f.server_switches_per_message)}`);
     }
   } finally {
     await system.stop();

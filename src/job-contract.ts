@@ -230,6 +230,8 @@ export interface JobStats {
   durableMs?: number;
   /** Batches: the worker's time on the job, start to result (the rest of the round trip is the pool's and the threads' wake-ups). */
   runMs?: number;
+  /** Batches: the worker thread that ran the job (its threadId): which worker the pool used. */
+  thread?: number;
 }
 
 // Op codes of PackedEffects: triples `[op, target, length]` in `ops` (writeOp). Small numbers on

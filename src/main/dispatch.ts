@@ -5,10 +5,24 @@
  * Why batch: a piscina run costs ~30 µs of overhead, so one job per message would cap the
  * server at a small fraction of what uWS carries. Inbound units (frames, connection attempts,
  * disconnections) are queued per connection; a flush (setImmediate) packs the units of many
- * connections into one job, keeping at most `2 × workers` jobs in flight. Under light load a
- * job carries one frame (lowest latency); under load jobs fill up while others run. When a
+ * connections into one job, keeping at most `2 × workers` jobs in flight (see the spreading
+ * policy below). Under light load a job carries what arrived meanwhile; under load jobs fill up
+ * while others run. When a
  * result arrives, the next job is handed over first and the result's effects applied after, so
  * the worker runs while the main thread fans out (one thread hand-off less on the critical path).
+ *
+ * Spreading over workers (adaptive): a second job in flight (on a second worker, or queued behind
+ * the first) is started only when the first is not keeping up: the oldest job in flight has run
+ * `spreadAfterMs` (1 ms) while units wait, or more units wait than one job takes. Otherwise the
+ * units wait for the running job's result and go together in the next job, on the same warm
+ * worker (piscina gives a job to the first idle worker, so with one job in flight it is always
+ * the same one). Why: at light load, jobs alternating between workers each wake a sleeping
+ * thread (Atomics.wait: a futex wake, slow on a small VM), run on cold caches, and with
+ * `--workers 2` four threads (main, two workers, the client) share two cores: measured, a w2
+ * job's round trip was ~2x w1's at the same load. Once spread, every in-flight slot is used
+ * (up to 2 x workers) until a worker finishes with nothing waiting: the load then fits one job at
+ * a time again. A deferred unit arms a timer, so a slow job cannot hold other connections' units
+ * back longer than `spreadAfterMs` even when nothing else arrives.
  *
  * Ordering: a connection has at most one job in flight (`conn.busy`); its further units wait
  * for the next job. Units of different connections run in parallel on different workers.
@@ -17,7 +31,7 @@
  * the error and the job's other units are put back at the front of their connections' queues
  * (nothing of that job was committed).
  */
-import { ErrorCode, messageOf } from '../errors.js';
+import { ErrorCode, messageOf, optionError } from '../errors.js';
 import { WireCode } from '../wire.js';
 import { failFrame } from './call-replies.js';
 import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
@@ -25,6 +39,26 @@ import type { SocketConnection } from './socket-connection.js';
 import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
 import type { Hub } from './hub.js';
 import { JobFailure, type JobRunner } from './pool.js';
+
+/** How long the oldest job in flight runs, with units waiting, before a second job is started. */
+export const SPREAD_AFTER_MS = 1;
+
+export interface DispatcherOptions {
+  /** Overrides {@link SPREAD_AFTER_MS}; 0 spreads at once (every in-flight slot used, as before the policy). */
+  spreadAfterMs?: number;
+}
+
+/**
+ * Env `LEXICONS_SPREAD_AFTER_MS` (a tuning knob for measurements: bench/README.md "Tail latency"):
+ * a number of ms >= 0, or undefined when unset.
+ */
+export function spreadAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const text = env.LEXICONS_SPREAD_AFTER_MS;
+  if (text === undefined || text === '') return undefined;
+  const ms = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text.trim()) || !Number.isFinite(ms)) throw optionError(`LEXICONS_SPREAD_AFTER_MS must be a number of milliseconds >= 0, got ${JSON.stringify(text)}`);
+  return ms;
+}
 
 /** Units per job, frames taken from one connection per job, bytes of frame text per job. */
 export const MAX_UNITS_PER_JOB = 256;
@@ -42,17 +76,33 @@ export class Dispatcher {
   readonly #hub: Hub;
   readonly #pool: JobRunner;
   readonly #maxInFlight: number;
+  readonly #workers: number;
+  readonly #spreadAfterMs: number;
   readonly #ready = new Set<SocketConnection>();
   #inFlight = 0;
+  /** Start times of the jobs in flight, by job number, oldest first (Map keeps insertion order). */
+  readonly #started = new Map<number, number>();
+  #jobs = 0;
+  /** True while the load needs more than one job at a time (see the module comment). */
+  #spread = false;
+  /** Re-checks deferred units once the oldest job in flight is `spreadAfterMs` old. */
+  #spreadTimer: NodeJS.Timeout | null = null;
   /** Batches whose results wait for their turn to publish to history channels. */
   #applying = 0;
   #scheduled = false;
   #idle: Array<() => void> = [];
 
-  constructor(hub: Hub, pool: JobRunner, workers: number) {
+  constructor(hub: Hub, pool: JobRunner, workers: number, options: DispatcherOptions = {}) {
     this.#hub = hub;
     this.#pool = pool;
+    this.#workers = workers;
     this.#maxInFlight = Math.max(2, 2 * workers);
+    this.#spreadAfterMs = options.spreadAfterMs ?? SPREAD_AFTER_MS;
+  }
+
+  /** True while jobs are spread over every in-flight slot (load beyond one job at a time). */
+  get spread(): boolean {
+    return this.#spread;
   }
 
   /** Jobs in flight. */
@@ -100,8 +150,46 @@ export class Dispatcher {
 
   #dispatchReady(): void {
     while (this.#inFlight < this.#maxInFlight && this.#ready.size > 0) {
+      if (this.#inFlight > 0 && !this.#spread && !this.#mustSpread()) return;
       this.#dispatch(this.#build());
     }
+  }
+
+  /**
+   * Whether units that wait while a job is in flight justify another job now: the oldest job in
+   * flight is `spreadAfterMs` old, or more units wait than one job takes. If not, a timer re-checks
+   * when the oldest job reaches that age (its result usually comes first and takes the units).
+   */
+  #mustSpread(): boolean {
+    const oldest = this.#started.values().next().value ?? performance.now();
+    const age = performance.now() - oldest;
+    if (age >= this.#spreadAfterMs || this.#moreThanOneJob()) {
+      this.#spread = true;
+      this.#clearSpreadTimer();
+      return true;
+    }
+    if (this.#spreadTimer === null) {
+      this.#spreadTimer = setTimeout(() => {
+        this.#spreadTimer = null;
+        this.#flush();
+      }, Math.max(1, Math.ceil(this.#spreadAfterMs - age)));
+    }
+    return false;
+  }
+
+  #moreThanOneJob(): boolean {
+    let n = 0;
+    for (const conn of this.#ready) {
+      n += Math.min(conn.queue.length, MAX_UNITS_PER_CONN);
+      if (n > MAX_UNITS_PER_JOB) return true;
+    }
+    return false;
+  }
+
+  #clearSpreadTimer(): void {
+    if (this.#spreadTimer === null) return;
+    clearTimeout(this.#spreadTimer);
+    this.#spreadTimer = null;
   }
 
   #build(): Batch {
@@ -137,14 +225,23 @@ export class Dispatcher {
     const snapshots: ConnectionSnapshot[] = batch.connections.map((c) => c.snapshot());
     const job = encodeBatch(snapshots, batch.units, batch.owners, this.#hub.channels.version);
     const n = batch.units.length;
-    this.#inFlight++;
     const { metrics } = this.#hub;
+    if (this.#inFlight < this.#workers) metrics.batchesToIdleWorker++;
+    this.#inFlight++;
     metrics.batchesTotal++;
     metrics.batchUnitsTotal += n;
     const started = performance.now();
+    const number = this.#jobs++;
+    this.#started.set(number, started);
     this.#pool.run<BatchResult>(job).then(
       (result) => {
         this.#inFlight--;
+        this.#started.delete(number);
+        // A worker finished with nothing waiting: the load fits one job at a time again.
+        if (this.#ready.size === 0) {
+          this.#spread = false;
+          this.#clearSpreadTimer();
+        }
         // Hand the worker its next job before this one's effects are applied: the fan-out below
         // then overlaps the worker's run instead of delaying it by the apply plus one event-loop
         // turn (setImmediate). Only connections not in this batch can go (this batch's stay busy
@@ -163,6 +260,7 @@ export class Dispatcher {
       },
       (err: unknown) => {
         this.#inFlight--;
+        this.#started.delete(number);
         try {
           this.#fail(batch, err);
         } finally {
@@ -185,7 +283,7 @@ export class Dispatcher {
     try {
       const { stats } = result;
       const applyStarted = performance.now();
-      metrics.recordBatch((applyStarted - started) / 1000, batch.units.length, stats.calls, stats.commitMs, stats.durableMs, stats.runMs);
+      metrics.recordBatch((applyStarted - started) / 1000, batch.units.length, stats.calls, stats.commitMs, stats.durableMs, stats.runMs, stats.thread);
       for (const entry of result.logs) this.#hub.log(entry.status, entry.data);
       metrics.recordSignals(stats.calls, stats.errors);
       metrics.txnAttemptsTotal += stats.attempts;

@@ -138,6 +138,17 @@ export class ServerMetrics {
     counter('lexicons_rate_limited_total', 'Frames refused by the per-connection rate limit.', () => c.rateLimited);
     counter('lexicons_batches_total', 'Pool batches executed.', () => c.batchesTotal);
     counter('lexicons_batch_units_total', 'Units (frames, connects, disconnects) carried by batches.', () => c.batchUnitsTotal);
+    counter('lexicons_batches_to_idle_worker_total', 'Batches handed over while fewer jobs than workers were in flight: each wakes a sleeping worker.', () => c.batchesToIdleWorker);
+    new Counter({
+      name: 'lexicons_batches_by_worker_total',
+      help: 'Batches per worker thread (label: its threadId): how the dispatcher spreads jobs over the workers.',
+      labelNames: ['worker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [worker, n] of c.batchesByWorker) this.inc({ worker: String(worker) }, n);
+      },
+    });
     counter('lexicons_txn_attempts_total', 'Transaction attempts (more than batches means conflicts were retried).', () => c.txnAttemptsTotal);
     counter('lexicons_txn_rerun_calls_total', 'Calls run again after a conflict (the units after the first invalidated one, or a whole batch).', () => c.txnRerunCallsTotal);
     counter('lexicons_execution_timeouts_total', 'Jobs aborted by the execution time limit.', () => c.timeouts);

@@ -62,6 +62,10 @@ export class Metrics {
   errorsTotal = 0;
   batchesTotal = 0;
   batchUnitsTotal = 0;
+  /** Batches handed over while fewer jobs than workers were in flight: a worker asleep in the pool's Atomics.wait had to be woken (main/dispatch.ts). */
+  batchesToIdleWorker = 0;
+  /** Batches per worker thread (threadId): which workers the dispatcher's policy used. */
+  readonly batchesByWorker = new Map<number, number>();
   txnAttemptsTotal = 0;
   /** Calls run again because their batch's transaction conflicted (JobStats.rerunCalls). */
   txnRerunCallsTotal = 0;
@@ -108,8 +112,9 @@ export class Metrics {
   }
 
   /** A batch came back: its round trip, units, calls, and the timings its worker reported. */
-  recordBatch(seconds: number, units: number, calls: number, commitMs: number | undefined, durableMs: number | undefined, runMs?: number): void {
+  recordBatch(seconds: number, units: number, calls: number, commitMs: number | undefined, durableMs: number | undefined, runMs?: number, thread?: number): void {
     this.batchSeconds.observe(seconds);
+    if (thread !== undefined) this.batchesByWorker.set(thread, (this.batchesByWorker.get(thread) ?? 0) + 1);
     if (runMs !== undefined) this.runSeconds.observe(runMs / 1000);
     this.batchSize.observe(units);
     if (calls > 0) this.callSeconds.observe(seconds, calls);

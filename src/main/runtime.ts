@@ -30,7 +30,7 @@ import { AdminAccess, addAdminRoutes, addHealthRoutes, type AdminDeps, type Phas
 import { AdminSampler } from './admin-sampler.js';
 import { maskingLog } from './admin-secrets.js';
 import { createApp } from './app.js';
-import { Dispatcher } from './dispatch.js';
+import { Dispatcher, spreadAfterMsFromEnv } from './dispatch.js';
 import { applyEffects } from './effects.js';
 import { createHub, openConnectionCount, type Hub } from './hub.js';
 import { createLogger, type LogFn } from './log.js';
@@ -65,6 +65,7 @@ interface Runtime {
 
 export async function startServer(server: Server, overrides: RunOverrides): Promise<RunningServer> {
   const settings = runSettings(server, overrides);
+  const spreadAfterMs = spreadAfterMsFromEnv();
   const log = maskingLog(createLogger(server.options.onLog), appSchema(server.components));
   const uws = loadUws();
   const startedAt = Date.now();
@@ -104,7 +105,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     await cluster?.stop();
     await wal.close();
   };
-  dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers);
+  dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers, { spreadAfterMs });
   hub.live.start(pool, server.components.live.keys(), settings.options.workers, () => store.snapshot());
   // Commits made on this thread (lexicons/testing's app.db, the shell) reach live queries too.
   store.onCommit = (changes) => changes.written && hub.live.committed([{ id: changes.commitId, ...changes.written }]);

@@ -6,7 +6,7 @@
  * so this thread's start-up overlaps the load); then every pool run is a {@link Job} (a batch of
  * units, a Task, or a hook).
  */
-import { workerData } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, LexiconsError, messageOf } from '../errors.js';
 import type { CommitResult } from '../storage/api.js';
 import { withCluster } from '../storage/cluster-record.js';
@@ -112,6 +112,7 @@ async function settle(job: Job): Promise<JobResult> {
     const now = performance.now();
     result.stats.durableMs = now - durableStarted;
     result.stats.runMs = now - started;
+    result.stats.thread = threadId;
   }
   return result;
 }

@@ -1,14 +1,14 @@
 /**
  * The dispatcher (src/main/dispatch.ts) against a stand-in pool that holds every job until the
  * test settles it: per-connection order and one batch in flight per connection, the batch limits
- * (units per connection, units and bytes per job), and the requeue of innocent units after a
- * failed job.
+ * (units per connection, units and bytes per job), the requeue of innocent units after a
+ * failed job, and when a second job may start while one is in flight (the spreading policy).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCode } from '../../src/errors.js';
 import { decodeBatch, UNIT_FRAME, type BatchJob, type BatchResult, type JobInput, type JobResult } from '../../src/job-contract.js';
-import { Dispatcher, MAX_BYTES_PER_JOB, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB } from '../../src/main/dispatch.js';
+import { Dispatcher, MAX_BYTES_PER_JOB, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB, spreadAfterMsFromEnv, type DispatcherOptions } from '../../src/main/dispatch.js';
 import { createHub, type Hub } from '../../src/main/hub.js';
 import type { LogStatus } from '../../src/server.js';
 import { JobFailure, type JobRunner } from '../../src/main/pool.js';
@@ -51,11 +51,17 @@ class HoldingPool implements JobRunner {
 
 const done = (calls: number): BatchResult => ({ effects: [], logs: [], stats: { calls, errors: 0, attempts: 1 } });
 
-function setUp(): { hub: Hub; pool: HoldingPool; dispatcher: Dispatcher; logs: Array<{ status: LogStatus; data: Record<string, unknown> }> } {
+/** Default `spreadAfterMs: 0`: every in-flight slot is used at once (the tests of batching and order); the policy's tests pass their own. */
+function setUp(options: DispatcherOptions = { spreadAfterMs: 0 }, workers = 1): { hub: Hub; pool: HoldingPool; dispatcher: Dispatcher; logs: Array<{ status: LogStatus; data: Record<string, unknown> }> } {
   const logs: Array<{ status: LogStatus; data: Record<string, unknown> }> = [];
   const hub = createHub([], (status, data) => logs.push({ status, data }));
   const pool = new HoldingPool();
-  return { hub, pool, dispatcher: new Dispatcher(hub, pool, 1), logs };
+  return { hub, pool, dispatcher: new Dispatcher(hub, pool, workers, options), logs };
+}
+
+/** Lets the dispatcher's scheduled flushes (setImmediate) run. */
+async function turns(n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
 function connection(hub: Hub): SocketConnection {
@@ -224,5 +230,76 @@ describe('Dispatcher', () => {
     first.resolve(done(1));
     await dispatcher.whenIdle();
     assert.equal(hub.connections.has(a.id), false);
+  });
+
+  it('while the job in flight is young, later units wait for its result and go together in the next job', async () => {
+    const { hub, pool, dispatcher } = setUp({ spreadAfterMs: 60_000 });
+    const [a, b, c] = [connection(hub), connection(hub), connection(hub)];
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    enqueueFrames(dispatcher, b, 'b1');
+    enqueueFrames(dispatcher, c, 'c1');
+    await turns();
+    assert.equal(pool.waiting, 0, 'no second job while the first is young');
+    assert.equal(dispatcher.inFlight, 1);
+    assert.equal(dispatcher.queued, 2);
+    assert.equal(dispatcher.spread, false);
+    first.resolve(done(1));
+    const second = await pool.next();
+    assert.deepEqual(frames(second), [`${b.id}:b1`, `${c.id}:c1`]);
+    second.resolve(done(2));
+    await dispatcher.whenIdle();
+    assert.equal(hub.metrics.batchesTotal, 2);
+  });
+
+  it('once the job in flight is spreadAfterMs old, a waiting unit gets a second job (a timer: nothing else has to arrive)', async () => {
+    const { hub, pool, dispatcher } = setUp({ spreadAfterMs: 20 }, 2);
+    const [a, b, c] = [connection(hub), connection(hub), connection(hub)];
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    const dispatched = performance.now();
+    enqueueFrames(dispatcher, b, 'b1');
+    const second = await pool.next();
+    assert.ok(performance.now() - dispatched >= 19, `second job after ${performance.now() - dispatched} ms`);
+    assert.deepEqual(frames(second), [`${b.id}:b1`]);
+    assert.equal(dispatcher.spread, true);
+    // Spread: a further unit goes at once, while both jobs are in flight (2 workers: up to 4 jobs).
+    enqueueFrames(dispatcher, c, 'c1');
+    const third = await pool.next();
+    assert.deepEqual(frames(third), [`${c.id}:c1`]);
+    // A job finishing with nothing waiting: the load fits one job at a time again.
+    second.resolve(done(1));
+    await turns();
+    assert.equal(dispatcher.spread, false);
+    first.resolve(done(1));
+    third.resolve(done(1));
+    await dispatcher.whenIdle();
+  });
+
+  it('more units waiting than one job takes: a second job starts at once', async () => {
+    const { hub, pool, dispatcher } = setUp({ spreadAfterMs: 60_000 });
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    const first = await pool.next();
+    const conns = Array.from({ length: MAX_UNITS_PER_JOB / MAX_UNITS_PER_CONN + 1 }, () => connection(hub));
+    for (const conn of conns) for (let i = 0; i < MAX_UNITS_PER_CONN; i++) dispatcher.enqueue(conn, { kind: UNIT_FRAME, text: `${i}` });
+    const second = await pool.next();
+    assert.equal(second.job.unitHeads.length, MAX_UNITS_PER_JOB);
+    assert.equal(dispatcher.spread, true);
+    first.resolve(done(1));
+    second.resolve(done(0));
+    const third = await pool.next();
+    assert.equal(third.job.unitHeads.length, MAX_UNITS_PER_CONN);
+    third.resolve(done(0));
+    await dispatcher.whenIdle();
+  });
+
+  it('LEXICONS_SPREAD_AFTER_MS: milliseconds >= 0, a clear error otherwise', () => {
+    assert.equal(spreadAfterMsFromEnv({}), undefined);
+    assert.equal(spreadAfterMsFromEnv({ LEXICONS_SPREAD_AFTER_MS: '0' }), 0);
+    assert.equal(spreadAfterMsFromEnv({ LEXICONS_SPREAD_AFTER_MS: '2.5' }), 2.5);
+    for (const bad of ['-1', 'abc', '1e3', 'Infinity']) {
+      assert.throws(() => spreadAfterMsFromEnv({ LEXICONS_SPREAD_AFTER_MS: bad }), { message: `LEXICONS_SPREAD_AFTER_MS must be a number of milliseconds >= 0, got ${JSON.stringify(bad)}` });
+    }
   });
 });
