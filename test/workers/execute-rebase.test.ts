@@ -7,18 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MessageChannel } from 'node:worker_threads';
-import { wrap } from 'comlink';
 import { Channel, Signal, type SignalContext } from '../../src/components.js';
 import { encodeBatch, unpackEffects, UNIT_FRAME, type BatchJob, type ConnectionSnapshot } from '../../src/job-contract.js';
-import { ControlHost } from '../../src/main/control-host.js';
 import { Server } from '../../src/server.js';
 import { compileSchema, field, Model } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
-import { portEndpoint, type ControlApi } from '../../src/workers/control-plane.js';
 import { runBatch } from '../../src/workers/execute-batch.js';
-import { createProgressBuffer } from '../../src/workers/progress.js';
-import { createWorkerApp } from '../../src/workers/worker-app.js';
+import { inThreadWorkerApp } from '../helpers/worker-app.js';
 
 class Slot extends Model {
   static value = field.int();
@@ -50,29 +45,10 @@ class Public extends Channel {}
 
 const server = new Server({ models: [Slot], signals: [Bump, Interfere], channels: [Public] });
 
-function setUp(): { app: ReturnType<typeof createWorkerApp>; store: SharedStore; close: () => void } {
+function setUp(): ReturnType<typeof inThreadWorkerApp> {
   const store = SharedStore.create(compileSchema([Slot]), { initialRows: 4 });
   store.bulkLoad(Slot, ['a', 'b', 'c'].map((pk) => ({ pk, value: 0 })));
-  const host = new ControlHost({
-    storeHandles: async () => ({ handles: store.handles, wal: null }),
-    info: () => ({ connections: 2, channels: { Public: 0 } }),
-    channels: () => ({ version: 0, names: [] }),
-    presence: () => 0,
-    log: () => undefined,
-    commit: () => Promise.resolve({ ok: false, reason: 'unavailable', message: 'not a cluster node' }),
-  });
-  const { port1, port2 } = new MessageChannel();
-  host.attach(port2, 1);
-  const control = wrap<ControlApi>(portEndpoint(port1));
-  const app = createWorkerApp(server, store, { progress: createProgressBuffer(4), maxCallsPerFrame: 10, maxRecoveredPublications: 1000, debug: false }, control);
-  return {
-    app,
-    store,
-    close: () => {
-      host.close();
-      port1.close();
-    },
-  };
+  return inThreadWorkerApp(server, store);
 }
 
 const c1: ConnectionSnapshot = { id: 'c1', address: '127.0.0.1', auth: undefined, channels: [] };

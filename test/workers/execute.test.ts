@@ -7,19 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MessageChannel } from 'node:worker_threads';
-import { wrap } from 'comlink';
 import { Channel, Header, Signal, Task, type HeaderContext, type SignalContext, type TaskContext } from '../../src/components.js';
 import { encodeBatch, unpackEffects, UNIT_CONNECT, UNIT_DISCONNECT, UNIT_FRAME, type BatchJob, type ConnectionSnapshot } from '../../src/job-contract.js';
-import { ControlHost } from '../../src/main/control-host.js';
 import { Server } from '../../src/server.js';
 import { compileSchema, field, Model } from '../../src/storage/schema.js';
 import { SharedStore } from '../../src/storage/store.js';
-import { portEndpoint, type ControlApi } from '../../src/workers/control-plane.js';
 import { batchFailureEffects, runBatch } from '../../src/workers/execute-batch.js';
 import { runHook, runTask } from '../../src/workers/execute-task.js';
-import { createProgressBuffer } from '../../src/workers/progress.js';
-import { createWorkerApp } from '../../src/workers/worker-app.js';
+import { inThreadWorkerApp } from '../helpers/worker-app.js';
 
 class Note extends Model {
   static title = field.str({ unique: true });
@@ -61,28 +56,9 @@ class Tick extends Task.Interval {
 
 const server = new Server({ models: [Note], signals: [AddNote, Fail, Whoami], headers: [Login], channels: [Public], tasks: [Tick] });
 
-function setUp(): { app: ReturnType<typeof createWorkerApp>; store: SharedStore; close: () => void } {
+function setUp(): ReturnType<typeof inThreadWorkerApp> {
   const store = SharedStore.create(compileSchema([Note]), { initialRows: 4 });
-  const host = new ControlHost({
-    storeHandles: async () => ({ handles: store.handles, wal: null }),
-    info: () => ({ connections: 2, channels: { Public: 0 } }),
-    channels: () => ({ version: 0, names: [] }),
-    presence: () => 0,
-    log: () => undefined,
-    commit: () => Promise.resolve({ ok: false, reason: 'unavailable', message: 'not a cluster node' }),
-  });
-  const { port1, port2 } = new MessageChannel();
-  host.attach(port2, 1);
-  const control = wrap<ControlApi>(portEndpoint(port1));
-  const app = createWorkerApp(server, store, { progress: createProgressBuffer(4), maxCallsPerFrame: 10, maxRecoveredPublications: 1000, debug: false }, control);
-  return {
-    app,
-    store,
-    close: () => {
-      host.close();
-      port1.close();
-    },
-  };
+  return inThreadWorkerApp(server, store);
 }
 
 const c1: ConnectionSnapshot = { id: 'c1', address: '127.0.0.1', auth: undefined, channels: [] };
