@@ -22,6 +22,31 @@ export interface Closed {
   reason: string;
 }
 
+/**
+ * Event-loop turns a timed-out wait lets pass before it gives up. Why: when this process was not
+ * scheduled for a while (a loaded CI machine), the loop wakes in its timers phase, before the
+ * poll phase reads what arrived meanwhile: the server in this process has a worker result to
+ * apply, then the client a frame to read. Each setImmediate turn runs one poll phase first, so a
+ * reply that is already there is seen before the wait is called a failure.
+ */
+const GRACE_TURNS = 10;
+
+/** Calls `expire` once `ms` have passed and then {@link GRACE_TURNS} event-loop turns; returns a cancel function. */
+export function expireAfter(ms: number, expire: () => void): () => void {
+  let cancelled = false;
+  let turns = 0;
+  const turn = (): void => {
+    if (cancelled) return;
+    if (++turns < GRACE_TURNS) setImmediate(turn);
+    else expire();
+  };
+  const timer = setTimeout(turn, ms);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
 /** Clients opened together by {@link TestClient.many}, closed together at dispose. */
 export type TestClients = TestClient[] & AsyncDisposable;
 
@@ -65,21 +90,21 @@ export class TestClient implements AsyncDisposable {
     const ws = new WebSocket(TestClient.url(base, options.query), options.protocols ?? [], { ...options.ws, headers: options.headers });
     const client = new TestClient(ws);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const cancel = expireAfter(options.timeoutMs ?? 5000, () => {
         ws.terminate();
         reject(new Error(`connect timed out after ${options.timeoutMs ?? 5000} ms`));
-      }, options.timeoutMs ?? 5000);
+      });
       ws.once('open', () => {
-        clearTimeout(timer);
+        cancel();
         resolve(client);
       });
       ws.once('unexpected-response', (_req, res) => {
-        clearTimeout(timer);
+        cancel();
         reject(new Error(`HTTP ${res.statusCode}`));
         ws.terminate();
       });
       ws.once('error', (err) => {
-        clearTimeout(timer);
+        cancel();
         reject(err);
       });
     });
@@ -115,15 +140,17 @@ export class TestClient implements AsyncDisposable {
     const frame = this.#frames.shift();
     if (frame !== undefined) return Promise.resolve(frame);
     return new Promise((resolve, reject) => {
+      const started = performance.now();
       const waiter = (f: unknown) => {
-        clearTimeout(timer);
+        cancel();
         resolve(f);
       };
-      const timer = setTimeout(() => {
+      const cancel = expireAfter(timeoutMs, () => {
         const i = this.#waiters.indexOf(waiter);
         if (i >= 0) this.#waiters.splice(i, 1);
-        reject(new Error(`no frame within ${timeoutMs} ms (received so far: ${JSON.stringify(this.received).slice(0, 500)})`));
-      }, timeoutMs);
+        const state = ['connecting', 'open', 'closing', 'closed'][this.ws.readyState];
+        reject(new Error(`no frame within ${timeoutMs} ms (waited ${Math.round(performance.now() - started)} ms; socket ${state}; received so far: ${JSON.stringify(this.received).slice(0, 500)})`));
+      });
       this.#waiters.push(waiter);
     });
   }
@@ -146,13 +173,13 @@ export class TestClient implements AsyncDisposable {
 
   /** Resolves when closed (by either side), bounded in time. */
   waitClosed(timeoutMs = 5000): Promise<Closed> {
-    let timer: NodeJS.Timeout | undefined;
+    let cancel: (() => void) | undefined;
     return Promise.race([
       this.closed,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`not closed within ${timeoutMs} ms`)), timeoutMs);
+        cancel = expireAfter(timeoutMs, () => reject(new Error(`not closed within ${timeoutMs} ms`)));
       }),
-    ]).finally(() => clearTimeout(timer));
+    ]).finally(() => cancel?.());
   }
 
   /** Closes with 1000 unless closed already; drops the socket if the handshake takes over 5 s. */

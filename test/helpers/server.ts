@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { LogStatus, RunningServer, RunOverrides } from '../../src/server.js';
 import { loadApp } from '../../src/workers/app-loader.js';
 import { setTestLogHook } from '../fixtures/apps/log-sink.js';
+import { expireAfter } from './client.js';
 import { tempDir } from './temp-dir.js';
 
 // Apps without their own onLog are silent in tests (LEXICONS_TEST_VERBOSE=1: everything).
@@ -106,13 +107,13 @@ export async function startApp(appPath: string, options: StartOptions = {}): Pro
       const found = logs.find(match);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
+        const cancel = expireAfter(timeoutMs, () => {
           watchers.delete(watch);
           reject(new Error(`no matching log within ${timeoutMs} ms; statuses: ${logs.map((l) => l.status).join(',')}`));
-        }, timeoutMs);
+        });
         const watch = (r: LogRecord) => {
           if (!match(r)) return;
-          clearTimeout(timer);
+          cancel();
           watchers.delete(watch);
           resolve(r);
         };
