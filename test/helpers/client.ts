@@ -22,28 +22,45 @@ export interface Closed {
   reason: string;
 }
 
-/**
- * Event-loop turns a timed-out wait lets pass before it gives up. Why: when this process was not
- * scheduled for a while (a loaded CI machine), the loop wakes in its timers phase, before the
- * poll phase reads what arrived meanwhile: the server in this process has a worker result to
- * apply, then the client a frame to read. Each setImmediate turn runs one poll phase first, so a
- * reply that is already there is seen before the wait is called a failure.
- */
+/** How often a wait checks its deadline. */
+const TICK_MS = 50;
+/** A check later than this after the previous one means this process was not running: the excess does not count. */
+const MAX_TICK_MS = 100;
+/** Event-loop turns a wait lets pass after its deadline before it gives up. */
 const GRACE_TURNS = 10;
 
-/** Calls `expire` once `ms` have passed and then {@link GRACE_TURNS} event-loop turns; returns a cancel function. */
+/**
+ * Calls `expire` once `ms` of time this process was running have passed, then
+ * {@link GRACE_TURNS} event-loop turns; returns a cancel function.
+ *
+ * Why not one setTimeout: the server under test runs on this thread. When the process is not
+ * scheduled for a while (a loaded CI machine), wall time passes while neither the server's main
+ * thread nor the client can do anything; on waking, the timers phase runs before the poll phase
+ * reads the worker's result and the reply. So the deadline counts only time the loop was
+ * responsive (a check that comes more than {@link MAX_TICK_MS} late counts as MAX_TICK_MS), and
+ * at the deadline the wait still lets a few turns (each after a poll phase) deliver what is there.
+ */
 export function expireAfter(ms: number, expire: () => void): () => void {
   let cancelled = false;
+  let left = ms;
+  let last = performance.now();
   let turns = 0;
   const turn = (): void => {
     if (cancelled) return;
     if (++turns < GRACE_TURNS) setImmediate(turn);
     else expire();
   };
-  const timer = setTimeout(turn, ms);
+  const timer = setInterval(() => {
+    const now = performance.now();
+    left -= Math.min(now - last, MAX_TICK_MS);
+    last = now;
+    if (left > 0) return;
+    clearInterval(timer);
+    turn();
+  }, Math.min(TICK_MS, ms));
   return () => {
     cancelled = true;
-    clearTimeout(timer);
+    clearInterval(timer);
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The test client's waits against a stalled process: a reply that arrived while this process was
  * not running (a loaded CI machine; here a synchronous busy loop) is delivered, not reported as a
- * timeout, because a wait that expires lets the event loop read what is pending first.
+ * timeout: a wait counts only time the process was running (test/helpers/client.ts expireAfter).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -19,11 +19,11 @@ describe('TestClient waits after a stalled event loop', { timeout: 60_000 }, () 
 
   it('delivers a frame that came while the process was stalled past the deadline', async () => {
     await using c = await TestClient.connect(srv.url);
-    const reply = c.next(200);
+    const reply = c.next(1000);
     c.send({ Echo: { n: 1 } });
-    // Past the deadline: when the loop wakes, the timer is due before the poll phase has read
-    // the worker's result (and then the reply frame): a plain setTimeout would reject here.
-    stall(600);
+    // Three times the deadline: on waking, a plain setTimeout is due before the poll phase has
+    // read the worker's result (and then the reply frame), and would reject here.
+    stall(3000);
     assert.deepEqual(await reply, [{ Echo: { n: 1 } }]);
   });
 
