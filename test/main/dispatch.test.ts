@@ -245,6 +245,18 @@ describe('Dispatcher', () => {
     assert.equal(logs.find((l) => l.status === 'SIGNAL-ERROR')?.data.committedUnits, 2);
   });
 
+  it('a worker that died after its job committed everything: no unit runs again, not even the last one that ran', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
+    const first = await pool.next();
+    first.reject(new JobFailure(ErrorCode.INTERNAL, 'Internal error: worker failed (gone)', 1, undefined, 2));
+    await dispatcher.whenIdle();
+    assert.equal(pool.waiting, 0);
+    assert.equal(a.queue.length, 0);
+    assert.equal(hub.metrics.errorsTotal, 2, 'one lost-reply error per unit, none twice');
+  });
+
   it('fails every unit of a job that failed before any unit ran (no loop on a deterministic failure)', async () => {
     const { hub, pool, dispatcher, logs } = setUp();
     const a = connection(hub);
