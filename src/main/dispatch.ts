@@ -27,18 +27,18 @@
  * Ordering: a connection has at most one job in flight (`conn.busy`); its further units wait
  * for the next job. Units of different connections run in parallel on different workers.
  *
- * Failures: when a job's worker is aborted (time limit) or dies, the unit that was running gets
- * the error and the job's other units are put back at the front of their connections' queues
- * (nothing of that job was committed).
+ * Failures (main/dispatch-failure.ts): when a job's worker is aborted (time limit) or dies, the
+ * unit that was running gets the error, units the job had already committed (a batch re-run one
+ * transaction per call) get a "saved but reply lost" error and never run again, and the other
+ * units are put back at the front of their connections' queues.
  */
-import { ErrorCode, messageOf, optionError } from '../errors.js';
-import { WireCode } from '../wire.js';
-import { failFrame } from './call-replies.js';
-import { encodeBatch, UNIT_CONNECT, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
+import { optionError } from '../errors.js';
+import { encodeBatch, UNIT_FRAME, type BatchResult, type ConnectionSnapshot, type Unit } from '../job-contract.js';
 import type { SocketConnection } from './socket-connection.js';
-import { applyEffects, applyPacked, completeUpgrade, rejectConnection } from './effects.js';
+import { applyEffects, applyPacked } from './effects.js';
+import { failBatch, releaseKeys, type Batch } from './dispatch-failure.js';
 import type { Hub } from './hub.js';
-import { JobFailure, type JobRunner } from './pool.js';
+import type { JobRunner } from './pool.js';
 
 /** How long the oldest job in flight runs, with units waiting, before a second job is started. */
 export const SPREAD_AFTER_MS = 1;
@@ -64,13 +64,6 @@ export function spreadAfterMsFromEnv(env: NodeJS.ProcessEnv = process.env): numb
 export const MAX_UNITS_PER_JOB = 256;
 export const MAX_UNITS_PER_CONN = 32;
 export const MAX_BYTES_PER_JOB = 4 << 20;
-
-interface Batch {
-  connections: SocketConnection[];
-  units: Unit[];
-  /** Connection index per unit. */
-  owners: number[];
-}
 
 export class Dispatcher {
   readonly #hub: Hub;
@@ -262,7 +255,7 @@ export class Dispatcher {
         this.#inFlight--;
         this.#started.delete(number);
         try {
-          this.#fail(batch, err);
+          failBatch(this.#hub, batch, err);
         } finally {
           this.#release(batch.connections);
         }
@@ -276,7 +269,7 @@ export class Dispatcher {
     // for its turn (main/history-delivery.ts), and a connection's next batch must not overtake it.
     let done = true;
     const finish = (): void => {
-      this.#releaseKeys(batch);
+      releaseKeys(this.#hub, batch);
       this.#release(batch.connections);
     };
     const { metrics } = this.#hub;
@@ -302,16 +295,6 @@ export class Dispatcher {
     }
   }
 
-  /** Keys of the batch's calls that got no outcome (their job did not commit them) are released (main/sessions.ts). */
-  #releaseKeys(batch: Batch, only?: ReadonlySet<Unit>): void {
-    for (let i = 0; i < batch.units.length; i++) {
-      const unit = batch.units[i]!;
-      if (unit.kind !== UNIT_FRAME || unit.keys === undefined || (only !== undefined && !only.has(unit))) continue;
-      const session = batch.connections[batch.owners[i]!]!.session;
-      if (session !== null) this.#hub.sessions.release(session, unit.keys);
-    }
-  }
-
   #release(connections: readonly SocketConnection[]): void {
     for (const conn of connections) {
       conn.busy = false;
@@ -327,56 +310,5 @@ export class Dispatcher {
     const waiters = this.#idle;
     this.#idle = [];
     for (const resolve of waiters) resolve();
-  }
-
-  #fail(batch: Batch, err: unknown): void {
-    const failure = err instanceof JobFailure ? err : new JobFailure(ErrorCode.INTERNAL, `Internal error: ${messageOf(err)}`, -1, err);
-    const { metrics, log } = this.#hub;
-    if (failure.code === ErrorCode.TIMEOUT) metrics.timeouts++;
-    else metrics.workerFailures++;
-    // A worker that died after its commit took that commit's history publications with it, and
-    // what the commit wrote (live queries).
-    this.#hub.delivery.suspect();
-    this.#hub.live.suspect();
-    const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
-    log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
-      code: failure.code,
-      message: failure.message,
-      units: batch.units.length,
-      guiltyUnit: guilty,
-      connection: guilty >= 0 ? batch.connections[batch.owners[guilty]!]!.id : undefined,
-    });
-    // Put the innocent units back, in order, at the front of their connections' queues. With no
-    // known culprit (the worker died before running user code) every unit fails instead, so a
-    // deterministic failure cannot loop.
-    const back = new Map<SocketConnection, Unit[]>();
-    const failed = new Set<Unit>();
-    batch.units.forEach((unit, i) => {
-      const conn = batch.connections[batch.owners[i]!]!;
-      if (guilty === -1 || i === guilty) {
-        failed.add(unit);
-        this.#failUnit(conn, unit, failure);
-      } else {
-        let list = back.get(conn);
-        if (!list) back.set(conn, (list = []));
-        list.push(unit);
-      }
-    });
-    const now = performance.now();
-    for (const [conn, list] of back) {
-      conn.queue.unshift(...list);
-      conn.queuedAt.unshift(...list.map(() => now));
-    }
-    this.#releaseKeys(batch, failed);
-  }
-
-  #failUnit(conn: SocketConnection, unit: Unit, failure: JobFailure): void {
-    this.#hub.metrics.errorsTotal++;
-    const code = failure.code === ErrorCode.TIMEOUT ? WireCode.TIMEOUT : WireCode.WORKER_FAILED;
-    if (unit.kind === UNIT_FRAME) failFrame(conn, unit.text, failure.message, code);
-    else if (unit.kind === UNIT_CONNECT) {
-      completeUpgrade(conn);
-      rejectConnection(this.#hub, conn, failure.message, code);
-    }
   }
 }

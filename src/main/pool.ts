@@ -22,12 +22,18 @@ import type { Job, JobInput, JobResult, WorkerInit } from '../job-contract.js';
 import { createProgressBuffer, ProgressReader } from '../workers/progress.js';
 import type { LogFn } from './log.js';
 
-/** Why a job did not produce a result, and which unit was running (-1: none had started). */
+/**
+ * Why a job did not produce a result, which unit was running (-1: none had started), and how many
+ * leading units were already committed (`done`: a batch re-run one transaction per call, or a
+ * worker that died after its batch's commit; workers/progress.ts): those must not run again.
+ */
 export class JobFailure extends LexiconsError {
   readonly unit: number;
-  constructor(code: typeof ErrorCode.TIMEOUT | typeof ErrorCode.INTERNAL, message: string, unit: number, cause?: unknown) {
+  readonly done: number;
+  constructor(code: typeof ErrorCode.TIMEOUT | typeof ErrorCode.INTERNAL, message: string, unit: number, cause?: unknown, done = 0) {
     super(code, message, { cause });
     this.unit = unit;
+    this.done = done;
   }
 }
 
@@ -127,13 +133,15 @@ export class WorkerPool {
       return (await this.#piscina.run({ ...input, slot } as Job, { signal: controller.signal })) as R;
     } catch (err) {
       const unit = this.#progress.unit(slot);
+      // Read after the abort was claimed or the thread exited: every count the worker stored is seen.
+      const done = this.#progress.done(slot);
       if (controller.signal.aborted) {
-        throw new JobFailure(ErrorCode.TIMEOUT, `Execution timed out after ${this.#timeoutMs} ms (limits.executionTimeoutMs)`, unit, err);
+        throw new JobFailure(ErrorCode.TIMEOUT, `Execution timed out after ${this.#timeoutMs} ms (limits.executionTimeoutMs)`, unit, err, done);
       }
       if ((err as { code?: unknown })?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
-        throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker out of memory (over ${this.#memoryMb} MiB, limits.workerMemoryMb); it was replaced`, unit, err);
+        throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker out of memory (over ${this.#memoryMb} MiB, limits.workerMemoryMb); it was replaced`, unit, err, done);
       }
-      throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${messageOf(err)})`, unit, err);
+      throw new JobFailure(ErrorCode.INTERNAL, `Internal error: worker failed (${messageOf(err)})`, unit, err, done);
     } finally {
       this.#active.delete(slot);
       this.#free.push(slot);

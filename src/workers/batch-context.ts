@@ -26,6 +26,8 @@ export interface BatchContext {
   readonly stats: JobStats;
   /** Batches in one transaction: called before each unit runs (marks a transaction step, execute-batch.ts). */
   readonly unitStart?: ((unit: number, conn: ConnectionHandle, text: number, data: number) => void) | undefined;
+  /** Batches re-run one transaction per call: called once a unit finished (its calls committed), before the next one runs. */
+  readonly unitEnd?: ((unit: number) => void) | undefined;
 }
 
 /** The message a caller gets for an error; the stack only goes to the log. */

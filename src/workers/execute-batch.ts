@@ -64,6 +64,9 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
   });
   stats.commitMs = outcome.commitMs;
   if (outcome.committed) {
+    // Every unit is committed: should this worker die before its result reaches the main thread,
+    // none of them may run again (workers/progress.ts).
+    progress.done(job.unitHeads.length);
     ctx.recorder.publications = outcome.publications;
     return { effects: [], packed: ctx.recorder.pack(ctx.connections), logs: ctx.recorder.logs, stats };
   }
@@ -74,7 +77,9 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
   const recorder = new Recorder(app.view);
   app.view.resetJob();
   const stepper = new IsolatedStepper(app.store, recorder, progress);
-  const isolated = makeContext(app, job, recorder, stepper, progress, stats);
+  // Each unit's calls are committed as they run: once a unit is finished, the main thread must
+  // not re-run it if this job fails later (time limit, worker death): workers/progress.ts.
+  const isolated: BatchContext = { ...makeContext(app, job, recorder, stepper, progress, stats), unitEnd: (unit) => progress.done(unit + 1) };
   const pending = runUnits(isolated, 0, 0, 0);
   if (pending !== undefined) await pending;
   stats.attempts += stepper.attempts;
@@ -137,8 +142,12 @@ function runUnits(ctx: BatchContext, from: number, text: number, data: number): 
     if (pending !== undefined) {
       const t = text;
       const d = data;
-      return pending.then(() => runUnits(ctx, i + 1, t, d));
+      return pending.then(() => {
+        ctx.unitEnd?.(i);
+        return runUnits(ctx, i + 1, t, d);
+      });
     }
+    ctx.unitEnd?.(i);
   }
   return undefined;
 }

@@ -9,6 +9,7 @@
  * [slot * kSlotWords + kUnitField]   index of the unit being executed (-1: none yet)
  * [slot * kSlotWords + kStartField]  Date.now() when the current user call started
  * [slot * kSlotWords + kStateField]  kFramework (0) | kUser (1) | kAborted (2)
+ * [slot * kSlotWords + kDoneField]   units of the job already committed: the first N (0: none)
  * ```
  *
  * Why: an endless-loop Signal cannot be interrupted, only its thread terminated (piscina's abort
@@ -23,13 +24,26 @@
  * worker that finds its slot aborted never commits ({@link ProgressWriter.checkNotAborted} runs
  * right before every commit, always after a `leave()`). Atomics.load/store/compareExchange never
  * block, so the socket thread may use them.
+ *
+ * A batch that commits once (the usual case) has committed nothing when it fails. But a batch
+ * re-run with one transaction per call (after a unique violation, workers/execute-batch.ts)
+ * commits each call at once, and a worker can die after a batch's commit, before its result got
+ * out: re-running those units would run committed calls twice. So the worker publishes, in
+ * kDoneField, how many leading units are finished and committed ({@link ProgressWriter.done}):
+ * units run in order, so a count is enough. Why it is exact: the worker stores the count after a
+ * unit's last commit and BEFORE it enters user code again (the next unit's `enter`); the watchdog
+ * can only abort a job in user code (the kUser → kAborted compare-and-swap), and Atomics are
+ * sequentially consistent, so a main thread that read kAborted, or saw the thread exit, reads
+ * every count stored before it. The unit running at the failure may have committed some of its
+ * calls (a frame with several calls, re-run per call): it is the guilty unit and is not re-run.
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
 
-export const kSlotWords = 3;
+export const kSlotWords = 4;
 export const kUnitField = 0;
 export const kStartField = 1;
 export const kStateField = 2;
+export const kDoneField = 3;
 
 export const kFramework = 0n;
 export const kUser = 1n;
@@ -62,6 +76,14 @@ export class ProgressWriter {
     if (Atomics.compareExchange(this.#view, this.#base + kStateField, kUser, kFramework) === kAborted) this.#aborted = true;
   }
 
+  /**
+   * The first `units` units of the job are finished and committed: a failure of the job must not
+   * re-run them. Called after the unit's last commit, before any further user code (see above).
+   */
+  done(units: number): void {
+    Atomics.store(this.#view, this.#base + kDoneField, BigInt(units));
+  }
+
   /** Throws when the main thread aborted this job: its transaction must not commit. */
   checkNotAborted(): void {
     if (this.#aborted || Atomics.load(this.#view, this.#base + kStateField) === kAborted) {
@@ -86,6 +108,12 @@ export class ProgressReader {
     Atomics.store(this.#view, base + kUnitField, -1n);
     Atomics.store(this.#view, base + kStartField, 0n);
     Atomics.store(this.#view, base + kStateField, kFramework);
+    Atomics.store(this.#view, base + kDoneField, 0n);
+  }
+
+  /** Leading units of the slot's job already committed (0: none; always 0 for a batch that failed before its one commit). */
+  done(slot: number): number {
+    return Number(Atomics.load(this.#view, slot * kSlotWords + kDoneField));
   }
 
   unit(slot: number): number {

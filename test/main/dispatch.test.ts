@@ -12,6 +12,7 @@ import { Dispatcher, MAX_BYTES_PER_JOB, MAX_UNITS_PER_CONN, MAX_UNITS_PER_JOB, s
 import { createHub, type Hub } from '../../src/main/hub.js';
 import type { LogStatus } from '../../src/server.js';
 import { JobFailure, type JobRunner } from '../../src/main/pool.js';
+import { lostReplyMessage } from '../../src/main/dispatch-failure.js';
 import { SocketConnection } from '../../src/main/socket-connection.js';
 
 interface HeldJob {
@@ -204,6 +205,56 @@ describe('Dispatcher', () => {
     assert.equal(hub.metrics.errorsTotal, 1);
     const failure = logs.find((l) => l.status === 'SIGNAL-ERROR');
     assert.deepEqual(failure?.data, { code: ErrorCode.TIMEOUT, message: 'Execution timed out', units: 3, guiltyUnit: 1, connection: a.id });
+  });
+
+  it('after a failed job, never re-runs the units it had committed: their callers get the lost-reply error, their keys are settled', async () => {
+    const { hub, pool, dispatcher, logs } = setUp();
+    const sent = new Map<SocketConnection, string[]>();
+    const open = (): SocketConnection => {
+      const conn = connection(hub);
+      const texts: string[] = [];
+      sent.set(conn, texts);
+      conn.socket = { cork: (fn: () => void) => fn(), send: (text: string) => (texts.push(text), 1) } as unknown as SocketConnection['socket'];
+      conn.state = 'open';
+      return conn;
+    };
+    const [a, b, c] = [open(), open(), open()];
+    const session = hub.sessions.open(b);
+    const keyed = '[{"AddNote":{"text":"n"},"$id":7,"$key":"k1"}]';
+    assert.deepEqual(hub.sessions.filter(b, keyed), { text: keyed, keys: ['k1'] });
+    dispatcher.enqueue(a, { kind: UNIT_FRAME, text: '{"A1":{},"$id":1}' });
+    dispatcher.enqueue(b, { kind: UNIT_FRAME, text: keyed, keys: ['k1'] });
+    enqueueFrames(dispatcher, c, '{"Spin":{},"$id":3}', '{"C2":{},"$id":4}');
+    const first = await pool.next();
+    assert.deepEqual(frames(first).map((f) => f.split(':')[0]), [a.id, b.id, c.id, c.id]);
+    // Units 0 and 1 were committed (a batch re-run one transaction per call), unit 2 hung.
+    first.reject(new JobFailure(ErrorCode.TIMEOUT, 'Execution timed out', 2, undefined, 2));
+    const retry = await pool.next();
+    assert.deepEqual(frames(retry), [`${c.id}:{"C2":{},"$id":4}`], 'only the unit after the guilty one runs again');
+    retry.resolve(done(1));
+    await dispatcher.whenIdle();
+    const lost = lostReplyMessage('Execution timed out');
+    assert.deepEqual(sent.get(a)!.map((t) => JSON.parse(t)), [[{ Errors: [lost], code: 'WORKER_FAILED', $id: 1 }]]);
+    assert.deepEqual(sent.get(b)!.map((t) => JSON.parse(t)), [[{ Errors: [lost], code: 'WORKER_FAILED', $id: 7 }]]);
+    assert.deepEqual(sent.get(c)!.map((t) => JSON.parse(t)), [[{ Errors: ['Execution timed out'], code: 'TIMEOUT', $id: 3 }]]);
+    // A retry of the keyed call is answered with the settled outcome, not run.
+    assert.equal(hub.sessions.filter(b, '[{"AddNote":{"text":"n"},"$id":8,"$key":"k1"}]'), null);
+    assert.deepEqual(JSON.parse(sent.get(b)!.at(-1)!), [{ Errors: [lost], code: 'WORKER_FAILED', $id: 8 }]);
+    assert.equal(session.keys.get('k1')?.outcome?.length, 1);
+    assert.equal(hub.metrics.errorsTotal, 3);
+    assert.equal(logs.find((l) => l.status === 'SIGNAL-ERROR')?.data.committedUnits, 2);
+  });
+
+  it('a worker that died after its job committed everything: no unit runs again, not even the last one that ran', async () => {
+    const { hub, pool, dispatcher } = setUp();
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1', 'a2');
+    const first = await pool.next();
+    first.reject(new JobFailure(ErrorCode.INTERNAL, 'Internal error: worker failed (gone)', 1, undefined, 2));
+    await dispatcher.whenIdle();
+    assert.equal(pool.waiting, 0);
+    assert.equal(a.queue.length, 0);
+    assert.equal(hub.metrics.errorsTotal, 2, 'one lost-reply error per unit, none twice');
   });
 
   it('fails every unit of a job that failed before any unit ran (no loop on a deterministic failure)', async () => {
