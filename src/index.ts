@@ -25,6 +25,7 @@ export type { Row, CreateInput, Field, FieldOptions } from './storage/schema.js'
 export type { Db, Filters, RecordOf, AnyRecord, Target } from './storage/api.js';
 export { JsonRows } from './storage/json-rows.js';
 export { RawJson } from './json-text.js';
+export type { Utf8Piece } from './json-pieces.js';
 export { Database } from './database.js';
 export type { DatabaseOpenOptions, OpenDatabase } from './database.js';
 export { LexiconsError, ErrorCode, isLexiconsError, SignalError } from './errors.js';

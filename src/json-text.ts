@@ -10,28 +10,57 @@
  * text; the placeholders are then replaced, left to right, by the queued texts. User strings
  * cannot forge a placeholder: they would need the nonce (a 128-bit random number never sent).
  * Outside jsonText (user code calling `JSON.stringify` itself), `toJSON` answers the parsed value,
- * so the JSON text is the same either way.
+ * so the JSON text is the same either way. {@link jsonPieces} does the same but keeps the bytes of
+ * RawJson values that hold bytes (`db.queryJson` rows) as pieces of the text (json-pieces.ts).
  */
+import { JsonPieces, TextBuilder, type JsonText, type Utf8Piece } from './json-pieces.js';
+
 const NONCE = `\u0000lexicons-raw-${Array.from(crypto.getRandomValues(new Uint32Array(4)), (n) => n.toString(36)).join('')}-`;
 
-/** Texts of the RawJson values met by the running {@link jsonText} (null: none runs). */
-let queued: string[] | null = null;
+/** Texts (or, for {@link jsonPieces}, bytes) of the RawJson values met by the running serialization (null: none runs). */
+let queued: Array<string | Utf8Piece> | null = null;
+/** Whether the running serialization keeps RawJson bytes as pieces ({@link jsonPieces}). */
+let keepBytes = false;
 
 /** A value whose JSON text is already known. */
 export abstract class RawJson {
   /** The JSON text of this value. */
   abstract jsonText(): string;
 
+  /**
+   * The same text as UTF-8 bytes, frozen now, when this value holds it as bytes (written into a
+   * reply frame without being decoded, json-pieces.ts); null (this default): it does not.
+   */
+  utf8Piece(): Utf8Piece | null {
+    return null;
+  }
+
   /** For `JSON.stringify`: a placeholder inside {@link jsonText}, else the parsed value. */
   toJSON(): unknown {
     if (queued === null) return JSON.parse(this.jsonText()) as unknown;
-    return `${NONCE}${queued.push(this.jsonText()) - 1}`;
+    const piece = keepBytes ? this.utf8Piece() : null;
+    return `${NONCE}${queued.push(piece ?? this.jsonText()) - 1}`;
   }
 }
 
 /** `JSON.stringify(value)` with the text of every {@link RawJson} in it spliced in as is. */
 export function jsonText(value: unknown): string | undefined {
-  if (value instanceof RawJson) return value.jsonText();
+  return serialize(value, false) as string | undefined;
+}
+
+/**
+ * {@link jsonText}, with the bytes of RawJson values that hold bytes (`db.queryJson` rows) kept as
+ * pieces: the recorder writes them into the reply frame as they are (a string when there are none).
+ */
+export function jsonPieces(value: unknown): JsonText | undefined {
+  return serialize(value, true);
+}
+
+function serialize(value: unknown, bytes: boolean): JsonText | undefined {
+  if (value instanceof RawJson) {
+    const piece = bytes ? value.utf8Piece() : null;
+    return piece === null ? value.jsonText() : new JsonPieces(['', ''], [piece]);
+  }
   if (queued !== null) {
     // Nested (a toJSON calling us): plain JSON.stringify, RawJson values parsed.
     const outer = queued;
@@ -43,8 +72,9 @@ export function jsonText(value: unknown): string | undefined {
     }
   }
   queued = [];
+  keepBytes = bytes;
   let text: string | undefined;
-  let raws: string[];
+  let raws: Array<string | Utf8Piece>;
   try {
     text = JSON.stringify(value);
   } finally {
@@ -52,15 +82,17 @@ export function jsonText(value: unknown): string | undefined {
     queued = null;
   }
   if (raws.length === 0 || text === undefined) return text;
-  const parts: string[] = [];
+  const out = new TextBuilder();
   let from = 0;
   for (let i = 0; i < raws.length; i++) {
     const literal = JSON.stringify(`${NONCE}${i}`);
     const at = text.indexOf(literal, from);
     if (at < 0) throw new Error('json-text: a RawJson placeholder went missing (was its toJSON result altered?)');
-    parts.push(text.slice(from, at), raws[i]!);
+    out.add(text.slice(from, at));
+    const raw = raws[i]!;
+    if (typeof raw === 'string') out.add(raw);
+    else out.addPiece(raw);
     from = at + literal.length;
   }
-  parts.push(text.slice(from));
-  return parts.join('');
+  return out.add(text.slice(from)).done();
 }

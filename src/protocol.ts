@@ -15,7 +15,8 @@
 import { ErrorCode, LexiconsError, messageOf, SignalError } from './errors.js';
 import { scanCallIds } from './call-ids.js';
 import { Frame, WireCode } from './wire.js';
-import { jsonText } from './json-text.js';
+import { jsonPieces } from './json-text.js';
+import { wrapText, type JsonText } from './json-pieces.js';
 
 /** WebSocket close codes used by the server. */
 export const CloseCode = {
@@ -173,10 +174,13 @@ function idOf(item: unknown): CallId | undefined {
   return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
 }
 
-/** The text of one response item `{"Name": payload}`. Throws when the payload is not JSON-serializable. */
-export function itemText(name: string, payload: unknown): string {
-  const body = jsonText(payload === undefined ? null : payload);
-  return `{${JSON.stringify(name)}:${body}}`;
+/**
+ * The text of one response item `{"Name": payload}` (in pieces when the payload holds queryJson
+ * rows: json-pieces.ts). Throws when the payload is not JSON-serializable.
+ */
+export function itemText(name: string, payload: unknown): JsonText {
+  const body = jsonPieces(payload === undefined ? null : payload) ?? 'null';
+  return wrapText(`{${JSON.stringify(name)}:`, body, '}');
 }
 
 /**

@@ -4,6 +4,7 @@
  * the outcomes of calls with `$key`, and its marks (a call's savepoint, a unit's start).
  */
 import type { Effect } from '../job-contract.js';
+import type { JsonText } from '../json-pieces.js';
 import type { ChannelViewState } from './channel-view.js';
 import type { ConnectionHandle, ConnectionHandleState } from './handles.js';
 import type { ItemText } from './stamped.js';
@@ -33,8 +34,14 @@ export interface KeyedRecord {
   key: string;
   items: ItemText[];
 }
-/** What the recorder holds: effects, and the two kinds of merged frames. */
-export type RecordedEffect = Effect | ResponsesRecord | ReplyRecord;
+/** `ws.send`: its text may be in pieces (json-pieces.ts), decoded only where a string is needed. */
+export interface SendRecord {
+  kind: 'send';
+  connectionId: string;
+  text: JsonText;
+}
+/** What the recorder holds: effects (a send's text possibly in pieces), and the two kinds of merged frames. */
+export type RecordedEffect = Exclude<Effect, { kind: 'send' }> | SendRecord | ResponsesRecord | ReplyRecord;
 
 export interface Mark {
   length: number;

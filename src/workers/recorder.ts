@@ -20,10 +20,15 @@
  * {@link Stamped} item and gets its `"$off": {"Public": 17}` when the effects are packed; its
  * frame becomes an OP_PUBLISH_HISTORY op carrying the offset ranges, which the main thread
  * delivers in offset order.
+ *
+ * Texts of sends and responses are {@link JsonText}: `db.queryJson` rows in them stay UTF-8 bytes
+ * (json-pieces.ts) that {@link Recorder.pack} copies into the packed bytes as they are; a string
+ * is decoded only where one is needed (history publications, `$key` outcomes, effects as objects).
  */
 import { ErrorCode, LexiconsError } from '../errors.js';
 import { errorItemText, type CallId } from '../protocol.js';
-import { jsonText } from '../json-text.js';
+import { jsonPieces, jsonText } from '../json-text.js';
+import { tagText, textOf, type JsonText } from '../json-pieces.js';
 import type { Publication, Txn } from '../storage/api.js';
 import { Frame } from '../wire.js';
 import { tagItem } from '../item-text.js';
@@ -32,7 +37,7 @@ import type { KeyedRecord, Mark, RecordedEffect, UnitMark } from './recorded.js'
 
 export type { Mark, UnitMark } from './recorded.js';
 import type { ConnectionHandleState, ConnectionHandle } from './handles.js';
-import { frameText, historyFrames, itemText, type ItemText, type Stamped } from './stamped.js';
+import { frameText, historyFrames, isStamped, itemText, type ItemText } from './stamped.js';
 import {
   OP_EFFECT,
   OP_PUBLISH,
@@ -87,7 +92,7 @@ export class Recorder {
    * Adds a response item for channels (deduplicated; none: nothing is sent). `except`: the caller,
    * left out of the publish because it gets its tagged copy in its reply frame.
    */
-  respond(unit: number, text: string, channels: readonly string[], except?: string): ItemText {
+  respond(unit: number, text: JsonText, channels: readonly string[], except?: string): ItemText {
     const unique = [...new Set(channels)];
     if (unique.length === 0) return text;
     const item = this.#stamp(text, unique);
@@ -98,14 +103,15 @@ export class Recorder {
     return item;
   }
 
-  /** The item, recorded as a publication of each history channel among `channels` (then Stamped). */
-  #stamp(text: string, channels: readonly string[]): ItemText {
+  /** The item, recorded as a publication of each history channel among `channels` (then Stamped: a string, the history keeps it). */
+  #stamp(item: JsonText, channels: readonly string[]): ItemText {
     const txn = this.txn;
-    if (txn === undefined || !this.view.rules.anyHistory) return text;
+    if (txn === undefined || !this.view.rules.anyHistory) return item;
+    const text = textOf(item);
     const first = this.#published;
     for (const channel of channels) if (txn.publish(channel, text)) this.#published++;
     const count = this.#published - first;
-    return count === 0 ? text : { text, first, count };
+    return count === 0 ? item : { text, first, count };
   }
 
   /**
@@ -172,10 +178,10 @@ export class Recorder {
   /** `ws.send(payload)`: a list's items go to the running call's outcome when it is the caller's; anything else is sent as given. */
   send(connectionId: string, payload: unknown): void {
     if (this.#callConnection === connectionId && Array.isArray(payload)) {
-      for (const item of payload) this.callItem(jsonText(item === undefined ? null : item) ?? 'null');
+      for (const item of payload) this.callItem(jsonPieces(item === undefined ? null : item) ?? 'null');
       return;
     }
-    this.#records.push({ kind: 'send', connectionId, text: jsonText(payload === undefined ? null : payload) as string });
+    this.#records.push({ kind: 'send', connectionId, text: jsonPieces(payload === undefined ? null : payload) as JsonText });
   }
 
   /** The call with `$id` succeeded: its tagged items (or `$ok`) join its caller's reply frame. */
@@ -186,7 +192,7 @@ export class Recorder {
     const items = this.#callItems;
     if (items.length === 0) items.push(`{"${Frame.OK}":true}`);
     const idText = this.#callIdText;
-    const tagged = items.map((item) => (typeof item === 'string' ? tagItem(item, idText) : { ...item, id: idText }));
+    const tagged = items.map((item) => (isStamped(item) ? { ...item, id: idText } : tagText(item, idText)));
     const last = this.#records.at(-1);
     if (last?.kind === 'reply' && last.unit === unit && last.connectionId === connectionId) {
       for (let i = 0; i < tagged.length; i++) last.items.push(tagged[i]!);
@@ -277,7 +283,7 @@ export class Recorder {
     let out: KeyedOutcome[] | undefined;
     for (const r of this.#keyedRecords) {
       const connection = indexOf(r.connectionId);
-      if (connection >= 0) (out ??= []).push({ connection, key: r.key, items: r.items.map((item) => itemText(item, this.publications)) });
+      if (connection >= 0) (out ??= []).push({ connection, key: r.key, items: r.items.map((item) => textOf(itemText(item, this.publications))) });
     }
     return out;
   }
@@ -287,16 +293,17 @@ export class Recorder {
     const out: Effect[] = [];
     for (const r of this.#records) {
       if (r.kind === 'responses') {
-        if (typeof r.items[0] !== 'string') {
+        if (isStamped(r.items[0]!)) {
           for (const frame of historyFrames(r.items, this.publications)) {
             out.push({ kind: 'publish', channels: r.channels, text: frame.text, ...(r.except === undefined ? {} : { except: r.except }), history: frame.ranges });
           }
           continue;
         }
-        const text = frameText(r.items, this.publications);
+        const text = textOf(frameText(r.items, this.publications));
         out.push(r.except === undefined ? { kind: 'publish', channels: r.channels, text } : { kind: 'publish', channels: r.channels, text, except: r.except });
-      } else if (r.kind === 'reply') out.push({ kind: 'send', connectionId: r.connectionId, text: frameText(r.items, this.publications) });
-      else out.push(r);
+      } else if (r.kind === 'reply') out.push({ kind: 'send', connectionId: r.connectionId, text: textOf(frameText(r.items, this.publications)) });
+      else if (r.kind === 'send' && typeof r.text !== 'string') out.push({ kind: 'send', connectionId: r.connectionId, text: r.text.text() });
+      else out.push(r as Effect);
     }
     return out;
   }
@@ -309,7 +316,7 @@ export class Recorder {
   pack(connections: readonly ConnectionHandle[]): PackedEffects {
     const records = this.#records;
     let opCount = records.length;
-    for (const r of records) if (r.kind === 'responses' && r.items.length > 1 && typeof r.items[0] !== 'string') opCount += r.items.length - 1;
+    for (const r of records) if (r.kind === 'responses' && r.items.length > 1 && isStamped(r.items[0]!)) opCount += r.items.length - 1;
     let ops = new Int32Array(opCount * OP_WORDS);
     const extra: unknown[] = [];
     let index: Map<string, number> | undefined;
@@ -323,14 +330,15 @@ export class Recorder {
     };
     let at = 0;
     let bytes = 0;
-    const write = (text: string): number => {
-      // At most 3 bytes per UTF-16 code unit.
-      if (bytes + text.length * 3 > scratch.length) {
-        const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, bytes + text.length * 3));
+    const write = (text: JsonText): number => {
+      // At most 3 bytes per UTF-16 code unit; a text in pieces: its pieces' bytes as they are.
+      const most = typeof text === 'string' ? text.length * 3 : text.maxBytes();
+      if (bytes + most > scratch.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, bytes + most));
         scratch.copy(grown, 0, 0, bytes);
         scratch = grown;
       }
-      const n = scratch.write(text, bytes, 'utf8');
+      const n = typeof text === 'string' ? scratch.write(text, bytes, 'utf8') : text.write(scratch, bytes);
       bytes += n;
       return n;
     };
@@ -340,8 +348,8 @@ export class Recorder {
         const connectionIndex = indexOf(r.connectionId);
         const text = r.kind === 'send' ? r.text : frameText(r.items, this.publications);
         if (connectionIndex >= 0) writeOp(ops, at, OP_SEND, connectionIndex, write(text));
-        else writeOp(ops, at, OP_EFFECT, extra.push({ kind: 'send', connectionId: r.connectionId, text } satisfies Effect) - 1, 0);
-      } else if (r.kind === 'responses' && typeof r.items[0] !== 'string') {
+        else writeOp(ops, at, OP_EFFECT, extra.push({ kind: 'send', connectionId: r.connectionId, text: textOf(text) } satisfies Effect) - 1, 0);
+      } else if (r.kind === 'responses' && isStamped(r.items[0]!)) {
         const except = r.except === undefined ? -1 : indexOf(r.except);
         const frames = historyFrames(r.items, this.publications);
         for (let f = 0; f < frames.length; f++) {

@@ -8,6 +8,7 @@
 import type { HistoryRange } from '../job-contract.js';
 import type { Publication } from '../storage/api.js';
 import { tagItem, withOffsets } from '../item-text.js';
+import { JsonPieces, TextBuilder, textOf, type JsonText } from '../json-pieces.js';
 
 /**
  * An item published to history channels: its text, and its publications (indexes `first` ..
@@ -20,8 +21,13 @@ export interface Stamped {
   readonly count: number;
   readonly id?: string;
 }
-/** A recorded item: plain text, or stamped (history). */
-export type ItemText = string | Stamped;
+/** A recorded item: plain text (a string, or in pieces: json-pieces.ts), or stamped (history). */
+export type ItemText = JsonText | Stamped;
+
+/** Whether an item is stamped (published to history channels). */
+export function isStamped(item: ItemText): item is Stamped {
+  return typeof item !== 'string' && !(item instanceof JsonPieces);
+}
 
 /** One frame of a history publish and the offset ranges it carries. */
 export interface HistoryFrame {
@@ -40,16 +46,20 @@ function offsetsText(stamped: Stamped, publications: readonly Publication[]): st
 }
 
 /** An item's final text: with its offsets and, for a caller's copy, its `$id`. */
-export function itemText(item: ItemText, publications: readonly Publication[]): string {
-  if (typeof item === 'string') return item;
+export function itemText(item: ItemText, publications: readonly Publication[]): JsonText {
+  if (!isStamped(item)) return item;
   const text = withOffsets(item.text, offsetsText(item, publications));
   return item.id === undefined ? text : tagItem(text, item.id);
 }
 
-export function frameText(items: readonly ItemText[], publications: readonly Publication[]): string {
-  let text = '[';
-  for (let i = 0; i < items.length; i++) text += (i > 0 ? ',' : '') + itemText(items[i]!, publications);
-  return `${text}]`;
+/** A frame's text, `[item,...]`: in pieces when an item is. */
+export function frameText(items: readonly ItemText[], publications: readonly Publication[]): JsonText {
+  const out = new TextBuilder().add('[');
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) out.add(',');
+    out.add(itemText(items[i]!, publications));
+  }
+  return out.add(']').done();
 }
 
 /**
@@ -69,7 +79,7 @@ export function historyFrames(items: readonly ItemText[], publications: readonly
       const p = publications[head.first + k]!;
       ranges.push({ channel: p.channel, epoch: p.epoch, first: p.offset, last: publications[prev.first + k]!.offset });
     }
-    frames.push({ text: frameText(items.slice(from, i), publications), ranges });
+    frames.push({ text: textOf(frameText(items.slice(from, i), publications)), ranges });
     from = i;
   }
   return frames;
