@@ -3,7 +3,7 @@
  * `$connected`, and waiting for the items of a frame stream (every wait bounded).
  */
 import assert from 'node:assert/strict';
-import { TestClient, type ConnectOptions } from '../helpers/client.js';
+import { expireAfter, TestClient, type ConnectOptions } from '../helpers/client.js';
 
 export type Item = Record<string, any>;
 
@@ -48,13 +48,13 @@ export async function v1(url: string, connect: ConnectFrame = { headers: { Guest
         return false;
       };
       if (check()) return;
-      const timer = setTimeout(() => {
+      const cancel = expireAfter(timeoutMs, () => {
         watchers.delete(watch);
         reject(new Error(`no matching item within ${timeoutMs} ms; last items: ${JSON.stringify(items.slice(-5)).slice(0, 800)}`));
-      }, timeoutMs);
+      });
       const watch = (): void => {
         if (!check()) return;
-        clearTimeout(timer);
+        cancel();
         watchers.delete(watch);
       };
       watchers.add(watch);

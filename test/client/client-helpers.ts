@@ -4,17 +4,18 @@
  */
 import assert from 'node:assert/strict';
 import type { Client, ClientState, StateEvent } from '../../src/client/index.js';
+import { expireAfter } from '../helpers/client.js';
 
 /** Resolves with the next state event `state` (matching `match`), bounded in time. */
 export function nextState<S extends ClientState>(client: Client<any>, state: S, match: (e: StateEvent & { state: S }) => boolean = () => true, timeoutMs = 10_000): Promise<StateEvent & { state: S }> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const cancel = expireAfter(timeoutMs, () => {
       off();
       reject(new Error(`no ${state} state within ${timeoutMs} ms (now ${client.state})`));
-    }, timeoutMs);
+    });
     const off = client.onState((e) => {
       if (e.state === state && match(e as StateEvent & { state: S })) {
-        clearTimeout(timer);
+        cancel();
         off();
         resolve(e as StateEvent & { state: S });
       }

@@ -21,6 +21,7 @@ import { after, describe, it } from 'node:test';
 import { BroadcastChannel } from 'node:worker_threads';
 import { lostReplyMessage } from '../../src/main/dispatch-failure.js';
 import { v1, type Item, type V1Socket } from '../channels/raw.js';
+import { expireAfter } from '../helpers/client.js';
 import { fixture, suiteApp, type TestServer } from '../helpers/server.js';
 
 const CHANNEL = 'lexicons-test-once';
@@ -41,14 +42,14 @@ function held(tag: string, timeoutMs = 30_000): Promise<void> {
     const check = (): boolean => {
       if (!seen.has(`held:${tag}`)) return false;
       watchers.delete(check);
-      clearTimeout(timer);
+      cancel();
       resolve();
       return true;
     };
-    const timer = setTimeout(() => {
+    const cancel = expireAfter(timeoutMs, () => {
       watchers.delete(check);
       reject(new Error(`no held:${tag} within ${timeoutMs} ms`));
-    }, timeoutMs);
+    });
     if (!check()) watchers.add(check);
   });
 }
