@@ -9,16 +9,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { TestClient } from '../helpers/client.js';
 import { fixture, suiteApp } from '../helpers/server.js';
-import { assertRun, offsets, v1, type Item, type V1Socket } from './raw.js';
+import { assertRun, guest, offsets, type ConnectFrame, type Item, type V1Socket } from './raw.js';
 
 const open: V1Socket[] = [];
 let nextId = 1;
 
-async function client(name = 'ann', extra: Parameters<typeof v1>[1] = {}): Promise<V1Socket> {
-  const socket = await v1(srv.url, { headers: { Guest: { name } }, ...extra });
-  open.push(socket);
-  return socket;
-}
+const client = (name = 'ann', extra?: ConnectFrame): Promise<V1Socket> => guest(srv.url, open, name, extra);
 
 /** Joins `channel`; resolves with the `$subscribed` item. */
 async function join(socket: V1Socket, channel: string): Promise<Item> {

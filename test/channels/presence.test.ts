@@ -10,16 +10,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fixture, suiteApp } from '../helpers/server.js';
 import { prng } from '../helpers/prng.js';
-import { v1, type Item, type V1Socket } from './raw.js';
+import { guest, type ConnectFrame, type Item, type V1Socket } from './raw.js';
 
 const open: V1Socket[] = [];
 let nextId = 1;
 
-async function client(name: string, extra: Parameters<typeof v1>[1] = {}): Promise<V1Socket> {
-  const socket = await v1(srv.url, { headers: { Guest: { name } }, ...extra });
-  open.push(socket);
-  return socket;
-}
+const client = (name: string, extra?: ConnectFrame): Promise<V1Socket> => guest(srv.url, open, name, extra);
 
 /** A client's view of a channel's members: the last full list, then the changes in order. */
 function view(socket: V1Socket, channel: string): Map<string, unknown> {

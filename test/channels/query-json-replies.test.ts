@@ -9,22 +9,14 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fixture, suiteApp } from '../helpers/server.js';
-import { v1, type Item, type V1Socket } from './raw.js';
+import { guest, joinChannel, type ConnectFrame, type Item, type V1Socket } from './raw.js';
 
 const open: V1Socket[] = [];
 let nextId = 1;
 
-async function client(name: string, extra: Parameters<typeof v1>[1] = {}): Promise<V1Socket> {
-  const socket = await v1(srv.url, { headers: { Guest: { name } }, ...extra });
-  open.push(socket);
-  return socket;
-}
+const client = (name: string, extra?: ConnectFrame): Promise<V1Socket> => guest(srv.url, open, name, extra);
 
-async function join(socket: V1Socket, channel: string): Promise<Item> {
-  const subscribed = socket.until((i) => i.$subscribed?.channel === channel);
-  await socket.call('Join', { channel }, nextId++);
-  return (await subscribed).$subscribed as Item;
-}
+const join = (socket: V1Socket, channel: string): Promise<Item> => joinChannel(socket, channel, nextId++);
 
 after(() => Promise.all(open.map((s) => s.close())));
 const srv = suiteApp(fixture('channels-app'), { workers: 2 });

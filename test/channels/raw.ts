@@ -75,6 +75,20 @@ export async function v1(url: string, connect: ConnectFrame = { headers: { Guest
   };
 }
 
+/** Opens a v1 socket as Guest `name` (with more of the `$connect` frame) and adds it to `open`. */
+export async function guest(url: string, open: V1Socket[], name: string, extra: ConnectFrame = {}): Promise<V1Socket> {
+  const socket = await v1(url, { headers: { Guest: { name } }, ...extra });
+  open.push(socket);
+  return socket;
+}
+
+/** Calls `Join` (call id `id`); resolves with the `$subscribed` item for `channel`. */
+export async function joinChannel(socket: V1Socket, channel: string, id: number): Promise<Item> {
+  const subscribed = socket.until((i) => i.$subscribed?.channel === channel);
+  await socket.call('Join', { channel }, id);
+  return (await subscribed).$subscribed as Item;
+}
+
 /** The offsets of `channel` on the items received (in order). */
 export function offsets(items: readonly Item[], channel: string): number[] {
   return items.filter((i) => i.$off?.[channel] !== undefined).map((i) => i.$off[channel] as number);

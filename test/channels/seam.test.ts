@@ -14,15 +14,11 @@ import { describe, it } from 'node:test';
 import { prng } from '../helpers/prng.js';
 import { fixture, startApp, suiteApp } from '../helpers/server.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { assertRun, offsets, v1, type Item, type V1Socket } from './raw.js';
+import { assertRun, joinChannel, offsets, v1, type Item, type V1Socket } from './raw.js';
 
 let nextId = 1;
 
-async function join(socket: V1Socket, channel: string): Promise<Item> {
-  const subscribed = socket.until((i) => i.$subscribed?.channel === channel);
-  await socket.call('Join', { channel }, nextId++);
-  return (await subscribed).$subscribed as Item;
-}
+const join = (socket: V1Socket, channel: string): Promise<Item> => joinChannel(socket, channel, nextId++);
 
 describe('the recovery seam', () => {
   const srv = suiteApp(fixture('channels-app'), { workers: 2 });

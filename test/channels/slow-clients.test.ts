@@ -14,7 +14,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { fixture, suiteApp } from '../helpers/server.js';
-import { assertRun, v1, type Item, type V1Socket } from './raw.js';
+import { assertRun, guest, joinChannel, type ConnectFrame, type Item, type V1Socket } from './raw.js';
 
 const TOKEN = 'slow-clients-admin-token';
 const LIMIT = 256 * 1024;
@@ -25,11 +25,7 @@ let nextId = 1;
 after(() => open.forEach((s) => s.socket.ws.terminate()));
 const srv = suiteApp(fixture('channels-app'), { workers: 2, overrides: { adminTrust: [], adminToken: TOKEN } });
 
-async function client(name: string, extra: Parameters<typeof v1>[1] = {}): Promise<V1Socket> {
-  const socket = await v1(srv.url, { headers: { Guest: { name } }, ...extra });
-  open.push(socket);
-  return socket;
-}
+const client = (name: string, extra?: ConnectFrame): Promise<V1Socket> => guest(srv.url, open, name, extra);
 
 /** uWS's buffered bytes of a connection (admin overview), or undefined once it is gone. */
 async function buffered(id: string): Promise<number | undefined> {
@@ -52,12 +48,7 @@ function pong(socket: V1Socket): Promise<void> {
   });
 }
 
-/** Joins `channel`; resolves with the `$subscribed` item. */
-async function join(socket: V1Socket, channel: string): Promise<Item> {
-  const subscribed = socket.until((i) => i.$subscribed?.channel === channel);
-  await socket.call('Join', { channel }, nextId++);
-  return (await subscribed).$subscribed as Item;
-}
+const join = (socket: V1Socket, channel: string): Promise<Item> => joinChannel(socket, channel, nextId++);
 
 /**
  * What a client delivers from what it received, as the client library does: per channel, an
