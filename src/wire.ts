@@ -88,6 +88,12 @@ export const Frame = {
   /** Server → client: `{"$presence": {channel, members}}` on join, then `{channel, join, leave}` batches. */
   PRESENCE: '$presence',
   /**
+   * Server → client, cluster mode: `{"$missed": {"channel": "Lobby"}}`: publications of that channel
+   * (one without history) may not have reached this node (Redis was unreachable, or its fan-out
+   * stream was trimmed past this node): refetch what the channel shows (docs/cluster.md).
+   */
+  MISSED: '$missed',
+  /**
    * Client → server: `{"$live": {"id": "L1", "name": "NewestMessages", "args": {...}}}` subscribes;
    * server → client: `{"$live": {"id": "L1", "at": 42, ...}}` items (docs/live-queries.md).
    */

@@ -32,7 +32,11 @@ export interface Member {
 export type ChannelEvent =
   /** Joined a history channel (or answered a `$recover`). `recovered`: the missed items follow, in order. */
   | { readonly type: 'subscribed'; readonly channel: string; readonly epoch: string; readonly offset: number; readonly recovered: boolean; readonly wasRecovering: boolean }
-  /** Items were missed and cannot be recovered (too many, too old, history reset): refetch the channel's state. */
+  /**
+   * Items were missed and cannot be recovered (too many, too old, history reset): refetch the
+   * channel's state. Also for a channel without history in a cluster whose publications may not
+   * have reached this node (the server's `$missed`): then `epoch` is '' and `offset` 0.
+   */
   | { readonly type: 'stale'; readonly channel: string; readonly epoch: string; readonly offset: number }
   /** Left a history or presence channel (the server's `$unsubscribed`). */
   | { readonly type: 'unsubscribed'; readonly channel: string }
@@ -62,11 +66,12 @@ export class Channels {
     return [...(this.#members.get(channel)?.values() ?? [])];
   }
 
-  /** A reserved item (`$subscribed`, `$unsubscribed`, `$presence`): handled; false for any other name. */
+  /** A reserved item (`$subscribed`, `$unsubscribed`, `$presence`, `$missed`): handled; false for any other name. */
   control(name: string, value: unknown): boolean {
-    if (!isObject(value) || typeof value.channel !== 'string') return name === Frame.SUBSCRIBED || name === Frame.UNSUBSCRIBED || name === Frame.PRESENCE;
+    if (!isObject(value) || typeof value.channel !== 'string') return name === Frame.SUBSCRIBED || name === Frame.UNSUBSCRIBED || name === Frame.PRESENCE || name === Frame.MISSED;
     const channel = value.channel;
     if (name === Frame.SUBSCRIBED) this.#subscribed(channel, value);
+    else if (name === Frame.MISSED) this.#emit({ type: 'stale', channel, epoch: '', offset: 0 });
     else if (name === Frame.UNSUBSCRIBED) {
       this.#positions.delete(channel);
       this.#asked.delete(channel);

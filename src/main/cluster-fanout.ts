@@ -20,11 +20,21 @@
  * A connection in several channels of one publication whose channels fall in several partitions
  * gets it once: each partition's entry names (`o`) the publication's channels of the partitions
  * before it, and a receiving node leaves out members of those (they get it from the lower one).
+ *
+ * Nothing is lost silently. History channels carry offsets (a hole is filled from the replica).
+ * For channels without history: entries are numbered (`XADD key 0-*`: ids 0-1, 0-2, ...), so a
+ * reader that finds a number skipped (entries trimmed while it was away) tells its local members
+ * of the partition's channels without history; and a publication this node could not append
+ * (Redis unreachable, or an error reply) leaves a gap entry (`g`) naming its channels once Redis
+ * takes writes again, whose readers tell their members. Both tell with a `$missed` item
+ * (`[{"$missed": {"channel": "Lobby"}}]`; the client library's `stale` event): refetch what
+ * the channel shows.
  */
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../errors.js';
 import type { Effect, HistoryRange } from '../job-contract.js';
+import { Frame } from '../wire.js';
 import { BLOCK_MS, field, READ_COUNT, STOP_WAIT_MS, type Entry, type StreamReply } from './cluster-registry.js';
 import type { LogFn } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -41,6 +51,16 @@ export function partitionOf(channel: string, partitions: number): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < channel.length; i++) h = Math.imul(h ^ channel.charCodeAt(i), 0x01000193);
   return (h >>> 0) % partitions;
+}
+
+/** Deletes a fan-out stream whose last id is not numbered (`0-<n>`): made by a version before numbered entries. */
+const DROP_LEGACY = `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last and string.sub(last[1], 1, 2) ~= '0-' then redis.call('DEL', KEYS[1]) return 1 end
+return 0`;
+
+/** The number of a fan-out entry (ids `0-<n>`, numbered by Redis: `XADD key 0-*`). */
+function entryNumber(id: string): number {
+  return Number(id.slice(id.indexOf('-') + 1));
 }
 
 /** What `/health` shows of the fan-out (`cluster.fanout`). */
@@ -72,6 +92,10 @@ export class FanoutLink {
   #onRead: () => void = () => undefined;
   #down = false;
   #metrics: Metrics | null = null;
+  /** Whether a channel has history (its frames carry offsets; nothing to tell its members of a gap). */
+  #hasHistory: (channel: string) => boolean = () => false;
+  /** Channels without history whose publications this node could not append, per partition: a gap entry names them once Redis takes writes. */
+  readonly #unsent = new Map<number, Set<string>>();
 
   /** `writer`: the node's writer connection (XADD, CLIENT UNBLOCK); the reader is this link's own. */
   constructor(redisUrl: string, nodeId: string, partitions: number, writer: Redis, log: LogFn) {
@@ -82,15 +106,20 @@ export class FanoutLink {
     this.#reader = new Redis(redisUrl, { connectionName: `lexicons-${nodeId}-fanout`, lazyConnect: true, maxRetriesPerRequest: null });
     this.#reader.on('error', () => undefined); // reported by the read loop
     this.#reader.on('close', () => (this.#readerId = null));
+    writer.on('ready', () => this.#sendGaps());
   }
 
   get reader(): Redis {
     return this.#reader;
   }
 
-  /** Starts reading; `deliver` applies other nodes' publications, in order; `onRead` see {@link #onRead}. */
-  start(deliver: (effects: Effect[]) => Promise<void>, onRead: () => void, metrics: Metrics): void {
+  /**
+   * Starts reading; `deliver` applies other nodes' publications, in order; `onRead` see
+   * {@link #onRead}; `hasHistory`: whether a channel has history (the channel rules).
+   */
+  start(deliver: (effects: Effect[]) => Promise<void>, onRead: () => void, metrics: Metrics, hasHistory: (channel: string) => boolean): void {
     this.#deliver = deliver;
+    this.#hasHistory = hasHistory;
     this.#metrics = metrics;
     this.#onRead = onRead;
     this.#running = true;
@@ -130,8 +159,14 @@ export class FanoutLink {
 
   async #readLoop(): Promise<void> {
     let failures = 0;
+    let legacyChecked = false;
     while (this.#running) {
       try {
+        if (!legacyChecked) {
+          // Streams of a version before numbered entries (ids by time) would refuse `0-*`: removed (an upgrade stops every node first).
+          for (let k = 0; k < this.#partitions; k++) await this.#reader.eval(DROP_LEGACY, 1, FANOUT_PREFIX + k);
+          legacyChecked = true;
+        }
         if (this.#reading.size === 0) {
           await new Promise<void>((resolve) => (this.#wake = resolve));
           continue;
@@ -169,10 +204,17 @@ export class FanoutLink {
     if (!this.#reading.has(k) || entries.length === 0) return; // dropped meanwhile
     const effects: Effect[] = [];
     for (const [id, fields] of entries) {
-      if (this.#reading.get(k) === null) return; // dropped and added again: starts at the end
+      const last = this.#reading.get(k);
+      if (last === null) return; // dropped and added again: starts at the end
       this.#reading.set(k, id);
+      // Numbered entries: a number skipped was trimmed before this node read it.
+      if (last !== undefined && entryNumber(id) !== entryNumber(last) + 1) effects.push(...this.#missed([...(this.#watched.get(k) ?? [])]));
       if (field(fields, 'n') === this.#nodeId) continue;
       this.#metrics!.clusterFanoutFrames++;
+      if (field(fields, 'g') !== '') {
+        effects.push(...this.#missed(JSON.parse(field(fields, 'c')) as string[]));
+        continue;
+      }
       const history = field(fields, 'h');
       const others = field(fields, 'o');
       effects.push({
@@ -197,7 +239,10 @@ export class FanoutLink {
    * frames of history channels are filled from the replica).
    */
   forward(channels: readonly string[], text: string | Uint8Array, ranges: readonly HistoryRange[] | undefined): void {
-    if (this.#writer.status !== 'ready') return;
+    if (this.#writer.status !== 'ready') {
+      this.#notSent(channels);
+      return;
+    }
     const body = typeof text === 'string' ? text : Buffer.from(text);
     const parts = new Map<number, string[]>();
     for (const channel of channels) {
@@ -212,8 +257,43 @@ export class FanoutLink {
       const list = parts.get(k)!;
       const own = ranges?.filter((r) => list.includes(r.channel));
       const fields = ['n', this.#nodeId, 'c', JSON.stringify(list), 'h', own === undefined || own.length === 0 ? '' : JSON.stringify(own), 'o', before.length === 0 ? '' : JSON.stringify(before), 'b', body];
-      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '*', ...fields).catch(() => undefined);
+      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '0-*', ...fields).then(
+        () => this.#unsent.size > 0 && this.#sendGaps(),
+        () => this.#notSent(list),
+      );
       before.push(...list);
+    }
+  }
+
+  /** `[{"$missed": {"channel"}}]` to this node's members of each channel without history. */
+  #missed(channels: readonly string[]): Effect[] {
+    return channels.filter((c) => !this.#hasHistory(c)).map((channel) => ({ kind: 'publish', channels: [channel], text: JSON.stringify([{ [Frame.MISSED]: { channel } }]) }));
+  }
+
+  /** A publication of `channels` did not reach the stream: its channels without history get a gap entry later. */
+  #notSent(channels: readonly string[]): void {
+    for (const channel of channels) {
+      if (this.#hasHistory(channel)) continue; // its offsets show the hole; other nodes fill it from their replicas
+      const k = partitionOf(channel, this.#partitions);
+      let set = this.#unsent.get(k);
+      if (set === undefined) this.#unsent.set(k, (set = new Set()));
+      set.add(channel);
+    }
+  }
+
+  /**
+   * Appends a gap entry per partition for the channels whose publications were not sent (on the
+   * writer's reconnect, and after the next append that succeeds); one that fails waits for the next.
+   */
+  #sendGaps(): void {
+    for (const [k, set] of this.#unsent) {
+      this.#unsent.delete(k);
+      const list = [...set];
+      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '0-*', 'n', this.#nodeId, 'c', JSON.stringify(list), 'g', '1').catch(() => {
+        let again = this.#unsent.get(k);
+        if (again === undefined) this.#unsent.set(k, (again = new Set()));
+        for (const channel of list) again.add(channel);
+      });
     }
   }
 

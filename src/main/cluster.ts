@@ -158,7 +158,7 @@ export class ClusterNode {
     hub.channels.onMembers = (channel, present) => this.#fanout.watch(channel, present);
     for (const [channel, size] of Object.entries(hub.channels.sizes())) if (size > 0) this.#fanout.watch(channel, true);
     // A partition newly read: history offsets committed before its first frame came are filled from the replica.
-    this.#fanout.start(deliver, () => hub.delivery.suspect(), hub.metrics);
+    this.#fanout.start(deliver, () => hub.delivery.suspect(), hub.metrics, (channel) => hub.channels.rules.historyPolicy(channel) !== null);
     this.phase = 'live';
     this.#loop = this.#readLoop();
     this.#beat();
