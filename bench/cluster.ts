@@ -16,6 +16,7 @@
  * Writes bench/results/cluster.json.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,25 @@ interface Figures {
   callsPerSecond: number;
   commitP50Ms: number;
   commitP99Ms: number;
+  /** CPU time of the node processes (and redis-server) during the run, per call answered: what a call costs the servers. */
+  serverCpuMsPerCall: number;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (0 once it is gone). */
+function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return 0;
+  }
+}
+
+/** The servers of a run: the nodes' URLs and the pids whose CPU counts (nodes, redis-server). */
+interface Servers {
+  urls: readonly string[];
+  pids: readonly number[];
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -80,20 +100,23 @@ class Peer {
 }
 
 /** Runs `loop(i)` for `count` callers until `durationMs` is over; their call latencies, sorted, and the seconds it took. */
-async function closedLoop(count: number, durationMs: number, loop: (i: number, stopped: () => boolean, latencies: number[]) => Promise<void>): Promise<{ latencies: number[]; seconds: number }> {
+async function closedLoop(pids: readonly number[], count: number, durationMs: number, loop: (i: number, stopped: () => boolean, latencies: number[]) => Promise<void>): Promise<{ latencies: number[]; seconds: number; cpuSeconds: number }> {
   const latencies: number[] = [];
   let stop = false;
+  const cpu = (): number => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+  const cpu0 = cpu();
   const started = performance.now();
   const done = Promise.all(Array.from({ length: count }, (_, i) => loop(i, () => stop, latencies)));
   await new Promise((resolve) => setTimeout(resolve, durationMs));
   stop = true;
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = cpu() - cpu0;
   const measured = latencies.length;
   await done;
-  return { latencies: latencies.slice(0, measured).sort((a, b) => a - b), seconds };
+  return { latencies: latencies.slice(0, measured).sort((a, b) => a - b), seconds, cpuSeconds };
 }
 
-function figures(workload: Figures['workload'], system: string, nodes: number, run: { latencies: number[]; seconds: number }, delivered = 0): Figures {
+function figures(workload: Figures['workload'], system: string, nodes: number, run: { latencies: number[]; seconds: number; cpuSeconds: number }, delivered = 0): Figures {
   return {
     workload,
     system,
@@ -102,16 +125,17 @@ function figures(workload: Figures['workload'], system: string, nodes: number, r
     callsPerSecond: Math.round(run.latencies.length / run.seconds),
     commitP50Ms: Number(percentile(run.latencies, 50).toFixed(2)),
     commitP99Ms: Number(percentile(run.latencies, 99).toFixed(2)),
+    serverCpuMsPerCall: Number(((run.cpuSeconds * 1000) / Math.max(1, run.latencies.length)).toFixed(3)),
   };
 }
 
-async function runChat(system: string, urls: readonly string[], clients: number, senders: number, durationMs: number): Promise<Figures> {
+async function runChat(system: string, { urls, pids }: Servers, clients: number, senders: number, durationMs: number): Promise<Figures> {
   const all = await Promise.all(Array.from({ length: clients }, (_, i) => Peer.connect(urls[i % urls.length]!)));
   for (const client of all) await client.call({ Join: { channel: 'Room' } });
   let delivered = 0;
   let counting = true;
   for (const client of all) client.ws.on('message', (data) => counting && (delivered += (String(data).match(/"Chat":/g) ?? []).length));
-  const run = await closedLoop(senders, durationMs, async (s, stopped, latencies) => {
+  const run = await closedLoop(pids, senders, durationMs, async (s, stopped, latencies) => {
     const own = await Peer.connect(urls[s % urls.length]!);
     for (let seq = 0; !stopped(); seq++) {
       const t0 = performance.now();
@@ -125,11 +149,11 @@ async function runChat(system: string, urls: readonly string[], clients: number,
   return figures('chat', system, urls.length, run, delivered);
 }
 
-async function runTransfers(system: string, urls: readonly string[], clients: number, accounts: number, durationMs: number): Promise<Figures> {
+async function runTransfers(system: string, { urls, pids }: Servers, clients: number, accounts: number, durationMs: number): Promise<Figures> {
   const opener = await Peer.connect(urls[0]!);
   for (let i = 0; i < accounts; i++) await opener.call({ Open: { key: `a${i}`, balance: 1_000_000 } });
   opener.close();
-  const run = await closedLoop(clients, durationMs, async (c, stopped, latencies) => {
+  const run = await closedLoop(pids, clients, durationMs, async (c, stopped, latencies) => {
     const own = await Peer.connect(urls[c % urls.length]!);
     let seed = c + 1;
     const random = (n: number): number => {
@@ -148,7 +172,7 @@ async function runTransfers(system: string, urls: readonly string[], clients: nu
 }
 
 /** `lexicons start` of the cluster app, resolved once its LISTEN line names the port. */
-async function startNode(data: string, cluster: readonly string[]): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startNode(data: string, cluster: readonly string[]): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [lexiconsPaths().cli, 'start', APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', data, ...cluster], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LEXICONS_LOG: 'info' } });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
@@ -168,6 +192,7 @@ async function startNode(data: string, cluster: readonly string[]): Promise<{ ur
   const exited = new Promise((resolve) => child.once('close', resolve));
   return {
     url: `ws://127.0.0.1:${port}`,
+    pid: child.pid!,
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
@@ -175,12 +200,13 @@ async function startNode(data: string, cluster: readonly string[]): Promise<{ ur
   };
 }
 
-async function startNodes(count: number, redis: string | null): Promise<{ urls: string[]; stop: () => Promise<void> }> {
+async function startNodes(count: number, redis: string | null): Promise<{ urls: string[]; pids: number[]; stop: () => Promise<void> }> {
   const folders = await Promise.all(Array.from({ length: count }, () => mkdtemp(join(tmpdir(), 'lexicons-bench-cluster-'))));
-  const nodes: Array<{ url: string; stop: () => Promise<void> }> = [];
+  const nodes: Array<{ url: string; pid: number; stop: () => Promise<void> }> = [];
   for (let i = 0; i < count; i++) nodes.push(await startNode(folders[i]!, redis === null ? [] : ['--redis', redis, '--node-id', `b${i + 1}`]));
   return {
     urls: nodes.map((n) => n.url),
+    pids: nodes.map((n) => n.pid),
     stop: async () => {
       for (const n of nodes) await n.stop();
       for (const f of folders) await rm(f, { recursive: true, force: true });
@@ -189,18 +215,18 @@ async function startNodes(count: number, redis: string | null): Promise<{ urls: 
 }
 
 /** `run` on 1 node without Redis, then on 2 nodes on a fresh Redis (each on fresh data folders). */
-async function oneAndTwo(run: (system: string, urls: readonly string[]) => Promise<Figures>): Promise<[Figures, Figures]> {
+async function oneAndTwo(run: (system: string, servers: Servers) => Promise<Figures>): Promise<[Figures, Figures]> {
   const single = await startNodes(1, null);
   let one: Figures;
   try {
-    one = await run('1 node, no Redis', single.urls);
+    one = await run('1 node, no Redis', single);
   } finally {
     await single.stop();
   }
   await using redis = await RedisServer.start();
   const pair = await startNodes(2, redis.url);
   try {
-    return [one, await run('2 nodes on Redis', pair.urls)];
+    return [one, await run('2 nodes on Redis', { urls: pair.urls, pids: [...pair.pids, redis.pid!] })];
   } finally {
     await pair.stop();
   }
@@ -220,16 +246,18 @@ async function main(): Promise<void> {
     ratios[name] = Number(((two[key] as number) / (one[key] as number)).toFixed(2));
   };
   if (workload === 'all' || workload === 'chat') {
-    const pair = await oneAndTwo((system, urls) => runChat(system, urls, clients, senders, durationMs));
+    const pair = await oneAndTwo((system, servers) => runChat(system, servers, clients, senders, durationMs));
     results.push(...pair);
     ratio('chatDelivered', pair, 'deliveredPerSecond');
     ratio('chatCommitP50', pair, 'commitP50Ms');
+    ratio('chatCpuPerCall', pair, 'serverCpuMsPerCall');
   }
   if (workload === 'all' || workload === 'transfers') {
-    const pair = await oneAndTwo((system, urls) => runTransfers(system, urls, senders, accounts, durationMs));
+    const pair = await oneAndTwo((system, servers) => runTransfers(system, servers, senders, accounts, durationMs));
     results.push(...pair);
     ratio('transfers', pair, 'callsPerSecond');
     ratio('transfersCommitP50', pair, 'commitP50Ms');
+    ratio('transfersCpuPerCall', pair, 'serverCpuMsPerCall');
   }
   console.table(results);
   console.log(`2 nodes / 1 node: ${JSON.stringify(ratios)} (one machine: cost, not scaling)`);

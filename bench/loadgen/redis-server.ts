@@ -45,6 +45,11 @@ export class RedisServer implements AsyncDisposable {
     return redis;
   }
 
+  /** The running redis-server's pid (null while stopped). */
+  get pid(): number | null {
+    return this.#child?.pid ?? null;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
