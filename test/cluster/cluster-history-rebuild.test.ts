@@ -4,8 +4,8 @@
  * would no longer be a replica, and clients recovering there would start over) but rebuilds the
  * folder from the cluster: the old files go to `replaced-by-rejoin/`, then the stream is read
  * from its start (not trimmed) or the published snapshot installed (trimmed). Either way its
- * channel rows (epoch, offsets) are node 1's, and a client recovers there from a position it
- * got on node 1 without a reset.
+ * channel rows (epoch, offsets) are node 1's, a client recovers there from a position it got
+ * on node 1 without a reset, and a restart on the intact folder does not rebuild it again.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -80,6 +80,13 @@ async function damagedNodeRebuilds(n1: Node, n2: Node, how: RegExp): Promise<voi
   assert.equal(recovered.head.recovered, true, JSON.stringify(recovered.head));
   assert.equal(recovered.head.epoch, top.epoch);
   assert.deepEqual(recovered.offsets, Array.from({ length: end - 2 }, (_, i) => 3 + i));
+
+  // An intact folder is not rebuilt: n2 killed and restarted on it reopens it as it is.
+  await n2.kill();
+  await n2.start();
+  assert.doesNotMatch(n2.server!.output(), /channel history damaged/);
+  const reopened = (await joinRoom(n2.url)).head;
+  assert.deepEqual([reopened.epoch, reopened.offset], [top.epoch, top.offset]);
 
   // Both stopped: the history tables' rows are the same on both (epochs, offsets, items).
   await n1.stop();
