@@ -119,18 +119,34 @@ async function download(redis: Redis): Promise<{ meta: PublishedSnapshot; files:
 }
 
 /**
- * Installs the published snapshot as the data folder's (closed: no lock held) snapshot: the
- * folder's files move to `replaced-by-rejoin/`, then the tables' `.arrow` files and a manifest
- * naming them are written. Opening the folder then loads it like any snapshot.
+ * Moves the files of the (closed) data folder `dir` to `replaced-by-rejoin/` (the previous such
+ * folder is removed), or, with `keepAside` (a rebuild's fresh files, the old ones already there),
+ * removes them. The folder is empty then but for its lock files.
  */
-export async function installSnapshot(redis: Redis, dir: string): Promise<PublishedSnapshot> {
-  const { meta, files } = await download(redis);
+export async function moveAside(dir: string, keepAside = false): Promise<string> {
   const aside = join(dir, REPLACED_DIR);
-  await rm(aside, { recursive: true, force: true });
-  await mkdir(aside);
-  for (const name of await readdir(dir)) {
-    if (name !== REPLACED_DIR && name !== LOCK_FILE && name !== LOCK_SOCKET) await rename(join(dir, name), join(aside, name));
+  if (!keepAside) {
+    await rm(aside, { recursive: true, force: true });
+    await mkdir(aside);
   }
+  for (const name of await readdir(dir)) {
+    if (name === REPLACED_DIR || name === LOCK_FILE || name === LOCK_SOCKET) continue;
+    if (keepAside) await rm(join(dir, name), { recursive: true, force: true });
+    else await rename(join(dir, name), join(aside, name));
+  }
+  await fsyncDir(dir);
+  return aside;
+}
+
+/**
+ * Installs the published snapshot as the data folder's (closed: no lock held) snapshot: the
+ * folder's files move to `replaced-by-rejoin/` ({@link moveAside}, `keepAside` passed on), then
+ * the tables' `.arrow` files and a manifest naming them are written. Opening the folder then
+ * loads it like any snapshot.
+ */
+export async function installSnapshot(redis: Redis, dir: string, keepAside = false): Promise<PublishedSnapshot> {
+  const { meta, files } = await download(redis);
+  await moveAside(dir, keepAside);
   const tables: Record<string, ArrowFileInfo> = {};
   for (const [table, bytes] of files) {
     await writeFileAtomic(join(dir, table + ARROW_SUFFIX), [bytes]);

@@ -29,6 +29,7 @@
  * the node reads on ({@link StreamGap}: trimmed past it) stops the node's applier (`behind`).
  */
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { messageOf } from '../errors.js';
@@ -41,7 +42,7 @@ import { FanoutLink } from './cluster-fanout.js';
 import type { Hub } from './hub.js';
 import type { LogFn } from './log.js';
 import { BLOCK_MS, clusterSettings, field, HEARTBEAT_MS, holdLease, keepFrom, NODES_KEY, READ_COUNT, readNodes, releaseLease, STOP_WAIT_MS, StreamGap, type ClusterSettings, type ClusterView, type Entry, type NodePhase, type StreamReply } from './cluster-registry.js';
-import { installSnapshot, publishedSeq, publishSnapshot, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
+import { installSnapshot, moveAside, publishedSeq, publishSnapshot, REPLACED_DIR, snapshotSeq, type PublishedSnapshot } from './cluster-snapshot.js';
 
 export const COMMIT_STREAM = 'lexicons:commits';
 /** A commit settles within this time whatever happens: else it fails as not acknowledged (outcome unknown). */
@@ -123,8 +124,21 @@ export class ClusterNode {
   }
 
   /** Installs the published snapshot into the (closed) data folder `dir` (main/cluster-snapshot.ts). */
-  installSnapshot(dir: string): Promise<PublishedSnapshot> {
-    return installSnapshot(this.#reader, dir);
+  installSnapshot(dir: string, keepAside = false): Promise<PublishedSnapshot> {
+    return installSnapshot(this.#reader, dir, keepAside);
+  }
+
+  /**
+   * Rebuilds the (closed) data folder `dir` from the cluster: its files move to
+   * `replaced-by-rejoin/`, and the published snapshot is installed if the stream no longer starts
+   * at record 1 (else the folder stays empty: the stream is read from its start; `snapshot` null).
+   */
+  async rebuild(dir: string): Promise<{ aside: string; snapshot: PublishedSnapshot | null }> {
+    const first = (await this.#reader.xrange(COMMIT_STREAM, '-', '+', 'COUNT', 1)) as Entry[];
+    const aside = resolve(dir, REPLACED_DIR);
+    if (first[0] !== undefined && seqOf(first[0][0]) > 1) return { aside, snapshot: await installSnapshot(this.#reader, dir) };
+    await moveAside(dir);
+    return { aside, snapshot: null };
   }
 
   /**

@@ -45,7 +45,7 @@ import type { ClusterNode } from './cluster.js';
 import { withCluster } from '../storage/cluster-record.js';
 import { loadUws, newApp, type Uws } from './uws.js';
 import type { CatchUpListener } from './catch-up-listener.js';
-import { joinCluster } from './cluster-join.js';
+import { joinCluster, type CheckedFolder } from './cluster-join.js';
 
 /** What the steps build, in order; each step reads what the ones before it built. */
 interface Runtime {
@@ -73,7 +73,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
   const { pool, control, attach } = createPool(settings, log);
   let opened: { store: SharedStore; wal: Wal; cluster: ClusterNode | null; early: CatchUpListener | null };
   try {
-    const open = async (): Promise<{ store: SharedStore; wal: Wal }> => {
+    const open = async (): Promise<CheckedFolder> => {
       const data = await openData(server, settings, log);
       // The store's history policies on this thread too (trim sweeps; reads need none).
       data.store.historyPolicy = server.components.channelRules.historyPolicy;
@@ -172,12 +172,16 @@ function rowCounts(tables: Record<string, { rows: number }>): Record<string, num
   return Object.fromEntries(Object.entries(tables).map(([table, t]) => [table, t.rows]));
 }
 
-/** Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close(). */
-async function openData(server: Server, settings: RunSettings, log: LogFn): Promise<{ store: SharedStore; wal: Wal }> {
+/**
+ * Recovery: CSV snapshot + write-ahead log replay; takes the data folder's lock until wal.close().
+ * Cluster mode: damaged channel history is reported (`historyDamaged`), not repaired (cluster-join.ts).
+ */
+async function openData(server: Server, settings: RunSettings, log: LogFn): Promise<CheckedFolder> {
   const { options, appPath, durability } = settings;
   const schema = appSchema(server.components);
   const { store, wal, report } = await openDataFolder(options.cluster ? withCluster(schema) : schema, options.data, {
     fsync: durability.fsync,
+    history: options.cluster ? 'check' : 'repair',
     onError: (err) => log('ERROR', { message: `write-ahead log: ${messageOf(err)}` }),
   });
   log('START', {
@@ -191,7 +195,7 @@ async function openData(server: Server, settings: RunSettings, log: LogFn): Prom
     replayed: report.replayed,
     ...(report.reason ? { truncatedBytes: report.truncatedBytes, reason: report.reason, truncatedFile: report.truncatedFile } : {}),
   });
-  return { store, wal };
+  return { store, wal, historyDamaged: report.historyDamaged };
 }
 
 /** Effects and logs of a Task or hook job (batches apply theirs in the dispatcher). */

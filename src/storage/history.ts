@@ -366,12 +366,15 @@ export function planHistoryRepair(channels: TableView, publications: TableView, 
 
 /**
  * SharedStore.repairHistory's commit: plans the repair at `txn`'s snapshot (exclusive: nothing
- * else commits meanwhile), writes it and commits. Returns the channels given a new epoch.
+ * else commits meanwhile), writes it and commits. Returns the channels given a new epoch; with
+ * `dryRun`, commits nothing and returns every channel the repair would change (a new epoch, or
+ * rows below `oldest` deleted).
  */
-export function commitHistoryRepair(txn: Transaction, channels: TableView, publications: TableView, renewEpochs: boolean): string[] {
+export function commitHistoryRepair(txn: Transaction, channels: TableView, publications: TableView, renewEpochs: boolean, dryRun = false): string[] {
   channels.index.sync();
   publications.index.sync();
   const repair = planHistoryRepair(channels, publications, txn.snapshot, renewEpochs);
+  if (dryRun) return [...new Set([...repair.renewed, ...repair.deletes.map((pk) => pk.slice(pk.indexOf('@') + 1))])];
   for (const row of repair.channels) txn.put(channels.table.id, row.pk, row);
   for (const pk of repair.deletes) txn.put(publications.table.id, pk, null);
   const result = txn.commit();

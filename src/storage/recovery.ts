@@ -34,6 +34,12 @@ export interface OpenOptions {
   load?: LoadOptions;
   /** Failures of the background fsync (`everysec`); the log is then disabled (commits refused). */
   onError?: (err: unknown) => void;
+  /**
+   * `repair` (default): damaged channel history is repaired at open (`store.repairHistory`, a
+   * local commit). `check`: nothing is committed; the channels a repair would change are in
+   * `report.historyDamaged` (a cluster node rebuilds its folder from the cluster instead).
+   */
+  history?: 'repair' | 'check';
 }
 
 export interface RecoveryReport {
@@ -71,6 +77,8 @@ export interface RecoveryReport {
   readonly segment: number;
   /** Channels whose history was found incomplete and got a new epoch (history.ts repair). */
   readonly historyRepaired: readonly string[];
+  /** `history: 'check'`: channels whose history a repair would change (nothing was repaired). */
+  readonly historyDamaged: readonly string[];
 }
 
 // -- reading the log ---------------------------------------------------------------------------
@@ -275,6 +283,8 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
   if (typeof dir !== 'string' || dir === '') throw new LexiconsError(ErrorCode.OPTION, 'dir must be a non-empty string');
   const policy = options.fsync ?? 'everysec';
   if (!FSYNC_POLICIES.includes(policy)) throw new LexiconsError(ErrorCode.OPTION, `options.fsync must be one of ${FSYNC_POLICIES.join(', ')}`);
+  const check = options.history === 'check';
+  if (!check && options.history !== undefined && options.history !== 'repair') throw new LexiconsError(ErrorCode.OPTION, "options.history must be 'repair' or 'check'");
   const root = resolve(dir);
   await createDataFolder(root);
   const release = await lockDataFolder(root);
@@ -300,12 +310,15 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
     const wal = Wal.create(root, policy, segment, release);
     wal.bind(store);
     let historyRepaired: string[] = [];
+    let historyDamaged: string[] = [];
     try {
       // A person's edit of a CSV file was loaded: record the files as they are now with a
       // snapshot, before any commit, so that the next start loads the binary snapshot again.
       if (sources.editedCsv.length > 0) await snapshotDataFolder(store, wal, root, { acceptCsv: true });
       // Logged (after bind): a crash right after start finds the same epochs.
-      if (hasHistory(schema)) historyRepaired = store.repairHistory({ renewEpochs: historyFilesStale(manifest, load) });
+      const renewEpochs = historyFilesStale(manifest, load);
+      if (hasHistory(schema) && check) historyDamaged = store.repairHistory({ renewEpochs, dryRun: true });
+      else if (hasHistory(schema)) historyRepaired = store.repairHistory({ renewEpochs });
     } catch (err) {
       await wal.close({ flush: false }); // releases the folder's lock too
       throw err;
@@ -328,6 +341,7 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
       commitId: store.snapshot(),
       segment,
       historyRepaired,
+      historyDamaged,
     };
     return { store, wal, report };
   } catch (err) {

@@ -339,17 +339,17 @@ export class SharedStore {
    * top), or every channel when `renewEpochs` (the history files are older than the rest), gets a
    * new epoch, keeps the contiguous run of rows ending at its top, and its offsets go on after the
    * highest one seen. Rows below `oldest` are deleted. Returns the channels whose epoch changed.
+   * `dryRun`: commits nothing, returns the channels the repair would change (cluster mode's check).
    */
-  repairHistory(options: { renewEpochs?: boolean } = {}): string[] {
+  repairHistory(options: { renewEpochs?: boolean; dryRun?: boolean } = {}): string[] {
     const ids = historyTableIds(this.#tableIds);
     if (!ids) throw historyDisabled('repairHistory');
     const txn = this.begin({ exclusive: true }) as Transaction;
     try {
       const view = (id: number) => ({ table: this.#tables[id]!, index: this.#index(id) });
-      return commitHistoryRepair(txn, view(ids.channel), view(ids.publication), options.renewEpochs === true);
-    } catch (err) {
-      txn.abort();
-      throw err;
+      return commitHistoryRepair(txn, view(ids.channel), view(ids.publication), options.renewEpochs === true, options.dryRun === true);
+    } finally {
+      txn.abort(); // after a commit: nothing left to release
     }
   }
 

@@ -56,6 +56,12 @@ export class Node implements AsyncDisposable {
     return this.server.url;
   }
 
+  /** A graceful stop (SIGTERM: the shutdown's snapshot, CSV files included); the folder stays. */
+  async stop(): Promise<void> {
+    await this.server?.stop();
+    this.server = null;
+  }
+
   async kill(): Promise<void> {
     await this.server?.stop('SIGKILL');
     this.server = null;

@@ -109,6 +109,32 @@ describe('history durability', () => {
     assert.equal(third.store.channelPosition('Public')!.epoch, pos.epoch);
   });
 
+  it("history: 'check' (cluster mode) reports the damaged channels and commits nothing; a later default open repairs", async () => {
+    await using folder = await tempDir('lexicons-wal-');
+    const dir = folder.path;
+    await using first = await open(dir);
+    publishAll(first.store, 'Public', 0, 5);
+    publishAll(first.store, 'Room', 0, 2);
+    const epoch = first.store.channelPosition('Public')!.epoch;
+    await snapshotDataFolder(first.store, first.wal, dir, { csv: true }); // a shutdown's
+    await first.wal.close();
+    const file = join(dir, `${PUBLICATION_TABLE}.csv`);
+    await writeFile(file, (await readFile(file, 'utf8')).split('\n').filter((l) => !l.startsWith('2@Public,')).join('\n'));
+    await assert.rejects(openFolder(withHistory(schema()), dir, { history: 'fix' as 'check' }), { message: "options.history must be 'repair' or 'check'" });
+
+    await using checked = await openFolder(withHistory(schema()), dir, { fsync: 'no', history: 'check' });
+    assert.deepEqual([checked.report.historyDamaged, checked.report.historyRepaired], [['Public'], []]);
+    const commitId = checked.store.snapshot();
+    assert.equal(checked.store.channelPosition('Public')!.epoch, epoch, 'nothing repaired');
+    assert.equal(checked.store.history('Public')!.items.length, 4, 'the rows around the hole are still there');
+    await checked.wal.close({ flush: false });
+
+    await using again = await open(dir);
+    assert.deepEqual([again.report.historyDamaged, again.report.historyRepaired], [[], ['Public']]);
+    assert.equal(again.report.lastLoggedCommitId, commitId, 'the check logged no commit');
+    assert.notEqual(again.store.channelPosition('Public')!.epoch, epoch);
+  });
+
   it('opens without history while the log holds some; history files older than the snapshot renew every epoch', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
