@@ -116,6 +116,8 @@ export interface BatchJob {
   kind: 'batch';
   /** Progress slot (see workers/progress.ts). */
   slot: number;
+  /** The pool's number of this run (cluster commit requests name it: workers/progress.ts CommitTicket). */
+  jobId: number;
   connections: ConnectionSnapshot[];
   unitHeads: Int32Array;
   frameTexts: string[];
@@ -127,6 +129,7 @@ export interface BatchJob {
 export interface TaskJob {
   kind: 'task';
   slot: number;
+  jobId: number;
   /** Task class name. */
   name: string;
   /** false: only compute the interval (`set()`), do not execute. */
@@ -139,13 +142,14 @@ export type HookName = 'onStart' | 'onShutdown' | 'ready';
 export interface HookJob {
   kind: 'hook';
   slot: number;
+  jobId: number;
   hook: HookName;
 }
 
 export type Job = BatchJob | TaskJob | HookJob | LiveJob;
 
-/** A job before the pool gives it a progress slot. */
-export type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot'> : never) : never;
+/** A job before the pool gives it a progress slot and its number. */
+export type JobInput = Job extends infer J ? (J extends Job ? Omit<J, 'slot' | 'jobId'> : never) : never;
 
 /**
  * Packs the units of a batch. `owners[i]` is the index in `connections` of the connection of
@@ -156,7 +160,7 @@ export function encodeBatch(
   units: readonly Unit[],
   owners: readonly number[],
   channelsVersion: number,
-): Omit<BatchJob, 'slot'> {
+): Omit<BatchJob, 'slot' | 'jobId'> {
   const n = units.length;
   const unitHeads = new Int32Array(n);
   const frameTexts: string[] = [];

@@ -15,6 +15,7 @@ import type { WrittenKeys } from './storage/api.js';
 export interface LiveJob {
   kind: 'live';
   slot: number;
+  jobId: number;
   connection: ConnectionSnapshot;
   queries: LiveJobQuery[];
   /**

@@ -13,7 +13,9 @@
  *   that error (a retry with the same `$key` gets it instead of running again), a connection
  *   attempt is refused (its onConnect may have written);
  * - is the guilty unit, or no unit had started (every unit fails, so that a deterministic failure
- *   cannot loop): its callers get the failure (`TIMEOUT`, `WORKER_FAILED`);
+ *   cannot loop): its callers get the failure (`TIMEOUT`, `WORKER_FAILED`); except in a
+ *   `collateral` failure (cluster mode: the job's thread was terminated for ANOTHER job's time
+ *   limit, main/pool.ts), where no unit is guilty;
  * - else: it is put back, in order, at the front of its connection's queue (nothing of it ran to
  *   a commit).
  */
@@ -63,12 +65,13 @@ export function failBatch(hub: Hub, batch: Batch, err: unknown): void {
   hub.delivery.suspect();
   hub.live.suspect();
   const done = Math.min(Math.max(0, failure.done), batch.units.length);
-  const guilty = failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
+  const guilty = failure.collateral ? -2 : failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
   log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
     code: failure.code,
     message: failure.message,
     units: batch.units.length,
-    guiltyUnit: guilty,
+    guiltyUnit: Math.max(-1, guilty),
+    ...(failure.collateral ? { collateral: true } : {}),
     connection: guilty >= 0 ? batch.connections[batch.owners[guilty]!]!.id : undefined,
     ...(done > 0 ? { committedUnits: done } : {}),
   });

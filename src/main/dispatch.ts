@@ -5,8 +5,9 @@
  * Why batch: a piscina run costs ~30 µs of overhead, so one job per message would cap the
  * server at a small fraction of what uWS carries. Inbound units (frames, connection attempts,
  * disconnections) are queued per connection; a flush (setImmediate) packs the units of many
- * connections into one job, keeping at most `2 × workers` jobs in flight (see the spreading
- * policy below). Under light load a job carries what arrived meanwhile; under load jobs fill up
+ * connections into one job, keeping at most `2 × workers × jobsPerWorker` jobs in flight (see
+ * the spreading policy below; `jobsPerWorker` is 1, or more on a cluster node, whose jobs wait a
+ * Redis round trip for their commit: main/pool.ts). Under light load a job carries what arrived meanwhile; under load jobs fill up
  * while others run. When a
  * result arrives, the next job is handed over first and the result's effects applied after, so
  * the worker runs while the main thread fans out (one thread hand-off less on the critical path).
@@ -46,6 +47,8 @@ export const SPREAD_AFTER_MS = 1;
 export interface DispatcherOptions {
   /** Overrides {@link SPREAD_AFTER_MS}; 0 spreads at once (every in-flight slot used, as before the policy). */
   spreadAfterMs?: number;
+  /** Jobs a worker runs at once (main/pool.ts: 1, or CLUSTER_JOBS_PER_WORKER on a cluster node); default 1. */
+  jobsPerWorker?: number;
 }
 
 /**
@@ -89,7 +92,7 @@ export class Dispatcher {
     this.#hub = hub;
     this.#pool = pool;
     this.#workers = workers;
-    this.#maxInFlight = Math.max(2, 2 * workers);
+    this.#maxInFlight = Math.max(2, 2 * workers * (options.jobsPerWorker ?? 1));
     this.#spreadAfterMs = options.spreadAfterMs ?? SPREAD_AFTER_MS;
   }
 

@@ -35,7 +35,7 @@ import { applyEffects } from './effects.js';
 import { createHub, openConnectionCount, type Hub } from './hub.js';
 import { createLogger, type LogFn } from './log.js';
 import { ServerMetrics } from './metrics-registry.js';
-import { JobFailure, type WorkerPool } from './pool.js';
+import { CLUSTER_JOBS_PER_WORKER, JobFailure, type WorkerPool } from './pool.js';
 import { createPool } from './start-pool.js';
 import { holdSignals, Shutdown, stopOnRequest } from './shutdown.js';
 import { describeTasks, TaskScheduler, type TaskInfo } from './task-scheduler.js';
@@ -105,7 +105,7 @@ export async function startServer(server: Server, overrides: RunOverrides): Prom
     await cluster?.stop();
     await wal.close();
   };
-  dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers, { spreadAfterMs });
+  dispatcher = new Dispatcher(runtime.hub, pool, settings.options.workers, { spreadAfterMs, jobsPerWorker: cluster ? CLUSTER_JOBS_PER_WORKER : 1 });
   hub.live.start(pool, server.components.live.keys(), settings.options.workers, () => store.snapshot());
   // Commits made on this thread (lexicons/testing's app.db, the shell) reach live queries too.
   store.onCommit = (changes) => changes.written && hub.live.committed([{ id: changes.commitId, ...changes.written }]);

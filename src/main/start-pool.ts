@@ -46,7 +46,8 @@ export function createPool(settings: RunSettings, log: LogFn): { pool: WorkerPoo
     channels: () => ({ version: hub().channels.version, names: hub().channels.runtimeNames() }),
     presence: (channel, countOnly) => (countOnly ? hub().presence.count(channel) : hub().presence.list(channel)),
     log: (status, data) => log(status, data),
-    commit: (record) => runtime?.cluster?.commit(record) ?? Promise.resolve({ ok: false, reason: 'unavailable', message: 'cluster: this server is not a cluster node' }),
+    // The job's units are stored into its progress slot when the record commits (main/job-commits.ts).
+    commit: (record, ticket) => pool.commit(ticket, () => runtime?.cluster?.commit(record) ?? Promise.resolve({ ok: false, reason: 'unavailable', message: 'cluster: this server is not a cluster node' })),
   });
   const pool = new WorkerPool({
     workers: options.workers,

@@ -54,8 +54,11 @@ export class SharedStore {
    * `Txn.publish` records only for channels it gives a policy, and commits trim by it.
    */
   historyPolicy?: HistoryPolicyResolver;
-  /** Cluster mode, in a worker: commits go to the node's commit stream (cluster-record.ts); local ones are refused. */
-  remoteCommit?: (txn: Txn) => Promise<CommitResult>;
+  /**
+   * Cluster mode, in a worker: commits go to the node's commit stream (cluster-record.ts); local
+   * ones are refused. `ticket`: what the worker's job sends along (workers/progress.ts CommitTicket).
+   */
+  remoteCommit?: (txn: Txn, ticket: unknown) => Promise<CommitResult>;
 
   readonly #control: ControlBlock;
   readonly #tables: SharedTable[];

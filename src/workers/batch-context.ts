@@ -45,7 +45,7 @@ export function publicMessage(err: unknown): string {
 export async function checkSubscriptions(ctx: BatchContext, conn: ConnectionHandle, db: Db): Promise<void> {
   const pending = ctx.recorder.pendingSubscriptions;
   if (pending.length === 0) return;
-  const { view } = ctx.app;
+  const view = ctx.recorder.view; // the job's creates and drops, and the thread's registry cache
   let unknown = pending.filter((name) => !view.exists(name));
   if (unknown.length > 0 && view.runtimeVersion < ctx.job.channelsVersion) {
     await ctx.app.refreshChannels();

@@ -14,6 +14,7 @@ import type { PresenceMember } from '../components.js';
 import type { StoreInit } from '../job-contract.js';
 import type { ServerInfo } from './handles.js';
 import type { CommitResult } from '../storage/api.js';
+import type { CommitTicket } from './progress.js';
 
 /** A commit through the cluster's commit stream: decided, or not sent (Redis unreachable). */
 export type ClusterCommitResult = CommitResult | { ok: false; reason: 'unavailable'; message: string };
@@ -30,8 +31,12 @@ export interface ControlApi {
   presence(channel: string, countOnly: boolean): PresenceMember[] | number;
   /** Forwards a log event to the server's `onLog`. */
   log(status: LogStatus, data: Record<string, unknown>): void;
-  /** Cluster mode: appends a commit record (JSON) to the commit stream and resolves with its node's decision (main/cluster.ts). */
-  commit(record: string): Promise<ClusterCommitResult>;
+  /**
+   * Cluster mode: appends a commit record (JSON) of the job `ticket` names to the commit stream
+   * and resolves with its node's decision (main/cluster.ts), after storing the ticket's finished
+   * units into the job's progress slot when it committed (workers/progress.ts "Cluster mode").
+   */
+  commit(record: string, ticket: CommitTicket): Promise<ClusterCommitResult>;
 }
 
 /** Tag of the hand-over message sent through `parentPort`. */

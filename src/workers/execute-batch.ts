@@ -26,7 +26,7 @@ import { Recorder, type UnitMark } from './recorder.js';
 import { BatchStepper, commitWithRetries, IsolatedStepper, isThenable, type Stepper } from './steppers.js';
 
 export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResult> {
-  const progress = new ProgressWriter(app.progress, job.slot);
+  const progress = new ProgressWriter(app.progress, job.slot, job.jobId);
   const stats: JobStats = { calls: 0, errors: 0, attempts: 0 };
   let ctx!: BatchContext;
   /** Per unit started in this transaction (index = unit = transaction step): where to rewind to. */
@@ -38,8 +38,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       if (stats.attempts > 1) stats.rerunCalls = (stats.rerunCalls ?? 0) + stats.calls;
       stats.calls = 0;
       stats.errors = 0;
-      const recorder = new Recorder(app.view);
-      app.view.resetJob();
+      const recorder = new Recorder(app.view.forJob());
       const units: BatchMark[] = (marks = []);
       const unitStart = (unit: number, conn: ConnectionHandle, text: number, data: number): void => {
         txn.step();
@@ -49,6 +48,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
       return runUnits(ctx, 0, 0, 0);
     },
     undo: () => undefined,
+    units: job.unitHeads.length,
     resume: (_txn, step) => {
       stats.attempts++;
       const from = marks[step]!;
@@ -74,8 +74,7 @@ export async function runBatch(app: WorkerApp, job: BatchJob): Promise<BatchResu
   // one transaction per call, so the offending call alone gets the error.
   stats.calls = 0;
   stats.errors = 0;
-  const recorder = new Recorder(app.view);
-  app.view.resetJob();
+  const recorder = new Recorder(app.view.forJob());
   const stepper = new IsolatedStepper(app.store, recorder, progress);
   // Each unit's calls are committed as they run: once a unit is finished, the main thread must
   // not re-run it if this job fails later (time limit, worker death): workers/progress.ts.

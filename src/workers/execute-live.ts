@@ -44,11 +44,11 @@ class Deps {
 }
 
 export async function runLive(app: WorkerApp, job: LiveJob): Promise<LiveResult> {
-  const progress = new ProgressWriter(app.progress, job.slot);
+  const progress = new ProgressWriter(app.progress, job.slot, job.jobId);
   // An ordinary transaction at the latest commit; Transaction (not just Txn) for its reads.
   const txn = app.store.begin() as Transaction;
   const refresh: Refresh = { txn, job, since: txn.changesSince(), deps: new Deps(), paths: { skipped: 0, incremental: 0, fallback: 0, rerun: 0 } };
-  const recorder = new Recorder(app.view);
+  const recorder = new Recorder(app.view.forJob());
   const ws = new ConnectionHandle(job.connection, recorder);
   const outcomes: LiveOutcome[] = [];
   let errors = 0;

@@ -47,10 +47,9 @@ function failure(app: WorkerApp, recorder: Recorder, data: Record<string, unknow
 }
 
 /** What a Task or hook job runs with: its own recorder and one transaction per step. */
-function isolatedJob(app: WorkerApp, slot: number): { progress: ProgressWriter; recorder: Recorder; stepper: IsolatedStepper; sv: WorkerServerHandle } {
-  const progress = new ProgressWriter(app.progress, slot);
-  const recorder = new Recorder(app.view);
-  app.view.resetJob();
+function isolatedJob(app: WorkerApp, slot: number, jobId: number): { progress: ProgressWriter; recorder: Recorder; stepper: IsolatedStepper; sv: WorkerServerHandle } {
+  const progress = new ProgressWriter(app.progress, slot, jobId);
+  const recorder = new Recorder(app.view.forJob());
   const stepper = new IsolatedStepper(app.store, recorder, progress);
   const sv = new WorkerServerHandle(recorder, app.main);
   return { progress, recorder, stepper, sv };
@@ -63,7 +62,7 @@ function taskResult(ok: boolean, next: number | undefined, recorder: Recorder, s
 export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskClass>, job: TaskJob): Promise<TaskResult> {
   const cls = tasks.get(job.name);
   if (!cls) throw new LexiconsError(ErrorCode.NOT_FOUND, `no task named ${job.name}`);
-  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot, job.jobId);
   let ok = true;
   let instance: TaskInstance | undefined;
   try {
@@ -101,7 +100,7 @@ export async function runTask(app: WorkerApp, tasks: ReadonlyMap<string, TaskCla
 
 export async function runHook(app: WorkerApp, job: HookJob): Promise<TaskResult> {
   const hook = job.hook === 'ready' ? undefined : app.server.options[job.hook];
-  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot);
+  const { progress, recorder, stepper, sv } = isolatedJob(app, job.slot, job.jobId);
   let ok = true;
   if (hook) {
     try {

@@ -18,13 +18,16 @@ import { DEFAULT_OPTIMISTIC_ATTEMPTS, isThenable } from '../storage/transaction-
 import { ErrorCode, LexiconsError } from '../errors.js';
 import type { ConnectionHandle } from './handles.js';
 import type { Mark, Recorder } from './recorder.js';
-import type { ProgressWriter } from './progress.js';
+import type { CommitTicket, ProgressWriter } from './progress.js';
 
 /** What the executor needs from the store (SharedStore satisfies it). */
 export interface TxnSource {
   begin(options?: { exclusive?: boolean }): Txn;
-  /** Cluster mode: commits through the node's commit stream (SharedStore.remoteCommit). */
-  readonly remoteCommit?: ((txn: Txn) => Promise<CommitResult>) | undefined;
+  /**
+   * Cluster mode: commits through the node's commit stream (workers/worker.ts); `ticket` names the
+   * job and the units it finishes (workers/progress.ts "Cluster mode").
+   */
+  readonly remoteCommit?: ((txn: Txn, ticket: CommitTicket) => Promise<CommitResult>) | undefined;
 }
 
 /**
@@ -57,6 +60,12 @@ export interface TransactionAttempt<T> {
    * those later steps recorded outside the transaction. Without it, a conflict re-runs everything.
    */
   resume?(txn: Txn, step: number): T | Promise<T>;
+  /**
+   * Leading units of the job finished once this transaction commits (a batch's one transaction:
+   * all of them); default: those already finished. Cluster mode: the main thread stores it when
+   * the record commits (workers/progress.ts).
+   */
+  readonly units?: number;
 }
 
 /**
@@ -83,7 +92,7 @@ export async function commitWithRetries<T>(store: TxnSource, progress: ProgressW
     const rebase = !remote && attempt.resume !== undefined;
     let value = await runAttempt(txn, progress, attempt, (t) => attempt.run(t));
     let commitStarted = performance.now();
-    let result = remote ? await remote(txn) : txn.commit({ rebase });
+    let result = remote ? await remote(txn, progress.ticket(attempt.units)) : txn.commit({ rebase });
     commitMs += performance.now() - commitStarted;
     // A rebased transaction is still open: re-run from the first step a concurrent commit
     // invalidated. Each rebase counts as an attempt, so a step that keeps conflicting still

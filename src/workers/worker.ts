@@ -4,7 +4,9 @@
  * imports the app module (`workerData.appPath`), compiles its schema, and attaches to the shared
  * store once the main thread has opened the data folder (its handles come over the control plane,
  * so this thread's start-up overlaps the load); then every pool run is a {@link Job} (a batch of
- * units, a Task, or a hook).
+ * units, a Task, or a hook). A single node runs one job at a time per thread; a cluster node
+ * several (main/pool.ts), interleaved at their awaits (chiefly the commit's round trip to the
+ * main thread): every job's state is its own (recorder, progress writer, channel view, stepper).
  */
 import { threadId, workerData } from 'node:worker_threads';
 import { ErrorCode, isLexiconsError, LexiconsError, messageOf } from '../errors.js';
@@ -20,6 +22,7 @@ import { loadApp, registerTypeScript } from './app-loader.js';
 import { connectControl, receiveStore } from './control-plane.js';
 import { batchFailureEffects, runBatch } from './execute-batch.js';
 import { createWorkerApp } from './worker-app.js';
+import type { CommitTicket } from './progress.js';
 import type { BatchResult, CommitWrites, Job, JobResult, TaskResult, WorkerInit } from '../job-contract.js';
 import { runLive } from './execute-live.js';
 import { runHook, runTask } from './execute-task.js';
@@ -36,18 +39,23 @@ store.historyPolicy = server.components.channelRules.historyPolicy;
 // Every commit of this thread is appended to the write-ahead log before it is published.
 const wal = Wal.attach(store, shared.wal as WalHandles);
 // The commits of this thread, handed to the main thread with the next job result (live queries).
+// Only a single node commits in its workers, one job at a time per worker; a cluster node's
+// commits are applied on its main thread (which reports them itself), so this stays empty there
+// while several jobs share the thread.
 let commits: CommitWrites[] = [];
 store.onCommit = (changes) => {
   if (changes.written !== undefined) commits.push({ id: changes.commitId, ...changes.written });
 };
 // Cluster mode: a commit is a record in the node's commit stream, decided by its applier.
-if (init.cluster) store.remoteCommit = (txn) => commitThroughStream(txn as Transaction);
+// Other jobs of this thread run while one waits for its decision (main/pool.ts): the ticket tells
+// the main thread which job the record is of (workers/progress.ts "Cluster mode").
+if (init.cluster) store.remoteCommit = (txn, ticket) => commitThroughStream(txn as Transaction, ticket as CommitTicket);
 
-async function commitThroughStream(txn: Transaction): Promise<CommitResult> {
+async function commitThroughStream(txn: Transaction, ticket: CommitTicket): Promise<CommitResult> {
   const snapshot = txn.snapshot;
   const record = txn.exportCommit();
   if (record === null) return { ok: true, commitId: snapshot, changes: { commitId: snapshot, tables: {} }, publications: [] };
-  const result = await control.commit(JSON.stringify(record));
+  const result = await control.commit(JSON.stringify(record), ticket);
   if (!result.ok && result.reason === 'unavailable') throw new LexiconsError(ErrorCode.IO, result.message);
   return result as CommitResult;
 }

@@ -17,6 +17,8 @@ export const CLUSTER_APP = fileURLToPath(new URL('../../bench/app/cluster.js', i
 export interface NodeOptions {
   readonly args?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /** Another app module than {@link CLUSTER_APP} (compiled path). */
+  readonly app?: string;
 }
 
 /** A node that can be killed and started again on the same data folder. */
@@ -41,7 +43,7 @@ export class Node implements AsyncDisposable {
   }
 
   async start(): Promise<void> {
-    const args = [CLUSTER_APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name, ...(this.options.args ?? [])];
+    const args = [this.options.app ?? CLUSTER_APP, '--workers', '1', '--port', '0', '--host', '127.0.0.1', '--data', this.data.path, '--redis', this.redis, '--node-id', this.name, ...(this.options.args ?? [])];
     this.server = await spawnCli(args, { timeoutMs: 60_000, ...(this.options.env ? { env: this.options.env } : {}) });
   }
 

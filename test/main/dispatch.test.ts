@@ -16,7 +16,7 @@ import { lostReplyMessage } from '../../src/main/dispatch-failure.js';
 import { SocketConnection } from '../../src/main/socket-connection.js';
 
 interface HeldJob {
-  job: Omit<BatchJob, 'slot'>;
+  job: Omit<BatchJob, 'slot' | 'jobId'>;
   resolve: (result: BatchResult) => void;
   reject: (err: unknown) => void;
 }
@@ -32,7 +32,7 @@ class HoldingPool implements JobRunner {
   run<R extends JobResult>(input: JobInput): Promise<R> {
     this.onRun?.();
     return new Promise<R>((resolve, reject) => {
-      const held: HeldJob = { job: input as Omit<BatchJob, 'slot'>, resolve: resolve as (r: BatchResult) => void, reject };
+      const held: HeldJob = { job: input as Omit<BatchJob, 'slot' | 'jobId'>, resolve: resolve as (r: BatchResult) => void, reject };
       const waiter = this.#waiters.shift();
       if (waiter) waiter(held);
       else this.#jobs.push(held);

@@ -56,7 +56,7 @@ const c2: ConnectionSnapshot = { id: 'c2', address: '127.0.0.1', auth: undefined
 
 function job(frames: Array<[number, string]>): BatchJob {
   const units = frames.map(([, text]) => ({ kind: UNIT_FRAME, text }) as const);
-  return { ...encodeBatch([c1, c2], units, frames.map(([owner]) => owner), 0), slot: 0 };
+  return { ...encodeBatch([c1, c2], units, frames.map(([owner]) => owner), 0), slot: 0, jobId: 0 };
 }
 
 describe('runBatch after a conflict mid-way', () => {

@@ -71,7 +71,7 @@ function batch(): BatchJob {
     { kind: UNIT_FRAME, text: '{"Whoami":{}}' },
     { kind: UNIT_DISCONNECT },
   ] as const;
-  return { ...encodeBatch([c1, c2], units, [0, 1, 1, 0], 0), slot: 0 };
+  return { ...encodeBatch([c1, c2], units, [0, 1, 1, 0], 0), slot: 0, jobId: 0 };
 }
 
 describe('runBatch', () => {
@@ -116,11 +116,11 @@ describe('runTask / runHook', () => {
     const { app, store, close } = setUp();
     try {
       const tasks = new Map([['Tick', Tick]]);
-      const result = await runTask(app, tasks, { kind: 'task', slot: 1, name: 'Tick', run: true });
+      const result = await runTask(app, tasks, { kind: 'task', slot: 1, jobId: 1, name: 'Tick', run: true });
       assert.equal(result.ok, true);
       assert.equal(result.next, 5);
       assert.equal(store.runSync((db) => db.count(Note)).value, 1);
-      const ready = await runHook(app, { kind: 'hook', slot: 2, hook: 'ready' });
+      const ready = await runHook(app, { kind: 'hook', slot: 2, jobId: 2, hook: 'ready' });
       assert.deepEqual({ ok: ready.ok, effects: ready.effects, logs: ready.logs }, { ok: true, effects: [], logs: [] });
     } finally {
       close();
