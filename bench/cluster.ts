@@ -11,7 +11,7 @@
  * On one 2-core machine this shows the cost of the stream round trip, not scaling (the nodes and
  * Redis share the cores). The app is bench/app/cluster.ts (the cluster tests' app too).
  *
- *   npm run build && node dist/bench/cluster.js [--duration S] [--clients N] [--senders M] [--accounts A] [--workload chat|transfers|all]
+ *   npm run build && node dist/bench/cluster.js [--warmup S] [--duration S] [--clients N] [--senders M] [--accounts A] [--workload chat|transfers|all]
  *
  * Writes bench/results/cluster.json.
  */
@@ -99,21 +99,31 @@ class Peer {
   }
 }
 
-/** Runs `loop(i)` for `count` callers until `durationMs` is over; their call latencies, sorted, and the seconds it took. */
-async function closedLoop(pids: readonly number[], count: number, durationMs: number, loop: (i: number, stopped: () => boolean, latencies: number[]) => Promise<void>): Promise<{ latencies: number[]; seconds: number; cpuSeconds: number }> {
+/** How long a run goes before it is measured (`--warmup`): V8 optimizes the hot paths meanwhile. */
+let warmupMs = 3000;
+
+/**
+ * Runs `loop(i)` for `count` callers for {@link warmupMs} (not measured; `measuring` is called at
+ * its end), then `durationMs`: the call latencies of the measured part, sorted, its seconds, and
+ * the servers' CPU seconds in it.
+ */
+async function closedLoop(pids: readonly number[], count: number, durationMs: number, loop: (i: number, stopped: () => boolean, latencies: number[]) => Promise<void>, measuring: () => void = () => undefined): Promise<{ latencies: number[]; seconds: number; cpuSeconds: number }> {
   const latencies: number[] = [];
   let stop = false;
   const cpu = (): number => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+  const done = Promise.all(Array.from({ length: count }, (_, i) => loop(i, () => stop, latencies)));
+  await new Promise((resolve) => setTimeout(resolve, warmupMs));
+  measuring();
+  const from = latencies.length;
   const cpu0 = cpu();
   const started = performance.now();
-  const done = Promise.all(Array.from({ length: count }, (_, i) => loop(i, () => stop, latencies)));
   await new Promise((resolve) => setTimeout(resolve, durationMs));
   stop = true;
   const seconds = (performance.now() - started) / 1000;
   const cpuSeconds = cpu() - cpu0;
   const measured = latencies.length;
   await done;
-  return { latencies: latencies.slice(0, measured).sort((a, b) => a - b), seconds, cpuSeconds };
+  return { latencies: latencies.slice(from, measured).sort((a, b) => a - b), seconds, cpuSeconds };
 }
 
 function figures(workload: Figures['workload'], system: string, nodes: number, run: { latencies: number[]; seconds: number; cpuSeconds: number }, delivered = 0): Figures {
@@ -143,7 +153,7 @@ async function runChat(system: string, { urls, pids }: Servers, clients: number,
       latencies.push(performance.now() - t0);
     }
     own.close();
-  });
+  }, () => (delivered = 0));
   counting = false;
   all.forEach((c) => c.close());
   return figures('chat', system, urls.length, run, delivered);
@@ -233,8 +243,9 @@ async function oneAndTwo(run: (system: string, servers: Servers) => Promise<Figu
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { duration: { type: 'string' }, clients: { type: 'string' }, senders: { type: 'string' }, accounts: { type: 'string' }, workload: { type: 'string' } } });
+  const { values } = parseArgs({ options: { warmup: { type: 'string' }, duration: { type: 'string' }, clients: { type: 'string' }, senders: { type: 'string' }, accounts: { type: 'string' }, workload: { type: 'string' } } });
   const durationMs = Number(values.duration ?? 10) * 1000;
+  warmupMs = Number(values.warmup ?? 3) * 1000;
   const clients = Number(values.clients ?? 40);
   const senders = Number(values.senders ?? 8);
   const accounts = Number(values.accounts ?? 10);
@@ -263,7 +274,7 @@ async function main(): Promise<void> {
   console.log(`2 nodes / 1 node: ${JSON.stringify(ratios)} (one machine: cost, not scaling)`);
   const out = fileURLToPath(new URL('../../bench/results/', import.meta.url)); // dist/bench -> bench/results
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'cluster.json'), `${JSON.stringify({ date: new Date().toISOString(), durationMs, clients, senders, accounts, results, ratios }, null, 2)}\n`);
+  await writeFile(join(out, 'cluster.json'), `${JSON.stringify({ date: new Date().toISOString(), warmupMs, durationMs, clients, senders, accounts, results, ratios }, null, 2)}\n`);
 }
 
 await main();
