@@ -20,6 +20,7 @@ import WebSocket from 'ws';
 import { createClient } from '../../src/client/index.js';
 import type { server as chatServer } from '../../examples/chat/main.js';
 import { chromiumSkip, launchChromium, UI_WAIT_MS, type Chromium } from '../helpers/chromium.js';
+import { enter, post, shows } from '../helpers/chat-page.js';
 import { startRelay, type Relay } from '../helpers/relay.js';
 import { CHAT_APP, ROOT, spawnCli, startApp, type TestServer } from '../helpers/server.js';
 import { tempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -29,23 +30,6 @@ declare const document: { title: string; body: { textContent: string | null }; q
 
 const skip = chromiumSkip;
 if (skip) console.log(`# browser test skipped: ${skip}`);
-
-/** Registers (or logs in) through the page's form; resolves once the page shows the chat. */
-async function enter(page: Page, action: 'Register' | 'Login', email: string, password: string): Promise<void> {
-  await page.fill('#login input[name=email]', email);
-  await page.fill('#login input[name=password]', password);
-  await page.click(`#login button[value=${action}]`);
-}
-
-async function post(page: Page, content: string): Promise<void> {
-  await page.fill('#post input[name=content]', content);
-  await page.click('#post button');
-}
-
-/** Waits until the page lists a message with this content. */
-function shows(page: Page, content: string): Promise<unknown> {
-  return page.waitForFunction((text) => [...document.querySelectorAll('#messages .content')].some((p) => p.textContent === text), content, { timeout: UI_WAIT_MS });
-}
 
 /** Waits until the page's online list (Public's presence) is exactly `emails`. */
 function online(page: Page, emails: string[]): Promise<unknown> {
