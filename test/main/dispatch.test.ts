@@ -345,6 +345,53 @@ describe('Dispatcher', () => {
     await dispatcher.whenIdle();
   });
 
+  it('several jobs per worker (a cluster node): a job that re-ran halves the in-flight limit down to one per worker, clean results raise it again', async () => {
+    const { hub, pool, dispatcher } = setUp({ spreadAfterMs: 0, jobsPerWorker: 4 }, 1);
+    const reran: BatchResult = { effects: [], logs: [], stats: { calls: 1, errors: 0, attempts: 2 } };
+    assert.equal(dispatcher.limit, 8);
+    const conns = Array.from({ length: 10 }, () => connection(hub));
+    /** One unit on each connection; resolves with the jobs handed over at once. */
+    const round = async (): Promise<HeldJob[]> => {
+      for (const conn of conns) enqueueFrames(dispatcher, conn, 'x');
+      await turns();
+      const held: HeldJob[] = [];
+      while (pool.waiting > 0) held.push(await pool.next());
+      return held;
+    };
+    const settle = async (jobs: HeldJob[], result: BatchResult): Promise<void> => {
+      for (const job of jobs) job.resolve(result);
+      await dispatcher.whenIdle();
+    };
+    await settle(await round(), reran);
+    assert.equal(dispatcher.limit, 4, 'halved');
+    await settle(await round(), reran);
+    assert.equal(dispatcher.limit, 2);
+    await settle(await round(), reran);
+    await settle(await round(), reran);
+    assert.equal(dispatcher.limit, 1, 'one job per worker at least');
+    // At the floor, while a job is in flight, nothing else goes: units wait for its result.
+    enqueueFrames(dispatcher, conns[0]!, 'y');
+    const only = await pool.next();
+    enqueueFrames(dispatcher, conns[1]!, 'z');
+    await turns();
+    assert.equal(pool.waiting, 0, 'a second job waits while one is in flight at limit 1');
+    only.resolve(done(1)); // clean: 1 + 1/1
+    const next = await pool.next(); // z goes once the result came
+    assert.equal(dispatcher.limit, 2);
+    await settle([next], done(1));
+    for (let i = 0; i < 40; i++) await settle(await round(), done(1));
+    assert.equal(dispatcher.limit, 8, 'back to the full limit');
+  });
+
+  it('one job per worker (a single node): the in-flight limit does not adapt', async () => {
+    const { hub, pool, dispatcher } = setUp({ spreadAfterMs: 0 }, 1);
+    const a = connection(hub);
+    enqueueFrames(dispatcher, a, 'a1');
+    (await pool.next()).resolve({ effects: [], logs: [], stats: { calls: 1, errors: 0, attempts: 3 } });
+    await dispatcher.whenIdle();
+    assert.equal(dispatcher.limit, 2);
+  });
+
   it('LEXICONS_SPREAD_AFTER_MS: milliseconds >= 0, a clear error otherwise', () => {
     assert.equal(spreadAfterMsFromEnv({}), undefined);
     assert.equal(spreadAfterMsFromEnv({ LEXICONS_SPREAD_AFTER_MS: '0' }), 0);
