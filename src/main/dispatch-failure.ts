@@ -65,12 +65,15 @@ export function failBatch(hub: Hub, batch: Batch, err: unknown): void {
   hub.delivery.suspect();
   hub.live.suspect();
   const done = Math.min(Math.max(0, failure.done), batch.units.length);
-  const guilty = failure.collateral ? -2 : failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
+  const guilty = !failure.collateral && failure.unit >= 0 && failure.unit < batch.units.length ? failure.unit : -1;
+  // No unit had started: every unit fails (a deterministic failure must not loop), unless the job
+  // was collateral (its thread terminated for another job's time limit): then none is guilty.
+  const failAll = guilty === -1 && !failure.collateral;
   log(failure.code === ErrorCode.TIMEOUT ? 'SIGNAL-ERROR' : 'WORKER-ERROR', {
     code: failure.code,
     message: failure.message,
     units: batch.units.length,
-    guiltyUnit: Math.max(-1, guilty),
+    guiltyUnit: guilty,
     ...(failure.collateral ? { collateral: true } : {}),
     connection: guilty >= 0 ? batch.connections[batch.owners[guilty]!]!.id : undefined,
     ...(done > 0 ? { committedUnits: done } : {}),
@@ -80,7 +83,7 @@ export function failBatch(hub: Hub, batch: Batch, err: unknown): void {
   batch.units.forEach((unit, i) => {
     const conn = batch.connections[batch.owners[i]!]!;
     if (i < done) savedUnit(hub, conn, unit, failure);
-    else if (guilty === -1 || i === guilty) {
+    else if (failAll || i === guilty) {
       failed.add(unit);
       failUnit(hub, conn, unit, failure);
     } else {
