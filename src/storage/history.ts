@@ -315,6 +315,8 @@ export interface HistoryRepair {
   readonly deletes: string[];
   /** Channels given a new epoch. */
   readonly renewed: string[];
+  /** Channels the repair changes: a new epoch, or publication rows deleted. */
+  readonly changed: string[];
 }
 
 /**
@@ -339,7 +341,7 @@ export function planHistoryRepair(channels: TableView, publications: TableView, 
   for (let v = 0, rows = c.rowCount(); v < rows; v++) {
     if (c.isVisible(v, s)) known.set(c.readPk(v), readPosition(channels, c.readPk(v), s)!);
   }
-  const out: HistoryRepair = { channels: [], deletes: [], renewed: [] };
+  const out: HistoryRepair = { channels: [], deletes: [], renewed: [], changed: [] };
   for (const name of new Set([...known.keys(), ...offsets.keys()])) {
     const list = (offsets.get(name) ?? []).sort((a, b) => a - b);
     const pos = known.get(name);
@@ -358,8 +360,10 @@ export function planHistoryRepair(channels: TableView, publications: TableView, 
       next = { epoch: newEpoch(), offset: top, oldest };
       out.renewed.push(name);
     }
+    const deletes = out.deletes.length;
     for (const o of list) if (o < keepFrom) out.deletes.push(publicationPk(name, o));
     if (next !== pos) out.channels.push({ pk: name, epoch: next.epoch, offset: next.offset, oldest: next.oldest });
+    if (next !== pos || out.deletes.length > deletes) out.changed.push(name);
   }
   return out;
 }
@@ -374,7 +378,7 @@ export function commitHistoryRepair(txn: Transaction, channels: TableView, publi
   channels.index.sync();
   publications.index.sync();
   const repair = planHistoryRepair(channels, publications, txn.snapshot, renewEpochs);
-  if (dryRun) return [...new Set([...repair.renewed, ...repair.deletes.map((pk) => pk.slice(pk.indexOf('@') + 1))])];
+  if (dryRun) return repair.changed;
   for (const row of repair.channels) txn.put(channels.table.id, row.pk, row);
   for (const pk of repair.deletes) txn.put(publications.table.id, pk, null);
   const result = txn.commit();

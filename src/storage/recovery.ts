@@ -316,9 +316,11 @@ export async function openDataFolder(schema: Schema, dir: string, options: OpenO
       // snapshot, before any commit, so that the next start loads the binary snapshot again.
       if (sources.editedCsv.length > 0) await snapshotDataFolder(store, wal, root, { acceptCsv: true });
       // Logged (after bind): a crash right after start finds the same epochs.
-      const renewEpochs = historyFilesStale(manifest, load);
-      if (hasHistory(schema) && check) historyDamaged = store.repairHistory({ renewEpochs, dryRun: true });
-      else if (hasHistory(schema)) historyRepaired = store.repairHistory({ renewEpochs });
+      if (hasHistory(schema)) {
+        const renewEpochs = historyFilesStale(manifest, load);
+        if (check) historyDamaged = store.repairHistory({ renewEpochs, dryRun: true });
+        else historyRepaired = store.repairHistory({ renewEpochs });
+      }
     } catch (err) {
       await wal.close({ flush: false }); // releases the folder's lock too
       throw err;
