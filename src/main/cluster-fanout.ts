@@ -53,10 +53,13 @@ export function partitionOf(channel: string, partitions: number): number {
   return (h >>> 0) % partitions;
 }
 
-/** Deletes a fan-out stream whose last id is not numbered (`0-<n>`): made by a version before numbered entries. */
-const DROP_LEGACY = `local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last and string.sub(last[1], 1, 2) ~= '0-' then redis.call('DEL', KEYS[1]) return 1 end
-return 0`;
+/** Deletes each fan-out stream (KEYS) whose last id is not numbered (`0-<n>`): made by a version before numbered entries. */
+const DROP_LEGACY = `local dropped = 0
+for _, key in ipairs(KEYS) do
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if last and string.sub(last[1], 1, 2) ~= '0-' then redis.call('DEL', key) dropped = dropped + 1 end
+end
+return dropped`;
 
 /** The number of a fan-out entry (ids `0-<n>`, numbered by Redis: `XADD key 0-*`). */
 function entryNumber(id: string): number {
@@ -164,7 +167,8 @@ export class FanoutLink {
       try {
         if (!legacyChecked) {
           // Streams of a version before numbered entries (ids by time) would refuse `0-*`: removed (an upgrade stops every node first).
-          for (let k = 0; k < this.#partitions; k++) await this.#reader.eval(DROP_LEGACY, 1, FANOUT_PREFIX + k);
+          const keys = Array.from({ length: this.#partitions }, (_, k) => FANOUT_PREFIX + k);
+          await this.#reader.eval(DROP_LEGACY, keys.length, ...keys);
           legacyChecked = true;
         }
         if (this.#reading.size === 0) {
@@ -289,11 +293,7 @@ export class FanoutLink {
     for (const [k, set] of this.#unsent) {
       this.#unsent.delete(k);
       const list = [...set];
-      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '0-*', 'n', this.#nodeId, 'c', JSON.stringify(list), 'g', '1').catch(() => {
-        let again = this.#unsent.get(k);
-        if (again === undefined) this.#unsent.set(k, (again = new Set()));
-        for (const channel of list) again.add(channel);
-      });
+      this.#writer.xadd(FANOUT_PREFIX + k, 'MAXLEN', '~', String(FANOUT_MAXLEN), '0-*', 'n', this.#nodeId, 'c', JSON.stringify(list), 'g', '1').catch(() => this.#notSent(list));
     }
   }
 

@@ -87,3 +87,25 @@ describe('cluster mode: fan-out gaps are told, not silent (issue #14)', { skip: 
     assert.deepEqual(await member.next(30_000), [{ Shout: { seq: 99 } }], 'then what follows');
   });
 });
+
+describe('cluster mode: fan-out streams of the version before numbered entries (issue #14)', { skip: redisSkip, timeout: 120_000 }, () => {
+  it('are deleted when a node starts (their time ids would refuse `0-*`); numbered ones are kept', async () => {
+    await using redis = await RedisServer.start();
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    try {
+      await admin.xadd(FANOUT_PREFIX + LOBBY, '*', 'n', 'old', 'c', '["Lobby"]', 'b', '[]');
+      await admin.xadd(`${FANOUT_PREFIX}0`, '0-*', 'n', 'new', 'c', '["x"]', 'b', '[]');
+      await using node = await Node.start('n1', redis.url);
+      await waitFor('the time-id stream is deleted', async () => (await admin.exists(FANOUT_PREFIX + LOBBY)) === 0, 15_000);
+      assert.equal(await admin.xlen(`${FANOUT_PREFIX}0`), 1, 'a numbered stream is kept');
+      // The node appends to Lobby's partition again (numbered from 1).
+      await using member = await TestClient.connect(node.url);
+      await member.call({ Join: { channel: 'Lobby' } }, 15_000);
+      await using shouter = await TestClient.connect(node.url);
+      assert.deepEqual(await shouter.call({ Shout: { a: 'Lobby', b: 'Nobody', seq: 0 } }, 15_000), [{ Shouted: { seq: 0 } }]);
+      await waitFor('the publication is appended, numbered', async () => ((await admin.xrange(FANOUT_PREFIX + LOBBY, '-', '+')) as Array<[string, string[]]>)[0]?.[0] === '0-1', 15_000);
+    } finally {
+      admin.disconnect();
+    }
+  });
+});
