@@ -35,6 +35,26 @@ function publishAll(store: SharedStore, channel: string, from: number, n: number
   }
 }
 
+/**
+ * A stopped folder whose channel history an operator damaged: Public 1..5 and Room 1..2
+ * published, shut down with CSV files, then offset 2 of Public deleted from the CSV file. The
+ * epochs the channels had.
+ */
+async function folderWithPublicHole(dir: string): Promise<{ Public: string; Room: string }> {
+  await using first = await open(dir);
+  publishAll(first.store, 'Public', 0, 5);
+  publishAll(first.store, 'Room', 0, 2);
+  const epochs = { Public: first.store.channelPosition('Public')!.epoch, Room: first.store.channelPosition('Room')!.epoch };
+  await snapshotDataFolder(first.store, first.wal, dir, { csv: true }); // a shutdown's
+  await first.wal.close();
+  const file = join(dir, `${PUBLICATION_TABLE}.csv`);
+  const lines = (await readFile(file, 'utf8')).split('\n'); // JSON texts hold no raw newline
+  const kept = lines.filter((l) => !l.startsWith('2@Public,'));
+  assert.equal(kept.length, lines.length - 1);
+  await writeFile(file, kept.join('\n'));
+  return epochs;
+}
+
 describe('history durability', () => {
   it('survives a crash-like close and a clean restart: same epochs, offsets, items; binary and CSV files and check handle the tables', async () => {
     await using folder = await tempDir('lexicons-wal-');
@@ -82,18 +102,7 @@ describe('history durability', () => {
   it('publication rows removed from the CSV file while stopped: a new epoch at the next start, logged so a crash keeps it', async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
-    await using first = await open(dir);
-    publishAll(first.store, 'Public', 0, 5);
-    publishAll(first.store, 'Room', 0, 2);
-    const epochs = { Public: first.store.channelPosition('Public')!.epoch, Room: first.store.channelPosition('Room')!.epoch };
-    await snapshotDataFolder(first.store, first.wal, dir, { csv: true }); // a shutdown's
-    await first.wal.close();
-    // An operator deletes offset 2 of Public from the CSV file.
-    const file = join(dir, `${PUBLICATION_TABLE}.csv`);
-    const lines = (await readFile(file, 'utf8')).split('\n'); // JSON texts hold no raw newline
-    const kept = lines.filter((l) => !l.startsWith('2@Public,'));
-    assert.equal(kept.length, lines.length - 1);
-    await writeFile(file, kept.join('\n'));
+    const epochs = await folderWithPublicHole(dir);
 
     await using second = await open(dir);
     assert.deepEqual(second.report.editedCsv, [PUBLICATION_TABLE]);
@@ -112,14 +121,7 @@ describe('history durability', () => {
   it("history: 'check' (cluster mode) reports the damaged channels and commits nothing; a later default open repairs", async () => {
     await using folder = await tempDir('lexicons-wal-');
     const dir = folder.path;
-    await using first = await open(dir);
-    publishAll(first.store, 'Public', 0, 5);
-    publishAll(first.store, 'Room', 0, 2);
-    const epoch = first.store.channelPosition('Public')!.epoch;
-    await snapshotDataFolder(first.store, first.wal, dir, { csv: true }); // a shutdown's
-    await first.wal.close();
-    const file = join(dir, `${PUBLICATION_TABLE}.csv`);
-    await writeFile(file, (await readFile(file, 'utf8')).split('\n').filter((l) => !l.startsWith('2@Public,')).join('\n'));
+    const epoch = (await folderWithPublicHole(dir)).Public;
     await assert.rejects(openFolder(withHistory(schema()), dir, { history: 'fix' as 'check' }), { message: "options.history must be 'repair' or 'check'" });
 
     await using checked = await openFolder(withHistory(schema()), dir, { fsync: 'no', history: 'check' });
